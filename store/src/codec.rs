@@ -39,6 +39,7 @@ pub(crate) struct Record {
 pub(crate) struct CheckpointRecord {
     pub(crate) version: u64,
     pub(crate) watermark: u64,
+    pub(crate) events: u64,
     pub(crate) state: Vec<u8>,
 }
 
@@ -179,6 +180,7 @@ pub(crate) fn decode_checkpoint(
     Ok(CheckpointRecord {
         version: archived.version.to_native(),
         watermark: archived.watermark.to_native(),
+        events: archived.events.to_native(),
         state: archived.state.as_slice().to_vec(),
     })
 }
@@ -208,7 +210,9 @@ mod tests {
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x40;
-            let err = access_record(&bad, 7).unwrap_err();
+            let Err(err) = access_record(&bad, 7) else {
+                panic!("flipping byte {i} went undetected");
+            };
             assert!(
                 matches!(
                     err,

@@ -71,6 +71,13 @@ impl<'a> EventRef<'a> {
             .and_then(|t| t.get(1))
     }
 
+    /// The group id this event is indexed under: the value of its first `h` tag, or of
+    /// its first `d` tag for kinds 39000–39003 (the same rule the store indexes by).
+    pub fn group_id(&self) -> Option<&'a str> {
+        let (tag, _) = crate::validate::group_tag_for_kind(self.kind());
+        self.first_tag_value(tag)
+    }
+
     /// Converts the view into an owned `nostr::Event` (allocates; used by export and
     /// `get`, not by folds).
     pub fn to_event(&self, seq: u64) -> Result<Event, StoreError> {

@@ -9,20 +9,21 @@
 //!
 //! ```
 //! use highwater_store::{Store, StoreOptions, AppendOutcome};
-//! use nostr::{EventBuilder, Keys, Kind, Tag};
+//! use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path(), StoreOptions::default())?;
 //! let keys = Keys::generate();
 //! let event = EventBuilder::new(Kind::GroupCreateGroup, "")
 //!     .tag(Tag::parse(["h", "pizza"])?)
-//!     .sign_with_keys(&keys)?;
+//!     .finalize(&keys)?;
 //! assert_eq!(store.append(&event)?, AppendOutcome::Appended(1));
 //! assert_eq!(store.append(&event)?, AppendOutcome::Duplicate(1));
 //! assert_eq!(store.group("pizza").map(|g| g.head), Some(1));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod baseline;
 mod codec;
 mod error;
 mod event;
@@ -31,6 +32,8 @@ mod store;
 mod validate;
 mod writer;
 
+#[doc(hidden)]
+pub use crate::baseline::RawLog;
 pub use crate::error::{Corruption, Rejection, StoreError};
 pub use crate::event::{EventRef, TagRef};
 pub use crate::groups::GroupInfo;

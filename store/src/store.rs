@@ -63,6 +63,8 @@ pub struct Checkpoint {
     pub version: u64,
     /// Last sequence number folded into `state`.
     pub watermark: u64,
+    /// Number of the group's events (of any kind) up to and including `watermark`.
+    pub events: u64,
     /// The projection's encoded state.
     pub state: Vec<u8>,
 }
@@ -70,10 +72,22 @@ pub struct Checkpoint {
 /// One checkpoint to write.
 #[derive(Debug, Clone)]
 pub struct CheckpointWrite {
+    /// The projection's name.
+    pub projection: String,
     /// The group's number ([`GroupInfo::no`]).
     pub group: u32,
     /// The checkpoint itself.
     pub checkpoint: Checkpoint,
+}
+
+/// How far a [`Store::scan_group`] got. When the callback stops the scan, the event it
+/// stopped on is not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupScan {
+    /// The last sequence number of the group the scan passed (or its `after`).
+    pub last: u64,
+    /// How many of the group's events the scan passed.
+    pub events: u64,
 }
 
 /// A pending acknowledgement from the writer for a submitted batch.
@@ -270,6 +284,12 @@ impl Store {
     /// The group by number.
     pub fn group_by_no(&self, no: u32) -> Option<GroupInfo> {
         self.inner.shared.groups.read_recursive().info(no)
+    }
+
+    /// The group's number and head: the hot-path lookup of every read.
+    pub fn group_no_head(&self, name: &str) -> Option<(u32, u64)> {
+        let table = self.inner.shared.groups.read_recursive();
+        table.no(name).map(|no| (no, table.head(no)))
     }
 
     /// Head of group `no` (0 if unknown). This is the hot-path check of every read.
@@ -486,27 +506,31 @@ impl Store {
     }
 
     /// Visits the events of group `no` after `after`, in sequence order, skipping
-    /// (without reading them) events whose kind `want` refuses. Returns the last
-    /// sequence number of the group seen by the scan (kept or skipped), or `after`.
+    /// (without reading them) events whose kind `want` refuses. Returns how far the scan
+    /// got: the last sequence number of the group it saw (kept or skipped), and how many
+    /// of the group's events it saw.
     pub fn scan_group(
         &self,
         no: u32,
         after: u64,
         want: impl Fn(u16) -> bool,
         mut f: impl FnMut(u64, EventRef<'_>) -> ControlFlow<()>,
-    ) -> Result<u64, StoreError> {
-        let mut last = after;
+    ) -> Result<GroupScan, StoreError> {
+        let mut scan = GroupScan {
+            last: after,
+            events: 0,
+        };
         loop {
-            let step = self.read(|txn, dbs| {
-                let start = codec::group_index_key(no, last.saturating_add(1));
+            let finished = self.read(|txn, dbs| {
+                let start = codec::group_index_key(no, scan.last.saturating_add(1));
                 let end = codec::group_index_key(no, u64::MAX);
                 let range = (Bound::Included(&start[..]), Bound::Included(&end[..]));
                 let mut seen = 0;
-                for item in dbs
+                let iter = dbs
                     .group_index
                     .range(txn, &range)
-                    .map_err(StoreError::lmdb("scanning a group"))?
-                {
+                    .map_err(StoreError::lmdb("scanning a group"))?;
+                for item in iter {
                     let (key, value) = item.map_err(StoreError::lmdb("scanning a group"))?;
                     let (_, seq) = codec::decode_group_index_key(key)
                         .ok_or_else(|| index_corrupted("group_index"))?;
@@ -524,20 +548,20 @@ impl Store {
                                 })
                             })?;
                         if f(seq, EventRef::new(codec::access_record(bytes, seq)?)).is_break() {
-                            return Ok((seq, true));
+                            return Ok(true);
                         }
                     }
-                    last = seq;
+                    scan.last = seq;
+                    scan.events += 1;
                     seen += 1;
                     if seen == SCAN_CHUNK {
-                        return Ok((seq, false));
+                        return Ok(false);
                     }
                 }
-                Ok((last, true))
+                Ok(true)
             })?;
-            last = step.0;
-            if step.1 {
-                return Ok(last);
+            if finished {
+                return Ok(scan);
             }
         }
     }
@@ -591,6 +615,7 @@ impl Store {
             Ok(Some(Checkpoint {
                 version: record.version,
                 watermark: record.watermark,
+                events: record.events,
                 state: record.state,
             }))
         })
@@ -617,31 +642,34 @@ impl Store {
         })
     }
 
-    /// Writes checkpoints of one projection in one transaction. With `replace_all`,
-    /// every other checkpoint of the projection is deleted in the same transaction.
+    /// Writes checkpoints in one transaction. With `replace_all = Some(p)`, every other
+    /// checkpoint of projection `p` is deleted in the same transaction.
     pub fn write_checkpoints(
         &self,
-        projection: &str,
         writes: Vec<CheckpointWrite>,
-        replace_all: bool,
+        replace_all: Option<&str>,
     ) -> Result<(), StoreError> {
-        check_projection_name(projection)?;
         let mut encoded = Vec::with_capacity(writes.len());
         for w in writes {
+            check_projection_name(&w.projection)?;
             let record = CheckpointRecord {
                 version: w.checkpoint.version,
                 watermark: w.checkpoint.watermark,
+                events: w.checkpoint.events,
                 state: w.checkpoint.state,
             };
             encoded.push((
-                codec::checkpoint_key(projection, w.group),
+                codec::checkpoint_key(&w.projection, w.group),
                 codec::encode_checkpoint(&record)?,
             ));
         }
-        let prefix = codec::checkpoint_prefix(projection);
+        if let Some(p) = replace_all {
+            check_projection_name(p)?;
+        }
+        let prefix = replace_all.map(codec::checkpoint_prefix);
         self.exec(move |txn, dbs| {
-            if replace_all {
-                delete_prefix(txn, dbs, &prefix)?;
+            if let Some(prefix) = &prefix {
+                delete_prefix(txn, dbs, prefix)?;
             }
             for (key, value) in &encoded {
                 dbs.checkpoints
@@ -778,7 +806,9 @@ impl Store {
 pub struct LogIter {
     store: Store,
     next: u64,
-    buffer: std::collections::VecDeque<(u64, Event)>,
+    /// Converted events, and at most one error, last: an error is yielded after the
+    /// events before it, never ahead of them.
+    buffer: std::collections::VecDeque<Result<(u64, Event), StoreError>>,
     done: bool,
 }
 
@@ -787,17 +817,18 @@ impl Iterator for LogIter {
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.buffer.is_empty() && !self.done {
-            let mut error = None;
             let mut taken = 0;
+            let mut last = None;
             let buffer = &mut self.buffer;
             let result = self.store.scan(self.next, |seq, event| {
                 match event.to_event(seq) {
-                    Ok(e) => buffer.push_back((seq, e)),
+                    Ok(e) => buffer.push_back(Ok((seq, e))),
                     Err(e) => {
-                        error = Some(e);
+                        buffer.push_back(Err(e));
                         return ControlFlow::Break(());
                     }
                 }
+                last = Some(seq);
                 taken += 1;
                 if taken == 1_024 {
                     ControlFlow::Break(())
@@ -805,20 +836,16 @@ impl Iterator for LogIter {
                     ControlFlow::Continue(())
                 }
             });
-            if let Err(e) = result {
-                self.done = true;
-                return Some(Err(e));
-            }
-            if let Some(e) = error {
-                self.done = true;
-                return Some(Err(e));
-            }
-            match self.buffer.back() {
-                Some((seq, _)) if taken == 1_024 => self.next = seq + 1,
+            match (result, last) {
+                (Err(e), _) => {
+                    self.buffer.push_back(Err(e));
+                    self.done = true;
+                }
+                (Ok(()), Some(seq)) if taken == 1_024 => self.next = seq + 1,
                 _ => self.done = true,
             }
         }
-        self.buffer.pop_front().map(Ok)
+        self.buffer.pop_front()
     }
 }
 
@@ -833,6 +860,28 @@ impl<T> FlattenResult<T> for Option<Result<T, StoreError>> {
 }
 
 fn delete_prefix(txn: &mut heed::RwTxn<'_>, dbs: &Dbs, prefix: &[u8]) -> Result<usize, StoreError> {
+    if prefix.is_empty() {
+        let count = dbs
+            .checkpoints
+            .len(txn)
+            .map_err(StoreError::lmdb("counting checkpoints"))?;
+        dbs.checkpoints
+            .clear(txn)
+            .map_err(StoreError::lmdb("deleting checkpoints"))?;
+        return Ok(count as usize);
+    }
+    // LMDB refuses a zero-length key for a range start (MDB_BAD_VALSIZE), so "every
+    // checkpoint" cannot go through `prefix_iter_mut`.
+    if prefix.is_empty() {
+        let deleted = dbs
+            .checkpoints
+            .len(txn)
+            .map_err(StoreError::lmdb("deleting checkpoints"))?;
+        dbs.checkpoints
+            .clear(txn)
+            .map_err(StoreError::lmdb("deleting checkpoints"))?;
+        return Ok(deleted as usize);
+    }
     let mut deleted = 0;
     let mut iter = dbs
         .checkpoints
@@ -984,5 +1033,68 @@ fn last_seq(txn: &RoTxn<'_, WithoutTls>, dbs: &Dbs) -> Result<u64, StoreError> {
     {
         Some((key, _)) => codec::decode_seq(key).ok_or_else(|| index_corrupted("events")),
         None => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+
+    use super::*;
+
+    /// Rewrites (or removes) the stored format version, with the store closed.
+    fn set_stored_version(path: &Path, version: Option<u32>) {
+        let env = open_env(path, &StoreOptions::default()).unwrap();
+        let mut txn = env.write_txn().unwrap();
+        let meta: Database<Bytes, Bytes> = env
+            .open_database(&txn, Some("meta"))
+            .unwrap()
+            .expect("the meta database exists");
+        let key = codec::META_FORMAT_VERSION.as_bytes();
+        match version {
+            Some(v) => meta.put(&mut txn, key, &v.to_be_bytes()).unwrap(),
+            None => assert!(meta.delete(&mut txn, key).unwrap()),
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn a_database_of_another_format_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::generate();
+        let event = EventBuilder::new(Kind::GroupCreateGroup, "")
+            .tag(Tag::parse(["h", "g"]).unwrap())
+            .finalize(&keys)
+            .unwrap();
+        {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            assert_eq!(store.append(&event).unwrap(), AppendOutcome::Appended(1));
+        }
+
+        set_stored_version(dir.path(), Some(2));
+        match Store::open(dir.path(), StoreOptions::default()) {
+            Err(StoreError::FormatVersion {
+                found: 2,
+                expected,
+                path,
+            }) => {
+                assert_eq!(expected, codec::FORMAT_VERSION);
+                assert_eq!(path, dir.path().canonicalize().unwrap());
+            }
+            other => panic!("expected a format version error, got {other:?}"),
+        }
+
+        // A log with events but no version at all is not silently adopted either.
+        set_stored_version(dir.path(), None);
+        assert!(matches!(
+            Store::open(dir.path(), StoreOptions::default()),
+            Err(StoreError::FormatVersion { found: 0, .. })
+        ));
+
+        // The refused opens left nothing open: the right version opens and reads.
+        set_stored_version(dir.path(), Some(codec::FORMAT_VERSION));
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(store.head(), 1);
+        assert_eq!(store.get(1).unwrap(), Some(event));
     }
 }

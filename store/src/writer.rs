@@ -46,6 +46,9 @@ pub struct Committed<'a> {
     pub seq: u64,
     /// Its group (name, number), if it has one.
     pub group: Option<(&'a str, u32)>,
+    /// The group's head before this event (0 for its first event, or no group). A
+    /// projection whose watermark equals it can fold this event and stay current.
+    pub prev_head: u64,
     /// The event itself.
     pub event: EventRef<'a>,
 }
@@ -121,8 +124,8 @@ type Pending = (
 struct Written {
     outcomes: Vec<Vec<AppendOutcome>>,
     groups: FxHashMap<Box<str>, GroupEntry>,
-    /// (request index, event index, seq, group no) of every new event.
-    new: Vec<(usize, usize, u64, Option<u32>)>,
+    /// (request index, event index, seq, group no, previous group head) of every new event.
+    new: Vec<(usize, usize, u64, Option<u32>, u64)>,
     next_seq: u64,
 }
 
@@ -203,6 +206,7 @@ fn write_appends(
                 .put(txn, &event.id, &key)
                 .map_err(StoreError::lmdb("writing the id index"))?;
             let mut group_no = None;
+            let mut prev_head = 0;
             if let Some(name) = event.group.as_deref() {
                 let entry = match groups.get_mut(name) {
                     Some(entry) => entry,
@@ -225,6 +229,7 @@ fn write_appends(
                         groups.entry(name.into()).or_insert(entry)
                     }
                 };
+                prev_head = entry.head;
                 entry.head = seq;
                 entry.count += 1;
                 group_no = Some(entry.no);
@@ -236,7 +241,7 @@ fn write_appends(
                     )
                     .map_err(StoreError::lmdb("writing the group index"))?;
             }
-            new.push((r, i, seq, group_no));
+            new.push((r, i, seq, group_no, prev_head));
             out.push(AppendOutcome::Appended(seq));
         }
         outcomes.push(out);
@@ -289,7 +294,7 @@ fn notify(shared: &Shared, pending: &[Pending], written: &Written) {
         return;
     }
     let mut batch = Vec::with_capacity(written.new.len());
-    for &(r, i, seq, no) in &written.new {
+    for &(r, i, seq, no, prev_head) in &written.new {
         let event = &pending[r].0[i];
         // The writer encoded these bytes itself; validation cannot fail short of a bug.
         let Ok(record) = codec::access_record(&event.bytes, seq) else {
@@ -299,6 +304,7 @@ fn notify(shared: &Shared, pending: &[Pending], written: &Written) {
         batch.push(Committed {
             seq,
             group,
+            prev_head,
             event: EventRef::new(record),
         });
     }

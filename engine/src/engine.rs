@@ -1,0 +1,439 @@
+//! The engine: registered projections, live folds on commit, checkpoint policy,
+//! subscribers, and the typed handles a caller reads through.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use highwater_store::{AppendOutcome, CommitObserver, Committed, Store};
+use nostr::prelude::Event;
+use parking_lot::Mutex;
+
+use crate::error::EngineError;
+use crate::projection::Projection;
+use crate::runtime::{ErasedRuntime, Runtime};
+use crate::status::{GroupStatus, ProjectionStatus, RebuildReport};
+
+/// Engine configuration.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Write a group's checkpoint once it has folded this many events since its last
+    /// one (0: only on demand and at close).
+    pub checkpoint_every: u64,
+    /// Write checkpoints of every changed group when the engine closes.
+    pub checkpoint_on_close: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: 1_000,
+            checkpoint_on_close: true,
+        }
+    }
+}
+
+/// A committed event, as sent to subscribers.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its group, if any.
+    pub group: Option<Arc<str>>,
+    /// The event.
+    pub event: Event,
+}
+
+/// Registers projections, then starts the engine.
+pub struct EngineBuilder {
+    store: Store,
+    options: EngineOptions,
+    runtimes: Vec<Arc<dyn ErasedRuntime>>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("projections", &self.runtimes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    /// Registers a projection and returns the typed handle to read it through.
+    pub fn add<P: Projection>(&mut self, projection: P) -> Result<Handle<P>, EngineError> {
+        let name = projection.name();
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid || self.runtimes.iter().any(|r| r.name() == name) {
+            return Err(EngineError::UnknownProjection(format!(
+                "{name} (invalid or already registered)"
+            )));
+        }
+        let runtime = Arc::new(Runtime::new(projection, self.store.clone()));
+        self.runtimes.push(runtime.clone());
+        Ok(Handle { runtime })
+    }
+
+    /// Starts the engine: it begins folding commits into loaded groups.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let runtimes: Arc<[Arc<dyn ErasedRuntime>]> = self.runtimes.into();
+        let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::unbounded();
+        let subscribers = Arc::new(Mutex::new(Vec::new()));
+        let observer = Arc::new(Observer {
+            runtimes: runtimes.clone(),
+            subscribers: subscribers.clone(),
+            checkpoint_tx: checkpoint_tx.clone(),
+            checkpoint_every: self.options.checkpoint_every,
+        });
+        let observer_id = self.store.add_observer(observer);
+        let worker = {
+            let store = self.store.clone();
+            let runtimes = runtimes.clone();
+            std::thread::Builder::new()
+                .name("highwater-checkpoints".into())
+                .spawn(move || checkpoint_worker(&store, &runtimes, &checkpoint_rx))
+                .map_err(|source| highwater_store::StoreError::Io {
+                    context: "starting the checkpoint thread",
+                    source,
+                })?
+        };
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store: self.store,
+                options: self.options,
+                runtimes,
+                subscribers,
+                observer_id,
+                checkpoint_tx: Some(checkpoint_tx),
+                worker: Some(worker),
+            }),
+        })
+    }
+}
+
+/// A typed handle to one projection: the fully-loaded read goes through it.
+pub struct Handle<P: Projection> {
+    runtime: Arc<Runtime<P>>,
+}
+
+impl<P: Projection> Clone for Handle<P> {
+    fn clone(&self) -> Self {
+        Self {
+            runtime: self.runtime.clone(),
+        }
+    }
+}
+
+impl<P: Projection> std::fmt::Debug for Handle<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("projection", &self.runtime.name())
+            .finish()
+    }
+}
+
+impl<P: Projection> Handle<P> {
+    /// Calls `f` with the group's state once the group is fully loaded (its watermark
+    /// has reached the group's head as of this call), catching it up first if needed.
+    /// A group absent from the log answers with the initial state.
+    pub fn read<R>(&self, group: &str, f: impl FnOnce(&P::State) -> R) -> Result<R, EngineError> {
+        self.runtime.read(group, f)
+    }
+
+    /// The group's state by a full replay from sequence 1, ignoring memory and
+    /// checkpoints: the reference the engine's answers must equal.
+    pub fn replay(&self, group: &str) -> Result<P::State, EngineError> {
+        self.runtime.replay_group(group)
+    }
+
+    /// The projection itself.
+    pub fn projection(&self) -> &P {
+        &self.runtime.projection
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &str {
+        self.runtime.name()
+    }
+}
+
+struct Inner {
+    store: Store,
+    options: EngineOptions,
+    runtimes: Arc<[Arc<dyn ErasedRuntime>]>,
+    subscribers: Arc<Mutex<Vec<Sender<Notification>>>>,
+    observer_id: u64,
+    checkpoint_tx: Option<Sender<WorkerMessage>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.store.remove_observer(self.observer_id);
+        drop(self.checkpoint_tx.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+        if self.options.checkpoint_on_close {
+            if let Err(error) = write_checkpoints(&self.store, &self.runtimes, None) {
+                tracing::warn!(%error, "checkpoints at close failed; the next open rebuilds from the log");
+            }
+        }
+    }
+}
+
+/// The projection engine over one store. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.inner.runtimes.iter().map(|r| r.name()).collect();
+        f.debug_struct("Engine")
+            .field("store", &self.inner.store)
+            .field("projections", &names)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Starts registering projections over `store`.
+    pub fn builder(store: Store, options: EngineOptions) -> EngineBuilder {
+        EngineBuilder {
+            store,
+            options,
+            runtimes: Vec::new(),
+        }
+    }
+
+    /// The underlying log.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Names of the registered projections, in registration order.
+    pub fn projections(&self) -> Vec<String> {
+        self.inner
+            .runtimes
+            .iter()
+            .map(|r| r.name().to_owned())
+            .collect()
+    }
+
+    fn runtime(&self, name: &str) -> Result<&Arc<dyn ErasedRuntime>, EngineError> {
+        self.inner
+            .runtimes
+            .iter()
+            .find(|r| r.name() == name)
+            .ok_or_else(|| EngineError::UnknownProjection(name.to_owned()))
+    }
+
+    /// Appends an event; it is durable, and folded into loaded groups, on return.
+    pub fn append(&self, event: &Event) -> Result<AppendOutcome, EngineError> {
+        Ok(self.inner.store.append(event)?)
+    }
+
+    /// Appends a batch in one commit (see [`Store::append_batch`]).
+    pub fn append_batch(
+        &self,
+        events: &[Event],
+    ) -> Result<Vec<Result<AppendOutcome, highwater_store::StoreError>>, EngineError> {
+        Ok(self.inner.store.append_batch(events)?)
+    }
+
+    /// Receives every later commit, in sequence order.
+    pub fn subscribe(&self) -> Receiver<Notification> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.inner.subscribers.lock().push(tx);
+        rx
+    }
+
+    /// Writes checkpoints of every loaded group whose state changed since its last
+    /// one, in one transaction. Returns how many were written.
+    pub fn checkpoint(&self) -> Result<usize, EngineError> {
+        write_checkpoints(&self.inner.store, &self.inner.runtimes, None)
+    }
+
+    /// Rebuilds one projection (or all) from sequence 1, for all groups or one, and
+    /// replaces its checkpoints. Reads keep being served from memory meanwhile.
+    pub fn rebuild(
+        &self,
+        projection: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<Vec<RebuildReport>, EngineError> {
+        let no = match group {
+            Some(g) => match self.inner.store.group_no_head(g) {
+                Some((no, _)) => Some(no),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let runtimes: Vec<&Arc<dyn ErasedRuntime>> = match projection {
+            Some(name) => vec![self.runtime(name)?],
+            None => self.inner.runtimes.iter().collect(),
+        };
+        runtimes.into_iter().map(|r| r.rebuild(no)).collect()
+    }
+
+    /// Loads a group in every projection (checkpoint plus tail) without reading it.
+    pub fn load_group(&self, group: &str) -> Result<(), EngineError> {
+        let Some((no, _)) = self.inner.store.group_no_head(group) else {
+            return Ok(());
+        };
+        self.inner
+            .runtimes
+            .iter()
+            .try_for_each(|r| r.ensure_loaded(no))
+    }
+
+    pub(crate) fn load_group_no(&self, no: u32) -> Result<(), EngineError> {
+        self.inner
+            .runtimes
+            .iter()
+            .try_for_each(|r| r.ensure_loaded(no))
+    }
+
+    /// Per-projection summary.
+    pub fn status(&self) -> Result<Vec<ProjectionStatus>, EngineError> {
+        self.inner.runtimes.iter().map(|r| r.status()).collect()
+    }
+
+    /// One (projection, group).
+    pub fn group_status(&self, projection: &str, group: &str) -> Result<GroupStatus, EngineError> {
+        let runtime = self.runtime(projection)?;
+        Ok(match self.inner.store.group_no_head(group) {
+            Some((no, _)) => runtime.group_status(no),
+            None => GroupStatus {
+                state: crate::status::LoadState::Loaded,
+                ..GroupStatus::default()
+            },
+        })
+    }
+
+    /// Compares, for one group and projection, the state the engine serves
+    /// (checkpoint plus tail) with a full replay. `Some(diff)` when they differ.
+    pub fn verify_group(
+        &self,
+        projection: &str,
+        group: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let runtime = self.runtime(projection)?;
+        match self.inner.store.group_no_head(group) {
+            Some((no, _)) => runtime.verify_group(no),
+            None => Ok(None),
+        }
+    }
+
+    /// Drops every in-memory state (as after a restart); the next reads reload from
+    /// checkpoints and the log.
+    pub fn evict_all(&self) {
+        for runtime in self.inner.runtimes.iter() {
+            runtime.evict_all();
+        }
+    }
+}
+
+/// Folds commits into loaded groups and feeds subscribers; runs on the writer thread.
+struct Observer {
+    runtimes: Arc<[Arc<dyn ErasedRuntime>]>,
+    subscribers: Arc<Mutex<Vec<Sender<Notification>>>>,
+    checkpoint_tx: Sender<WorkerMessage>,
+    checkpoint_every: u64,
+}
+
+impl CommitObserver for Observer {
+    fn on_commit(&self, batch: &[Committed<'_>]) {
+        let mut due = Vec::new();
+        for (index, runtime) in self.runtimes.iter().enumerate() {
+            runtime.on_commit(batch, self.checkpoint_every, &mut due);
+            if !due.is_empty() {
+                let _ = self
+                    .checkpoint_tx
+                    .send(WorkerMessage::Due(index, std::mem::take(&mut due)));
+            }
+        }
+        let mut subscribers = self.subscribers.lock();
+        if subscribers.is_empty() {
+            return;
+        }
+        for c in batch {
+            let Ok(event) = c.event.to_event(c.seq) else {
+                continue;
+            };
+            let note = Notification {
+                seq: c.seq,
+                group: c.group.map(|(name, _)| Arc::from(name)),
+                event,
+            };
+            subscribers.retain(|s| s.send(note.clone()).is_ok());
+        }
+    }
+}
+
+enum WorkerMessage {
+    Due(usize, Vec<u32>),
+}
+
+/// Writes policy-due checkpoints off the writer thread, batching what has queued.
+fn checkpoint_worker(
+    store: &Store,
+    runtimes: &[Arc<dyn ErasedRuntime>],
+    rx: &Receiver<WorkerMessage>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut due: Vec<Vec<u32>> = vec![Vec::new(); runtimes.len()];
+        for message in std::iter::once(first).chain(rx.try_iter()) {
+            let WorkerMessage::Due(index, groups) = message;
+            due[index].extend(groups);
+        }
+        for groups in &mut due {
+            groups.sort_unstable();
+            groups.dedup();
+        }
+        if let Err(error) = write_checkpoints(store, runtimes, Some(&due)) {
+            tracing::warn!(%error, "periodic checkpoint failed; groups stay correct and are retried later");
+        }
+    }
+}
+
+/// Collects changed groups (all, or `only[i]` for runtime i), writes them in one
+/// transaction, then records what each checkpoint covers.
+fn write_checkpoints(
+    store: &Store,
+    runtimes: &[Arc<dyn ErasedRuntime>],
+    only: Option<&[Vec<u32>]>,
+) -> Result<usize, EngineError> {
+    let started = std::time::Instant::now();
+    let mut writes = Vec::new();
+    let mut marks = Vec::new();
+    for (index, runtime) in runtimes.iter().enumerate() {
+        let filter = only.map(|o| o[index].as_slice());
+        if filter.is_some_and(<[u32]>::is_empty) {
+            continue;
+        }
+        for (write, events) in runtime.collect_checkpoints(filter)? {
+            marks.push((index, write.group, events));
+            writes.push(write);
+        }
+    }
+    let count = writes.len();
+    if count == 0 {
+        return Ok(0);
+    }
+    store.write_checkpoints(writes, None)?;
+    for (index, no, events) in marks {
+        runtimes[index].mark_checkpointed(no, events);
+    }
+    tracing::debug!(
+        count,
+        micros = started.elapsed().as_micros() as u64,
+        "checkpoints written"
+    );
+    Ok(count)
+}

@@ -1,0 +1,69 @@
+//! Status reports: per group, per projection, and of a rebuild.
+
+use std::time::Duration;
+
+/// Whether a (projection, group) is in memory and can answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LoadState {
+    /// Not in memory; the next read loads it.
+    #[default]
+    NotLoaded,
+    /// In memory. It answers once its watermark reaches the group's head.
+    Loaded,
+    /// Folding the event at `seq` failed; reads return an error naming it.
+    Failed { seq: u64, message: String },
+}
+
+/// One (projection, group).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupStatus {
+    /// The group's head in the log.
+    pub head: u64,
+    /// The last sequence number folded in memory (0 when not loaded).
+    pub watermark: u64,
+    /// The group's events in the log not yet folded in memory.
+    pub lag: u64,
+    /// Load state.
+    pub state: LoadState,
+}
+
+impl GroupStatus {
+    /// Loaded, and its watermark has reached the group's head.
+    pub fn fully_loaded(&self) -> bool {
+        self.state == LoadState::Loaded && self.watermark >= self.head
+    }
+}
+
+/// A summary of one projection over all groups.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProjectionStatus {
+    /// The projection's name.
+    pub name: String,
+    /// Its version.
+    pub version: u64,
+    /// Groups in the log.
+    pub groups: usize,
+    /// Groups with state in memory.
+    pub loaded: usize,
+    /// Groups whose fold failed.
+    pub failed: usize,
+    /// Groups with a stored checkpoint.
+    pub with_checkpoint: usize,
+    /// Events in the log not yet folded in memory, over all groups.
+    pub lag: u64,
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// The projection rebuilt.
+    pub projection: String,
+    /// Events scanned.
+    pub events: u64,
+    /// Groups rebuilt.
+    pub groups: usize,
+    /// Groups whose fold failed.
+    pub failed: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
