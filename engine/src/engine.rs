@@ -178,10 +178,10 @@ impl Drop for Inner {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
-        if self.options.checkpoint_on_close {
-            if let Err(error) = write_checkpoints(&self.store, &self.runtimes, None) {
-                tracing::warn!(%error, "checkpoints at close failed; the next open rebuilds from the log");
-            }
+        if self.options.checkpoint_on_close
+            && let Err(error) = write_checkpoints(&self.store, &self.runtimes, None)
+        {
+            tracing::warn!(%error, "checkpoints at close failed; the next open rebuilds from the log");
         }
     }
 }

@@ -39,6 +39,9 @@ struct SlotState<S> {
     status: Status,
 }
 
+/// Slots by group number; `None` for groups never touched.
+type Slots<S> = RwLock<Vec<Option<Arc<Slot<S>>>>>;
+
 struct Slot<S> {
     state: RwLock<SlotState<S>>,
     /// Single flight: the one thread loading or catching up this group holds it.
@@ -68,7 +71,7 @@ pub(crate) struct Runtime<P: Projection> {
     version: u64,
     kinds: KindSet,
     store: Store,
-    slots: RwLock<Vec<Option<Arc<Slot<P::State>>>>>,
+    slots: Slots<P::State>,
     empty: P::State,
 }
 
@@ -77,9 +80,9 @@ fn apply_guarded<P: Projection>(
     p: &P,
     state: &mut P::State,
     seq: u64,
-    event: &EventRef<'_>,
+    event: EventRef<'_>,
 ) -> Result<(), Failure> {
-    match catch_unwind(AssertUnwindSafe(|| p.apply(state, event))) {
+    match catch_unwind(AssertUnwindSafe(|| p.apply(state, &event))) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Failure { seq, message: e.0 }),
         Err(panic) => {
@@ -214,7 +217,7 @@ impl<P: Projection> Runtime<P> {
             no,
             watermark,
             |kind| self.kinds.contains(kind),
-            |seq, event| match apply_guarded(&self.projection, &mut value, seq, &event) {
+            |seq, event| match apply_guarded(&self.projection, &mut value, seq, event) {
                 Ok(()) => {
                     applied += 1;
                     ControlFlow::Continue(())
@@ -296,7 +299,7 @@ impl<P: Projection> Runtime<P> {
             no,
             0,
             |kind| self.kinds.contains(kind),
-            |seq, event| match apply_guarded(&self.projection, &mut value, seq, &event) {
+            |seq, event| match apply_guarded(&self.projection, &mut value, seq, event) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(f) => {
                     failure = Some(f);
@@ -354,6 +357,124 @@ impl<P: Projection> Runtime<P> {
     }
 }
 
+impl<P: Projection> Runtime<P> {
+    /// Replays one group from sequence 1, writes its checkpoint, publishes it.
+    fn rebuild_group(&self, no: u32) -> Result<RebuildReport, EngineError> {
+        let started = Instant::now();
+        let mut acc = Acc {
+            value: self.projection.init(),
+            watermark: 0,
+            events: 0,
+            failure: None,
+        };
+        let scan = self.store.scan_group(
+            no,
+            0,
+            |kind| self.kinds.contains(kind),
+            |seq, event| match apply_guarded(&self.projection, &mut acc.value, seq, event) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(f) => {
+                    acc.failure = Some(f);
+                    ControlFlow::Break(())
+                }
+            },
+        )?;
+        acc.watermark = scan.last;
+        acc.events = scan.events;
+        if acc.failure.is_none() {
+            self.store
+                .write_checkpoints(vec![self.checkpoint_of(no, &acc)?], None)?;
+        }
+        let failed = usize::from(acc.failure.is_some());
+        self.publish_rebuilt(no, acc);
+        let report = RebuildReport {
+            projection: self.name.clone(),
+            events: scan.events,
+            groups: 1,
+            failed,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(
+            events = report.events,
+            micros = report.elapsed.as_micros() as u64,
+            "rebuilt one group"
+        );
+        Ok(report)
+    }
+
+    /// Replays the whole log from sequence 1 into fresh states, replaces every
+    /// checkpoint of the projection in one transaction, then publishes the states.
+    /// Reads are served from the old states until then.
+    fn rebuild_all(&self) -> Result<RebuildReport, EngineError> {
+        let started = Instant::now();
+        let mut accs: FxHashMap<u32, Acc<P::State>> = FxHashMap::default();
+        let mut events = 0u64;
+        let mut last_group: Option<(String, u32)> = None;
+        self.store.scan(1, |seq, event| {
+            events += 1;
+            let Some(id) = event.group_id() else {
+                return ControlFlow::Continue(());
+            };
+            let no = match &last_group {
+                Some((name, no)) if name == id => *no,
+                _ => match self.store.group_no_head(id) {
+                    Some((no, _)) => {
+                        last_group = Some((id.to_owned(), no));
+                        no
+                    }
+                    None => return ControlFlow::Continue(()),
+                },
+            };
+            let acc = accs.entry(no).or_insert_with(|| Acc {
+                value: self.projection.init(),
+                watermark: 0,
+                events: 0,
+                failure: None,
+            });
+            if acc.failure.is_none()
+                && self.kinds.contains(event.kind())
+                && let Err(f) = apply_guarded(&self.projection, &mut acc.value, seq, event)
+            {
+                acc.failure = Some(f);
+            }
+            acc.watermark = seq;
+            acc.events += 1;
+            ControlFlow::Continue(())
+        })?;
+        let mut writes = Vec::with_capacity(accs.len());
+        let mut failed = 0;
+        for (&no, acc) in &accs {
+            match &acc.failure {
+                None => writes.push(self.checkpoint_of(no, acc)?),
+                Some(f) => {
+                    failed += 1;
+                    tracing::error!(group = %self.group_name(no), seq = f.seq, error = %f.message, "fold failed during rebuild");
+                }
+            }
+        }
+        self.store.write_checkpoints(writes, Some(&self.name))?;
+        let groups = accs.len();
+        for (no, acc) in accs {
+            self.publish_rebuilt(no, acc);
+        }
+        let report = RebuildReport {
+            projection: self.name.clone(),
+            events,
+            groups,
+            failed,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(
+            events,
+            groups,
+            failed,
+            millis = report.elapsed.as_millis() as u64,
+            "rebuilt"
+        );
+        Ok(report)
+    }
+}
+
 struct Acc<S> {
     value: S,
     watermark: u64,
@@ -380,16 +501,14 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
             if !matches!(st.status, Status::Loaded) || st.watermark != c.prev_head {
                 continue;
             }
-            if self.kinds.contains(c.event.kind()) {
-                if let Err(failure) =
-                    apply_guarded(&self.projection, &mut st.value, c.seq, &c.event)
-                {
-                    tracing::error!(projection = %self.name, group = no, seq = failure.seq,
-                        error = %failure.message, "fold failed; the group serves errors until rebuilt");
-                    st.value = self.projection.init();
-                    st.status = Status::Failed(Arc::new(failure));
-                    continue;
-                }
+            if self.kinds.contains(c.event.kind())
+                && let Err(failure) = apply_guarded(&self.projection, &mut st.value, c.seq, c.event)
+            {
+                tracing::error!(projection = %self.name, group = no, seq = failure.seq,
+                    error = %failure.message, "fold failed; the group serves errors until rebuilt");
+                st.value = self.projection.init();
+                st.status = Status::Failed(Arc::new(failure));
+                continue;
             }
             st.watermark = c.seq;
             st.events += 1;
@@ -460,114 +579,12 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
     }
 
     fn rebuild(&self, group: Option<u32>) -> Result<RebuildReport, EngineError> {
-        let started = Instant::now();
-        let span = tracing::info_span!("rebuild", projection = %self.name, group);
-        let _enter = span.enter();
-        if let Some(no) = group {
-            let mut acc = Acc {
-                value: self.projection.init(),
-                watermark: 0,
-                events: 0,
-                failure: None,
-            };
-            let scan = self.store.scan_group(
-                no,
-                0,
-                |kind| self.kinds.contains(kind),
-                |seq, event| match apply_guarded(&self.projection, &mut acc.value, seq, &event) {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(f) => {
-                        acc.failure = Some(f);
-                        ControlFlow::Break(())
-                    }
-                },
-            )?;
-            acc.watermark = scan.last;
-            acc.events = scan.events;
-            if acc.failure.is_none() {
-                self.store
-                    .write_checkpoints(vec![self.checkpoint_of(no, &acc)?], None)?;
-            }
-            let failed = usize::from(acc.failure.is_some());
-            self.publish_rebuilt(no, acc);
-            let report = RebuildReport {
-                projection: self.name.clone(),
-                events: scan.events,
-                groups: 1,
-                failed,
-                elapsed: started.elapsed(),
-            };
-            tracing::info!(
-                events = report.events,
-                micros = report.elapsed.as_micros() as u64,
-                "rebuilt one group"
-            );
-            return Ok(report);
+        let rebuild_span = tracing::info_span!("rebuild", projection = %self.name, group);
+        let _enter = rebuild_span.enter();
+        match group {
+            Some(no) => self.rebuild_group(no),
+            None => self.rebuild_all(),
         }
-        let mut accs: FxHashMap<u32, Acc<P::State>> = FxHashMap::default();
-        let mut events = 0u64;
-        let mut last_group: Option<(String, u32)> = None;
-        self.store.scan(1, |seq, event| {
-            events += 1;
-            let Some(id) = event.group_id() else {
-                return ControlFlow::Continue(());
-            };
-            let no = match &last_group {
-                Some((name, no)) if name == id => *no,
-                _ => match self.store.group_no_head(id) {
-                    Some((no, _)) => {
-                        last_group = Some((id.to_owned(), no));
-                        no
-                    }
-                    None => return ControlFlow::Continue(()),
-                },
-            };
-            let acc = accs.entry(no).or_insert_with(|| Acc {
-                value: self.projection.init(),
-                watermark: 0,
-                events: 0,
-                failure: None,
-            });
-            if acc.failure.is_none() && self.kinds.contains(event.kind()) {
-                if let Err(f) = apply_guarded(&self.projection, &mut acc.value, seq, &event) {
-                    acc.failure = Some(f);
-                }
-            }
-            acc.watermark = seq;
-            acc.events += 1;
-            ControlFlow::Continue(())
-        })?;
-        let mut writes = Vec::with_capacity(accs.len());
-        let mut failed = 0;
-        for (&no, acc) in &accs {
-            match &acc.failure {
-                None => writes.push(self.checkpoint_of(no, acc)?),
-                Some(f) => {
-                    failed += 1;
-                    tracing::error!(group = %self.group_name(no), seq = f.seq, error = %f.message, "fold failed during rebuild");
-                }
-            }
-        }
-        self.store.write_checkpoints(writes, Some(&self.name))?;
-        let groups = accs.len();
-        for (no, acc) in accs {
-            self.publish_rebuilt(no, acc);
-        }
-        let report = RebuildReport {
-            projection: self.name.clone(),
-            events,
-            groups,
-            failed,
-            elapsed: started.elapsed(),
-        };
-        tracing::info!(
-            events,
-            groups,
-            failed,
-            millis = report.elapsed.as_millis() as u64,
-            "rebuilt"
-        );
-        Ok(report)
     }
 
     fn status(&self) -> Result<ProjectionStatus, EngineError> {

@@ -60,7 +60,7 @@ impl Engine {
     /// threads, most recently active first, in every projection.
     pub fn warm_up(&self, threads: usize, limit: Option<usize>) -> Warmup {
         let mut groups = self.store().groups();
-        groups.sort_by(|a, b| b.head.cmp(&a.head));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.head));
         groups.truncate(limit.unwrap_or(usize::MAX));
         let total = groups.len();
         let (tx, rx) = crossbeam_channel::bounded::<u32>(1_024);

@@ -38,7 +38,7 @@ struct DigestProjection {
 
 impl Projection for DigestProjection {
     type State = Digest;
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "digest"
     }
     fn version(&self) -> u64 {
@@ -54,9 +54,10 @@ impl Projection for DigestProjection {
         if event.content() == "boom" {
             return Err(ApplyError("refusing to fold boom".into()));
         }
-        if event.content() == "panic" {
-            panic!("the projection panicked on purpose");
-        }
+        assert!(
+            event.content() != "panic",
+            "the projection panicked on purpose"
+        );
         state.fold(event.id());
         Ok(())
     }
