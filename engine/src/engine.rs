@@ -267,18 +267,18 @@ impl Engine {
         projection: Option<&str>,
         group: Option<&str>,
     ) -> Result<Vec<RebuildReport>, EngineError> {
-        let no = match group {
-            Some(g) => match self.inner.store.group_no_head(g) {
-                Some((no, _)) => Some(no),
-                None => return Ok(Vec::new()),
-            },
-            None => None,
-        };
         let runtimes: Vec<&Arc<dyn ErasedRuntime>> = match projection {
             Some(name) => vec![self.runtime(name)?],
             None => self.inner.runtimes.iter().collect(),
         };
-        runtimes.into_iter().map(|r| r.rebuild(no)).collect()
+        if let Some(g) = group {
+            let Some((no, _)) = self.inner.store.group_no_head(g) else {
+                return Ok(Vec::new());
+            };
+            return runtimes.into_iter().map(|r| r.rebuild_group(no)).collect();
+        }
+        let sinks = runtimes.into_iter().map(|r| r.full_rebuild()).collect();
+        crate::rebuild::rebuild_all(&self.inner.store, sinks)
     }
 
     /// Loads a group in every projection (checkpoint plus tail) without reading it.

@@ -47,6 +47,7 @@
 mod engine;
 mod error;
 mod projection;
+mod rebuild;
 mod runtime;
 mod status;
 mod warmup;

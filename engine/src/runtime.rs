@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use highwater_store::{Checkpoint, CheckpointWrite, Committed, EventRef, Store, StoreError};
 use parking_lot::{Mutex, RwLock};
-use rustc_hash::FxHashMap;
 
 use crate::error::EngineError;
 use crate::projection::{KindSet, Projection};
@@ -58,7 +57,8 @@ pub(crate) trait ErasedRuntime: Send + Sync {
         only: Option<&[u32]>,
     ) -> Result<Vec<(CheckpointWrite, u64)>, EngineError>;
     fn mark_checkpointed(&self, no: u32, events: u64);
-    fn rebuild(&self, group: Option<u32>) -> Result<RebuildReport, EngineError>;
+    fn rebuild_group(&self, no: u32) -> Result<RebuildReport, EngineError>;
+    fn full_rebuild(&self) -> Box<dyn crate::rebuild::RebuildSink + '_>;
     fn status(&self) -> Result<ProjectionStatus, EngineError>;
     fn group_status(&self, no: u32) -> GroupStatus;
     fn verify_group(&self, no: u32) -> Result<Option<String>, EngineError>;
@@ -67,16 +67,16 @@ pub(crate) trait ErasedRuntime: Send + Sync {
 
 pub(crate) struct Runtime<P: Projection> {
     pub(crate) projection: P,
-    name: String,
+    pub(crate) name: String,
     version: u64,
-    kinds: KindSet,
-    store: Store,
+    pub(crate) kinds: KindSet,
+    pub(crate) store: Store,
     slots: Slots<P::State>,
     empty: P::State,
 }
 
 /// Applies one event, turning an error or a panic into a failure at `seq`.
-fn apply_guarded<P: Projection>(
+pub(crate) fn apply_guarded<P: Projection>(
     p: &P,
     state: &mut P::State,
     seq: u64,
@@ -116,7 +116,7 @@ impl<P: Projection> Runtime<P> {
         }
     }
 
-    fn group_name(&self, no: u32) -> String {
+    pub(crate) fn group_name(&self, no: u32) -> String {
         self.store
             .group_by_no(no)
             .map_or_else(|| format!("#{no}"), |g| g.name.to_string())
@@ -320,7 +320,7 @@ impl<P: Projection> Runtime<P> {
         }
     }
 
-    fn publish_rebuilt(&self, no: u32, acc: Acc<P::State>) {
+    pub(crate) fn publish_rebuilt(&self, no: u32, acc: Acc<P::State>) {
         let slot = self.slot(no);
         let mut st = slot.state.write();
         if matches!(st.status, Status::Loaded) && st.watermark > acc.watermark {
@@ -336,7 +336,11 @@ impl<P: Projection> Runtime<P> {
         };
     }
 
-    fn checkpoint_of(&self, no: u32, acc: &Acc<P::State>) -> Result<CheckpointWrite, EngineError> {
+    pub(crate) fn checkpoint_of(
+        &self,
+        no: u32,
+        acc: &Acc<P::State>,
+    ) -> Result<CheckpointWrite, EngineError> {
         let state = self
             .projection
             .encode(&acc.value)
@@ -401,85 +405,13 @@ impl<P: Projection> Runtime<P> {
         );
         Ok(report)
     }
-
-    /// Replays the whole log from sequence 1 into fresh states, replaces every
-    /// checkpoint of the projection in one transaction, then publishes the states.
-    /// Reads are served from the old states until then.
-    fn rebuild_all(&self) -> Result<RebuildReport, EngineError> {
-        let started = Instant::now();
-        let mut accs: FxHashMap<u32, Acc<P::State>> = FxHashMap::default();
-        let mut events = 0u64;
-        let mut last_group: Option<(String, u32)> = None;
-        self.store.scan(1, |seq, event| {
-            events += 1;
-            let Some(id) = event.group_id() else {
-                return ControlFlow::Continue(());
-            };
-            let no = match &last_group {
-                Some((name, no)) if name == id => *no,
-                _ => match self.store.group_no_head(id) {
-                    Some((no, _)) => {
-                        last_group = Some((id.to_owned(), no));
-                        no
-                    }
-                    None => return ControlFlow::Continue(()),
-                },
-            };
-            let acc = accs.entry(no).or_insert_with(|| Acc {
-                value: self.projection.init(),
-                watermark: 0,
-                events: 0,
-                failure: None,
-            });
-            if acc.failure.is_none()
-                && self.kinds.contains(event.kind())
-                && let Err(f) = apply_guarded(&self.projection, &mut acc.value, seq, event)
-            {
-                acc.failure = Some(f);
-            }
-            acc.watermark = seq;
-            acc.events += 1;
-            ControlFlow::Continue(())
-        })?;
-        let mut writes = Vec::with_capacity(accs.len());
-        let mut failed = 0;
-        for (&no, acc) in &accs {
-            match &acc.failure {
-                None => writes.push(self.checkpoint_of(no, acc)?),
-                Some(f) => {
-                    failed += 1;
-                    tracing::error!(group = %self.group_name(no), seq = f.seq, error = %f.message, "fold failed during rebuild");
-                }
-            }
-        }
-        self.store.write_checkpoints(writes, Some(&self.name))?;
-        let groups = accs.len();
-        for (no, acc) in accs {
-            self.publish_rebuilt(no, acc);
-        }
-        let report = RebuildReport {
-            projection: self.name.clone(),
-            events,
-            groups,
-            failed,
-            elapsed: started.elapsed(),
-        };
-        tracing::info!(
-            events,
-            groups,
-            failed,
-            millis = report.elapsed.as_millis() as u64,
-            "rebuilt"
-        );
-        Ok(report)
-    }
 }
 
-struct Acc<S> {
-    value: S,
-    watermark: u64,
-    events: u64,
-    failure: Option<Failure>,
+pub(crate) struct Acc<S> {
+    pub(crate) value: S,
+    pub(crate) watermark: u64,
+    pub(crate) events: u64,
+    pub(crate) failure: Option<Failure>,
 }
 
 impl<P: Projection> ErasedRuntime for Runtime<P> {
@@ -578,13 +510,14 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
         }
     }
 
-    fn rebuild(&self, group: Option<u32>) -> Result<RebuildReport, EngineError> {
-        let rebuild_span = tracing::info_span!("rebuild", projection = %self.name, group);
+    fn rebuild_group(&self, no: u32) -> Result<RebuildReport, EngineError> {
+        let rebuild_span = tracing::info_span!("rebuild", projection = %self.name, group = no);
         let _enter = rebuild_span.enter();
-        match group {
-            Some(no) => self.rebuild_group(no),
-            None => self.rebuild_all(),
-        }
+        Runtime::rebuild_group(self, no)
+    }
+
+    fn full_rebuild(&self) -> Box<dyn crate::rebuild::RebuildSink + '_> {
+        Box::new(crate::rebuild::FullRebuild::new(self))
     }
 
     fn status(&self) -> Result<ProjectionStatus, EngineError> {

@@ -1,0 +1,84 @@
+//! `highwater export`: events as JSONL, in log order.
+
+use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use super::{Global, db, progress};
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Export only this group's events.
+    #[arg(long, value_name = "ID")]
+    group: Option<String>,
+    /// Output file, or `-` for stdout.
+    #[arg(default_value = "-")]
+    file: PathBuf,
+}
+
+pub(crate) fn run(global: &Global, args: &ExportArgs) -> Result<ExitCode> {
+    let store = db::open_store(global, false)?;
+    let mut out: Box<dyn Write> = if args.file.as_os_str() == "-" {
+        Box::new(BufWriter::new(std::io::stdout().lock()))
+    } else {
+        Box::new(BufWriter::new(
+            std::fs::File::create(&args.file)
+                .with_context(|| format!("creating {}", args.file.display()))?,
+        ))
+    };
+    let total = match &args.group {
+        Some(g) => store.group(g).map_or(0, |i| i.count),
+        None => store.head(),
+    };
+    let bar = progress::bar(total, "events");
+    bar.set_message("exporting");
+    let mut written = 0u64;
+    let mut failure: Option<anyhow::Error> = None;
+    let mut emit = |seq: u64, event: highwater_store::EventRef<'_>| {
+        let line = event.to_event(seq).map(|e| e.as_json());
+        match line
+            .map_err(anyhow::Error::from)
+            .and_then(|l| writeln!(out, "{l}").map_err(anyhow::Error::from))
+        {
+            Ok(()) => {
+                written += 1;
+                if written % 4_096 == 0 {
+                    bar.set_position(written);
+                }
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failure = Some(e.context(format!("exporting event {seq}")));
+                ControlFlow::Break(())
+            }
+        }
+    };
+    match &args.group {
+        Some(g) => {
+            let Some(info) = store.group(g) else {
+                bail!("group {g:?} has no events in this database")
+            };
+            store.scan_group(info.no, 0, |_| true, &mut emit)?;
+        }
+        None => store.scan(1, &mut emit)?,
+    }
+    drop(emit);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    out.flush().context("flushing the export")?;
+    bar.finish_and_clear();
+    if let Some(key) = db::relay_key(&store)? {
+        eprintln!(
+            "exported {written} events; relay key {} (pass it as --relay-pubkey when importing)",
+            key.to_hex()
+        );
+    } else {
+        eprintln!("exported {written} events");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,375 @@
+//! `show`, `status`, `verify` and `replay`: reading and checking a database.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use highwater_projections::GroupView;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{Global, db, progress};
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The group id.
+    #[arg(long, value_name = "ID")]
+    group: String,
+    /// Print JSON (members sorted by pubkey, roles sorted) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// Rebuild only this projection (membership, roles, metadata, creator).
+    #[arg(long, value_name = "NAME")]
+    projection: Option<String>,
+    /// Rebuild only this group.
+    #[arg(long, value_name = "ID")]
+    group: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Verify only this group.
+    #[arg(long, value_name = "ID")]
+    group: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `show --json` shape.
+#[derive(Debug, Serialize)]
+pub(crate) struct ShowJson {
+    group: String,
+    state: String,
+    creator: Option<String>,
+    metadata: MetadataJson,
+    members: Vec<MemberJson>,
+    member_count: usize,
+    head: u64,
+    watermarks: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct MetadataJson {
+    name: Option<String>,
+    about: Option<String>,
+    picture: Option<String>,
+    private: bool,
+    closed: bool,
+    hidden: bool,
+    restricted: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct MemberJson {
+    pubkey: String,
+    roles: Vec<String>,
+}
+
+pub(crate) fn show_json(view: GroupView, head: u64) -> Result<ShowJson> {
+    let state = serde_json::to_value(view.state)?
+        .as_str()
+        .unwrap_or("unknown")
+        .to_owned();
+    let m = view.metadata;
+    Ok(ShowJson {
+        group: view.group,
+        state,
+        creator: view.creator,
+        metadata: MetadataJson {
+            name: m.name,
+            about: m.about,
+            picture: m.picture,
+            private: m.private,
+            closed: m.closed,
+            hidden: m.hidden,
+            restricted: m.restricted,
+        },
+        member_count: view.member_count,
+        members: view
+            .members
+            .into_iter()
+            .map(|m| MemberJson {
+                pubkey: m.pubkey,
+                roles: m.roles,
+            })
+            .collect(),
+        head,
+        watermarks: view.watermarks,
+    })
+}
+
+pub(crate) fn show(global: &Global, args: &ShowArgs) -> Result<ExitCode> {
+    let db = db::open(global)?;
+    let view = db
+        .groups
+        .view(&db.engine, &args.group)
+        .with_context(|| format!("loading group {:?}", args.group))?;
+    let head = db.store.group(&args.group).map_or(0, |g| g.head);
+    let json = show_json(view, head)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print_table(&json);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn print_table(g: &ShowJson) {
+    let flag = |b: bool, name: &'static str| if b { name } else { "" };
+    let m = &g.metadata;
+    println!("group        {}", g.group);
+    println!("state        {}", g.state);
+    println!("creator      {}", g.creator.as_deref().unwrap_or("-"));
+    println!("name         {}", m.name.as_deref().unwrap_or("-"));
+    println!("about        {}", m.about.as_deref().unwrap_or("-"));
+    println!("picture      {}", m.picture.as_deref().unwrap_or("-"));
+    let flags: Vec<&str> = [
+        flag(m.private, "private"),
+        flag(m.closed, "closed"),
+        flag(m.hidden, "hidden"),
+        flag(m.restricted, "restricted"),
+    ]
+    .into_iter()
+    .filter(|f| !f.is_empty())
+    .collect();
+    println!(
+        "flags        {}",
+        if flags.is_empty() {
+            "-".to_owned()
+        } else {
+            flags.join(", ")
+        }
+    );
+    let marks: Vec<String> = g
+        .watermarks
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!(
+        "head         {}   (watermarks: {})",
+        g.head,
+        marks.join(", ")
+    );
+    println!("members      {}", g.member_count);
+    const SHOWN: usize = 25;
+    for member in g.members.iter().take(SHOWN) {
+        let roles = if member.roles.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", member.roles.join(", "))
+        };
+        println!("  {}{roles}", member.pubkey);
+    }
+    if g.members.len() > SHOWN {
+        println!(
+            "  … and {} more (use --json for all)",
+            g.members.len() - SHOWN
+        );
+    }
+}
+
+pub(crate) fn replay(global: &Global, args: &ReplayArgs) -> Result<ExitCode> {
+    let db = db::open(global)?;
+    if let Some(group) = &args.group
+        && db.store.group(group).is_none()
+    {
+        bail!("group {group:?} has no events in this database");
+    }
+    let reports = db
+        .engine
+        .rebuild(args.projection.as_deref(), args.group.as_deref())?;
+    if args.group.is_none() && reports.len() > 1 {
+        println!("one scan of the log fed {} projections:", reports.len());
+    }
+    for r in &reports {
+        let secs = r.elapsed.as_secs_f64();
+        println!(
+            "{:<11} {:>10} events  {:>6} groups  {:>8.3} s  {:>12.0} events/s{}",
+            r.projection,
+            r.events,
+            r.groups,
+            secs,
+            r.events as f64 / secs.max(1e-9),
+            if r.failed > 0 {
+                format!("  ({} groups FAILED, see log)", r.failed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if reports.iter().any(|r| r.failed > 0) {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Differences found by `verify`, per group and projection.
+pub(crate) fn verify_all(db: &db::Db, only: Option<&str>) -> Result<Vec<(String, String, String)>> {
+    let names: Vec<String> = match only {
+        Some(g) => vec![g.to_owned()],
+        None => db
+            .store
+            .groups()
+            .into_iter()
+            .map(|g| g.name.to_string())
+            .collect(),
+    };
+    let projections = db.engine.projections();
+    let bar = progress::bar(names.len() as u64, "groups");
+    bar.set_message("verifying");
+    let diffs: Result<Vec<Vec<(String, String, String)>>> = names
+        .par_iter()
+        .map(|group| {
+            let mut out = Vec::new();
+            for p in &projections {
+                if let Some(diff) = db.engine.verify_group(p, group)? {
+                    out.push((group.clone(), p.clone(), diff));
+                }
+            }
+            bar.inc(1);
+            Ok(out)
+        })
+        .collect();
+    bar.finish_and_clear();
+    Ok(diffs?.into_iter().flatten().collect())
+}
+
+pub(crate) fn verify(global: &Global, args: &VerifyArgs) -> Result<ExitCode> {
+    let db = db::open(global)?;
+    let started = Instant::now();
+    let groups = if args.group.is_some() {
+        1
+    } else {
+        db.store.group_count()
+    };
+    let diffs = verify_all(&db, args.group.as_deref())?;
+    for (group, projection, diff) in &diffs {
+        println!("DIFFERENT group {group} projection {projection}:\n{diff}");
+    }
+    println!(
+        "verified {groups} groups × {} projections in {:.2} s: {} differences",
+        db.engine.projections().len(),
+        started.elapsed().as_secs_f64(),
+        diffs.len()
+    );
+    Ok(if diffs.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusJson {
+    head: u64,
+    events: u64,
+    groups: usize,
+    relay_pubkey: Option<String>,
+    projections: Vec<ProjectionJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProjectionJson {
+    name: String,
+    version: u64,
+    groups: usize,
+    loaded: usize,
+    failed: usize,
+    with_checkpoint: usize,
+    stale_checkpoints: usize,
+    lag: u64,
+    checkpoint_lag: u64,
+}
+
+pub(crate) fn status_of(db: &db::Db) -> Result<StatusJson> {
+    let mut projections = Vec::new();
+    let groups = db.store.groups();
+    for s in db.engine.status()? {
+        let headers: BTreeMap<u32, _> = db.store.checkpoint_headers(&s.name)?.into_iter().collect();
+        let mut stale = 0;
+        let mut checkpoint_lag = 0;
+        for g in &groups {
+            match headers.get(&g.no) {
+                Some(Ok((version, _, events))) if *version == s.version => {
+                    checkpoint_lag += g.count.saturating_sub(*events)
+                }
+                Some(_) => {
+                    stale += 1;
+                    checkpoint_lag += g.count;
+                }
+                None => checkpoint_lag += g.count,
+            }
+        }
+        projections.push(ProjectionJson {
+            name: s.name,
+            version: s.version,
+            groups: s.groups,
+            loaded: s.loaded,
+            failed: s.failed,
+            with_checkpoint: s.with_checkpoint - stale,
+            stale_checkpoints: stale,
+            lag: s.lag,
+            checkpoint_lag,
+        });
+    }
+    Ok(StatusJson {
+        head: db.store.head(),
+        events: db.store.head(),
+        groups: groups.len(),
+        relay_pubkey: db::relay_key(&db.store)?.map(|k| k.to_hex()),
+        projections,
+    })
+}
+
+pub(crate) fn print_status(s: &StatusJson) {
+    println!(
+        "log head {}   events {}   groups {}",
+        s.head, s.events, s.groups
+    );
+    println!(
+        "relay key {}",
+        s.relay_pubkey.as_deref().unwrap_or("(none)")
+    );
+    println!(
+        "{:<11} {:>8} {:>8} {:>8} {:>11} {:>7} {:>10} {:>15}",
+        "projection", "groups", "loaded", "failed", "checkpoint", "stale", "lag", "checkpoint lag"
+    );
+    for p in &s.projections {
+        println!(
+            "{:<11} {:>8} {:>8} {:>8} {:>11} {:>7} {:>10} {:>15}",
+            p.name,
+            p.groups,
+            p.loaded,
+            p.failed,
+            p.with_checkpoint,
+            p.stale_checkpoints,
+            p.lag,
+            p.checkpoint_lag
+        );
+    }
+    println!(
+        "(lag: events not folded in this process's memory; checkpoint lag: events a cold read must fold after its checkpoint)"
+    );
+}
+
+pub(crate) fn status(global: &Global, args: &StatusArgs) -> Result<ExitCode> {
+    let db = db::open(global)?;
+    let s = status_of(&db)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print_status(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}

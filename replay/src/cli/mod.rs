@@ -1,0 +1,146 @@
+//! Argument parsing and dispatch. Every command takes `--db DIR`.
+
+mod bench;
+mod db;
+mod demo;
+mod export;
+mod generate;
+mod import;
+mod inspect;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The state engine for NIP-29 group relays: import events into an append-only LMDB
+/// log, fold them into per-group membership, roles, metadata and creator, and verify
+/// that what is served equals a full replay.
+///
+/// Start with `highwater demo`: it generates a realistic workload, imports it,
+/// replays, verifies and shows the largest group.
+#[derive(Debug, Parser)]
+#[command(
+    name = "highwater",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Examples:\n  highwater demo\n  highwater import --relay-pubkey <HEX> events.jsonl\n  highwater show --group pizza --json\n  highwater verify"
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// The database directory (created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "HIGHWATER_DB",
+        default_value = "./highwater.lmdb"
+    )]
+    pub(crate) db: PathBuf,
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a database and store the relay's public key.
+    #[command(
+        after_help = "Example:\n  highwater init --relay-pubkey 3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"
+    )]
+    Init(db::InitArgs),
+    /// Import NIP-01 events from JSONL (one event per line), in file order.
+    #[command(
+        after_help = "Examples:\n  highwater import --relay-pubkey <HEX> export.jsonl\n  nak req -k 9000 wss://relay | highwater import -\n  highwater import --strict --trusted highwater-export.jsonl"
+    )]
+    Import(import::ImportArgs),
+    /// Show one group's state (fully loaded), as a table or JSON.
+    #[command(after_help = "Example:\n  highwater show --group pizza --json")]
+    Show(inspect::ShowArgs),
+    /// Rebuild projections from sequence 1 and write fresh checkpoints.
+    #[command(
+        after_help = "Examples:\n  highwater replay\n  highwater replay --projection membership --group pizza"
+    )]
+    Replay(inspect::ReplayArgs),
+    /// Compare the state served (checkpoint + tail) with a full replay, for every group.
+    #[command(after_help = "Example:\n  highwater verify && echo consistent")]
+    Verify(inspect::VerifyArgs),
+    /// Log head, groups, and per projection: loaded, checkpointed, failed, lag.
+    #[command(after_help = "Example:\n  highwater status --json")]
+    Status(inspect::StatusArgs),
+    /// Export events as JSONL in log order (all, or one group).
+    #[command(
+        after_help = "Examples:\n  highwater export backup.jsonl\n  highwater export --group pizza -"
+    )]
+    Export(export::ExportArgs),
+    /// Generate a realistic, deterministic NIP-29 workload of signed events as JSONL.
+    #[command(
+        after_help = "Example:\n  highwater generate --groups 1000 --events 1000000 --seed 7 workload.jsonl"
+    )]
+    Generate(generate::GenerateArgs),
+    /// The end-to-end run: generate, import, replay, verify, show, status — with timings.
+    #[command(after_help = "Example:\n  highwater demo --events 200000")]
+    Demo(demo::DemoArgs),
+    /// Measure speed against this machine's physical limits and against nostr-lmdb,
+    /// side by side in one run.
+    #[command(after_help = "Example:\n  highwater bench --events 1000000 --json")]
+    Bench(bench::BenchArgs),
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    let result = match cli.command {
+        Command::Init(args) => db::init(&cli.global, &args),
+        Command::Import(args) => import::run(&cli.global, &args),
+        Command::Show(args) => inspect::show(&cli.global, &args),
+        Command::Replay(args) => inspect::replay(&cli.global, &args),
+        Command::Verify(args) => inspect::verify(&cli.global, &args),
+        Command::Status(args) => inspect::status(&cli.global, &args),
+        Command::Export(args) => export::run(&cli.global, &args),
+        Command::Generate(args) => generate::run(&args),
+        Command::Demo(args) => demo::run(&cli.global, &args),
+        Command::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(error: &anyhow::Error) -> String {
+    error
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

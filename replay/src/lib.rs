@@ -1,0 +1,5 @@
+//! Library side of the `highwater` command-line tool.
+//!
+//! - [`generate`]: the deterministic NIP-29 workload generator behind `highwater generate`.
+
+pub mod generate;
