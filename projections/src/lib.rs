@@ -1,1 +1,78 @@
-pub fn _x() {}
+//! NIP-29 projections for highwater: membership, roles, metadata and creator of
+//! relay-based groups, the queries over them, an access policy, and the rendering of
+//! the relay's group state events.
+//!
+//! Each projection is a separate engine [`Projection`](highwater_engine::Projection)
+//! with its own watermark per group. Their folds are pure: they read events in log
+//! order (never by `created_at`) and ignore what they cannot parse. All four track the
+//! same group [`Lifecycle`]: a 9007 starts a fresh life, a 9008 deletes the group (only
+//! a new 9007 brings it back), 9000/9001/9002 make a group exist even without a 9007,
+//! and relay-signed 39000–39002 seed a group until its first moderation event.
+//!
+//! [`Groups`] answers every query from a fully loaded group (or, as
+//! [`Groups::oracle`], from a full replay); [`AccessPolicy`] decides reads and writes
+//! with NIP-01 `OK` messages; [`Groups::render`] builds 39000–39003.
+//!
+//! ```
+//! use highwater_engine::{Engine, EngineOptions};
+//! use highwater_projections::{AccessPolicy, Groups, Nip29Config, Policy};
+//! use highwater_store::{Store, StoreOptions};
+//! use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let relay = Keys::generate();
+//! let (alice, bob) = (Keys::generate(), Keys::generate());
+//! let store = Store::open(dir.path(), StoreOptions::default())?;
+//! let mut builder = Engine::builder(store, EngineOptions::default());
+//! let groups = Groups::register(&mut builder, Nip29Config::new(relay.public_key().to_bytes()))?;
+//! let engine = builder.build()?;
+//!
+//! let create = EventBuilder::new(Kind::GroupCreateGroup, "")
+//!     .tags([Tag::parse(["h", "pizza"])?, Tag::parse(["name", "Pizza"])?])
+//!     .finalize(&alice)?;
+//! let put = EventBuilder::new(Kind::GroupPutUser, "")
+//!     .tags([Tag::parse(["h", "pizza"])?, Tag::parse(["p", &bob.public_key().to_hex(), "writer"])?])
+//!     .finalize(&alice)?;
+//! engine.append(&create)?;
+//! engine.append(&put)?;
+//!
+//! let bob_key = bob.public_key().to_bytes();
+//! assert!(groups.is_member("pizza", &bob_key)?);
+//! assert_eq!(groups.roles("pizza", &bob_key)?, ["writer"]);
+//! assert_eq!(groups.creator("pizza")?, Some(alice.public_key().to_bytes()));
+//! assert_eq!(groups.metadata("pizza")?.name.as_deref(), Some("Pizza"));
+//!
+//! let policy = AccessPolicy::new(groups.clone(), Policy::default());
+//! let again = EventBuilder::new(Kind::GroupCreateGroup, "")
+//!     .tag(Tag::parse(["h", "pizza"])?)
+//!     .finalize(&bob)?;
+//! let refused = policy.check_write(&again).unwrap_err();
+//! assert_eq!(refused.to_string(), "duplicate: group already exists");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod creator;
+mod error;
+mod groups;
+mod life;
+mod membership;
+mod metadata;
+mod parse;
+mod policy;
+mod render;
+mod roles;
+mod view;
+
+pub use crate::config::Nip29Config;
+pub use crate::creator::{Creator, CreatorState};
+pub use crate::error::Error;
+pub use crate::groups::{Groups, MemberRoles};
+pub use crate::life::{Life, Lifecycle, Source};
+pub use crate::membership::{Membership, MembershipState};
+pub use crate::metadata::{GroupMetadata, Metadata, MetadataState};
+pub use crate::policy::{AccessPolicy, Policy, Rejection};
+pub use crate::roles::{RoleDefinition, Roles, RolesState};
+pub use crate::view::{GroupView, MemberView};

@@ -60,7 +60,7 @@ impl<'a> EventRef<'a> {
     }
 
     /// The tags, in event order.
-    pub fn tags(&self) -> impl ExactSizeIterator<Item = TagRef<'a>> + Clone + 'a {
+    pub fn tags(&self) -> impl ExactSizeIterator<Item = TagRef<'a>> + Clone + use<'a> {
         self.record.tags.iter().map(|values| TagRef { values })
     }
 
@@ -133,7 +133,7 @@ impl<'a> TagRef<'a> {
     }
 
     /// All values, name first.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a str> + Clone + 'a {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a str> + Clone + use<'a> {
         self.values.iter().map(ArchivedString::as_str)
     }
 }

@@ -1,0 +1,31 @@
+//! Typed errors of the projections crate.
+
+use highwater_engine::EngineError;
+
+/// Errors of the NIP-29 queries, views and rendering.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine could not produce a fully loaded group (log error, failed fold).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// State events can be signed only with the configured relay key.
+    #[error("the signing keys are not the configured relay key {expected}")]
+    WrongRelayKey {
+        /// The configured relay key, hex.
+        expected: String,
+    },
+    /// Signing a rendered state event failed.
+    #[error("signing a state event failed: {0}")]
+    Sign(String),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_is_send_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<super::Error>();
+        check::<crate::Rejection>();
+    }
+}

@@ -1,0 +1,237 @@
+//! The query API: every answer is read from a fully loaded group, one projection at a
+//! time, through [`Handle::read`] — or, in oracle mode, from a full replay.
+//!
+//! There is no cache of its own and no "warmed" flag here: a group that is not loaded
+//! is caught up by the engine before the answer is computed, so a miss can never read
+//! as "not a member" or "no role". A query that needs two projections reads each of
+//! them fully loaded; under concurrent appends the two reads may see different heads.
+
+use highwater_engine::{EngineBuilder, EngineError, Handle, Projection};
+
+use crate::config::Nip29Config;
+use crate::creator::{Creator, CreatorState};
+use crate::error::Error;
+use crate::life::{Life, Lifecycle};
+use crate::membership::{Membership, MembershipState};
+use crate::metadata::{GroupMetadata, Metadata, MetadataState};
+use crate::roles::{RoleDefinition, Roles, RolesState};
+
+/// A member's pubkey and roles (sorted).
+pub type MemberRoles = ([u8; 32], Vec<String>);
+
+/// The four NIP-29 projections of one engine, and the queries over them.
+#[derive(Debug, Clone)]
+pub struct Groups {
+    config: Nip29Config,
+    membership: Handle<Membership>,
+    roles: Handle<Roles>,
+    metadata: Handle<Metadata>,
+    creator: Handle<Creator>,
+    oracle: bool,
+}
+
+/// Reads a group's state fully loaded, or by full replay in oracle mode.
+fn read<P: Projection, R>(
+    handle: &Handle<P>,
+    oracle: bool,
+    group: &str,
+    f: impl FnOnce(&P::State) -> R,
+) -> Result<R, Error> {
+    if oracle {
+        Ok(f(&handle.replay(group)?))
+    } else {
+        Ok(handle.read(group, f)?)
+    }
+}
+
+impl Groups {
+    /// Registers the `membership`, `roles`, `metadata` and `creator` projections.
+    pub fn register(builder: &mut EngineBuilder, config: Nip29Config) -> Result<Self, EngineError> {
+        Ok(Self {
+            config,
+            membership: builder.add(Membership::new(config))?,
+            roles: builder.add(Roles::new(config))?,
+            metadata: builder.add(Metadata::new(config))?,
+            creator: builder.add(Creator::new(config))?,
+            oracle: false,
+        })
+    }
+
+    /// The same queries answered from a full replay of the group's log, ignoring
+    /// memory and checkpoints: the reference the served answers must equal. Slow; for
+    /// tests and verification.
+    #[must_use]
+    pub fn oracle(&self) -> Self {
+        Self {
+            oracle: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether this is an oracle (see [`Groups::oracle`]).
+    pub fn is_oracle(&self) -> bool {
+        self.oracle
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Nip29Config {
+        &self.config
+    }
+
+    /// The `membership` projection's handle.
+    pub fn membership_projection(&self) -> &Handle<Membership> {
+        &self.membership
+    }
+
+    /// The `roles` projection's handle.
+    pub fn roles_projection(&self) -> &Handle<Roles> {
+        &self.roles
+    }
+
+    /// The `metadata` projection's handle.
+    pub fn metadata_projection(&self) -> &Handle<Metadata> {
+        &self.metadata
+    }
+
+    /// The `creator` projection's handle.
+    pub fn creator_projection(&self) -> &Handle<Creator> {
+        &self.creator
+    }
+
+    pub(crate) fn with_membership<R>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&MembershipState) -> R,
+    ) -> Result<R, Error> {
+        read(&self.membership, self.oracle, group, f)
+    }
+
+    pub(crate) fn with_roles<R>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&RolesState) -> R,
+    ) -> Result<R, Error> {
+        read(&self.roles, self.oracle, group, f)
+    }
+
+    pub(crate) fn with_metadata<R>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&MetadataState) -> R,
+    ) -> Result<R, Error> {
+        read(&self.metadata, self.oracle, group, f)
+    }
+
+    pub(crate) fn with_creator<R>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&CreatorState) -> R,
+    ) -> Result<R, Error> {
+        read(&self.creator, self.oracle, group, f)
+    }
+
+    /// Whether `pubkey` is a member of `group`.
+    pub fn is_member(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
+        self.with_membership(group, |s| s.is_member(pubkey))
+    }
+
+    /// The members of `group`, sorted by pubkey.
+    pub fn members(&self, group: &str) -> Result<Vec<[u8; 32]>, Error> {
+        self.with_membership(group, |s| s.members().copied().collect())
+    }
+
+    /// How many members `group` has.
+    pub fn member_count(&self, group: &str) -> Result<usize, Error> {
+        self.with_membership(group, MembershipState::member_count)
+    }
+
+    /// The members of `group` with their roles, sorted by pubkey (two reads).
+    pub fn members_with_roles(&self, group: &str) -> Result<Vec<MemberRoles>, Error> {
+        let members = self.members(group)?;
+        self.with_roles(group, |r| {
+            members
+                .into_iter()
+                .map(|pk| {
+                    let roles = r.roles(&pk).map(str::to_owned).collect();
+                    (pk, roles)
+                })
+                .collect()
+        })
+    }
+
+    /// Whether `pubkey` holds `role` in `group`.
+    pub fn has_role(&self, group: &str, pubkey: &[u8; 32], role: &str) -> Result<bool, Error> {
+        self.with_roles(group, |s| s.has_role(pubkey, role))
+    }
+
+    /// The roles of `pubkey` in `group`, sorted (empty for non-members).
+    pub fn roles(&self, group: &str, pubkey: &[u8; 32]) -> Result<Vec<String>, Error> {
+        self.with_roles(group, |s| s.roles(pubkey).map(str::to_owned).collect())
+    }
+
+    /// The role definitions of `group` (its latest relay 39003), sorted by name.
+    pub fn role_definitions(&self, group: &str) -> Result<Vec<RoleDefinition>, Error> {
+        self.with_roles(group, |s| s.definitions().collect())
+    }
+
+    /// The metadata of `group` (default, all flags false, when it does not exist).
+    pub fn metadata(&self, group: &str) -> Result<GroupMetadata, Error> {
+        self.with_metadata(group, |s| s.metadata().clone())
+    }
+
+    /// Whether `group` is private (only members read).
+    pub fn is_private(&self, group: &str) -> Result<bool, Error> {
+        self.with_metadata(group, |s| s.metadata().private)
+    }
+
+    /// Whether `group` is closed (joining needs an invite code).
+    pub fn is_closed(&self, group: &str) -> Result<bool, Error> {
+        self.with_metadata(group, |s| s.metadata().closed)
+    }
+
+    /// Whether `group` is hidden (invisible to non-members).
+    pub fn is_hidden(&self, group: &str) -> Result<bool, Error> {
+        self.with_metadata(group, |s| s.metadata().hidden)
+    }
+
+    /// Whether `group` is write-restricted.
+    pub fn is_write_restricted(&self, group: &str) -> Result<bool, Error> {
+        self.with_metadata(group, |s| s.metadata().restricted)
+    }
+
+    /// The invite codes of `group`, sorted.
+    pub fn invite_codes(&self, group: &str) -> Result<Vec<String>, Error> {
+        self.with_metadata(group, |s| s.invite_codes().map(str::to_owned).collect())
+    }
+
+    /// Whether `code` is a valid invite code of `group`.
+    pub fn has_invite(&self, group: &str, code: &str) -> Result<bool, Error> {
+        self.with_metadata(group, |s| s.has_invite(code))
+    }
+
+    /// The creator of `group`'s current life.
+    pub fn creator(&self, group: &str) -> Result<Option<[u8; 32]>, Error> {
+        self.with_creator(group, |s| s.creator().copied())
+    }
+
+    /// Whether `pubkey` created `group`'s current life.
+    pub fn is_creator(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
+        self.with_creator(group, |s| s.is_creator(pubkey))
+    }
+
+    /// Whether `group` exists (created, moderated or seeded, and not deleted).
+    pub fn group_exists(&self, group: &str) -> Result<bool, Error> {
+        Ok(self.group_state(group)? == Life::Active)
+    }
+
+    /// Whether `group` is unknown, active or deleted.
+    pub fn group_state(&self, group: &str) -> Result<Life, Error> {
+        Ok(self.lifecycle(group)?.life)
+    }
+
+    /// `group`'s life and source (from the `creator` projection, the smallest state;
+    /// every projection tracks the same lifecycle).
+    pub fn lifecycle(&self, group: &str) -> Result<Lifecycle, Error> {
+        self.with_creator(group, CreatorState::lifecycle)
+    }
+}

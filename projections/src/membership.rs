@@ -1,0 +1,175 @@
+//! The `membership` projection: who is a member of a group.
+//!
+//! 9007 makes its author a member; 9000 adds every `p`; 9001 removes every `p`
+//! (removing a non-member changes nothing); 9008 clears. While the group has no
+//! history, the members are derived from the newest relay snapshots: the 39002 list,
+//! plus the 39001 admins when that 39001 is strictly newer than the 39002 (or there is
+//! no 39002 yet). Each kind keeps its newest snapshot by `created_at` (an equally old
+//! one replaces it); the raw snapshots stay in the state so every new one recomputes.
+
+use std::collections::BTreeSet;
+
+use highwater_engine::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
+use highwater_store::EventRef;
+
+use crate::config::{Nip29Config, kind};
+use crate::life::{Lifecycle, Step};
+use crate::parse;
+
+/// Bumped whenever the fold or the state layout changes.
+const BASE_VERSION: u32 = 1;
+
+/// The pubkeys of one relay snapshot (39001 or 39002) and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub(crate) struct KeySnapshot {
+    created_at: u64,
+    keys: BTreeSet<[u8; 32]>,
+}
+
+/// The membership of one group.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+pub struct MembershipState {
+    lifecycle: Lifecycle,
+    members: BTreeSet<[u8; 32]>,
+    /// Raw snapshots, kept while the group is seeded from them (`Source::Snapshots`).
+    members_snapshot: Option<KeySnapshot>,
+    admins_snapshot: Option<KeySnapshot>,
+}
+
+impl MembershipState {
+    /// The group's life and source.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+
+    /// Whether `pubkey` is a member.
+    pub fn is_member(&self, pubkey: &[u8; 32]) -> bool {
+        self.members.contains(pubkey)
+    }
+
+    /// The members, sorted by pubkey.
+    pub fn members(&self) -> impl ExactSizeIterator<Item = &[u8; 32]> {
+        self.members.iter()
+    }
+
+    /// How many members.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    fn clear(&mut self) {
+        self.members.clear();
+        self.members_snapshot = None;
+        self.admins_snapshot = None;
+    }
+
+    fn reseed(&mut self) {
+        let members = self.members_snapshot.as_ref();
+        let admins = self.admins_snapshot.as_ref();
+        let admins_newer = match (admins, members) {
+            (Some(a), Some(m)) => a.created_at > m.created_at,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let mut set = members.map(|m| m.keys.clone()).unwrap_or_default();
+        if admins_newer {
+            set.extend(admins.iter().flat_map(|a| a.keys.iter().copied()));
+        }
+        self.members = set;
+    }
+}
+
+/// Replaces `slot` with the snapshot in `event` unless the stored one is newer.
+fn offer(slot: &mut Option<KeySnapshot>, event: EventRef<'_>) -> bool {
+    let created_at = event.created_at();
+    if slot.as_ref().is_some_and(|s| s.created_at > created_at) {
+        return false;
+    }
+    let keys = parse::roster(event.kind(), event.tags())
+        .into_keys()
+        .collect();
+    *slot = Some(KeySnapshot { created_at, keys });
+    true
+}
+
+/// The `membership` projection.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    config: Nip29Config,
+}
+
+impl Membership {
+    /// The projection for the relay in `config`.
+    pub fn new(config: Nip29Config) -> Self {
+        Self { config }
+    }
+}
+
+impl Projection for Membership {
+    type State = MembershipState;
+
+    fn name(&self) -> &'static str {
+        "membership"
+    }
+
+    fn version(&self) -> u64 {
+        self.config.version(BASE_VERSION)
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::Only(kind::life_and(&[]))
+    }
+
+    fn init(&self) -> MembershipState {
+        MembershipState::default()
+    }
+
+    fn apply(&self, state: &mut MembershipState, event: &EventRef<'_>) -> Result<(), ApplyError> {
+        match state.lifecycle.step(*event, &self.config.relay_pubkey) {
+            Step::Ignore | Step::Other { .. } => {}
+            Step::Create => {
+                state.clear();
+                state.members.insert(*event.pubkey());
+            }
+            Step::Delete => state.clear(),
+            Step::Moderate { was_seeded } => {
+                if was_seeded {
+                    state.members_snapshot = None;
+                    state.admins_snapshot = None;
+                }
+                match event.kind() {
+                    kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, _| {
+                        state.members.insert(pubkey);
+                    }),
+                    kind::REMOVE_USER => {
+                        parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
+                            state.members.remove(&pubkey);
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            Step::Snapshot => {
+                let changed = match event.kind() {
+                    kind::MEMBERS => offer(&mut state.members_snapshot, *event),
+                    kind::ADMINS => offer(&mut state.admins_snapshot, *event),
+                    _ => false,
+                };
+                if changed {
+                    state.reseed();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(&self, state: &MembershipState) -> Result<Vec<u8>, CodecError> {
+        encode_rkyv(state)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<MembershipState, CodecError> {
+        decode_rkyv(bytes)
+    }
+}

@@ -1,0 +1,359 @@
+//! The access policy of a NIP-29 relay, built on the queries: who may read a group,
+//! who may write to it, and whether an incoming event is accepted ([`AccessPolicy::check_write`]),
+//! with NIP-01 `OK` messages.
+//!
+//! Decisions (where NIP-29 leaves room):
+//! - The relay key is always a relay admin. Other relay admins (from [`Policy`]) have
+//!   their powers in private groups only when `admins_manage_private` is set.
+//! - Moderation (9000–9020 except the join/leave requests, in particular 9000, 9001,
+//!   9002, 9005, 9008, 9009) is allowed to the creator of the group's current life,
+//!   relay admins, and members holding the `admin` role. There is no `moderator` role.
+//! - Only relay admins may change the write-restricted flag, by 9002 or by creating a
+//!   group (9007) that is already write-restricted.
+//! - Joining (9021) a private or hidden group needs a valid invite code (a `code` tag
+//!   matching a 9009 code); so does joining a closed group. Codes are reusable.
+//! - A hidden group is invisible to outsiders: every event of theirs for it, except a
+//!   join request with a valid invite code, is answered "group not found".
+//! - Posting: members; in write-restricted groups, only the creator, relay admins and
+//!   members holding `writer`. With `auto_join`, anyone may post to a group that is
+//!   neither closed, private, hidden nor write-restricted (the relay then adds them).
+//! - Reads: members and relay admins always; everyone else only for groups that are
+//!   neither private nor hidden, and only with `open_reads`.
+//! - If the state cannot be read, `check_write` refuses with an `error:` message.
+
+use std::collections::BTreeSet;
+
+use nostr::prelude::Event;
+
+use crate::config::kind;
+use crate::error::Error;
+use crate::groups::Groups;
+use crate::life::Life;
+use crate::metadata::GroupMetadata;
+use crate::parse;
+
+/// Access-policy configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Relay admins besides the relay key.
+    pub relay_admins: BTreeSet<[u8; 32]>,
+    /// Whether relay admins keep their powers in private groups.
+    pub admins_manage_private: bool,
+    /// Anyone reads groups that are neither private nor hidden (else members only).
+    pub open_reads: bool,
+    /// Non-members may post to open, public, unrestricted groups.
+    pub auto_join: bool,
+}
+
+/// Why an event was refused; displays as a NIP-01 `OK` message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// A group kind without its group tag.
+    #[error("invalid: missing group id (`h` tag)")]
+    MissingGroup,
+    /// The group does not exist, or is hidden from this author.
+    #[error("invalid: group not found")]
+    GroupNotFound,
+    /// A 9007 for a group that exists.
+    #[error("duplicate: group already exists")]
+    AlreadyExists,
+    /// Moderation by someone who is neither creator, relay admin nor group admin.
+    #[error("restricted: not authorised to moderate this group")]
+    NotAuthorised,
+    /// A change of the write-restricted flag by someone who is not a relay admin.
+    #[error("restricted: only relay admins can change the write-restricted flag")]
+    RestrictedFlag,
+    /// A join request from a member.
+    #[error("duplicate: already a member")]
+    AlreadyMember,
+    /// A leave request from a non-member.
+    #[error("invalid: not a member of this group")]
+    NotMember,
+    /// A join request to a closed group without a valid invite code.
+    #[error("restricted: group is closed; a valid invite code is required")]
+    Closed,
+    /// A join request to a private or hidden group without a valid invite code.
+    #[error("restricted: an invite code is required to join this group")]
+    InviteRequired,
+    /// A post to a write-restricted group by someone who is not a writer.
+    #[error("restricted: group is write-restricted; only writers may post")]
+    WriteRestricted,
+    /// A post by a non-member.
+    #[error("restricted: only members can post to this group")]
+    MembersOnly,
+    /// A state event (39000–39003) not signed by the relay.
+    #[error("restricted: only the relay publishes group state events")]
+    RelayOnly,
+    /// The group's state could not be read; nothing is accepted meanwhile.
+    #[error("error: could not check the group: {0}")]
+    Unavailable(String),
+}
+
+impl Rejection {
+    /// The NIP-01 `OK` prefix: `invalid`, `restricted`, `duplicate` or `error`.
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            Rejection::MissingGroup | Rejection::GroupNotFound | Rejection::NotMember => "invalid",
+            Rejection::AlreadyExists | Rejection::AlreadyMember => "duplicate",
+            Rejection::Unavailable(_) => "error",
+            _ => "restricted",
+        }
+    }
+}
+
+impl From<Error> for Rejection {
+    fn from(error: Error) -> Self {
+        Rejection::Unavailable(error.to_string())
+    }
+}
+
+/// What the policy knows of one (group, pubkey), gathered from fully loaded reads.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent yes/no facts about one author"
+)]
+#[derive(Debug, Clone)]
+struct Facts {
+    life: Life,
+    metadata: GroupMetadata,
+    member: bool,
+    group_admin: bool,
+    writer: bool,
+    creator: bool,
+    /// Whether one of the codes offered is a valid invite code of the group.
+    valid_code: bool,
+}
+
+/// The access policy over a [`Groups`].
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    groups: Groups,
+    policy: Policy,
+}
+
+impl AccessPolicy {
+    /// A policy over `groups` (use [`Groups::oracle`] for reference answers).
+    pub fn new(groups: Groups, policy: Policy) -> Self {
+        Self { groups, policy }
+    }
+
+    /// The queries it answers from.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// The configuration.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn facts(
+        &self,
+        group: &str,
+        pubkey: Option<&[u8; 32]>,
+        codes: &[&str],
+    ) -> Result<Facts, Error> {
+        let groups = &self.groups;
+        let life = groups.group_state(group)?;
+        let (metadata, valid_code) = groups.with_metadata(group, |s| {
+            (
+                s.metadata().clone(),
+                codes.iter().any(|code| s.has_invite(code)),
+            )
+        })?;
+        let Some(pubkey) = pubkey else {
+            return Ok(Facts {
+                life,
+                metadata,
+                member: false,
+                group_admin: false,
+                writer: false,
+                creator: false,
+                valid_code,
+            });
+        };
+        let member = groups.is_member(group, pubkey)?;
+        let (group_admin, writer) = groups.with_roles(group, |r| {
+            (r.has_role(pubkey, "admin"), r.has_role(pubkey, "writer"))
+        })?;
+        let creator = groups.is_creator(group, pubkey)?;
+        Ok(Facts {
+            life,
+            metadata,
+            member,
+            group_admin: member && group_admin,
+            writer: member && writer,
+            creator,
+            valid_code,
+        })
+    }
+
+    /// Whether `pubkey` has relay-admin powers in a group with this privacy.
+    fn relay_power(&self, pubkey: Option<&[u8; 32]>, private: bool) -> bool {
+        let Some(pubkey) = pubkey else { return false };
+        pubkey == &self.groups.config().relay_pubkey
+            || (self.policy.relay_admins.contains(pubkey)
+                && (!private || self.policy.admins_manage_private))
+    }
+
+    /// Members and relay admins (in the sense of [`AccessPolicy::relay_power`]).
+    fn privileged(&self, facts: &Facts, pubkey: Option<&[u8; 32]>) -> bool {
+        facts.member || self.relay_power(pubkey, facts.metadata.private)
+    }
+
+    /// Whether `pubkey` (or an unauthenticated reader) may read `group`'s events.
+    pub fn can_read(&self, pubkey: Option<[u8; 32]>, group: &str) -> Result<bool, Error> {
+        let facts = self.facts(group, pubkey.as_ref(), &[])?;
+        if facts.life != Life::Active {
+            return Ok(false);
+        }
+        let privileged = self.privileged(&facts, pubkey.as_ref());
+        let public = !facts.metadata.private && !facts.metadata.hidden;
+        Ok(privileged || (public && self.policy.open_reads))
+    }
+
+    /// Whether `pubkey` may see that `group` exists, and its metadata.
+    pub fn has_access(&self, pubkey: Option<[u8; 32]>, group: &str) -> Result<bool, Error> {
+        let facts = self.facts(group, pubkey.as_ref(), &[])?;
+        Ok(facts.life == Life::Active
+            && (!facts.metadata.hidden || self.privileged(&facts, pubkey.as_ref())))
+    }
+
+    /// Whether `pubkey` may post (non-moderation events) to `group`.
+    pub fn can_write(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
+        let facts = self.facts(group, Some(pubkey), &[])?;
+        Ok(self.may_post(&facts, pubkey))
+    }
+
+    fn may_post(&self, facts: &Facts, pubkey: &[u8; 32]) -> bool {
+        if facts.life != Life::Active {
+            return false;
+        }
+        let m = &facts.metadata;
+        let power = self.relay_power(Some(pubkey), m.private);
+        if m.restricted {
+            facts.creator || power || facts.writer
+        } else {
+            facts.member || power || (self.policy.auto_join && !m.closed && !m.private && !m.hidden)
+        }
+    }
+
+    /// Whether the relay accepts `event`; the error is the NIP-01 `OK` message. Events
+    /// of other kinds without an `h` tag are not group events and are accepted.
+    pub fn check_write(&self, event: &Event) -> Result<(), Rejection> {
+        let k = event.kind.as_u16();
+        let author = event.pubkey.to_bytes();
+        if (kind::METADATA..=kind::ROLES).contains(&k) {
+            return if author == self.groups.config().relay_pubkey {
+                Ok(())
+            } else {
+                Err(Rejection::RelayOnly)
+            };
+        }
+        let group = event
+            .tags
+            .iter()
+            .find(|t| t.kind() == "h")
+            .and_then(|t| t.content())
+            .filter(|g| !g.is_empty());
+        let Some(group) = group else {
+            let group_kind = (kind::PUT_USER..=kind::LEAVE_REQUEST).contains(&k);
+            return if group_kind {
+                Err(Rejection::MissingGroup)
+            } else {
+                Ok(())
+            };
+        };
+        let codes: Vec<&str> = if k == kind::JOIN_REQUEST {
+            parse::codes(event.tags.iter()).collect()
+        } else {
+            Vec::new()
+        };
+        let facts = self.facts(group, Some(&author), &codes)?;
+        if k == kind::CREATE_GROUP {
+            if facts.life == Life::Active {
+                return Err(Rejection::AlreadyExists);
+            }
+            let wanted = GroupMetadata::from_event(event);
+            if wanted.restricted && !self.relay_power(Some(&author), wanted.private) {
+                return Err(Rejection::RestrictedFlag);
+            }
+            return Ok(());
+        }
+        if facts.life != Life::Active {
+            return Err(Rejection::GroupNotFound);
+        }
+        let m = &facts.metadata;
+        let power = self.relay_power(Some(&author), m.private);
+        let valid_code = facts.valid_code;
+        if m.hidden && !facts.member && !power && !valid_code {
+            return Err(Rejection::GroupNotFound);
+        }
+        match k {
+            kind::JOIN_REQUEST => {
+                if facts.member {
+                    Err(Rejection::AlreadyMember)
+                } else if (m.private || m.hidden) && !valid_code {
+                    Err(Rejection::InviteRequired)
+                } else if m.closed && !valid_code {
+                    Err(Rejection::Closed)
+                } else {
+                    Ok(())
+                }
+            }
+            kind::LEAVE_REQUEST => {
+                if facts.member {
+                    Ok(())
+                } else {
+                    Err(Rejection::NotMember)
+                }
+            }
+            kind::PUT_USER..=kind::LEAVE_REQUEST => {
+                if !(facts.creator || power || facts.group_admin) {
+                    return Err(Rejection::NotAuthorised);
+                }
+                if k == kind::EDIT_METADATA
+                    && GroupMetadata::from_event(event).restricted != m.restricted
+                    && !power
+                {
+                    return Err(Rejection::RestrictedFlag);
+                }
+                Ok(())
+            }
+            _ if self.may_post(&facts, &author) => Ok(()),
+            _ if m.restricted => Err(Rejection::WriteRestricted),
+            _ => Err(Rejection::MembersOnly),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rejection;
+
+    #[test]
+    fn every_message_starts_with_its_prefix() {
+        let all = [
+            Rejection::MissingGroup,
+            Rejection::GroupNotFound,
+            Rejection::AlreadyExists,
+            Rejection::NotAuthorised,
+            Rejection::RestrictedFlag,
+            Rejection::AlreadyMember,
+            Rejection::NotMember,
+            Rejection::Closed,
+            Rejection::InviteRequired,
+            Rejection::WriteRestricted,
+            Rejection::MembersOnly,
+            Rejection::RelayOnly,
+            Rejection::Unavailable("x".into()),
+        ];
+        for r in all {
+            assert!(
+                r.to_string().starts_with(&format!("{}: ", r.prefix())),
+                "{r}"
+            );
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The access policy: reads, writes and `check_write`'s NIP-01 `OK` messages.
+
+mod nip29_support;
+
+use highwater_projections::{AccessPolicy, Policy, Rejection};
+use nip29_support::{Harness, ev, key, pk, relay};
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind};
+
+/// Relay admin: key 7. Creator: key 1.
+fn policy() -> Policy {
+    Policy {
+        relay_admins: [pk(&key(7))].into_iter().collect(),
+        admins_manage_private: false,
+        open_reads: true,
+        auto_join: false,
+    }
+}
+
+fn message(access: &AccessPolicy, event: &Event) -> String {
+    match access.check_write(event) {
+        Ok(()) => "ok".into(),
+        Err(rejection) => rejection.to_string(),
+    }
+}
+
+#[test]
+fn write_restricted_groups_accept_creator_relay_admins_and_writers() {
+    let h = Harness::new();
+    let (creator, writer, member, outsider, admin) = (key(1), key(2), key(3), key(4), key(7));
+    h.append(&[
+        ev(9007, "g").sign(&creator),
+        ev(9000, "g")
+            .p(&writer, &["writer"])
+            .p(&member, &["moderator"])
+            .sign(&creator),
+        ev(9002, "g").tag(&["restricted"]).sign(&admin),
+    ]);
+    let access = h.policy(&policy());
+    assert!(h.groups.is_write_restricted("g").unwrap());
+    for (who, expected) in [
+        (&creator, true),
+        (&writer, true),
+        (&admin, true),
+        (&relay(), true),
+        (&member, false),
+        (&outsider, false),
+    ] {
+        assert_eq!(
+            access.can_write("g", &pk(who)).unwrap(),
+            expected,
+            "{}",
+            who.public_key()
+        );
+        let post = ev(9, "g").content("hi").sign(who);
+        let answer = message(&access, &post);
+        if expected {
+            assert_eq!(answer, "ok");
+        } else {
+            assert_eq!(
+                answer,
+                "restricted: group is write-restricted; only writers may post"
+            );
+        }
+    }
+    // The creator removed from the group still writes; a removed writer does not.
+    h.append(&[ev(9001, "g").p(&creator, &[]).p(&writer, &[]).sign(&admin)]);
+    assert!(access.can_write("g", &pk(&creator)).unwrap());
+    assert!(!access.can_write("g", &pk(&writer)).unwrap());
+}
+
+#[test]
+fn hidden_groups_are_not_found_by_outsiders() {
+    let h = Harness::new();
+    let (creator, member, outsider, admin) = (key(1), key(2), key(4), key(7));
+    h.append(&[
+        ev(9007, "h").tag(&["hidden"]).sign(&creator),
+        ev(9000, "h").p(&member, &[]).sign(&creator),
+        ev(9009, "h").tag(&["code", "secret"]).sign(&creator),
+    ]);
+    let access = h.policy(&policy());
+    let not_found = "invalid: group not found";
+    for event in [
+        ev(9, "h").content("hi").sign(&outsider),
+        ev(9021, "h").sign(&outsider),
+        ev(9021, "h").tag(&["code", "wrong"]).sign(&outsider),
+        ev(9022, "h").sign(&outsider),
+        ev(9000, "h").p(&outsider, &[]).sign(&outsider),
+        ev(9, "nowhere").content("hi").sign(&outsider),
+    ] {
+        assert_eq!(message(&access, &event), not_found, "{}", event.kind);
+    }
+    assert!(!access.can_read(Some(pk(&outsider)), "h").unwrap());
+    assert!(!access.can_read(None, "h").unwrap());
+    assert!(!access.has_access(Some(pk(&outsider)), "h").unwrap());
+    assert!(access.can_read(Some(pk(&member)), "h").unwrap());
+    assert!(access.has_access(Some(pk(&member)), "h").unwrap());
+    assert!(
+        access.can_read(Some(pk(&admin)), "h").unwrap(),
+        "a hidden, non-private group is readable by relay admins"
+    );
+    assert_eq!(
+        message(&access, &ev(9, "h").content("hi").sign(&member)),
+        "ok"
+    );
+    // With a valid invite code, the join request is answered normally.
+    assert_eq!(
+        message(
+            &access,
+            &ev(9021, "h").tag(&["code", "secret"]).sign(&outsider)
+        ),
+        "ok"
+    );
+}
+
+#[test]
+fn private_groups_need_invites_and_respect_admins_manage_private() {
+    let h = Harness::new();
+    let (creator, member, outsider, admin) = (key(1), key(2), key(4), key(7));
+    h.append(&[
+        ev(9007, "p").tag(&["private"]).sign(&creator),
+        ev(9000, "p").p(&member, &[]).sign(&creator),
+        ev(9009, "p").tag(&["code", "c"]).sign(&creator),
+    ]);
+    let access = h.policy(&policy());
+    assert!(
+        access.has_access(Some(pk(&outsider)), "p").unwrap(),
+        "private but not hidden: visible"
+    );
+    assert!(!access.can_read(Some(pk(&outsider)), "p").unwrap());
+    assert!(!access.can_read(Some(pk(&admin)), "p").unwrap());
+    assert!(access.can_read(Some(pk(&relay())), "p").unwrap());
+    assert!(access.can_read(Some(pk(&member)), "p").unwrap());
+    assert_eq!(
+        message(&access, &ev(9021, "p").sign(&outsider)),
+        "restricted: an invite code is required to join this group"
+    );
+    assert_eq!(
+        message(&access, &ev(9021, "p").tag(&["code", "c"]).sign(&outsider)),
+        "ok"
+    );
+    assert_eq!(
+        message(&access, &ev(9000, "p").p(&outsider, &[]).sign(&admin)),
+        "restricted: not authorised to moderate this group"
+    );
+    let managing = AccessPolicy::new(
+        h.groups.clone(),
+        Policy {
+            admins_manage_private: true,
+            ..policy()
+        },
+    );
+    assert!(managing.can_read(Some(pk(&admin)), "p").unwrap());
+    assert_eq!(
+        message(&managing, &ev(9000, "p").p(&outsider, &[]).sign(&admin)),
+        "ok"
+    );
+}
+
+#[test]
+fn moderation_needs_creator_relay_admin_or_group_admin() {
+    let h = Harness::new();
+    let (creator, group_admin, member, outsider, admin) = (key(1), key(2), key(3), key(4), key(7));
+    h.append(&[
+        ev(9007, "g").sign(&creator),
+        ev(9000, "g")
+            .p(&group_admin, &["admin"])
+            .p(&member, &["writer"])
+            .sign(&creator),
+    ]);
+    let access = h.policy(&policy());
+    let denied = "restricted: not authorised to moderate this group";
+    for kind in [9000, 9001, 9002, 9005, 9008, 9009] {
+        let make = |who| {
+            ev(kind, "g")
+                .p(&outsider, &[])
+                .tag(&["code", "x"])
+                .sign(who)
+        };
+        assert_eq!(message(&access, &make(&member)), denied, "{kind}");
+        assert_eq!(message(&access, &make(&outsider)), denied, "{kind}");
+        for who in [&creator, &group_admin, &admin] {
+            assert_eq!(message(&access, &make(who)), "ok", "{kind}");
+        }
+    }
+}
+
+#[test]
+fn only_relay_admins_change_the_write_restricted_flag() {
+    let h = Harness::new();
+    let (creator, admin) = (key(1), key(7));
+    h.append(&[ev(9007, "g").tag(&["name", "n"]).sign(&creator)]);
+    let access = h.policy(&policy());
+    let refused = "restricted: only relay admins can change the write-restricted flag";
+    assert_eq!(
+        message(&access, &ev(9002, "g").tag(&["restricted"]).sign(&creator)),
+        refused
+    );
+    assert_eq!(
+        message(
+            &access,
+            &ev(9002, "g")
+                .content(r#"{"write-restricted":true}"#)
+                .sign(&creator)
+        ),
+        refused
+    );
+    assert_eq!(
+        message(
+            &access,
+            &ev(9002, "g")
+                .tag(&["name", "m"])
+                .tag(&["closed"])
+                .sign(&creator)
+        ),
+        "ok"
+    );
+    assert_eq!(
+        message(&access, &ev(9002, "g").tag(&["restricted"]).sign(&admin)),
+        "ok"
+    );
+    assert_eq!(
+        message(
+            &access,
+            &ev(9007, "new").tag(&["restricted"]).sign(&creator)
+        ),
+        refused
+    );
+    assert_eq!(
+        message(&access, &ev(9007, "new").tag(&["restricted"]).sign(&admin)),
+        "ok"
+    );
+
+    h.append(&[ev(9002, "g").tag(&["restricted"]).sign(&admin)]);
+    assert_eq!(
+        message(&access, &ev(9002, "g").tag(&["name", "x"]).sign(&creator)),
+        refused,
+        "clearing it too"
+    );
+    assert_eq!(
+        message(
+            &access,
+            &ev(9002, "g")
+                .tag(&["name", "x"])
+                .tag(&["restricted"])
+                .sign(&creator)
+        ),
+        "ok"
+    );
+}
+
+#[test]
+fn joins_leaves_creates_and_posts() {
+    let h = Harness::new();
+    let (creator, member, outsider) = (key(1), key(2), key(4));
+    h.append(&[
+        ev(9007, "open").sign(&creator),
+        ev(9000, "open").p(&member, &[]).sign(&creator),
+        ev(9007, "closed").tag(&["closed"]).sign(&creator),
+        ev(9009, "closed").tag(&["code", "k"]).sign(&creator),
+    ]);
+    let access = h.policy(&policy());
+    assert_eq!(
+        message(&access, &ev(9007, "open").sign(&outsider)),
+        "duplicate: group already exists"
+    );
+    assert_eq!(message(&access, &ev(9007, "fresh").sign(&outsider)), "ok");
+    assert_eq!(
+        message(&access, &ev(9021, "open").sign(&member)),
+        "duplicate: already a member"
+    );
+    assert_eq!(message(&access, &ev(9021, "open").sign(&outsider)), "ok");
+    assert_eq!(
+        message(&access, &ev(9022, "open").sign(&outsider)),
+        "invalid: not a member of this group"
+    );
+    assert_eq!(message(&access, &ev(9022, "open").sign(&member)), "ok");
+    assert_eq!(
+        message(&access, &ev(9021, "closed").sign(&outsider)),
+        "restricted: group is closed; a valid invite code is required"
+    );
+    assert_eq!(
+        message(
+            &access,
+            &ev(9021, "closed").tag(&["code", "nope"]).sign(&outsider)
+        ),
+        "restricted: group is closed; a valid invite code is required"
+    );
+    assert_eq!(
+        message(
+            &access,
+            &ev(9021, "closed").tag(&["code", "k"]).sign(&outsider)
+        ),
+        "ok"
+    );
+    assert_eq!(
+        message(&access, &ev(9, "open").content("x").sign(&outsider)),
+        "restricted: only members can post to this group"
+    );
+    assert_eq!(
+        message(&access, &ev(9, "open").content("x").sign(&member)),
+        "ok"
+    );
+    assert_eq!(
+        message(&access, &ev(9021, "missing").sign(&outsider)),
+        "invalid: group not found"
+    );
+    assert_eq!(
+        message(&access, &ev(39_000, "open").sign(&creator)),
+        "restricted: only the relay publishes group state events"
+    );
+    assert_eq!(message(&access, &ev(39_000, "open").sign(&relay())), "ok");
+    assert_eq!(
+        message(&access, &ev(1, "open").sign(&member)),
+        "ok",
+        "an `h` on kind 1 is a group post"
+    );
+    assert_eq!(
+        message(&access, &ev(1, "x").sign(&member)),
+        "invalid: group not found"
+    );
+    let no_group = EventBuilder::new(Kind::TextNote, "hi")
+        .finalize(&outsider)
+        .unwrap();
+    assert_eq!(message(&access, &no_group), "ok", "not a group event");
+
+    // Deleted groups are not found, and can be created again.
+    h.append(&[ev(9008, "open").sign(&creator)]);
+    assert_eq!(
+        message(&access, &ev(9, "open").content("x").sign(&member)),
+        "invalid: group not found"
+    );
+    assert_eq!(message(&access, &ev(9007, "open").sign(&outsider)), "ok");
+    assert_eq!(Rejection::GroupNotFound.prefix(), "invalid");
+}
+
+#[test]
+fn open_reads_and_auto_join() {
+    let h = Harness::new();
+    let (creator, member, outsider) = (key(1), key(2), key(4));
+    h.append(&[
+        ev(9007, "g").sign(&creator),
+        ev(9000, "g").p(&member, &[]).sign(&creator),
+        ev(9007, "c").tag(&["closed"]).sign(&creator),
+    ]);
+    let members_only = AccessPolicy::new(
+        h.groups.clone(),
+        Policy {
+            open_reads: false,
+            ..policy()
+        },
+    );
+    assert!(!members_only.can_read(None, "g").unwrap());
+    assert!(!members_only.can_read(Some(pk(&outsider)), "g").unwrap());
+    assert!(members_only.can_read(Some(pk(&member)), "g").unwrap());
+    assert!(members_only.can_read(Some(pk(&key(7))), "g").unwrap());
+    let open = h.policy(&policy());
+    assert!(open.can_read(None, "g").unwrap());
+    assert!(!open.can_read(None, "unknown").unwrap());
+
+    let auto = AccessPolicy::new(
+        h.groups.clone(),
+        Policy {
+            auto_join: true,
+            ..policy()
+        },
+    );
+    assert!(auto.can_write("g", &pk(&outsider)).unwrap());
+    assert!(
+        !auto.can_write("c", &pk(&outsider)).unwrap(),
+        "closed groups do not auto-join"
+    );
+    assert!(!open.can_write("g", &pk(&outsider)).unwrap());
+}
