@@ -22,6 +22,14 @@ pub(crate) struct ExportArgs {
 
 pub(crate) fn run(global: &Global, args: &ExportArgs) -> Result<ExitCode> {
     let store = db::open_store(global, false)?;
+    // Before creating the output, which an unknown group must not leave behind empty.
+    let group = match &args.group {
+        Some(g) => match store.group(g) {
+            Some(info) => Some(info),
+            None => bail!("group {g:?} has no events in this database"),
+        },
+        None => None,
+    };
     let mut out: Box<dyn Write> = if args.file.as_os_str() == "-" {
         Box::new(BufWriter::new(std::io::stdout().lock()))
     } else {
@@ -30,10 +38,9 @@ pub(crate) fn run(global: &Global, args: &ExportArgs) -> Result<ExitCode> {
                 .with_context(|| format!("creating {}", args.file.display()))?,
         ))
     };
-    let total = match &args.group {
-        Some(g) => store.group(g).map_or(0, |i| i.count),
-        None => store.head(),
-    };
+    let total = group
+        .as_ref()
+        .map_or_else(|| store.head(), |info| info.count);
     let bar = progress::bar(total, "events");
     bar.set_message("exporting");
     let mut written = 0u64;
@@ -57,11 +64,8 @@ pub(crate) fn run(global: &Global, args: &ExportArgs) -> Result<ExitCode> {
             }
         }
     };
-    match &args.group {
-        Some(g) => {
-            let Some(info) = store.group(g) else {
-                bail!("group {g:?} has no events in this database")
-            };
+    match &group {
+        Some(info) => {
             store.scan_group(info.no, 0, |_| true, &mut emit)?;
         }
         None => store.scan(1, &mut emit)?,

@@ -121,14 +121,13 @@ impl Summary {
 }
 
 pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
-    let store = db::open_store(global, args.trusted)?;
-    match &args.relay_pubkey {
-        Some(hex) => db::set_relay_key(&store, &db::parse_pubkey(hex)?)?,
-        None if db::relay_key(&store)?.is_none() => eprintln!(
-            "warning: no relay key for this database; relay snapshot events (39000–39003) will be ignored (pass --relay-pubkey)"
-        ),
-        None => {}
-    }
+    // Arguments and input first: a mistyped key or file name must not create a
+    // database or bind it to a relay key.
+    let relay = args
+        .relay_pubkey
+        .as_deref()
+        .map(db::parse_pubkey)
+        .transpose()?;
     let (input, len): (Box<dyn Read>, Option<u64>) = if args.file.as_os_str() == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {
@@ -137,6 +136,14 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         let len = file.metadata().map(|m| m.len()).ok();
         (Box::new(file), len)
     };
+    let store = db::open_store(global, args.trusted)?;
+    match &relay {
+        Some(key) => db::set_relay_key(&store, key)?,
+        None if db::relay_key(&store)?.is_none() => eprintln!(
+            "warning: no relay key for this database; relay snapshot events (39000–39003) will be ignored (pass --relay-pubkey)"
+        ),
+        None => {}
+    }
     let bar = match len {
         Some(len) => progress::bytes(len),
         None => progress::spinner("lines"),
