@@ -317,7 +317,9 @@ impl Engine {
     }
 
     /// Compares, for one group and projection, the state the engine serves
-    /// (checkpoint plus tail) with a full replay. `Some(diff)` when they differ.
+    /// (checkpoint plus tail) with a full replay. `Some(diff)` when they differ; an
+    /// error when the log cannot be read (a corrupted record fails both the same way,
+    /// which is not agreement).
     pub fn verify_group(
         &self,
         projection: &str,

@@ -584,6 +584,10 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
         match (served, replayed) {
             (Ok(a), Ok(b)) if a == b => Ok(None),
             (Ok(a), Ok(b)) => Ok(Some(format!("served {a:?}\nreplay {b:?}"))),
+            // The log could not be read (a corrupted record): an error, not agreement.
+            (Err(EngineError::Store(e)), _) | (_, Err(EngineError::Store(e))) => {
+                Err(EngineError::Store(e))
+            }
             (Err(a), Err(b)) if a.to_string() == b.to_string() => Ok(None),
             (a, b) => Ok(Some(format!(
                 "served {:?}\nreplay {:?}",

@@ -26,7 +26,7 @@ impl std::fmt::Debug for RawLog {
         f.debug_struct("RawLog")
             .field("path", &self.env.path())
             .field("records", &(self.next - 1))
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,6 +87,23 @@ impl RawLog {
         }
         txn.commit().map_err(StoreError::lmdb("committing"))?;
         self.next = next;
+        Ok(())
+    }
+
+    /// Calls `f` with every record in key order, in one read transaction.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8])) -> Result<(), StoreError> {
+        let txn = self
+            .env
+            .read_txn()
+            .map_err(StoreError::lmdb("opening a read transaction"))?;
+        for item in self
+            .events
+            .iter(&txn)
+            .map_err(StoreError::lmdb("scanning the baseline"))?
+        {
+            let (_, value) = item.map_err(StoreError::lmdb("scanning the baseline"))?;
+            f(value);
+        }
         Ok(())
     }
 

@@ -69,6 +69,9 @@ pub struct Checkpoint {
     pub state: Vec<u8>,
 }
 
+/// A checkpoint's (version, watermark, events), or why it failed validation.
+pub type CheckpointHeader = Result<(u64, u64, u64), Corruption>;
+
 /// One checkpoint to write.
 #[derive(Debug, Clone)]
 pub struct CheckpointWrite {
@@ -164,7 +167,12 @@ impl Drop for Inner {
         // Closing the channel stops the writer after it has drained what was sent.
         drop(self.tx.take());
         if let Some(handle) = self.writer.take() {
-            let _ = handle.join();
+            // The last handle can be dropped on the writer thread itself (a commit
+            // observer holding a store clone, released after a commit); that thread
+            // exits on its own once the channel is closed, so only join from others.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
         }
     }
 }
@@ -642,6 +650,35 @@ impl Store {
         })
     }
 
+    /// Every checkpoint of `projection` without its state: (group no, version,
+    /// watermark, events), or the corruption error of the first that fails validation.
+    pub fn checkpoint_headers(
+        &self,
+        projection: &str,
+    ) -> Result<Vec<(u32, CheckpointHeader)>, StoreError> {
+        check_projection_name(projection)?;
+        self.read(|txn, dbs| {
+            let prefix = codec::checkpoint_prefix(projection);
+            let mut out = Vec::new();
+            let iter = dbs
+                .checkpoints
+                .prefix_iter(txn, &prefix)
+                .map_err(StoreError::lmdb("listing checkpoints"))?;
+            for item in iter {
+                let (key, value) = item.map_err(StoreError::lmdb("listing checkpoints"))?;
+                let no = codec::decode_checkpoint_key_group(key)
+                    .ok_or_else(|| index_corrupted("checkpoints"))?;
+                let header = match codec::decode_checkpoint(value, projection, &no.to_string()) {
+                    Ok(r) => Ok((r.version, r.watermark, r.events)),
+                    Err(StoreError::Corrupted(c)) => Err(c),
+                    Err(e) => return Err(e),
+                };
+                out.push((no, header));
+            }
+            Ok(out)
+        })
+    }
+
     /// Writes checkpoints in one transaction. With `replace_all = Some(p)`, every other
     /// checkpoint of projection `p` is deleted in the same transaction.
     pub fn write_checkpoints(
@@ -940,7 +977,7 @@ fn open_env(path: &Path, options: &StoreOptions) -> Result<Env<WithoutTls>, Stor
         let opened = unsafe { builder.open(path) };
         match opened {
             Err(heed::Error::EnvAlreadyOpened) if attempt < 49 => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
             other => return other.map_err(StoreError::lmdb("opening the environment")),
         }
@@ -970,33 +1007,30 @@ fn create_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, StoreErro
         .meta
         .get(&txn, codec::META_FORMAT_VERSION.as_bytes())
         .map_err(StoreError::lmdb(ctx))?;
-    match stored {
-        Some(bytes) => {
-            let found = bytes.try_into().map(u32::from_be_bytes).unwrap_or(0);
-            if found != codec::FORMAT_VERSION {
-                return Err(StoreError::FormatVersion {
-                    path: path.to_owned(),
-                    found,
-                    expected: codec::FORMAT_VERSION,
-                });
-            }
+    if let Some(bytes) = stored {
+        let found = bytes.try_into().map_or(0, u32::from_be_bytes);
+        if found != codec::FORMAT_VERSION {
+            return Err(StoreError::FormatVersion {
+                path: path.to_owned(),
+                found,
+                expected: codec::FORMAT_VERSION,
+            });
         }
-        None => {
-            if !dbs.events.is_empty(&txn).map_err(StoreError::lmdb(ctx))? {
-                return Err(StoreError::FormatVersion {
-                    path: path.to_owned(),
-                    found: 0,
-                    expected: codec::FORMAT_VERSION,
-                });
-            }
-            dbs.meta
-                .put(
-                    &mut txn,
-                    codec::META_FORMAT_VERSION.as_bytes(),
-                    &codec::FORMAT_VERSION.to_be_bytes(),
-                )
-                .map_err(StoreError::lmdb(ctx))?;
+    } else {
+        if !dbs.events.is_empty(&txn).map_err(StoreError::lmdb(ctx))? {
+            return Err(StoreError::FormatVersion {
+                path: path.to_owned(),
+                found: 0,
+                expected: codec::FORMAT_VERSION,
+            });
         }
+        dbs.meta
+            .put(
+                &mut txn,
+                codec::META_FORMAT_VERSION.as_bytes(),
+                &codec::FORMAT_VERSION.to_be_bytes(),
+            )
+            .map_err(StoreError::lmdb(ctx))?;
     }
     txn.commit().map_err(StoreError::lmdb(ctx))?;
     Ok(dbs)

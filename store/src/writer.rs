@@ -208,26 +208,24 @@ fn write_appends(
             let mut group_no = None;
             let mut prev_head = 0;
             if let Some(name) = event.group.as_deref() {
-                let entry = match groups.get_mut(name) {
-                    Some(entry) => entry,
-                    None => {
-                        let entry = match table.no(name).and_then(|no| table.info(no)) {
-                            Some(info) => GroupEntry {
-                                no: info.no,
-                                head: info.head,
-                                count: info.count,
-                            },
-                            None => {
-                                next_no += 1;
-                                GroupEntry {
-                                    no: next_no - 1,
-                                    head: 0,
-                                    count: 0,
-                                }
-                            }
-                        };
-                        groups.entry(name.into()).or_insert(entry)
-                    }
+                let entry = if let Some(entry) = groups.get_mut(name) {
+                    entry
+                } else {
+                    let entry = if let Some(info) = table.no(name).and_then(|no| table.info(no)) {
+                        GroupEntry {
+                            no: info.no,
+                            head: info.head,
+                            count: info.count,
+                        }
+                    } else {
+                        next_no += 1;
+                        GroupEntry {
+                            no: next_no - 1,
+                            head: 0,
+                            count: 0,
+                        }
+                    };
+                    groups.entry(name.into()).or_insert(entry)
                 };
                 prev_head = entry.head;
                 entry.head = seq;

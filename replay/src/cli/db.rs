@@ -51,6 +51,17 @@ pub(crate) fn open_store(global: &Global, trusted: bool) -> Result<Store> {
     .with_context(|| format!("opening the database at {}", global.db.display()))
 }
 
+/// The store of an existing database.
+pub(crate) fn open_existing(global: &Global) -> Result<Store> {
+    if !global.db.join("data.mdb").is_file() {
+        bail!(
+            "no highwater database at {} (create one with `highwater import` or `highwater init`, or pass --db)",
+            global.db.display()
+        );
+    }
+    open_store(global, false)
+}
+
 /// The relay key stored in the database, if any.
 pub(crate) fn relay_key(store: &Store) -> Result<Option<PublicKey>> {
     let Some(bytes) = store.setting(RELAY_KEY)? else {
@@ -81,8 +92,10 @@ pub(crate) struct Db {
     pub(crate) groups: Groups,
 }
 
+/// Opens an existing database for reading commands: a mistyped `--db` is an error,
+/// not a new empty database.
 pub(crate) fn open(global: &Global) -> Result<Db> {
-    let store = open_store(global, false)?;
+    let store = open_existing(global)?;
     open_with(store, EngineOptions::default())
 }
 

@@ -21,7 +21,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn run(global: &Global, args: &ExportArgs) -> Result<ExitCode> {
-    let store = db::open_store(global, false)?;
+    let store = db::open_existing(global)?;
     // Before creating the output, which an unknown group must not leave behind empty.
     let group = match &args.group {
         Some(g) => match store.group(g) {
@@ -53,7 +53,7 @@ pub(crate) fn run(global: &Global, args: &ExportArgs) -> Result<ExitCode> {
         {
             Ok(()) => {
                 written += 1;
-                if written % 4_096 == 0 {
+                if written.is_multiple_of(4_096) {
                     bar.set_position(written);
                 }
                 ControlFlow::Continue(())
@@ -70,7 +70,6 @@ pub(crate) fn run(global: &Global, args: &ExportArgs) -> Result<ExitCode> {
         }
         None => store.scan(1, &mut emit)?,
     }
-    drop(emit);
     if let Some(e) = failure {
         return Err(e);
     }

@@ -158,9 +158,9 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         args.batch,
         &|bytes, lines| {
             if len.is_some() {
-                bar.set_position(bytes)
+                bar.set_position(bytes);
             } else {
-                bar.set_position(lines)
+                bar.set_position(lines);
             }
         },
     )?;

@@ -60,6 +60,10 @@ pub(crate) struct ShowJson {
 }
 
 #[derive(Debug, Serialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "the four NIP-29 flags of the `show --json` shape"
+)]
 struct MetadataJson {
     name: Option<String>,
     about: Option<String>,
@@ -161,8 +165,8 @@ pub(crate) fn print_table(g: &ShowJson) {
         g.head,
         marks.join(", ")
     );
-    println!("members      {}", g.member_count);
     const SHOWN: usize = 25;
+    println!("members      {}", g.member_count);
     for member in g.members.iter().take(SHOWN) {
         let roles = if member.roles.is_empty() {
             String::new()
@@ -302,7 +306,7 @@ pub(crate) fn status_of(db: &db::Db) -> Result<StatusJson> {
         for g in &groups {
             match headers.get(&g.no) {
                 Some(Ok((version, _, events))) if *version == s.version => {
-                    checkpoint_lag += g.count.saturating_sub(*events)
+                    checkpoint_lag += g.count.saturating_sub(*events);
                 }
                 Some(_) => {
                     stale += 1;

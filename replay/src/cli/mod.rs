@@ -47,7 +47,7 @@ pub(crate) struct Global {
         default_value = "./highwater.lmdb"
     )]
     pub(crate) db: PathBuf,
-    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// More logging (-v info, -vv debug, -vvv trace); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 }
