@@ -412,6 +412,7 @@ fn write_checkpoints(
     only: Option<&[Vec<u32>]>,
 ) -> Result<usize, EngineError> {
     let started = std::time::Instant::now();
+    let _span = tracing::debug_span!("checkpoint", periodic = only.is_some()).entered();
     let mut writes = Vec::new();
     let mut marks = Vec::new();
     for (index, runtime) in runtimes.iter().enumerate() {

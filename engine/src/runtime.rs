@@ -207,6 +207,8 @@ impl<P: Projection> Runtime<P> {
         };
         let started = Instant::now();
         let from_checkpoint = start.is_none();
+        let _span =
+            tracing::debug_span!("catch_up", projection = %self.name, group = no, target).entered();
         let (mut value, watermark, events, checkpointed) = match start {
             Some(s) => s,
             None => self.load_checkpoint(no, target)?,
