@@ -130,6 +130,7 @@ pub(crate) fn show(global: &Global, args: &ShowArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn print_table(g: &ShowJson) {
+    const SHOWN: usize = 25;
     let flag = |b: bool, name: &'static str| if b { name } else { "" };
     let m = &g.metadata;
     println!("group        {}", g.group);
@@ -165,7 +166,6 @@ pub(crate) fn print_table(g: &ShowJson) {
         g.head,
         marks.join(", ")
     );
-    const SHOWN: usize = 25;
     println!("members      {}", g.member_count);
     for member in g.members.iter().take(SHOWN) {
         let roles = if member.roles.is_empty() {
