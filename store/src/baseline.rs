@@ -90,23 +90,6 @@ impl RawLog {
         Ok(())
     }
 
-    /// Calls `f` with every record in key order, in one read transaction.
-    pub fn for_each(&self, mut f: impl FnMut(&[u8])) -> Result<(), StoreError> {
-        let txn = self
-            .env
-            .read_txn()
-            .map_err(StoreError::lmdb("opening a read transaction"))?;
-        for item in self
-            .events
-            .iter(&txn)
-            .map_err(StoreError::lmdb("scanning the baseline"))?
-        {
-            let (_, value) = item.map_err(StoreError::lmdb("scanning the baseline"))?;
-            f(value);
-        }
-        Ok(())
-    }
-
     /// Number of records written.
     pub fn len(&self) -> u64 {
         self.next - 1

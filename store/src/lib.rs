@@ -38,8 +38,8 @@ pub use crate::error::{Corruption, Rejection, StoreError};
 pub use crate::event::{EventRef, TagRef};
 pub use crate::groups::GroupInfo;
 pub use crate::store::{
-    Checkpoint, CheckpointHeader, CheckpointWrite, GroupScan, LogIter, Prepared, Store, StoreOptions,
-    Ticket,
+    Checkpoint, CheckpointHeader, CheckpointWrite, GroupScan, LogIter, Prepared, Store,
+    StoreOptions, Ticket,
 };
 pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind};
 pub use crate::writer::{AppendOutcome, CommitObserver, Committed};
