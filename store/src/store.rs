@@ -375,25 +375,51 @@ impl Store {
             .collect())
     }
 
-    /// [`Store::prepare`] for each event, split over the machine's cores.
+    /// [`Store::prepare`] for each event: limits, group ids and id hashes on all
+    /// cores, then the duplicate index for the whole batch in one read transaction,
+    /// then signatures (on all cores) for the events that are new.
     pub fn prepare_all(&self, events: &[Event]) -> Vec<Result<Prepared, StoreError>> {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        if events.len() < 64 || threads == 1 {
-            return events.iter().map(|e| self.prepare(e)).collect();
+        let limits = self.inner.options.limits;
+        let mut out: Vec<Result<Prepared, StoreError>> = par_map(events, |e| {
+            validate::check_and_encode(e, &limits).map(Prepared::Ready)
+        });
+        let duplicates = self.read(|txn, dbs| {
+            let mut found = Vec::new();
+            for (i, p) in out.iter().enumerate() {
+                if let Ok(Prepared::Ready(p)) = p
+                    && let Some(v) = dbs
+                        .ids
+                        .get(txn, &p.id)
+                        .map_err(StoreError::lmdb("reading the id index"))?
+                {
+                    found.push((
+                        i,
+                        codec::decode_seq(v).ok_or_else(|| index_corrupted("ids"))?,
+                    ));
+                }
+            }
+            Ok(found)
+        });
+        match duplicates {
+            Ok(found) => {
+                for (i, seq) in found {
+                    out[i] = Ok(Prepared::Duplicate(seq));
+                }
+            }
+            Err(e) => return events.iter().map(|_| Err(copy_of(&e))).collect(),
         }
-        let chunk = events.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = events
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || part.iter().map(|e| self.prepare(e)).collect::<Vec<_>>())
-                })
+        if !self.inner.options.trusted {
+            let ready: Vec<usize> = (0..out.len())
+                .filter(|&i| matches!(out[i], Ok(Prepared::Ready(_))))
                 .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
+            let checks = par_map(&ready, |&i| validate::check_signature(&events[i]));
+            for (i, check) in ready.into_iter().zip(checks) {
+                if let Err(rejection) = check {
+                    out[i] = Err(rejection.into());
+                }
+            }
+        }
+        out
     }
 
     fn sender(&self) -> Result<&Sender<Request>, StoreError> {
@@ -844,6 +870,36 @@ impl Store {
                 return Ok(records);
             }
         }
+    }
+}
+
+/// `f` over `items` in order, split over the machine's cores for large inputs.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if items.len() < 64 || threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        // A panicking worker is a bug in validation; re-raise it rather than return a
+        // result vector that no longer lines up with the input.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// The same error again, for every event of a batch that failed as a whole.
+fn copy_of(error: &StoreError) -> StoreError {
+    StoreError::Lmdb {
+        context: "reading the id index",
+        message: error.to_string(),
     }
 }
 

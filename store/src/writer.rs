@@ -187,24 +187,22 @@ fn write_appends(
     for (r, (events, _)) in pending.iter().enumerate() {
         let mut out = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
+            let seq = next_seq;
+            let key = codec::seq_key(seq);
+            // One descent of the id index: insert unless present, else read it.
             if let Some(existing) = dbs
                 .ids
-                .get(txn, &event.id)
-                .map_err(StoreError::lmdb("reading the id index"))?
+                .get_or_put(txn, &event.id, &key)
+                .map_err(StoreError::lmdb("writing the id index"))?
             {
                 let seq = codec::decode_seq(existing).ok_or_else(|| bad_index("ids"))?;
                 out.push(AppendOutcome::Duplicate(seq));
                 continue;
             }
-            let seq = next_seq;
             next_seq += 1;
-            let key = codec::seq_key(seq);
             dbs.events
                 .put_with_flags(txn, PutFlags::APPEND, &key, &event.bytes)
                 .map_err(StoreError::lmdb("appending a record"))?;
-            dbs.ids
-                .put(txn, &event.id, &key)
-                .map_err(StoreError::lmdb("writing the id index"))?;
             let mut group_no = None;
             let mut prev_head = 0;
             if let Some(name) = event.group.as_deref() {

@@ -64,41 +64,63 @@ enum Line {
     },
 }
 
-fn classify(store: &Store, line: &[u8], max_line: usize) -> Line {
+/// Parses one line into an event, or says why it is not one.
+fn parse(line: &[u8], max_line: usize) -> Result<Event, Line> {
     if line.len() > max_line {
-        return Line::Bad {
+        return Err(Line::Bad {
             cause: "too large",
             message: format!("line of {} bytes", line.len()),
-        };
+        });
     }
     let Ok(text) = std::str::from_utf8(line) else {
-        return Line::Bad {
+        return Err(Line::Bad {
             cause: "not JSON",
             message: "not UTF-8".into(),
+        });
+    };
+    Event::from_json(text).map_err(|e| {
+        let cause = if serde_json::from_str::<serde_json::Value>(text).is_ok() {
+            "not an event"
+        } else {
+            "not JSON"
         };
-    };
-    let event = match Event::from_json(text) {
-        Ok(event) => event,
-        Err(e) => {
-            let cause = if serde_json::from_str::<serde_json::Value>(text).is_ok() {
-                "not an event"
-            } else {
-                "not JSON"
-            };
-            return Line::Bad {
-                cause,
-                message: e.to_string(),
-            };
-        }
-    };
-    match store.prepare(&event) {
-        Ok(Prepared::Ready(p)) => Line::Ready(Box::new(p)),
-        Ok(Prepared::Duplicate(_)) => Line::Duplicate,
-        Err(e) => Line::Bad {
-            cause: cause(&e),
+        Line::Bad {
+            cause,
             message: e.to_string(),
-        },
-    }
+        }
+    })
+}
+
+/// Parses a chunk on all cores, then validates its events as one batch (one read of
+/// the duplicate index, signatures on all cores).
+fn classify(store: &Store, chunk: &[(u64, Vec<u8>)], max_line: usize) -> Vec<Line> {
+    let parsed: Vec<Result<Event, Line>> = chunk
+        .par_iter()
+        .map(|(_, line)| parse(line, max_line))
+        .collect();
+    let events: Vec<Event> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut prepared = store.prepare_all(&events).into_iter();
+    parsed
+        .into_iter()
+        .map(|p| match p {
+            Err(bad) => bad,
+            Ok(_) => match prepared.next() {
+                Some(Ok(Prepared::Ready(p))) => Line::Ready(Box::new(p)),
+                Some(Ok(Prepared::Duplicate(_))) => Line::Duplicate,
+                Some(Err(e)) => Line::Bad {
+                    cause: cause(&e),
+                    message: e.to_string(),
+                },
+                None => Line::Bad {
+                    cause: "storage error",
+                    message: "validation lost an event".into(),
+                },
+            },
+        })
+        .collect()
 }
 
 /// What an import did.
@@ -218,10 +240,7 @@ pub(crate) fn import(
         if chunk.is_empty() {
             break;
         }
-        let classified: Vec<Line> = chunk
-            .par_iter()
-            .map(|(_, line)| classify(store, line, max_line))
-            .collect();
+        let classified = classify(store, &chunk, max_line);
         let mut ready = Vec::with_capacity(classified.len());
         let mut stop = None;
         for ((number, _), line) in chunk.iter().zip(classified) {

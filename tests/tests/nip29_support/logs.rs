@@ -134,7 +134,10 @@ fn roster(e: super::Ev, keys: &[Keys], targets: &[(u8, Vec<u8>)]) -> super::Ev {
 }
 
 /// Turns operations into signed events for `groups`, moving a clock from `T0`.
-#[expect(clippy::too_many_lines, reason = "one arm per operation kind reads best in one place")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per operation kind reads best in one place"
+)]
 pub fn events(ops: &[Op], groups: &[String], keys: &[Keys]) -> Vec<Event> {
     let (relay, foreign) = (relay(), foreign());
     let mut clock = T0 + 1_000;
