@@ -1,0 +1,329 @@
+//! Import rows: bulk import (trusted and verified) against raw heed puts and raw
+//! Schnorr verification, and concurrent single-event durable appends against one
+//! durable commit per event.
+//!
+//! One pass over the workload feeds every bulk measurement window by window: each
+//! window is parsed once (untimed), then imported by each contender in turn, each
+//! timed on its own. Interleaving them spreads the machine's noise evenly.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use highwater_store::{
+    AppendOutcome, CommitObserver, Committed, Prepared, PreparedEvent, RawLog, Store, StoreOptions,
+    Ticket,
+};
+use nostr::prelude::Event;
+use rayon::prelude::*;
+
+use super::peer::{self, Peer};
+use super::say;
+use super::workload::{TARGET_EVENTS, TARGET_TAIL, Workload};
+
+/// Events validated and submitted together.
+pub(super) const BATCH: usize = 16_384;
+
+/// Batches submitted and not yet acknowledged. While the writer commits one batch, the
+/// next ones queue up and its group commit takes them together (up to the store's
+/// 65,536 events per transaction). Bulk loads want large transactions: in LMDB every
+/// commit rewrites each page it touched, and the `ids` index is keyed by random hashes,
+/// so a commit touches most of its pages whatever its size — 4,096-event commits
+/// write the whole index again every 4,096 events (see BENCHMARKS.md).
+pub(super) const IN_FLIGHT: usize = 4;
+
+/// Events per commit of the raw baseline: the store's largest transaction.
+pub(super) const RAW_COMMIT: usize = 65_536;
+
+/// Events timed, and how long it took.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Meter {
+    pub(super) events: u64,
+    pub(super) time: Duration,
+}
+
+impl Meter {
+    pub(super) fn add(&mut self, events: usize, time: Duration) {
+        self.events += events as u64;
+        self.time += time;
+    }
+
+    /// Events per second.
+    pub(super) fn rate(&self) -> f64 {
+        to_f64(self.events) / self.time.as_secs_f64().max(1e-9)
+    }
+}
+
+#[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+pub(super) fn to_f64(n: u64) -> f64 {
+    n as f64
+}
+
+pub(super) fn trusted() -> StoreOptions {
+    StoreOptions {
+        trusted: true,
+        ..StoreOptions::default()
+    }
+}
+
+/// Counts commits.
+#[derive(Debug, Default)]
+struct Commits(AtomicUsize);
+
+impl CommitObserver for Commits {
+    fn on_commit(&self, _: &[Committed<'_>]) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the import pass measured.
+#[derive(Debug, Default)]
+pub(super) struct ImportPass {
+    pub(super) raw: Meter,
+    pub(super) trusted: Meter,
+    pub(super) verified: Meter,
+    pub(super) verify_only: Meter,
+    pub(super) peer: Meter,
+    /// Diagnostics: what the trusted import's validation alone costs (id hash, encoding,
+    /// duplicate lookup — on all cores, into an empty store), and its commits.
+    pub(super) encode: Meter,
+    pub(super) trusted_commits: usize,
+}
+
+/// Imports the workload (with the target group's first events interleaved) into the
+/// trusted store at `log` — the log every later row reads — and, for comparison, into a
+/// raw heed table, a verifying store, a bare verification loop and the peer.
+pub(super) fn import_pass(
+    work: &Path,
+    log: &Path,
+    workload: &Workload,
+    target: &[Event],
+    mut peer: Option<&mut Peer>,
+) -> Result<ImportPass> {
+    let mut pass = ImportPass::default();
+    // The scratch store is never written: it only encodes records for the raw baseline
+    // (its duplicate check always finds nothing).
+    let scratch = Store::open(work.join("scratch"), trusted())?;
+    let mut raw = RawLog::create(&work.join("raw"), 1 << 40)?;
+    let store = Store::open(log, trusted())?;
+    let commits = Arc::new(Commits::default());
+    let observer = store.add_observer(commits.clone());
+    let verifying = Store::open(work.join("verified"), StoreOptions::default())?;
+    let head = &target[..TARGET_EVENTS - TARGET_TAIL];
+    let total = workload.events + head.len() as u64;
+    let mut done = 0u64;
+    let mut appended = 0u64;
+    let mut last_report = Instant::now();
+    for window in workload.with_target(workload.events, head)? {
+        let window = window?;
+
+        let started = Instant::now();
+        let records = encode(&scratch, &window)?;
+        pass.encode.add(records.len(), started.elapsed());
+        let started = Instant::now();
+        for chunk in records.chunks(RAW_COMMIT) {
+            raw.append(chunk)?;
+        }
+        pass.raw.add(records.len(), started.elapsed());
+        drop(records);
+
+        let started = Instant::now();
+        appended += import(&store, &window)?;
+        pass.trusted.add(window.len(), started.elapsed());
+
+        let started = Instant::now();
+        import(&verifying, &window)?;
+        pass.verified.add(window.len(), started.elapsed());
+
+        let started = Instant::now();
+        if !window.par_iter().all(Event::verify_signature) {
+            bail!("the workload has an event with a bad signature");
+        }
+        pass.verify_only.add(window.len(), started.elapsed());
+
+        done += window.len() as u64;
+        if let Some(peer) = peer.as_deref_mut() {
+            // Last, because the peer takes the window. Only its first events are timed
+            // (it is slow); of the rest it gets what the membership row queries.
+            let mut window = window;
+            let timed_left =
+                usize::try_from(peer::TIMED.saturating_sub(pass.peer.events)).unwrap_or(usize::MAX);
+            let rest = window.split_off(timed_left.min(window.len()));
+            if !window.is_empty() {
+                let n = window.len();
+                let started = Instant::now();
+                peer.import_concurrent(window, peer::CONCURRENCY)?;
+                pass.peer.add(n, started.elapsed());
+            }
+            let rest: Vec<Event> = rest
+                .into_iter()
+                .filter(|e| peer::MEMBERSHIP_KINDS.contains(&e.kind.as_u16()))
+                .collect();
+            if !rest.is_empty() {
+                peer.import_concurrent(rest, peer::FILL)?;
+            }
+        }
+        if last_report.elapsed() > Duration::from_secs(10) || done == total {
+            last_report = Instant::now();
+            say(format_args!(
+                "  imported {done}/{total}: trusted {:.0}/s, raw {:.0}/s, verified {:.0}/s, verify {:.0}/s{}",
+                pass.trusted.rate(),
+                pass.raw.rate(),
+                pass.verified.rate(),
+                pass.verify_only.rate(),
+                if peer.is_some() {
+                    format!(", peer {:.0}/s", pass.peer.rate())
+                } else {
+                    String::new()
+                },
+            ));
+        }
+    }
+    // The workload may repeat an event: the stores keep one copy, the raw table both.
+    if store.head() != appended || verifying.head() != appended || raw.len() != total {
+        bail!(
+            "the import pass lost events: {} / {} / {} of {appended} / {total}",
+            store.head(),
+            verifying.head(),
+            raw.len()
+        );
+    }
+    if appended < total {
+        say(format_args!(
+            "  the workload repeats {} event(s); the stores kept one copy",
+            total - appended
+        ));
+    }
+    store.remove_observer(observer);
+    pass.trusted_commits = commits.0.load(Ordering::Relaxed);
+    say(format_args!(
+        "  trusted import: {:.0} events per commit; its validation alone (all cores) {:.0}/s",
+        to_f64(appended) / to_f64(pass.trusted_commits.max(1) as u64),
+        pass.encode.rate()
+    ));
+    drop((scratch, raw, verifying));
+    for dir in ["scratch", "raw", "verified"] {
+        std::fs::remove_dir_all(work.join(dir)).with_context(|| format!("removing {dir}"))?;
+    }
+    Ok(pass)
+}
+
+/// The records the store would write for `events` (for the raw baseline).
+fn encode(scratch: &Store, events: &[Event]) -> Result<Vec<PreparedEvent>> {
+    scratch
+        .prepare_all(events)
+        .into_iter()
+        .map(|p| match p? {
+            Prepared::Ready(p) => Ok(p),
+            Prepared::Duplicate(seq) => bail!("the scratch store holds event {seq}"),
+        })
+        .collect()
+}
+
+/// Imports `events` the way `highwater import` does — validate a batch on all cores,
+/// submit it, validate the next while the writer commits — but with up to [`IN_FLIGHT`]
+/// batches queued, so that the writer commits large transactions. Returns once all of
+/// it is durable, with the number of events appended (the rest were duplicates).
+pub(super) fn import(store: &Store, events: &[Event]) -> Result<u64> {
+    let mut in_flight: VecDeque<Ticket> = VecDeque::new();
+    let mut appended = 0;
+    let mut count = |outcomes: Vec<AppendOutcome>| {
+        appended += outcomes
+            .iter()
+            .filter(|o| matches!(o, AppendOutcome::Appended(_)))
+            .count() as u64;
+    };
+    for chunk in events.chunks(BATCH) {
+        let mut ready = Vec::with_capacity(chunk.len());
+        for prepared in store.prepare_all(chunk) {
+            match prepared.context("validating a workload event")? {
+                Prepared::Ready(p) => ready.push(p),
+                Prepared::Duplicate(_) => {}
+            }
+        }
+        in_flight.push_back(store.submit(ready)?);
+        while in_flight.len() >= IN_FLIGHT {
+            if let Some(ticket) = in_flight.pop_front() {
+                count(ticket.wait()?);
+            }
+        }
+    }
+    for ticket in in_flight {
+        count(ticket.wait()?);
+    }
+    Ok(appended)
+}
+
+/// Events the per-event-commit baseline writes (each one is a durable commit, a few
+/// milliseconds on a real disk).
+pub(super) const SINGLE_COMMITS: usize = 500;
+/// Events the 8 threads append one at a time.
+pub(super) const THREADED_APPENDS: usize = 4_000;
+pub(super) const APPEND_THREADS: usize = 8;
+/// The two measurements alternate in this many rounds: the latency of a durable
+/// commit drifts a lot on a shared disk, and alternating puts both under the same.
+const APPEND_ROUNDS: usize = 5;
+
+/// (events/s of [`APPEND_THREADS`] threads appending one event at a time into a
+/// trusted store, events/s of one durable raw commit per event, events per group
+/// commit).
+pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Meter, Meter, f64)> {
+    let limit = (THREADED_APPENDS as u64).min(workload.events);
+    let mut events = Vec::new();
+    for window in workload.windows(limit)? {
+        events.extend(window?);
+    }
+    let single = events.len().min(SINGLE_COMMITS);
+    let scratch = Store::open(work.join("append-scratch"), trusted())?;
+    let records = encode(&scratch, &events[..single])?;
+    let mut raw = RawLog::create(&work.join("append-raw"), 1 << 30)?;
+    // Trusted, like the baseline: the row is about commits, and on a disk with fast
+    // flushes, signature checks on two cores would decide it instead.
+    let store = Store::open(work.join("append-store"), trusted())?;
+    let commits = Arc::new(Commits::default());
+    store.add_observer(commits.clone());
+
+    let (mut baseline, mut threaded) = (Meter::default(), Meter::default());
+    let single_rounds = records.chunks(single.div_ceil(APPEND_ROUNDS).max(1));
+    let threaded_rounds = events.chunks(events.len().div_ceil(APPEND_ROUNDS).max(1));
+    for (records, events) in single_rounds.zip(threaded_rounds) {
+        let started = Instant::now();
+        for record in records.chunks(1) {
+            raw.append(record)?;
+        }
+        baseline.add(records.len(), started.elapsed());
+
+        let started = Instant::now();
+        append_concurrently(&store, events)?;
+        threaded.add(events.len(), started.elapsed());
+    }
+    let per_commit =
+        to_f64(threaded.events) / to_f64(commits.0.load(Ordering::Relaxed).max(1) as u64);
+    drop((scratch, raw, store));
+    for dir in ["append-scratch", "append-raw", "append-store"] {
+        std::fs::remove_dir_all(work.join(dir)).with_context(|| format!("removing {dir}"))?;
+    }
+    Ok((threaded, baseline, per_commit))
+}
+
+/// [`APPEND_THREADS`] threads, each appending its share of `events` one at a time and
+/// waiting for each to be durable.
+fn append_concurrently(store: &Store, events: &[Event]) -> Result<()> {
+    let per_thread = events.len().div_ceil(APPEND_THREADS).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = events
+            .chunks(per_thread)
+            .map(|mine| {
+                let store = store.clone();
+                scope.spawn(move || mine.iter().try_for_each(|e| store.append(e).map(drop)))
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| match w.join() {
+            Ok(result) => result.context("a durable append"),
+            Err(_) => bail!("an append thread panicked"),
+        })
+    })
+}

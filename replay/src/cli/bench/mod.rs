@@ -1,0 +1,506 @@
+//! `highwater bench`: speed against this machine's own limits and against nostr-lmdb,
+//! every baseline measured in the same run, on a generated NIP-29 workload.
+//!
+//! The workload is generated once into a temporary directory (or reused with
+//! `--workload`) and streamed back in windows by every row that needs it, so memory is
+//! bounded at any `--events`. Progress goes to stderr; the table (or, with `--json`,
+//! one JSON object per row) to stdout. A missed goal is reported in the table, not as a
+//! failure: the command fails only when a measurement cannot be made.
+
+mod import;
+mod memory;
+mod peer;
+mod reads;
+mod report;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use highwater_replay::generate::WorkloadSpec;
+use nostr::prelude::Event;
+
+use self::import::{APPEND_THREADS, to_f64};
+use self::peer::Peer;
+use self::reads::read_only;
+use self::report::{Goal, Row, number};
+use self::workload::{TARGET_EVENTS, TARGET_TAIL, Workload};
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Events in the generated workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Groups in the generated workload.
+    #[arg(long, default_value_t = 1_000)]
+    groups: usize,
+    /// Seed of the workload (the same seed gives the same events).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object per row instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Where to create the temporary working directory (default: the system's).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Reuse this workload file if it exists (it must come from the same --events,
+    /// --groups and --seed), or generate it there and keep it.
+    #[arg(long, value_name = "FILE")]
+    workload: Option<PathBuf>,
+    /// Internal: measure the memory of a loaded roster in DIR (run by the benchmark
+    /// itself in a child process).
+    #[arg(long, value_name = "DIR", hide = true)]
+    memory_probe: Option<PathBuf>,
+}
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// A progress line on stderr, stamped with the time since the start.
+fn say(message: std::fmt::Arguments<'_>) {
+    let elapsed = START.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("[{elapsed:7.1} s] {message}");
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.memory_probe {
+        memory::probe(dir)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.events < 10 {
+        bail!("--events must be at least 10");
+    }
+    START.get_or_init(Instant::now);
+    let temp = {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("highwater-bench-");
+        match &args.dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                builder.tempdir_in(dir)
+            }
+            None => builder.tempdir(),
+        }
+        .context("creating the working directory")?
+    };
+    let work = temp.path();
+    say(format_args!(
+        "highwater bench: {} events, {} groups, seed {}, {} cores, peer {}; working in {}",
+        args.events,
+        args.groups,
+        args.seed,
+        cores(),
+        if cfg!(feature = "peer") {
+            "nostr-lmdb"
+        } else {
+            "not built"
+        },
+        work.display()
+    ));
+    let rows = measure(args, work)?;
+    if args.json {
+        for row in &rows {
+            println!("{}", row.to_json());
+        }
+    } else {
+        println!(
+            "highwater bench — {} events, {} groups, seed {}, {} cores",
+            args.events,
+            args.groups,
+            args.seed,
+            cores()
+        );
+        println!();
+        print!("{}", report::table(&rows));
+    }
+    say(format_args!("done"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Names of the rows, in order; `.ci/bench-smoke` checks that each one is printed.
+pub(crate) const ROW_NAMES: [&str; 10] = [
+    "bulk import, trusted",
+    "bulk import, verified",
+    "8 threads × single-event durable appends",
+    "full rebuild, 4 NIP-29 projections",
+    "full rebuild of membership, vs nostr-lmdb",
+    "import, verified, vs nostr-lmdb",
+    "cold first read, one group of 1,000 events, p99",
+    "hot is_member, median",
+    "open + first answer after restart",
+    "resident memory for 1M memberships",
+];
+
+/// Everything the phases share.
+struct Bench<'a> {
+    work: &'a Path,
+    workload: Workload,
+    /// The target group's events: the head goes into the logs among the workload, the
+    /// tail after the checkpoint.
+    target: Vec<Event>,
+    /// The log every read row uses: the workload imported trusted.
+    log: PathBuf,
+    seed: u64,
+}
+
+/// Rows measured on the main log with the engine open.
+struct EngineRows {
+    rebuild: Row,
+    membership: Row,
+    peer_import: Row,
+    hot: Row,
+    /// The group with the most events, and one of its members.
+    busiest: (Arc<str>, [u8; 32]),
+}
+
+/// Runs every phase; the rows come back in [`ROW_NAMES`] order.
+fn measure(args: &BenchArgs, work: &Path) -> Result<Vec<Row>> {
+    let spec = WorkloadSpec {
+        groups: args.groups,
+        events: args.events,
+        seed: args.seed,
+        relay_secret: None,
+    };
+    let path = args
+        .workload
+        .clone()
+        .unwrap_or_else(|| work.join("workload.jsonl"));
+    say(format_args!("generating the workload"));
+    let bench = Bench {
+        work,
+        workload: Workload::prepare(&spec, &path)?,
+        target: workload::target_events(args.seed)?,
+        log: work.join("log"),
+        seed: args.seed,
+    };
+    let mut peer = open_peer(work)?;
+    let (trusted, verified, pass) = bench.import_rows(peer.as_mut())?;
+    let peer_sequential = peer_sequential(work, &bench.workload)?;
+    let append = bench.append_row()?;
+    let engine = bench.engine_rows(peer.as_ref(), &pass, peer_sequential)?;
+    #[cfg(feature = "peer")]
+    drop(peer);
+    let (cold, first) = bench.read_rows(&engine.busiest)?;
+    let memory = bench.memory_row()?;
+    Ok(vec![
+        trusted,
+        verified,
+        append,
+        engine.rebuild,
+        engine.membership,
+        engine.peer_import,
+        cold,
+        engine.hot,
+        first,
+        memory,
+    ])
+}
+
+impl Bench<'_> {
+    fn relay(&self) -> [u8; 32] {
+        self.workload.relay
+    }
+
+    /// Bulk import, trusted and verified; the pass also feeds the peer.
+    fn import_rows(&self, peer: Option<&mut Peer>) -> Result<(Row, Row, import::ImportPass)> {
+        say(format_args!(
+            "bulk import: trusted, raw puts, verified, raw verification{}",
+            if peer.is_some() { ", nostr-lmdb" } else { "" }
+        ));
+        let pass = import::import_pass(self.work, &self.log, &self.workload, &self.target, peer)?;
+        let trusted = Row::new(
+            ROW_NAMES[0],
+            pass.trusted.rate(),
+            "events/s",
+            Goal::RatioAtLeast(0.5),
+        )
+        .against(
+            format!(
+                "raw heed APPEND puts of the same bytes, {} per commit",
+                number(to_f64(import::RAW_COMMIT as u64))
+            ),
+            pass.raw.rate(),
+        );
+        let verified = Row::new(
+            ROW_NAMES[1],
+            pass.verified.rate(),
+            "events/s",
+            Goal::RatioAtLeast(0.8),
+        )
+        .against(
+            format!("raw Schnorr verification on all {} cores", cores()),
+            pass.verify_only.rate(),
+        );
+        Ok((trusted, verified, pass))
+    }
+
+    /// Concurrent single-event durable appends against one durable commit per event.
+    fn append_row(&self) -> Result<Row> {
+        say(format_args!(
+            "durable appends: {APPEND_THREADS} threads one event at a time, and one commit per event"
+        ));
+        let (threaded, single, per_commit) = import::durable_appends(self.work, &self.workload)?;
+        say(format_args!("  {per_commit:.1} events per group commit"));
+        Ok(Row::new(
+            format!(
+                "{} (trusted; {} events, baseline {})",
+                ROW_NAMES[2], threaded.events, single.events
+            ),
+            threaded.rate(),
+            "events/s",
+            Goal::RatioAtLeast(20.0),
+        )
+        .against("one durable commit per event (raw heed)", single.rate()))
+    }
+
+    /// Full rebuilds, the membership rebuild and the import against the peer, and the
+    /// hot `is_member`, all on the main log.
+    fn engine_rows(
+        &self,
+        peer: Option<&Peer>,
+        pass: &import::ImportPass,
+        peer_sequential: Option<import::Meter>,
+    ) -> Result<EngineRows> {
+        say(format_args!("full rebuilds and a raw scan"));
+        let db = reads::open(&self.log, self.relay(), read_only())?;
+        let rebuilds = reads::rebuilds(&db)?;
+        let rebuild = Row::new(
+            ROW_NAMES[3],
+            rebuilds.all.rate(),
+            "events/s",
+            Goal::RatioAtLeast(0.25),
+        )
+        .against("raw cursor scan of the log", rebuilds.raw_scan.rate());
+
+        let largest = reads::largest_groups(&db.store);
+        let mut members = 0u64;
+        for group in &largest {
+            members += db.groups.member_count(group)? as u64;
+        }
+        let membership_baseline =
+            "nostr-lmdb: per-group queries (kinds 9000/9001/9002/9007/9008, #h) + fold";
+        let membership = match peer.map(|p| peer_membership(p, &largest)).transpose()? {
+            Some((time, peer_members, folded)) => {
+                say(format_args!(
+                    "  membership: highwater {members} members in {:.2} s; nostr-lmdb {peer_members} members from {folded} events in {:.2} s",
+                    rebuilds.membership.time.as_secs_f64(),
+                    time.as_secs_f64()
+                ));
+                Row::new(
+                    ROW_NAMES[4],
+                    rebuilds.membership.time.as_secs_f64(),
+                    "s",
+                    Goal::FasterBy(10.0),
+                )
+                .against(membership_baseline, time.as_secs_f64())
+            }
+            None => Row::skipped(
+                ROW_NAMES[4],
+                "s",
+                membership_baseline,
+                Goal::FasterBy(10.0),
+                peer::SKIPPED,
+            ),
+        };
+
+        let peer_import_baseline = format!(
+            "nostr-lmdb verify + save_event, better of sequential (first {} events) and {} concurrent (first {} events)",
+            peer::SEQUENTIAL,
+            peer::CONCURRENCY,
+            number(to_f64(peer::TIMED.min(self.workload.events)))
+        );
+        let peer_import = match peer_sequential {
+            Some(sequential) => {
+                say(format_args!(
+                    "  nostr-lmdb import: sequential {:.0}/s, {} concurrent {:.0}/s over the first {} events",
+                    sequential.rate(),
+                    peer::CONCURRENCY,
+                    pass.peer.rate(),
+                    pass.peer.events
+                ));
+                Row::new(
+                    ROW_NAMES[5],
+                    pass.verified.rate(),
+                    "events/s",
+                    Goal::RatioAtLeast(20.0),
+                )
+                .against(
+                    peer_import_baseline,
+                    sequential.rate().max(pass.peer.rate()),
+                )
+            }
+            None => Row::skipped(
+                ROW_NAMES[5],
+                "events/s",
+                peer_import_baseline,
+                Goal::RatioAtLeast(20.0),
+                peer::SKIPPED,
+            ),
+        };
+
+        say(format_args!("hot is_member"));
+        let (median, hits) = reads::hot_is_member(&db)?;
+        say(format_args!("  {median:.0} ns median, {hits} hits"));
+        let hot = Row::new(ROW_NAMES[7], median, "ns", Goal::AtMost(200.0));
+        let busiest = largest.first().cloned().context("the log has no group")?;
+        let member = db
+            .groups
+            .members(&busiest)?
+            .first()
+            .copied()
+            .unwrap_or_default();
+        Ok(EngineRows {
+            rebuild,
+            membership,
+            peer_import,
+            hot,
+            busiest: (busiest, member),
+        })
+    }
+
+    /// The cold first read at two log sizes, and the first answer after a restart.
+    fn read_rows(&self, (busiest, member): &(Arc<str>, [u8; 32])) -> Result<(Row, Row)> {
+        let (_, tail) = self.target.split_at(TARGET_EVENTS - TARGET_TAIL);
+        let events = self.workload.events;
+        let small = (events / 10).max(1);
+        say(format_args!(
+            "cold first read: the target group's tail, a second log of {small} events"
+        ));
+        reads::append_tail(&self.log, tail)?;
+        let small_dir = self.work.join("cold-small");
+        reads::build_cold_log(&small_dir, &self.workload, small, &self.target)?;
+        let creator = self.target[0].pubkey.to_bytes();
+        let times = reads::cold_reads(&[&self.log, &small_dir], self.relay(), &creator)?;
+        std::fs::remove_dir_all(&small_dir).context("removing the small log")?;
+        let micros = |d: Duration| d.as_secs_f64() * 1e6;
+        for (times, size) in times.iter().zip([events, small]) {
+            let q = |q| micros(reads::quantile(times, q));
+            say(format_args!(
+                "  log of {size} events: p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+                q(0.5),
+                q(0.9),
+                q(0.99),
+                q(1.0)
+            ));
+        }
+        let cold = Row::new(
+            format!(
+                "{} (log of {} events)",
+                ROW_NAMES[6],
+                number(to_f64(events))
+            ),
+            micros(reads::quantile(&times[0], 0.99)),
+            "µs",
+            Goal::RatioAtMost(1.5),
+        )
+        .against(
+            format!(
+                "same at 1/10 of the log size ({} events)",
+                number(to_f64(small))
+            ),
+            micros(reads::quantile(&times[1], 0.99)),
+        );
+
+        say(format_args!("open + first answer after restart"));
+        let (checkpointed, replayed) =
+            reads::first_answer(&self.log, self.relay(), busiest, member)?;
+        let first = Row::new(
+            ROW_NAMES[8],
+            checkpointed.as_secs_f64() * 1e3,
+            "ms",
+            Goal::FasterBy(100.0),
+        )
+        .against(
+            "open + full replay of all 4 projections (Engine::rebuild) + first answer",
+            replayed.as_secs_f64() * 1e3,
+        );
+        Ok((cold, first))
+    }
+
+    /// Resident memory of 1M memberships, measured in a child process.
+    fn memory_row(&self) -> Result<Row> {
+        let expected = memory::ROSTER_GROUPS * memory::ROSTER_MEMBERS;
+        say(format_args!(
+            "memory of {expected} memberships (in a child process)"
+        ));
+        let probe = memory::measure(&self.work.join("roster"), self.seed)?;
+        say(format_args!(
+            "  {} members loaded in {:.2} s: heap +{:.1} MB, resident (heap + mapped pages) +{:.1} MB",
+            probe.members,
+            probe.load_secs,
+            probe.anon_mb(),
+            probe.rss_mb()
+        ));
+        if probe.members != expected as u64 {
+            bail!(
+                "the roster loaded {} memberships, not {expected}",
+                probe.members
+            );
+        }
+        Ok(Row::new(
+            format!("{} (heap: growth of RssAnon)", ROW_NAMES[9]),
+            probe.anon_mb(),
+            "MB",
+            Goal::AtMost(150.0),
+        ))
+    }
+}
+
+#[cfg(feature = "peer")]
+fn open_peer(work: &Path) -> Result<Option<Peer>> {
+    Ok(Some(Peer::open(&work.join("peer"))?))
+}
+
+#[cfg(not(feature = "peer"))]
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "the same signature as with the peer"
+)]
+fn open_peer(_: &Path) -> Result<Option<Peer>> {
+    Ok(None)
+}
+
+/// The sequential nostr-lmdb import of the first events, in its own database.
+#[cfg(feature = "peer")]
+fn peer_sequential(work: &Path, workload: &Workload) -> Result<Option<import::Meter>> {
+    let mut events = Vec::new();
+    for window in workload.windows(peer::SEQUENTIAL as u64)? {
+        events.extend(window?);
+    }
+    let dir = work.join("peer-sequential");
+    let time = Peer::import_sequential(&dir, &events)?;
+    std::fs::remove_dir_all(&dir).context("removing the sequential peer database")?;
+    let mut meter = import::Meter::default();
+    meter.add(events.len(), time);
+    Ok(Some(meter))
+}
+
+#[cfg(not(feature = "peer"))]
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "the same signature as with the peer"
+)]
+fn peer_sequential(_: &Path, _: &Workload) -> Result<Option<import::Meter>> {
+    Ok(None)
+}
+
+/// The peer's membership rebuild, best of two (like highwater's).
+#[cfg(feature = "peer")]
+fn peer_membership(peer: &Peer, groups: &[Arc<str>]) -> Result<(Duration, u64, u64)> {
+    let first = peer.membership_rebuild(groups)?;
+    let second = peer.membership_rebuild(groups)?;
+    Ok(if second.0 < first.0 { second } else { first })
+}
+
+#[cfg(not(feature = "peer"))]
+fn peer_membership(peer: &Peer, _: &[Arc<str>]) -> Result<(Duration, u64, u64)> {
+    match *peer {}
+}
