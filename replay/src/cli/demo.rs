@@ -163,7 +163,7 @@ fn generate_and_import(
         &store,
         BufReader::with_capacity(1 << 20, file),
         false,
-        4_096,
+        16_384,
         &|b, _| bar.set_position(b),
     )?;
     bar.finish_and_clear();
