@@ -33,7 +33,7 @@ struct Timings(Vec<(&'static str, f64, String)>);
 impl Timings {
     fn add(&mut self, step: &'static str, started: Instant, note: String) {
         let secs = started.elapsed().as_secs_f64();
-        eprintln!("  {step:<28} {secs:>8.2} s  {note}");
+        eprintln!("  {step:<28} {secs:>8.3} s  {note}");
         self.0.push((step, secs, note));
     }
 }
@@ -113,7 +113,7 @@ pub(crate) fn run(_global: &Global, args: &DemoArgs) -> Result<ExitCode> {
     println!();
     println!("timings:");
     for (step, secs, note) in &t.0 {
-        println!("  {step:<28} {secs:>8.2} s  {note}");
+        println!("  {step:<28} {secs:>8.3} s  {note}");
     }
     println!();
     println!(
