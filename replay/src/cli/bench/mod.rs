@@ -126,7 +126,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
 }
 
 /// Names of the rows, in order; `.ci/bench-smoke` checks that each one is printed.
-pub(crate) const ROW_NAMES: [&str; 10] = [
+pub(crate) const ROW_NAMES: [&str; 11] = [
     "bulk import, trusted",
     "bulk import, verified",
     "8 threads × single-event durable appends",
@@ -137,6 +137,7 @@ pub(crate) const ROW_NAMES: [&str; 10] = [
     "hot is_member, median",
     "open + first answer after restart",
     "resident memory for 1M memberships",
+    "hot can_write, median",
 ];
 
 /// Everything the phases share.
@@ -157,6 +158,7 @@ struct EngineRows {
     membership: Row,
     peer_import: Row,
     hot: Row,
+    hot_write: Row,
     /// The group with the most events, and one of its members.
     busiest: (Arc<str>, [u8; 32]),
 }
@@ -201,6 +203,7 @@ fn measure(args: &BenchArgs, work: &Path) -> Result<Vec<Row>> {
         engine.hot,
         first,
         memory,
+        engine.hot_write,
     ])
 }
 
@@ -350,6 +353,10 @@ impl Bench<'_> {
         let (median, hits) = reads::hot_is_member(&db)?;
         say(format_args!("  {median:.0} ns median, {hits} hits"));
         let hot = Row::new(ROW_NAMES[7], median, "ns", Goal::AtMost(200.0));
+        say(format_args!("hot can_write"));
+        let (median, allowed) = reads::hot_can_write(&db)?;
+        say(format_args!("  {median:.0} ns median, {allowed} allowed"));
+        let hot_write = Row::new(ROW_NAMES[10], median, "ns", Goal::AtMost(200.0));
         let busiest = largest.first().cloned().context("the log has no group")?;
         let member = db
             .groups
@@ -362,6 +369,7 @@ impl Bench<'_> {
             membership,
             peer_import,
             hot,
+            hot_write,
             busiest: (busiest, member),
         })
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use highwater_engine::{Engine, EngineOptions};
-use highwater_projections::{Groups, Nip29Config};
+use highwater_projections::{AccessPolicy, Groups, Nip29Config, Policy};
 use highwater_store::{Store, StoreOptions};
 use nostr::prelude::Event;
 
@@ -129,6 +129,21 @@ pub(super) fn largest_groups(store: &Store) -> Vec<Arc<str>> {
 /// Median time of one `is_member` on loaded groups: the members of the 16 largest
 /// groups, asked in turn, timed 1,000 calls at a time.
 pub(super) fn hot_is_member(db: &Db) -> Result<(f64, u64)> {
+    hot_query(db, |group, member| {
+        Ok(db.groups.is_member(group, member)?)
+    })
+}
+
+/// Median time of one `can_write` (membership, write-restricted flag, creator, `writer`
+/// role: three projections) on loaded groups, asked like [`hot_is_member`].
+pub(super) fn hot_can_write(db: &Db) -> Result<(f64, u64)> {
+    let policy = AccessPolicy::new(db.groups.clone(), Policy::default());
+    hot_query(db, |group, member| Ok(policy.can_write(group, member)?))
+}
+
+/// Median per-call time of `query` over members of the 16 largest groups, timed 1,000
+/// calls at a time; also counts the `true` answers.
+fn hot_query(db: &Db, query: impl Fn(&str, &[u8; 32]) -> Result<bool>) -> Result<(f64, u64)> {
     const CALLS: usize = 1_000;
     const ROUNDS: usize = 301;
     let mut queries: Vec<(Arc<str>, [u8; 32])> = Vec::new();
@@ -158,7 +173,7 @@ pub(super) fn hot_is_member(db: &Db) -> Result<(f64, u64)> {
         for _ in 0..CALLS {
             let (group, member) = &queries[order[next]];
             next = (next + 1) % order.len();
-            hits += u64::from(black_box(db.groups.is_member(group, member)?));
+            hits += u64::from(black_box(query(group, member)?));
         }
         // Round 0 warms caches up.
         if round > 0 {
