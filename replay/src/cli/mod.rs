@@ -39,7 +39,7 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// The database directory (created if missing).
+    /// The database directory (`init` and `import` create it; other commands need it).
     #[arg(
         long,
         global = true,
