@@ -116,13 +116,24 @@ impl From<Error> for Rejection {
 #[derive(Debug, Clone)]
 struct Facts {
     life: Life,
-    metadata: GroupMetadata,
+    metadata: Flags,
     member: bool,
     group_admin: bool,
     writer: bool,
     creator: bool,
     /// Whether one of the codes offered is a valid invite code of the group.
     valid_code: bool,
+}
+
+/// The four flags of a group's metadata: all the policy needs of it (copied out of
+/// the read instead of cloning names, pictures and tags).
+#[derive(Debug, Clone, Copy)]
+#[expect(clippy::struct_excessive_bools, reason = "the four NIP-29 flags")]
+struct Flags {
+    private: bool,
+    closed: bool,
+    hidden: bool,
+    restricted: bool,
 }
 
 /// The access policy over a [`Groups`].
@@ -155,10 +166,16 @@ impl AccessPolicy {
         codes: &[&str],
     ) -> Result<Facts, Error> {
         let groups = &self.groups;
-        let life = groups.group_state(group)?;
-        let (metadata, valid_code) = groups.with_metadata(group, |s| {
+        let (life, metadata, valid_code) = groups.with_metadata(group, |s| {
+            let m = s.metadata();
             (
-                s.metadata().clone(),
+                s.lifecycle().life,
+                Flags {
+                    private: m.private,
+                    closed: m.closed,
+                    hidden: m.hidden,
+                    restricted: m.restricted,
+                },
                 codes.iter().any(|code| s.has_invite(code)),
             )
         })?;
