@@ -136,6 +136,17 @@ struct Flags {
     restricted: bool,
 }
 
+impl Flags {
+    fn of(m: &GroupMetadata) -> Self {
+        Self {
+            private: m.private,
+            closed: m.closed,
+            hidden: m.hidden,
+            restricted: m.restricted,
+        }
+    }
+}
+
 /// The access policy over a [`Groups`].
 #[derive(Debug, Clone)]
 pub struct AccessPolicy {
@@ -238,9 +249,28 @@ impl AccessPolicy {
     }
 
     /// Whether `pubkey` may post (non-moderation events) to `group`.
+    ///
+    /// The same rule as the posting branch of [`AccessPolicy::check_write`], reading only
+    /// what the answer needs: the flags first, then membership, or for write-restricted
+    /// groups the creator and the `writer` role. This is asked on every event.
     pub fn can_write(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
-        let facts = self.facts(group, Some(pubkey), &[])?;
-        Ok(self.may_post(&facts, pubkey))
+        let (life, m) = self
+            .groups
+            .with_metadata(group, |s| (s.lifecycle().life, Flags::of(s.metadata())))?;
+        if life != Life::Active {
+            return Ok(false);
+        }
+        if self.relay_power(Some(pubkey), m.private) {
+            return Ok(true);
+        }
+        let groups = &self.groups;
+        if m.restricted {
+            return Ok(groups.is_creator(group, pubkey)?
+                || (groups.is_member(group, pubkey)?
+                    && groups.has_role(group, pubkey, "writer")?));
+        }
+        Ok(groups.is_member(group, pubkey)?
+            || (self.policy.auto_join && !m.closed && !m.private && !m.hidden))
     }
 
     fn may_post(&self, facts: &Facts, pubkey: &[u8; 32]) -> bool {
