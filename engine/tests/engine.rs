@@ -70,7 +70,7 @@ impl Projection for DigestProjection {
 }
 
 fn folded(kind: u16) -> bool {
-    matches!(kind, 1 | 9 | 9000)
+    [1, 9, 9000].contains(&kind)
 }
 
 const GROUPS: usize = 200;
@@ -225,10 +225,8 @@ fn run(ops: Vec<Op>, checkpoint_every: u64) {
             Op::Append(i) => {
                 let (g, event) = &pool[i];
                 let outcome = h.engine.append(event).unwrap();
-                assert_eq!(
-                    model.append(*g, event),
-                    matches!(outcome, AppendOutcome::Appended(_))
-                );
+                let appended = matches!(outcome, AppendOutcome::Appended(_));
+                assert_eq!(model.append(*g, event), appended);
                 // Read-your-writes: the next read of the group includes the event.
                 assert_eq!(
                     h.digest.read(&group_name(*g), |d| *d).unwrap(),
@@ -240,10 +238,8 @@ fn run(ops: Vec<Op>, checkpoint_every: u64) {
                 let events: Vec<Event> = slice.iter().map(|(_, e)| e.clone()).collect();
                 let outcomes = h.engine.append_batch(&events).unwrap();
                 for ((g, event), outcome) in slice.iter().zip(outcomes) {
-                    assert_eq!(
-                        model.append(*g, event),
-                        matches!(outcome.unwrap(), AppendOutcome::Appended(_))
-                    );
+                    let appended = matches!(outcome.unwrap(), AppendOutcome::Appended(_));
+                    assert_eq!(model.append(*g, event), appended);
                 }
             }
             Op::Read(g) => {
@@ -416,10 +412,8 @@ fn a_failing_fold_fails_only_its_group_and_names_the_event() {
     }
     assert_eq!(h.digest.read("good", |d| d.count).unwrap(), 2);
     let status = h.engine.group_status("digest", "bad").unwrap();
-    assert!(
-        matches!(status.state, LoadState::Failed { seq: s, .. } if s == seq),
-        "{status:?}"
-    );
+    let failed_at_seq = matches!(status.state, LoadState::Failed { seq: s, .. } if s == seq);
+    assert!(failed_at_seq, "{status:?}");
     assert_eq!(h.engine.status().unwrap()[0].failed, 2);
 }
 

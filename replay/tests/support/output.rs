@@ -67,10 +67,8 @@ pub fn check_show_shape(text: &str, group: &str) {
     );
     let v: Value = serde_json::from_str(text).expect("show --json is JSON");
     assert_eq!(v["group"], group);
-    assert!(
-        matches!(v["state"].as_str(), Some("unknown" | "active" | "deleted")),
-        "state of:\n{text}"
-    );
+    let state_known = matches!(v["state"].as_str(), Some("unknown" | "active" | "deleted"));
+    assert!(state_known, "state of:\n{text}");
     assert!(v["creator"].is_null() || is_pubkey(&v["creator"]), "{text}");
     let m = &v["metadata"];
     for text_field in ["name", "about", "picture"] {
