@@ -2,4 +2,6 @@
 //!
 //! - [`generate`]: the deterministic NIP-29 workload generator behind `highwater generate`.
 
+#![forbid(unsafe_code)]
+
 pub mod generate;
