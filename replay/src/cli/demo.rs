@@ -98,10 +98,15 @@ pub(crate) fn run(_global: &Global, args: &DemoArgs) -> Result<ExitCode> {
     if let Some(name) = &largest {
         let creator = db.groups.creator(name)?;
         let member = creator.map(|c| db.groups.is_member(name, &c)).transpose()?;
+        let answer = match member {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "the group has no creator",
+        };
         t.add(
             "reopen + first answer",
             started,
-            format!("is the creator of {name} a member? {member:?}"),
+            format!("is the creator of {name} a member? {answer}"),
         );
         let view = db.groups.view(&db.engine, name)?;
         let head = db.store.group(name).map_or(0, |g| g.head);
@@ -116,9 +121,10 @@ pub(crate) fn run(_global: &Global, args: &DemoArgs) -> Result<ExitCode> {
         println!("  {step:<28} {secs:>8.3} s  {note}");
     }
     println!();
+    let example = largest.as_deref().unwrap_or("<ID>");
+    println!("database: {}", db_dir.display());
     println!(
-        "database: {}   (try: highwater --db {} show --group <ID>)",
-        db_dir.display(),
+        "next: cargo run --release -p highwater-replay -- --db {} show --group {example}",
         db_dir.display()
     );
     Ok(if diffs.is_empty() {
