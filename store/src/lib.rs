@@ -24,22 +24,24 @@
 //! ```
 
 mod baseline;
+mod checkpoints;
 mod codec;
+mod env;
 mod error;
 mod event;
 mod groups;
+mod reads;
 mod store;
 mod validate;
 mod writer;
 
 #[doc(hidden)]
 pub use crate::baseline::RawLog;
+pub use crate::checkpoints::{Checkpoint, CheckpointHeader, CheckpointWrite};
 pub use crate::error::{Corruption, Rejection, StoreError};
 pub use crate::event::{EventRef, TagRef};
 pub use crate::groups::GroupInfo;
-pub use crate::store::{
-    Checkpoint, CheckpointHeader, CheckpointWrite, GroupScan, LogIter, Prepared, Store,
-    StoreOptions, Ticket,
-};
+pub use crate::reads::{GroupScan, LogIter};
+pub use crate::store::{Prepared, Store, StoreOptions, Ticket};
 pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind};
 pub use crate::writer::{AppendOutcome, CommitObserver, Committed};

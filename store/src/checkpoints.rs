@@ -1,0 +1,293 @@
+//! The checkpoint table the engine keeps its per-group states in, application
+//! settings in the `meta` table, and raw access for corruption tests.
+
+use crate::codec::{self, CheckpointRecord};
+use crate::error::{Corruption, StoreError};
+use crate::store::{Dbs, Store, index_corrupted};
+
+/// A checkpoint as stored: which projection version wrote it, up to which sequence
+/// number it folded the group, and the projection's encoded state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Version of the projection that wrote it.
+    pub version: u64,
+    /// Last sequence number folded into `state`.
+    pub watermark: u64,
+    /// Number of the group's events (of any kind) up to and including `watermark`.
+    pub events: u64,
+    /// The projection's encoded state.
+    pub state: Vec<u8>,
+}
+
+/// A checkpoint's (version, watermark, events), or why it failed validation.
+pub type CheckpointHeader = Result<(u64, u64, u64), Corruption>;
+
+/// One checkpoint to write.
+#[derive(Debug, Clone)]
+pub struct CheckpointWrite {
+    /// The projection's name.
+    pub projection: String,
+    /// The group's number ([`GroupInfo::no`]).
+    pub group: u32,
+    /// The checkpoint itself.
+    pub checkpoint: Checkpoint,
+}
+
+fn delete_prefix(txn: &mut heed::RwTxn<'_>, dbs: &Dbs, prefix: &[u8]) -> Result<usize, StoreError> {
+    if prefix.is_empty() {
+        let count = dbs
+            .checkpoints
+            .len(txn)
+            .map_err(StoreError::lmdb("counting checkpoints"))?;
+        dbs.checkpoints
+            .clear(txn)
+            .map_err(StoreError::lmdb("deleting checkpoints"))?;
+        return Ok(count as usize);
+    }
+    // LMDB refuses a zero-length key for a range start (MDB_BAD_VALSIZE), so "every
+    // checkpoint" cannot go through `prefix_iter_mut`.
+    if prefix.is_empty() {
+        let deleted = dbs
+            .checkpoints
+            .len(txn)
+            .map_err(StoreError::lmdb("deleting checkpoints"))?;
+        dbs.checkpoints
+            .clear(txn)
+            .map_err(StoreError::lmdb("deleting checkpoints"))?;
+        return Ok(deleted as usize);
+    }
+    let mut deleted = 0;
+    let mut iter = dbs
+        .checkpoints
+        .prefix_iter_mut(txn, prefix)
+        .map_err(StoreError::lmdb("deleting checkpoints"))?;
+    while let Some(item) = iter.next() {
+        item.map_err(StoreError::lmdb("deleting checkpoints"))?;
+        #[expect(unsafe_code, reason = "heed's in-place cursor delete; see SAFETY")]
+        // SAFETY: heed requires that no reference into the database outlives the
+        // deletion; the key and value of this entry were dropped above.
+        unsafe { iter.del_current() }.map_err(StoreError::lmdb("deleting checkpoints"))?;
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+fn check_projection_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty()
+        || name.len() > 64
+        || name
+            .bytes()
+            .any(|b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    {
+        return Err(StoreError::InvalidArgument(format!(
+            "projection name {name:?}: use 1–64 of [A-Za-z0-9_-]"
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Reads the checkpoint of (projection, group no). A checkpoint that fails its
+    /// checksum or validation is [`StoreError::Corrupted`].
+    pub fn read_checkpoint(
+        &self,
+        projection: &str,
+        group: u32,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        let name = self
+            .group_by_no(group)
+            .map_or_else(|| group.to_string(), |g| g.name.to_string());
+        self.read(|txn, dbs| {
+            let key = codec::checkpoint_key(projection, group);
+            let Some(bytes) = dbs
+                .checkpoints
+                .get(txn, &key)
+                .map_err(StoreError::lmdb("reading a checkpoint"))?
+            else {
+                return Ok(None);
+            };
+            let record = codec::decode_checkpoint(bytes, projection, &name)?;
+            Ok(Some(Checkpoint {
+                version: record.version,
+                watermark: record.watermark,
+                events: record.events,
+                state: record.state,
+            }))
+        })
+    }
+
+    /// Group numbers that have a checkpoint of `projection`.
+    pub fn checkpointed_groups(&self, projection: &str) -> Result<Vec<u32>, StoreError> {
+        check_projection_name(projection)?;
+        self.read(|txn, dbs| {
+            let prefix = codec::checkpoint_prefix(projection);
+            let mut out = Vec::new();
+            for item in dbs
+                .checkpoints
+                .prefix_iter(txn, &prefix)
+                .map_err(StoreError::lmdb("listing checkpoints"))?
+            {
+                let (key, _) = item.map_err(StoreError::lmdb("listing checkpoints"))?;
+                out.push(
+                    codec::decode_checkpoint_key_group(key)
+                        .ok_or_else(|| index_corrupted("checkpoints"))?,
+                );
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every checkpoint of `projection` without its state: (group no, version,
+    /// watermark, events), or the corruption error of the first that fails validation.
+    pub fn checkpoint_headers(
+        &self,
+        projection: &str,
+    ) -> Result<Vec<(u32, CheckpointHeader)>, StoreError> {
+        check_projection_name(projection)?;
+        self.read(|txn, dbs| {
+            let prefix = codec::checkpoint_prefix(projection);
+            let mut out = Vec::new();
+            let iter = dbs
+                .checkpoints
+                .prefix_iter(txn, &prefix)
+                .map_err(StoreError::lmdb("listing checkpoints"))?;
+            for item in iter {
+                let (key, value) = item.map_err(StoreError::lmdb("listing checkpoints"))?;
+                let no = codec::decode_checkpoint_key_group(key)
+                    .ok_or_else(|| index_corrupted("checkpoints"))?;
+                let header = match codec::decode_checkpoint(value, projection, &no.to_string()) {
+                    Ok(r) => Ok((r.version, r.watermark, r.events)),
+                    Err(StoreError::Corrupted(c)) => Err(c),
+                    Err(e) => return Err(e),
+                };
+                out.push((no, header));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Writes checkpoints in one transaction. With `replace_all = Some(p)`, every other
+    /// checkpoint of projection `p` is deleted in the same transaction.
+    pub fn write_checkpoints(
+        &self,
+        writes: Vec<CheckpointWrite>,
+        replace_all: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut encoded = Vec::with_capacity(writes.len());
+        for w in writes {
+            check_projection_name(&w.projection)?;
+            let record = CheckpointRecord {
+                version: w.checkpoint.version,
+                watermark: w.checkpoint.watermark,
+                events: w.checkpoint.events,
+                state: w.checkpoint.state,
+            };
+            encoded.push((
+                codec::checkpoint_key(&w.projection, w.group),
+                codec::encode_checkpoint(&record)?,
+            ));
+        }
+        if let Some(p) = replace_all {
+            check_projection_name(p)?;
+        }
+        let prefix = replace_all.map(codec::checkpoint_prefix);
+        self.exec(move |txn, dbs| {
+            if let Some(prefix) = &prefix {
+                delete_prefix(txn, dbs, prefix)?;
+            }
+            for (key, value) in &encoded {
+                dbs.checkpoints
+                    .put(txn, key, value)
+                    .map_err(StoreError::lmdb("writing a checkpoint"))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes every checkpoint of `projection`, or of all projections. Returns how many.
+    pub fn delete_checkpoints(&self, projection: Option<&str>) -> Result<usize, StoreError> {
+        if let Some(p) = projection {
+            check_projection_name(p)?;
+        }
+        let prefix = projection.map(codec::checkpoint_prefix).unwrap_or_default();
+        self.exec(move |txn, dbs| delete_prefix(txn, dbs, &prefix))
+    }
+
+    /// Reads an application setting (stored in the `meta` table under `app.NAME`).
+    pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = format!("app.{name}");
+        self.read(|txn, dbs| {
+            Ok(dbs
+                .meta
+                .get(txn, key.as_bytes())
+                .map_err(StoreError::lmdb("reading a setting"))?
+                .map(<[u8]>::to_vec))
+        })
+    }
+
+    /// Writes an application setting durably.
+    pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let key = format!("app.{name}");
+        let value = value.to_vec();
+        self.exec(move |txn, dbs| {
+            dbs.meta
+                .put(txn, key.as_bytes(), &value)
+                .map_err(StoreError::lmdb("writing a setting"))
+        })
+    }
+
+    /// Test support: the raw stored bytes of a checkpoint.
+    #[doc(hidden)]
+    pub fn raw_checkpoint(
+        &self,
+        projection: &str,
+        group: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = codec::checkpoint_key(projection, group);
+        self.read(|txn, dbs| {
+            Ok(dbs
+                .checkpoints
+                .get(txn, &key)
+                .map_err(StoreError::lmdb("reading a checkpoint"))?
+                .map(<[u8]>::to_vec))
+        })
+    }
+
+    /// Test support: overwrites the raw bytes of a checkpoint (to simulate corruption).
+    #[doc(hidden)]
+    pub fn put_raw_checkpoint(
+        &self,
+        projection: &str,
+        group: u32,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let key = codec::checkpoint_key(projection, group);
+        self.exec(move |txn, dbs| {
+            dbs.checkpoints
+                .put(txn, &key, &bytes)
+                .map_err(StoreError::lmdb("writing a checkpoint"))
+        })
+    }
+
+    /// Test support: the raw stored bytes of a log record.
+    #[doc(hidden)]
+    pub fn raw_record(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|txn, dbs| {
+            Ok(dbs
+                .events
+                .get(txn, &codec::seq_key(seq))
+                .map_err(StoreError::lmdb("reading a record"))?
+                .map(<[u8]>::to_vec))
+        })
+    }
+
+    /// Test support: overwrites the raw bytes of a log record (to simulate corruption).
+    #[doc(hidden)]
+    pub fn put_raw_record(&self, seq: u64, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.exec(move |txn, dbs| {
+            dbs.events
+                .put(txn, &codec::seq_key(seq), &bytes)
+                .map_err(StoreError::lmdb("writing a record"))
+        })
+    }
+}

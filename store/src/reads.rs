@@ -1,0 +1,280 @@
+//! Reading the log: events by sequence number or id, scans of the whole log and of
+//! one group in chunks of short read transactions (so LMDB can reuse pages during long
+//! scans), and the raw-cursor baselines the benchmarks compare against.
+
+use std::ops::{Bound, ControlFlow};
+
+use nostr::prelude::Event;
+
+use crate::codec;
+use crate::error::{Corruption, StoreError};
+use crate::event::EventRef;
+use crate::store::{Store, index_corrupted};
+
+/// How far a [`Store::scan_group`] got. When the callback stops the scan, the event it
+/// stopped on is not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupScan {
+    /// The last sequence number of the group the scan passed (or its `after`).
+    pub last: u64,
+    /// How many of the group's events the scan passed.
+    pub events: u64,
+}
+
+/// Events read per read transaction during long scans, so LMDB can reuse pages.
+const SCAN_CHUNK: usize = 4_096;
+
+/// Owned events in log order, read in chunks of short transactions.
+#[derive(Debug)]
+pub struct LogIter {
+    store: Store,
+    next: u64,
+    /// Converted events, and at most one error, last: an error is yielded after the
+    /// events before it, never ahead of them.
+    buffer: std::collections::VecDeque<Result<(u64, Event), StoreError>>,
+    done: bool,
+}
+
+impl Iterator for LogIter {
+    type Item = Result<(u64, Event), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() && !self.done {
+            let mut taken = 0;
+            let mut last = None;
+            let buffer = &mut self.buffer;
+            let result = self.store.scan(self.next, |seq, event| {
+                match event.to_event(seq) {
+                    Ok(e) => buffer.push_back(Ok((seq, e))),
+                    Err(e) => {
+                        buffer.push_back(Err(e));
+                        return ControlFlow::Break(());
+                    }
+                }
+                last = Some(seq);
+                taken += 1;
+                if taken == 1_024 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            match (result, last) {
+                (Err(e), _) => {
+                    self.buffer.push_back(Err(e));
+                    self.done = true;
+                }
+                (Ok(()), Some(seq)) if taken == 1_024 => self.next = seq + 1,
+                _ => self.done = true,
+            }
+        }
+        self.buffer.pop_front()
+    }
+}
+
+trait FlattenResult<T> {
+    fn flatten_result(self) -> Result<Option<T>, StoreError>;
+}
+
+impl<T> FlattenResult<T> for Option<Result<T, StoreError>> {
+    fn flatten_result(self) -> Result<Option<T>, StoreError> {
+        self.transpose()
+    }
+}
+
+impl Store {
+    /// The sequence number of the event with this id, if stored.
+    pub fn seq_of(&self, id: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        self.read(|txn, dbs| {
+            let value = dbs
+                .ids
+                .get(txn, id)
+                .map_err(StoreError::lmdb("reading the id index"))?;
+            value
+                .map(|v| codec::decode_seq(v).ok_or_else(|| index_corrupted("ids")))
+                .transpose()
+        })
+    }
+
+    /// The event at `seq`.
+    pub fn get(&self, seq: u64) -> Result<Option<Event>, StoreError> {
+        self.with_event(seq, |e| e.to_event(seq))
+            .map(Option::flatten_result)?
+    }
+
+    /// The event with this id, and its sequence number.
+    pub fn get_by_id(&self, id: &[u8; 32]) -> Result<Option<(u64, Event)>, StoreError> {
+        let Some(seq) = self.seq_of(id)? else {
+            return Ok(None);
+        };
+        Ok(self.get(seq)?.map(|e| (seq, e)))
+    }
+
+    /// Calls `f` with a zero-copy view of the event at `seq`.
+    pub fn with_event<R>(
+        &self,
+        seq: u64,
+        f: impl FnOnce(EventRef<'_>) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        self.read(|txn, dbs| {
+            let Some(bytes) = dbs
+                .events
+                .get(txn, &codec::seq_key(seq))
+                .map_err(StoreError::lmdb("reading a record"))?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(f(EventRef::new(codec::access_record(bytes, seq)?))))
+        })
+    }
+
+    /// Visits the log from `from` (inclusive) in sequence order, with zero-copy views,
+    /// in chunks of short read transactions. `f` may stop the scan early.
+    pub fn scan(
+        &self,
+        from: u64,
+        mut f: impl FnMut(u64, EventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let mut next = from.max(1);
+        loop {
+            let step = self.read(|txn, dbs| {
+                let start = codec::seq_key(next);
+                let range = (Bound::Included(&start[..]), Bound::Unbounded);
+                let mut seen = 0;
+                for item in dbs
+                    .events
+                    .range(txn, &range)
+                    .map_err(StoreError::lmdb("scanning the log"))?
+                {
+                    let (key, value) = item.map_err(StoreError::lmdb("scanning the log"))?;
+                    let seq = codec::decode_seq(key).ok_or_else(|| index_corrupted("events"))?;
+                    if f(seq, EventRef::new(codec::access_record(value, seq)?)).is_break() {
+                        return Ok(None);
+                    }
+                    seen += 1;
+                    if seen == SCAN_CHUNK {
+                        return Ok(Some(seq + 1));
+                    }
+                }
+                Ok(None)
+            })?;
+            match step {
+                Some(resume) => next = resume,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Visits the events of group `no` after `after`, in sequence order, skipping
+    /// (without reading them) events whose kind `want` refuses. Returns how far the scan
+    /// got: the last sequence number of the group it saw (kept or skipped), and how many
+    /// of the group's events it saw.
+    pub fn scan_group(
+        &self,
+        no: u32,
+        after: u64,
+        want: impl Fn(u16) -> bool,
+        mut f: impl FnMut(u64, EventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<GroupScan, StoreError> {
+        let mut scan = GroupScan {
+            last: after,
+            events: 0,
+        };
+        loop {
+            let finished = self.read(|txn, dbs| {
+                let start = codec::group_index_key(no, scan.last.saturating_add(1));
+                let end = codec::group_index_key(no, u64::MAX);
+                let range = (Bound::Included(&start[..]), Bound::Included(&end[..]));
+                let mut seen = 0;
+                let iter = dbs
+                    .group_index
+                    .range(txn, &range)
+                    .map_err(StoreError::lmdb("scanning a group"))?;
+                for item in iter {
+                    let (key, value) = item.map_err(StoreError::lmdb("scanning a group"))?;
+                    let (_, seq) = codec::decode_group_index_key(key)
+                        .ok_or_else(|| index_corrupted("group_index"))?;
+                    let kind =
+                        codec::decode_kind(value).ok_or_else(|| index_corrupted("group_index"))?;
+                    if want(kind) {
+                        let bytes = dbs
+                            .events
+                            .get(txn, &codec::seq_key(seq))
+                            .map_err(StoreError::lmdb("reading a record"))?
+                            .ok_or_else(|| {
+                                StoreError::Corrupted(Corruption::Record {
+                                    seq,
+                                    reason: "indexed but missing".into(),
+                                })
+                            })?;
+                        if f(seq, EventRef::new(codec::access_record(bytes, seq)?)).is_break() {
+                            return Ok(true);
+                        }
+                    }
+                    scan.last = seq;
+                    scan.events += 1;
+                    seen += 1;
+                    if seen == SCAN_CHUNK {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })?;
+            if finished {
+                return Ok(scan);
+            }
+        }
+    }
+
+    /// Owned events from `from` (inclusive), read in chunks.
+    pub fn iter_from(&self, from: u64) -> LogIter {
+        LogIter {
+            store: self.clone(),
+            next: from.max(1),
+            buffer: std::collections::VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Benchmark baseline: walks the log with a raw cursor, touching one byte of each
+    /// value without validating or decoding it. Returns (records, bytes).
+    pub fn raw_scan(&self) -> Result<(u64, u64), StoreError> {
+        let mut bytes = 0u64;
+        let records = self.raw_scan_with(|value| {
+            bytes += u64::from(value.first().copied().unwrap_or(0)) + value.len() as u64;
+        })?;
+        Ok((records, bytes))
+    }
+
+    /// Benchmark baseline: walks the log with a raw cursor and hands every raw value
+    /// to `f` (no checksum, no validation). Returns the number of records.
+    pub fn raw_scan_with(&self, mut f: impl FnMut(&[u8])) -> Result<u64, StoreError> {
+        let mut records = 0u64;
+        let mut next = 1u64;
+        loop {
+            let more = self.read(|txn, dbs| {
+                let start = codec::seq_key(next);
+                let range = (Bound::Included(&start[..]), Bound::Unbounded);
+                let mut seen = 0;
+                for item in dbs
+                    .events
+                    .range(txn, &range)
+                    .map_err(StoreError::lmdb("scanning the log"))?
+                {
+                    let (_, value) = item.map_err(StoreError::lmdb("scanning the log"))?;
+                    f(value);
+                    records += 1;
+                    seen += 1;
+                    if seen == SCAN_CHUNK {
+                        next += SCAN_CHUNK as u64;
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })?;
+            if !more {
+                return Ok(records);
+            }
+        }
+    }
+}
