@@ -71,9 +71,22 @@ pub(crate) fn run(global: &Global, args: &ExportArgs) -> Result<ExitCode> {
         None => store.scan(1, &mut emit)?,
     }
     if let Some(e) = failure {
-        return Err(e);
+        // A reader that closed the pipe (`highwater export - | head`) took what it
+        // wanted; that is not a failed export.
+        let closed = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        return if closed {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Err(e)
+        };
     }
-    out.flush().context("flushing the export")?;
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        other => other.context("flushing the export")?,
+    }
     bar.finish_and_clear();
     if let Some(key) = db::relay_key(&store)? {
         eprintln!(
