@@ -57,6 +57,7 @@ mod config;
 mod creator;
 mod error;
 mod groups;
+mod key;
 mod life;
 mod membership;
 mod metadata;

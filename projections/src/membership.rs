@@ -13,17 +13,18 @@ use highwater_engine::{ApplyError, CodecError, Kinds, Projection, encode_rkyv};
 use highwater_store::EventRef;
 
 use crate::config::{Nip29Config, kind};
+use crate::key::Pk;
 use crate::life::{Lifecycle, Step};
 use crate::parse;
 
 /// Bumped whenever the fold or the state layout changes.
-const BASE_VERSION: u32 = 1;
+const BASE_VERSION: u32 = 2;
 
 /// The pubkeys of one relay snapshot (39001 or 39002) and when it was made.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(crate) struct KeySnapshot {
     created_at: u64,
-    keys: BTreeSet<[u8; 32]>,
+    keys: BTreeSet<Pk>,
 }
 
 /// The membership of one group.
@@ -32,7 +33,7 @@ pub(crate) struct KeySnapshot {
 )]
 pub struct MembershipState {
     lifecycle: Lifecycle,
-    members: BTreeSet<[u8; 32]>,
+    members: BTreeSet<Pk>,
     /// Raw snapshots, kept while the group is seeded from them (`Source::Snapshots`).
     members_snapshot: Option<KeySnapshot>,
     admins_snapshot: Option<KeySnapshot>,
@@ -46,12 +47,12 @@ impl MembershipState {
 
     /// Whether `pubkey` is a member.
     pub fn is_member(&self, pubkey: &[u8; 32]) -> bool {
-        self.members.contains(pubkey)
+        self.members.contains(&Pk(*pubkey))
     }
 
     /// The members, sorted by pubkey.
     pub fn members(&self) -> impl ExactSizeIterator<Item = &[u8; 32]> {
-        self.members.iter()
+        self.members.iter().map(|k| &k.0)
     }
 
     /// How many members.
@@ -89,6 +90,7 @@ fn offer(slot: &mut Option<KeySnapshot>, event: EventRef<'_>) -> bool {
     }
     let keys = parse::roster(event.kind(), event.tags())
         .into_keys()
+        .map(Pk)
         .collect();
     *slot = Some(KeySnapshot { created_at, keys });
     true
@@ -131,7 +133,7 @@ impl Projection for Membership {
             Step::Ignore | Step::Other { .. } => {}
             Step::Create => {
                 state.clear();
-                state.members.insert(*event.pubkey());
+                state.members.insert(Pk(*event.pubkey()));
             }
             Step::Delete => state.clear(),
             Step::Moderate { was_seeded } => {
@@ -141,11 +143,11 @@ impl Projection for Membership {
                 }
                 match event.kind() {
                     kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, _| {
-                        state.members.insert(pubkey);
+                        state.members.insert(Pk(pubkey));
                     }),
                     kind::REMOVE_USER => {
                         parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
-                            state.members.remove(&pubkey);
+                            state.members.remove(&Pk(pubkey));
                         });
                     }
                     _ => {}
@@ -180,7 +182,7 @@ impl Projection for Membership {
         Ok(MembershipState {
             lifecycle: rkyv::deserialize::<Lifecycle, rkyv::rancor::Error>(&archived.lifecycle)
                 .map_err(codec)?,
-            members: archived.members.iter().copied().collect(),
+            members: archived.members.iter().map(|k| Pk(k.0)).collect(),
             members_snapshot: rkyv::deserialize::<_, rkyv::rancor::Error>(
                 &archived.members_snapshot,
             )
