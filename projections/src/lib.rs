@@ -57,7 +57,6 @@ mod config;
 mod creator;
 mod error;
 mod groups;
-mod key;
 mod life;
 mod membership;
 mod metadata;

@@ -13,18 +13,17 @@ use highwater_engine::{ApplyError, CodecError, Kinds, Projection, encode_rkyv};
 use highwater_store::EventRef;
 
 use crate::config::{Nip29Config, kind};
-use crate::key::Pk;
 use crate::life::{Lifecycle, Step};
 use crate::parse;
 
 /// Bumped whenever the fold or the state layout changes.
-const BASE_VERSION: u32 = 2;
+const BASE_VERSION: u32 = 1;
 
 /// The pubkeys of one relay snapshot (39001 or 39002) and when it was made.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(crate) struct KeySnapshot {
     created_at: u64,
-    keys: BTreeSet<Pk>,
+    keys: BTreeSet<[u8; 32]>,
 }
 
 /// The membership of one group.
@@ -33,7 +32,7 @@ pub(crate) struct KeySnapshot {
 )]
 pub struct MembershipState {
     lifecycle: Lifecycle,
-    members: BTreeSet<Pk>,
+    members: BTreeSet<[u8; 32]>,
     /// Raw snapshots, kept while the group is seeded from them (`Source::Snapshots`).
     members_snapshot: Option<KeySnapshot>,
     admins_snapshot: Option<KeySnapshot>,
@@ -47,12 +46,12 @@ impl MembershipState {
 
     /// Whether `pubkey` is a member.
     pub fn is_member(&self, pubkey: &[u8; 32]) -> bool {
-        self.members.contains(&Pk(*pubkey))
+        self.members.contains(pubkey)
     }
 
     /// The members, sorted by pubkey.
     pub fn members(&self) -> impl ExactSizeIterator<Item = &[u8; 32]> {
-        self.members.iter().map(|k| &k.0)
+        self.members.iter()
     }
 
     /// How many members.
@@ -90,7 +89,6 @@ fn offer(slot: &mut Option<KeySnapshot>, event: EventRef<'_>) -> bool {
     }
     let keys = parse::roster(event.kind(), event.tags())
         .into_keys()
-        .map(Pk)
         .collect();
     *slot = Some(KeySnapshot { created_at, keys });
     true
@@ -133,7 +131,7 @@ impl Projection for Membership {
             Step::Ignore | Step::Other { .. } => {}
             Step::Create => {
                 state.clear();
-                state.members.insert(Pk(*event.pubkey()));
+                state.members.insert(*event.pubkey());
             }
             Step::Delete => state.clear(),
             Step::Moderate { was_seeded } => {
@@ -143,11 +141,11 @@ impl Projection for Membership {
                 }
                 match event.kind() {
                     kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, _| {
-                        state.members.insert(Pk(pubkey));
+                        state.members.insert(pubkey);
                     }),
                     kind::REMOVE_USER => {
                         parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
-                            state.members.remove(&Pk(pubkey));
+                            state.members.remove(&pubkey);
                         });
                     }
                     _ => {}
@@ -182,7 +180,7 @@ impl Projection for Membership {
         Ok(MembershipState {
             lifecycle: rkyv::deserialize::<Lifecycle, rkyv::rancor::Error>(&archived.lifecycle)
                 .map_err(codec)?,
-            members: archived.members.iter().map(|k| Pk(k.0)).collect(),
+            members: archived.members.iter().copied().collect(),
             members_snapshot: rkyv::deserialize::<_, rkyv::rancor::Error>(
                 &archived.members_snapshot,
             )
