@@ -213,13 +213,11 @@ mod tests {
             let Err(err) = access_record(&bad, 7) else {
                 panic!("flipping byte {i} went undetected");
             };
-            assert!(
-                matches!(
-                    err,
-                    StoreError::Corrupted(Corruption::Record { seq: 7, .. })
-                ),
-                "{err}"
+            let matched = matches!(
+                err,
+                StoreError::Corrupted(Corruption::Record { seq: 7, .. })
             );
+            assert!(matched, "{err}");
         }
     }
 

@@ -926,16 +926,14 @@ fn a_full_map_fails_the_batch_cleanly_and_reads_keep_working() {
             Err(error) => break (error, batch),
         }
     };
-    assert!(
-        matches!(
-            error,
-            StoreError::MapFull {
-                map_size: 1_048_576,
-                max_map_size: 1_048_576
-            }
-        ),
-        "{error}"
+    let matched = matches!(
+        error,
+        StoreError::MapFull {
+            map_size: 1_048_576,
+            max_map_size: 1_048_576
+        }
     );
+    assert!(matched, "{error}");
     assert!(error.is_resource_error());
     assert!(!acked.is_empty());
     let head = acked.last().unwrap().0;

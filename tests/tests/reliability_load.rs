@@ -172,10 +172,8 @@ fn writer(
                     })
                     .collect();
                 for outcome in engine.append_batch(&events).unwrap() {
-                    assert!(
-                        matches!(outcome, Ok(AppendOutcome::Appended(_))),
-                        "{outcome:?}"
-                    );
+                    let matched = matches!(outcome, Ok(AppendOutcome::Appended(_)));
+                    assert!(matched, "{outcome:?}");
                     written.set(written.get() + 1);
                 }
             }

@@ -116,16 +116,14 @@ fn a_full_map_fails_the_batch_keeps_reads_and_accepts_appends_once_the_limit_gro
     let (acked, failed, error) = fill(&engine, &author, 10_000);
     eprintln!("map full after {} events: {error}", acked.len());
     assert!(error.is_resource_error(), "{error}");
-    assert!(
-        matches!(
-            error,
-            StoreError::MapFull {
-                map_size: MIB,
-                max_map_size: MIB
-            }
-        ),
-        "{error:?}"
+    let matched = matches!(
+        error,
+        StoreError::MapFull {
+            map_size: MIB,
+            max_map_size: MIB
+        }
     );
+    assert!(matched, "{error:?}");
     check_after_failure(&engine, &groups, &acked, &failed);
     // Still full: the same batch fails again, and the process goes on serving reads.
     assert!(matches!(
@@ -147,10 +145,8 @@ fn a_full_map_fails_the_batch_keeps_reads_and_accepts_appends_once_the_limit_gro
     let (engine, groups) = open_engine(dir.path(), relay, roomy, observer_options());
     check_after_failure(&engine, &groups, &acked, &failed);
     for outcome in engine.append_batch(&failed).unwrap() {
-        assert!(
-            matches!(outcome, Ok(AppendOutcome::Appended(_))),
-            "{outcome:?}"
-        );
+        let matched = matches!(outcome, Ok(AppendOutcome::Appended(_)));
+        assert!(matched, "{outcome:?}");
     }
     assert!(engine.store().map_size() > MIB, "the map grew");
     let verified = verify_database(&engine, &groups, None);
@@ -184,10 +180,8 @@ fn the_map_grows_under_concurrent_reads_without_losing_anything() {
         });
         for n in 0..200 {
             for outcome in engine.append_batch(&batch(&author, n)).unwrap() {
-                assert!(
-                    matches!(outcome, Ok(AppendOutcome::Appended(_))),
-                    "{outcome:?}"
-                );
+                let matched = matches!(outcome, Ok(AppendOutcome::Appended(_)));
+                assert!(matched, "{outcome:?}");
             }
         }
         done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -262,20 +256,16 @@ fn a_full_disk_fails_the_batch_keeps_reads_and_accepts_appends_once_space_is_fre
     let (acked, failed, error) = fill(&engine, &author, 10_000);
     eprintln!("disk full after {} events: {error}", acked.len());
     assert!(error.is_resource_error(), "{error:?}");
-    assert!(
-        // ENOSPC, or EIO: LMDB reports a short `pwrite` (the disk filled mid-write) as EIO.
-        matches!(&error, StoreError::Io { source, .. } if matches!(source.raw_os_error(), Some(28 | 5))),
-        "ENOSPC or EIO expected: {error:?}"
-    );
+    // ENOSPC, or EIO: LMDB reports a short `pwrite` (the disk filled mid-write) as EIO.
+    let matched = matches!(&error, StoreError::Io { source, .. } if matches!(source.raw_os_error(), Some(28 | 5)));
+    assert!(matched, "ENOSPC or EIO expected: {error:?}");
     check_after_failure(&engine, &groups, &acked, &failed);
 
     // Space comes back: the same process appends the failed batch, no reopen needed.
     std::fs::remove_file(&filler).unwrap();
     for outcome in engine.append_batch(&failed).unwrap() {
-        assert!(
-            matches!(outcome, Ok(AppendOutcome::Appended(_))),
-            "{outcome:?}"
-        );
+        let matched = matches!(outcome, Ok(AppendOutcome::Appended(_)));
+        assert!(matched, "{outcome:?}");
     }
     let verified = verify_database(&engine, &groups, None);
     assert_eq!(verified.head, acked.len() as u64 + failed.len() as u64);

@@ -390,8 +390,7 @@ fn a_format_v1_database_opens_with_the_same_state() {
         "after the upgrade",
         1_800_000_000,
     );
-    assert!(
-        matches!(engine.append(&put).unwrap(), highwater_store::AppendOutcome::Appended(seq) if seq == ids.len() as u64 + 1)
-    );
+    let matched = matches!(engine.append(&put).unwrap(), highwater_store::AppendOutcome::Appended(seq) if seq == ids.len() as u64 + 1);
+    assert!(matched);
     assert_eq!(store.get(store.head()).unwrap(), Some(put));
 }

@@ -212,10 +212,8 @@ impl Harness {
     /// Appends events in one commit; each must be new.
     pub fn append(&self, events: &[Event]) {
         for outcome in self.engine.append_batch(events).expect("append") {
-            assert!(
-                matches!(outcome, Ok(AppendOutcome::Appended(_))),
-                "{outcome:?}"
-            );
+            let matched = matches!(outcome, Ok(AppendOutcome::Appended(_)));
+            assert!(matched, "{outcome:?}");
         }
     }
 
