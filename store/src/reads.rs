@@ -135,9 +135,21 @@ impl Store {
         from: u64,
         mut f: impl FnMut(u64, EventRef<'_>) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
+        self.walk(from, |seq, value| {
+            Ok(f(seq, EventRef::new(codec::access_record(value, seq)?)))
+        })
+    }
+
+    /// The cursor walk under [`Store::scan`] and the raw baselines: every (seq, raw
+    /// value) from `from`, in chunks of [`SCAN_CHUNK`] per read transaction.
+    fn walk(
+        &self,
+        from: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<ControlFlow<()>, StoreError>,
+    ) -> Result<(), StoreError> {
         let mut next = from.max(1);
         loop {
-            let step = self.read(|txn, dbs| {
+            let resume = self.read(|txn, dbs| {
                 let start = codec::seq_key(next);
                 let range = (Bound::Included(&start[..]), Bound::Unbounded);
                 let mut seen = 0;
@@ -148,7 +160,7 @@ impl Store {
                 {
                     let (key, value) = item.map_err(StoreError::lmdb("scanning the log"))?;
                     let seq = codec::decode_seq(key).ok_or_else(|| index_corrupted("events"))?;
-                    if f(seq, EventRef::new(codec::access_record(value, seq)?)).is_break() {
+                    if f(seq, value)?.is_break() {
                         return Ok(None);
                     }
                     seen += 1;
@@ -158,8 +170,8 @@ impl Store {
                 }
                 Ok(None)
             })?;
-            match step {
-                Some(resume) => next = resume,
+            match resume {
+                Some(seq) => next = seq,
                 None => return Ok(()),
             }
         }
@@ -250,31 +262,11 @@ impl Store {
     /// to `f` (no checksum, no validation). Returns the number of records.
     pub fn raw_scan_with(&self, mut f: impl FnMut(&[u8])) -> Result<u64, StoreError> {
         let mut records = 0u64;
-        let mut next = 1u64;
-        loop {
-            let more = self.read(|txn, dbs| {
-                let start = codec::seq_key(next);
-                let range = (Bound::Included(&start[..]), Bound::Unbounded);
-                let mut seen = 0;
-                for item in dbs
-                    .events
-                    .range(txn, &range)
-                    .map_err(StoreError::lmdb("scanning the log"))?
-                {
-                    let (_, value) = item.map_err(StoreError::lmdb("scanning the log"))?;
-                    f(value);
-                    records += 1;
-                    seen += 1;
-                    if seen == SCAN_CHUNK {
-                        next += SCAN_CHUNK as u64;
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            })?;
-            if !more {
-                return Ok(records);
-            }
-        }
+        self.walk(1, |_, value| {
+            f(value);
+            records += 1;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(records)
     }
 }
