@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::error::EngineError;
 use crate::projection::Projection;
 use crate::runtime::{ErasedRuntime, Runtime};
-use crate::status::{GroupStatus, ProjectionStatus, RebuildReport};
+use crate::status::{FoldCounters, GroupStatus, ProjectionStatus, RebuildReport};
 
 /// Engine configuration.
 #[derive(Debug, Clone)]
@@ -138,10 +138,31 @@ impl<P: Projection> std::fmt::Debug for Handle<P> {
 
 impl<P: Projection> Handle<P> {
     /// Calls `f` with the group's state once the group is fully loaded (its watermark
-    /// has reached the group's head as of this call), catching it up first if needed.
-    /// A group absent from the log answers with the initial state.
+    /// has reached the group's head as committed by any process at the start of this
+    /// call), catching it up first if needed. A group absent from the log answers with
+    /// the initial state.
+    ///
+    /// The closure's contract: it may do anything — append (to this group too), read
+    /// other groups or this one again, block — without deadlocking the engine. While it
+    /// runs, the group's read lock is held: the writer never waits for it (a commit
+    /// then leaves this group's live fold to its next read), and only a catch-up of this
+    /// same group waits for the closure to return.
     pub fn read<R>(&self, group: &str, f: impl FnOnce(&P::State) -> R) -> Result<R, EngineError> {
         self.runtime.read(group, f)
+    }
+
+    /// [`Handle::read`], also returning the sequence number the state was folded to.
+    pub fn read_at<R>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&P::State) -> R,
+    ) -> Result<(R, u64), EngineError> {
+        self.runtime.read_at(group, f)
+    }
+
+    /// How this projection's groups were advanced so far (see [`FoldCounters`]).
+    pub fn fold_counters(&self) -> FoldCounters {
+        self.runtime.counters()
     }
 
     /// The group's state by a full replay from sequence 1, ignoring memory and
@@ -179,6 +200,7 @@ impl Drop for Inner {
             let _ = worker.join();
         }
         if self.options.checkpoint_on_close
+            && !self.store.is_read_only()
             && let Err(error) = write_checkpoints(&self.store, &self.runtimes, None)
         {
             tracing::warn!(%error, "checkpoints at close failed; the next open rebuilds from the log");
@@ -257,6 +279,9 @@ impl Engine {
     /// Writes checkpoints of every loaded group whose state changed since its last
     /// one, in one transaction. Returns how many were written.
     pub fn checkpoint(&self) -> Result<usize, EngineError> {
+        if self.inner.store.is_read_only() {
+            return Err(highwater_store::StoreError::ReadOnly.into());
+        }
         write_checkpoints(&self.inner.store, &self.inner.runtimes, None)
     }
 
@@ -272,7 +297,7 @@ impl Engine {
             None => self.inner.runtimes.iter().collect(),
         };
         if let Some(g) = group {
-            let Some((no, _)) = self.inner.store.group_no_head(g) else {
+            let Some((no, _)) = self.inner.store.group_no_head(g)? else {
                 return Ok(Vec::new());
             };
             return runtimes.into_iter().map(|r| r.rebuild_group(no)).collect();
@@ -283,7 +308,7 @@ impl Engine {
 
     /// Loads a group in every projection (checkpoint plus tail) without reading it.
     pub fn load_group(&self, group: &str) -> Result<(), EngineError> {
-        let Some((no, _)) = self.inner.store.group_no_head(group) else {
+        let Some((no, _)) = self.inner.store.group_no_head(group)? else {
             return Ok(());
         };
         self.inner
@@ -307,7 +332,7 @@ impl Engine {
     /// One (projection, group).
     pub fn group_status(&self, projection: &str, group: &str) -> Result<GroupStatus, EngineError> {
         let runtime = self.runtime(projection)?;
-        Ok(match self.inner.store.group_no_head(group) {
+        Ok(match self.inner.store.group_no_head(group)? {
             Some((no, _)) => runtime.group_status(no),
             None => GroupStatus {
                 state: crate::status::LoadState::Loaded,
@@ -326,7 +351,7 @@ impl Engine {
         group: &str,
     ) -> Result<Option<String>, EngineError> {
         let runtime = self.runtime(projection)?;
-        match self.inner.store.group_no_head(group) {
+        match self.inner.store.group_no_head(group)? {
             Some((no, _)) => runtime.verify_group(no),
             None => Ok(None),
         }

@@ -55,6 +55,6 @@ mod warmup;
 pub use crate::engine::{Engine, EngineBuilder, EngineOptions, Handle, Notification};
 pub use crate::error::EngineError;
 pub use crate::projection::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
-pub use crate::status::{GroupStatus, LoadState, ProjectionStatus, RebuildReport};
+pub use crate::status::{FoldCounters, GroupStatus, LoadState, ProjectionStatus, RebuildReport};
 pub use crate::warmup::Warmup;
 pub use highwater_store::{EventRef, Store, StoreError, TagRef};

@@ -109,6 +109,7 @@ pub(crate) fn rebuild_all(
     let _enter = span.enter();
     let mut events = 0u64;
     let mut last: Option<(String, u32)> = None;
+    store.refresh()?;
     store.scan(1, |seq, event| {
         events += 1;
         let Some(id) = event.group_id() else {
@@ -116,8 +117,8 @@ pub(crate) fn rebuild_all(
         };
         let no = match &last {
             Some((name, no)) if name == id => *no,
-            _ => match store.group_no_head(id) {
-                Some((no, _)) => {
+            _ => match store.group_no(id) {
+                Some(no) => {
                     last = Some((id.to_owned(), no));
                     no
                 }

@@ -4,6 +4,7 @@
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use highwater_store::{Checkpoint, CheckpointWrite, Committed, EventRef, Store, StoreError};
@@ -11,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::EngineError;
 use crate::projection::{KindSet, Projection};
-use crate::status::{GroupStatus, LoadState, ProjectionStatus, RebuildReport};
+use crate::status::{FoldCounters, GroupStatus, LoadState, ProjectionStatus, RebuildReport};
 
 /// Why a (projection, group) stopped folding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,7 @@ pub(crate) trait ErasedRuntime: Send + Sync {
     fn group_status(&self, no: u32) -> GroupStatus;
     fn verify_group(&self, no: u32) -> Result<Option<String>, EngineError>;
     fn evict_all(&self);
+    fn counters(&self) -> FoldCounters;
 }
 
 pub(crate) struct Runtime<P: Projection> {
@@ -73,6 +75,16 @@ pub(crate) struct Runtime<P: Projection> {
     pub(crate) store: Store,
     slots: Slots<P::State>,
     empty: P::State,
+    counters: Counters,
+}
+
+/// How often each way of advancing a slot ran (see [`FoldCounters`]).
+#[derive(Default)]
+struct Counters {
+    live_folds: AtomicU64,
+    busy_skips: AtomicU64,
+    loads: AtomicU64,
+    tail_folds: AtomicU64,
 }
 
 /// Applies one event, turning an error or a panic into a failure at `seq`.
@@ -113,6 +125,7 @@ impl<P: Projection> Runtime<P> {
             store,
             slots: RwLock::new(Vec::new()),
             empty,
+            counters: Counters::default(),
         }
     }
 
@@ -132,39 +145,63 @@ impl<P: Projection> Runtime<P> {
     }
 
     /// Answers from the group's state once it is fully loaded: its watermark has
-    /// reached the group's head as read at the start of this call.
+    /// reached the group's head as committed by any process at the start of this call.
     pub(crate) fn read<R>(
         &self,
         group: &str,
         f: impl FnOnce(&P::State) -> R,
     ) -> Result<R, EngineError> {
-        let Some((no, head)) = self.store.group_no_head(group) else {
+        self.read_at(group, f).map(|(r, _)| r)
+    }
+
+    /// [`Runtime::read`], also returning the watermark the answer was folded to.
+    ///
+    /// The closure runs holding only this slot's read lock (taken re-entrantly), never
+    /// the slot table's: the writer's commit hook only tries the slot's write lock and
+    /// skips a busy slot (its next read catches up), so a closure may append, read other
+    /// groups, or read this one again. A nested read of this same slot that needs a
+    /// catch-up answers from a private copy instead of waiting for its own lock.
+    pub(crate) fn read_at<R>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&P::State) -> R,
+    ) -> Result<(R, u64), EngineError> {
+        let Some((no, head)) = self.store.group_no_head(group)? else {
             // No event of this group is in the log: the fold of nothing.
-            return Ok(f(&self.empty));
+            return Ok((f(&self.empty), 0));
         };
         let mut f = Some(f);
         loop {
-            {
-                let slots = self.slots.read();
-                if let Some(Some(slot)) = slots.get(no as usize) {
-                    let st = slot.state.read();
-                    match &st.status {
-                        Status::Loaded if st.watermark >= head => {
-                            let f = f.take().expect("called once: we return right after");
-                            return Ok(f(&st.value));
-                        }
-                        Status::Failed(failure) => return Err(self.failed(no, failure)),
-                        _ => {}
+            if let Some(slot) = self.existing_slot(no) {
+                let nested = held::contains(&slot);
+                let _held = held::enter(&slot);
+                let st = slot.state.read_recursive();
+                match &st.status {
+                    Status::Loaded if st.watermark >= head => {
+                        let f = f.take().expect("called once: we return right after");
+                        return Ok((f(&st.value), st.watermark));
                     }
+                    Status::Failed(failure) => return Err(self.failed(no, failure)),
+                    Status::Loaded if nested => {
+                        let mut value = st.value.clone();
+                        let (reached, _) = self.fold_tail(no, &mut value, st.watermark)?;
+                        let f = f.take().expect("called once: we return right after");
+                        return Ok((f(&value), reached));
+                    }
+                    _ => {}
                 }
             }
             self.catch_up(no, head)?;
         }
     }
 
+    fn existing_slot(&self, no: u32) -> Option<Arc<Slot<P::State>>> {
+        self.slots.read().get(no as usize).and_then(Option::clone)
+    }
+
     fn slot(&self, no: u32) -> Arc<Slot<P::State>> {
-        if let Some(Some(slot)) = self.slots.read().get(no as usize) {
-            return slot.clone();
+        if let Some(slot) = self.existing_slot(no) {
+            return slot;
         }
         let mut slots = self.slots.write();
         if slots.len() <= no as usize {
@@ -186,70 +223,111 @@ impl<P: Projection> Runtime<P> {
             .clone()
     }
 
-    /// Brings group `no` to at least `target`: from its loaded state, or from its
-    /// checkpoint, or from nothing; then the group's tail. One thread per group does it.
-    fn catch_up(&self, no: u32, target: u64) -> Result<(), EngineError> {
-        let slot = self.slot(no);
-        let _flight = slot.flight.lock();
-        let start = {
-            let st = slot.state.read();
-            match &st.status {
-                Status::Loaded if st.watermark >= target => return Ok(()),
-                Status::Failed(failure) => return Err(self.failed(no, failure)),
-                Status::Loaded => Some((
-                    st.value.clone(),
-                    st.watermark,
-                    st.events,
-                    st.checkpointed_events,
-                )),
-                Status::NotLoaded => None,
-            }
-        };
-        let started = Instant::now();
-        let from_checkpoint = start.is_none();
-        let _span =
-            tracing::debug_span!("catch_up", projection = %self.name, group = no, target).entered();
-        let (mut value, watermark, events, checkpointed) = match start {
-            Some(s) => s,
-            None => self.load_checkpoint(no, target)?,
-        };
+    /// Folds the group's events after `after` into `value`. Returns the last sequence
+    /// number passed and how many of the group's events were passed.
+    fn fold_tail(
+        &self,
+        no: u32,
+        value: &mut P::State,
+        after: u64,
+    ) -> Result<(u64, u64), EngineError> {
         let mut failure = None;
-        let mut applied = 0u64;
         let scan = self.store.scan_group(
             no,
-            watermark,
+            after,
             |kind| self.kinds.contains(kind),
-            |seq, event| match apply_guarded(&self.projection, &mut value, seq, event) {
-                Ok(()) => {
-                    applied += 1;
-                    ControlFlow::Continue(())
-                }
+            |seq, event| match apply_guarded(&self.projection, value, seq, event) {
+                Ok(()) => ControlFlow::Continue(()),
                 Err(f) => {
                     failure = Some(f);
                     ControlFlow::Break(())
                 }
             },
         )?;
+        match failure {
+            Some(f) => Err(self.failed(no, &f)),
+            None => Ok((scan.last, scan.events)),
+        }
+    }
+
+    /// Brings group `no` to at least `target`. A group not loaded is loaded from its
+    /// checkpoint (or from nothing) plus its tail, outside the slot's lock, then
+    /// installed; a loaded group that fell behind (commits of other processes, or
+    /// commits whose live fold found the slot busy) folds its tail in place under the
+    /// slot's write lock, without copying its state. One thread per group does it.
+    fn catch_up(&self, no: u32, target: u64) -> Result<(), EngineError> {
+        let slot = self.slot(no);
+        let _flight = slot.flight.lock();
+        let loaded = {
+            let st = slot.state.read_recursive();
+            match &st.status {
+                Status::Loaded if st.watermark >= target => return Ok(()),
+                Status::Failed(failure) => return Err(self.failed(no, failure)),
+                Status::Loaded => true,
+                Status::NotLoaded => false,
+            }
+        };
+        let started = Instant::now();
+        let _span =
+            tracing::debug_span!("catch_up", projection = %self.name, group = no, target).entered();
+        if loaded {
+            self.counters.tail_folds.fetch_add(1, Ordering::Relaxed);
+            let mut st = slot.state.write();
+            let from = st.watermark;
+            let mut value = std::mem::replace(&mut st.value, self.projection.init());
+            return match self.fold_tail(no, &mut value, from) {
+                Ok((reached, events)) => {
+                    st.value = value;
+                    st.watermark = reached;
+                    st.events += events;
+                    tracing::debug!(projection = %self.name, group = no, from, to = reached,
+                        events, micros = started.elapsed().as_micros() as u64, "caught up a loaded group");
+                    Ok(())
+                }
+                Err(e) => {
+                    // A store error leaves the slot as it was (the fold itself did not fail).
+                    if !matches!(e, EngineError::Failed { .. }) {
+                        st.value = value;
+                    }
+                    Err(self.mark_failed(&mut st, no, e))
+                }
+            };
+        }
+        self.counters.loads.fetch_add(1, Ordering::Relaxed);
+        let (mut value, watermark, events, checkpointed) = self.load_checkpoint(no, target)?;
+        let folded = self.fold_tail(no, &mut value, watermark);
         let mut st = slot.state.write();
-        if let Some(failure) = failure {
-            tracing::error!(projection = %self.name, group = %self.group_name(no), seq = failure.seq,
-                error = %failure.message, "fold failed; the group serves errors until rebuilt");
-            st.value = self.projection.init();
-            st.status = Status::Failed(Arc::new(failure.clone()));
-            return Err(self.failed(no, &failure));
-        }
-        let reached = scan.last;
-        let keep_current = matches!(st.status, Status::Loaded) && st.watermark >= reached;
-        if !keep_current {
-            st.value = value;
-            st.watermark = reached;
-            st.events = events + scan.events;
-            st.checkpointed_events = checkpointed;
-            st.status = Status::Loaded;
-        }
-        tracing::debug!(projection = %self.name, group = no, from_checkpoint, from = watermark, to = reached,
-            scanned = scan.events, applied, micros = started.elapsed().as_micros() as u64, "caught up");
+        let (reached, scanned) = match folded {
+            Ok(r) => r,
+            Err(e) => return Err(self.mark_failed(&mut st, no, e)),
+        };
+        st.value = value;
+        st.watermark = reached;
+        st.events = events + scanned;
+        st.checkpointed_events = checkpointed;
+        st.status = Status::Loaded;
+        tracing::debug!(projection = %self.name, group = no, from_checkpoint = watermark > 0, from = watermark,
+            to = reached, scanned, micros = started.elapsed().as_micros() as u64, "loaded");
         Ok(())
+    }
+
+    /// Marks a slot failed after a fold error; any other error leaves it as it was.
+    fn mark_failed(
+        &self,
+        st: &mut SlotState<P::State>,
+        no: u32,
+        error: EngineError,
+    ) -> EngineError {
+        if let EngineError::Failed { seq, message, .. } = &error {
+            tracing::error!(projection = %self.name, group = %self.group_name(no), seq,
+                error = %message, "fold failed; the group serves errors until rebuilt");
+            st.value = self.projection.init();
+            st.status = Status::Failed(Arc::new(Failure {
+                seq: *seq,
+                message: message.clone(),
+            }));
+        }
+        error
     }
 
     /// The checkpointed state of a group, or the initial state when there is no usable
@@ -295,17 +373,27 @@ impl<P: Projection> Runtime<P> {
 
     /// A full replay of one group from sequence 1, without checkpoints: the oracle.
     pub(crate) fn replay(&self, no: u32) -> Result<P::State, EngineError> {
+        self.replay_until(no, u64::MAX)
+    }
+
+    /// A full replay of one group's events up to sequence `until`.
+    pub(crate) fn replay_until(&self, no: u32, until: u64) -> Result<P::State, EngineError> {
         let mut value = self.projection.init();
         let mut failure = None;
         self.store.scan_group(
             no,
             0,
             |kind| self.kinds.contains(kind),
-            |seq, event| match apply_guarded(&self.projection, &mut value, seq, event) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(f) => {
-                    failure = Some(f);
-                    ControlFlow::Break(())
+            |seq, event| {
+                if seq > until {
+                    return ControlFlow::Break(());
+                }
+                match apply_guarded(&self.projection, &mut value, seq, event) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(f) => {
+                        failure = Some(f);
+                        ControlFlow::Break(())
+                    }
                 }
             },
         )?;
@@ -316,7 +404,7 @@ impl<P: Projection> Runtime<P> {
     }
 
     pub(crate) fn replay_group(&self, group: &str) -> Result<P::State, EngineError> {
-        match self.store.group_no_head(group) {
+        match self.store.group_no_head(group)? {
             Some((no, _)) => self.replay(no),
             None => Ok(self.projection.init()),
         }
@@ -425,13 +513,17 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
     /// groups never need a read-time catch-up. Groups not loaded, or behind, are left
     /// for their next read.
     fn on_commit(&self, batch: &[Committed<'_>], checkpoint_every: u64, due: &mut Vec<u32>) {
-        let slots = self.slots.read();
         for c in batch {
             let Some((_, no)) = c.group else { continue };
-            let Some(Some(slot)) = slots.get(no as usize) else {
+            let Some(slot) = self.existing_slot(no) else {
                 continue;
             };
-            let mut st = slot.state.write();
+            // Never wait for a reader: a busy slot is left behind, and its next read
+            // folds the tail.
+            let Some(mut st) = slot.state.try_write() else {
+                self.counters.busy_skips.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
             if !matches!(st.status, Status::Loaded) || st.watermark != c.prev_head {
                 continue;
             }
@@ -444,6 +536,7 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
                 st.status = Status::Failed(Arc::new(failure));
                 continue;
             }
+            self.counters.live_folds.fetch_add(1, Ordering::Relaxed);
             st.watermark = c.seq;
             st.events += 1;
             if checkpoint_every > 0 && st.events - st.checkpointed_events >= checkpoint_every {
@@ -453,6 +546,7 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
     }
 
     fn ensure_loaded(&self, no: u32) -> Result<(), EngineError> {
+        self.store.refresh()?;
         self.catch_up(no, self.store.group_head(no))
     }
 
@@ -579,13 +673,19 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
         }
     }
 
+    /// Compares the served state with a replay of the log up to the very watermark the
+    /// served state was folded to, so commits arriving meanwhile (from any process)
+    /// cannot show up as a difference.
     fn verify_group(&self, no: u32) -> Result<Option<String>, EngineError> {
         let name = self.group_name(no);
-        let served = self.read(&name, Clone::clone);
-        let replayed = self.replay(no);
+        let served = self.read_at(&name, Clone::clone);
+        let until = served.as_ref().map_or(u64::MAX, |(_, at)| *at);
+        let replayed = self.replay_until(no, until);
         match (served, replayed) {
-            (Ok(a), Ok(b)) if a == b => Ok(None),
-            (Ok(a), Ok(b)) => Ok(Some(format!("served {a:?}\nreplay {b:?}"))),
+            (Ok((a, _)), Ok(b)) if a == b => Ok(None),
+            (Ok((a, at)), Ok(b)) => Ok(Some(format!(
+                "at sequence {at}: served {a:?}\nreplay {b:?}"
+            ))),
             // The log could not be read (a corrupted record): an error, not agreement.
             (Err(EngineError::Store(e)), _) | (_, Err(EngineError::Store(e))) => {
                 Err(EngineError::Store(e))
@@ -599,7 +699,56 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
         }
     }
 
+    fn counters(&self) -> FoldCounters {
+        FoldCounters {
+            live_folds: self.counters.live_folds.load(Ordering::Relaxed),
+            busy_skips: self.counters.busy_skips.load(Ordering::Relaxed),
+            loads: self.counters.loads.load(Ordering::Relaxed),
+            tail_folds: self.counters.tail_folds.load(Ordering::Relaxed),
+        }
+    }
+
     fn evict_all(&self) {
         self.slots.write().clear();
+    }
+}
+
+/// The slots whose read lock this thread holds while a read closure runs, so that a
+/// nested read of the same slot neither waits for its own lock nor deadlocks.
+mod held {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    thread_local! {
+        static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn key<T>(slot: &Arc<T>) -> usize {
+        Arc::as_ptr(slot).cast::<()>() as usize
+    }
+
+    pub(super) fn contains<T>(slot: &Arc<T>) -> bool {
+        let k = key(slot);
+        HELD.with(|h| h.borrow().contains(&k))
+    }
+
+    /// Removes its slot from the thread's list when the read ends (or unwinds).
+    pub(super) struct Guard(usize);
+
+    pub(super) fn enter<T>(slot: &Arc<T>) -> Guard {
+        let k = key(slot);
+        HELD.with(|h| h.borrow_mut().push(k));
+        Guard(k)
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            HELD.with(|h| {
+                let mut h = h.borrow_mut();
+                if let Some(i) = h.iter().rposition(|&k| k == self.0) {
+                    h.remove(i);
+                }
+            });
+        }
     }
 }

@@ -67,3 +67,20 @@ pub struct RebuildReport {
     /// Wall time.
     pub elapsed: Duration,
 }
+
+/// How a projection's slots were advanced since the engine started: by live folds of
+/// this process's commits, by loads (checkpoint plus tail), and by in-place tail folds
+/// of loaded groups that fell behind (other processes' commits, or commits that found
+/// the slot busy with a reader). Lets tests observe the accelerators, which change no
+/// answer by design.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FoldCounters {
+    /// Events folded into loaded groups on the writer thread, at commit.
+    pub live_folds: u64,
+    /// Commit-time folds skipped because a reader held the group.
+    pub busy_skips: u64,
+    /// Groups loaded from a checkpoint (or from nothing) plus their tail.
+    pub loads: u64,
+    /// Loaded groups caught up in place.
+    pub tail_folds: u64,
+}

@@ -433,10 +433,11 @@ pub fn checkpoint_decode(h: &mut Harness, data: &[u8]) {
     };
     let projections = h.scratch_engine.projections();
     let projection = &projections[usize::from(mode / 2) % projections.len()];
-    let (no, _) = h
+    let no = h
         .scratch
-        .group_no_head(SCRATCH_GROUP)
-        .expect("the scratch group");
+        .group(SCRATCH_GROUP)
+        .expect("the scratch group")
+        .no;
     h.scratch
         .put_raw_checkpoint(projection, no, bytes)
         .expect("write a raw checkpoint");

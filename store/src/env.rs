@@ -4,18 +4,56 @@
 use std::path::Path;
 
 use heed::types::Bytes;
-use heed::{Env, EnvOpenOptions, RoTxn, WithoutTls};
+use heed::{Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
 
 use crate::codec::{self, GroupEntry};
 use crate::error::StoreError;
 use crate::groups::GroupTable;
 use crate::store::{Dbs, StoreOptions, index_corrupted};
 
-pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Env<WithoutTls>, StoreError> {
+/// Opens the environment. Returns it and whether it runs without the lock file: a
+/// read-only open falls back to that when `lock.mdb` cannot be opened for writing (a
+/// directory or file of another user), with a warning.
+pub(crate) fn open_env(
+    path: &Path,
+    options: &StoreOptions,
+) -> Result<(Env<WithoutTls>, bool), StoreError> {
+    match open_env_with(path, options, false) {
+        Err(StoreError::Io { source, .. })
+            if options.read_only && source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            tracing::warn!(path = %path.display(),
+                "lock.mdb is not writable by this user: reading without LMDB's lock file, which is safe only while no other process writes this database");
+            open_env_with(path, options, true).map(|env| (env, true))
+        }
+        other => other.map(|env| (env, false)),
+    }
+}
+
+fn open_env_with(
+    path: &Path,
+    options: &StoreOptions,
+    lockless: bool,
+) -> Result<Env<WithoutTls>, StoreError> {
     let page = 1 << 16;
     let map_size = options.map_size.max(page) / page * page;
     let mut builder = EnvOpenOptions::new().read_txn_without_tls();
     builder.map_size(map_size).max_dbs(8).max_readers(1_024);
+    if options.read_only {
+        let mut flags = EnvFlags::READ_ONLY;
+        if lockless {
+            flags |= EnvFlags::NO_LOCK;
+        }
+        #[expect(unsafe_code, reason = "LMDB environment flags; see SAFETY")]
+        // SAFETY: READ_ONLY is safe. NO_LOCK is set only for a read-only open whose
+        // lock file cannot be written: this process then takes no reader slot, so a
+        // writer in another process could reuse pages under it; that mode is documented
+        // (and warned about) as valid only while no other process writes, and every
+        // record read back is still checksummed and validated, never trusted blindly.
+        unsafe {
+            builder.flags(flags);
+        }
+    }
     // Another handle of this path may be closing on another thread; give it a moment.
     for attempt in 0..50 {
         #[expect(unsafe_code, reason = "opening the LMDB memory map; see SAFETY")]
@@ -25,7 +63,7 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Env<Withou
         // - aborting with an active transaction: LMDB's lock file recovers stale readers
         //   and the last committed meta page wins, which the crash tests exercise;
         // - remote filesystems: documented as unsupported in ARCHITECTURE.md;
-        // - NO_LOCK: never set; no unsafe flags are set at all;
+        // - NO_LOCK: only for read-only opens without a writable lock file (see above);
         // - breaking the lock file: we never touch `lock.mdb`;
         // - the same path opened twice in one process: `Store::open` keeps a registry
         //   and hands out the existing handle instead.
@@ -34,6 +72,13 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Env<Withou
             Err(heed::Error::EnvAlreadyOpened) if attempt < 49 => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
+            // Positive codes are the operating system's errno values.
+            Err(heed::Error::Mdb(heed::MdbError::Other(code))) if code > 0 => {
+                return Err(StoreError::Io {
+                    context: "opening the environment",
+                    source: std::io::Error::from_raw_os_error(code),
+                });
+            }
             other => return other.map_err(StoreError::lmdb("opening the environment")),
         }
     }
@@ -41,6 +86,66 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Env<Withou
         context: "opening the environment",
         message: "still open elsewhere in this process".into(),
     })
+}
+
+/// Refuses a `data.mdb` shorter than the pages its meta page says were committed (a
+/// partial copy): reading past the end of a memory-mapped file kills the process with
+/// SIGBUS instead of failing.
+pub(crate) fn check_file_length(env: &Env<WithoutTls>, path: &Path) -> Result<(), StoreError> {
+    let info = env.info();
+    let page = env.stat().page_size as u64;
+    let needed = (info.last_page_number as u64 + 1) * page;
+    let file = path.join("data.mdb");
+    let length = std::fs::metadata(&file)
+        .map_err(|source| StoreError::Io {
+            context: "reading the size of data.mdb",
+            source,
+        })?
+        .len();
+    if length < needed {
+        return Err(StoreError::Truncated {
+            path: file,
+            length,
+            needed,
+        });
+    }
+    Ok(())
+}
+
+/// The databases of an existing environment, without writing (read-only opens).
+pub(crate) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, StoreError> {
+    let ctx = "opening the databases";
+    let txn = env.read_txn().map_err(StoreError::lmdb(ctx))?;
+    let open = |name| {
+        env.open_database::<Bytes, Bytes>(&txn, Some(name))
+            .map_err(StoreError::lmdb(ctx))?
+            .ok_or_else(|| StoreError::Missing {
+                path: path.to_owned(),
+            })
+    };
+    let dbs = Dbs {
+        meta: open("meta")?,
+        events: open("events")?,
+        ids: open("ids")?,
+        groups: open("groups")?,
+        group_index: open("group_index")?,
+        checkpoints: open("checkpoints")?,
+    };
+    let found = dbs
+        .meta
+        .get(&txn, codec::META_FORMAT_VERSION.as_bytes())
+        .map_err(StoreError::lmdb(ctx))?
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(0, u32::from_be_bytes);
+    if found != codec::FORMAT_VERSION {
+        return Err(StoreError::FormatVersion {
+            path: path.to_owned(),
+            found,
+            expected: codec::FORMAT_VERSION,
+        });
+    }
+    drop(txn);
+    Ok(dbs)
 }
 
 pub(crate) fn create_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, StoreError> {

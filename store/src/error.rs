@@ -92,6 +92,30 @@ pub enum StoreError {
     /// The writer thread has stopped (the store is shutting down or it hit a fatal error).
     #[error("the store's writer thread has stopped")]
     WriterGone,
+    /// The store was opened read-only; nothing can be written through it.
+    #[error("the database is open read-only; nothing can be written through this handle")]
+    ReadOnly,
+    /// A read-only open of a directory that holds no highwater database.
+    #[error("no highwater database at {path}")]
+    Missing { path: PathBuf },
+    /// `data.mdb` is shorter than its committed pages (a partial copy).
+    #[error(
+        "{path} is truncated: {length} bytes, but its last committed page ends at byte {needed}; restore a complete copy"
+    )]
+    Truncated {
+        path: PathBuf,
+        length: u64,
+        needed: u64,
+    },
+    /// The path is already open in this process with other options.
+    #[error(
+        "{path} is already open in this process with a different `{option}` option; open it with the same options or close it first"
+    )]
+    OptionsDiffer { path: PathBuf, option: &'static str },
+    /// An earlier batch of the same pipeline failed; this one was not written, so the
+    /// log stays a prefix of what the pipeline submitted.
+    #[error("not written: an earlier batch of the same import failed")]
+    Cancelled,
 }
 
 impl StoreError {

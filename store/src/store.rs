@@ -16,7 +16,9 @@ use nostr::prelude::Event;
 use parking_lot::{Mutex, RwLock};
 
 use crate::codec;
-use crate::env::{create_databases, last_seq, load_groups, open_env};
+use crate::env::{
+    check_file_length, create_databases, last_seq, load_groups, open_databases, open_env,
+};
 use crate::error::{Corruption, StoreError};
 use crate::groups::{GroupInfo, GroupTable};
 use crate::validate::{self, Limits, PreparedEvent};
@@ -35,6 +37,37 @@ pub struct StoreOptions {
     /// Skip Schnorr verification (for re-importing the tool's own exports). Ids are
     /// still hashed and checked.
     pub trusted: bool,
+    /// Open without a writer: no thread is started and nothing is ever written, so a
+    /// directory the process cannot write works (see [`Store::is_lockless`]). Appends,
+    /// checkpoints and settings fail with [`StoreError::ReadOnly`].
+    pub read_only: bool,
+}
+
+impl StoreOptions {
+    /// Read-only options: see [`StoreOptions::read_only`].
+    pub fn read_only() -> Self {
+        Self {
+            read_only: true,
+            ..Self::default()
+        }
+    }
+
+    /// The first option that differs between two option sets, by name.
+    fn first_difference(&self, other: &StoreOptions) -> Option<&'static str> {
+        if self.read_only != other.read_only {
+            Some("read_only")
+        } else if self.trusted != other.trusted {
+            Some("trusted")
+        } else if self.limits != other.limits {
+            Some("limits")
+        } else if self.map_size != other.map_size {
+            Some("map_size")
+        } else if self.max_map_size != other.max_map_size {
+            Some("max_map_size")
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for StoreOptions {
@@ -44,6 +77,7 @@ impl Default for StoreOptions {
             max_map_size: 1 << 40,
             limits: Limits::default(),
             trusted: false,
+            read_only: false,
         }
     }
 }
@@ -83,20 +117,30 @@ pub(crate) struct Dbs {
 pub(crate) struct Shared {
     pub(crate) env: Env<WithoutTls>,
     pub(crate) dbs: Dbs,
+    /// The group table and `head` as of LMDB transaction `seen_txn`: what this process
+    /// knows of the log. Advanced by this process's writer and by tailing other
+    /// processes' commits (`follow`), both under `sync`.
     pub(crate) groups: RwLock<GroupTable>,
     pub(crate) head: AtomicU64,
+    /// Id of the last LMDB transaction whose events `groups` and `head` include.
+    pub(crate) seen_txn: AtomicU64,
+    /// Serializes changes of `groups`, `head` and `seen_txn`.
+    pub(crate) sync: Mutex<()>,
     /// Held shared by every read transaction and exclusively while the map is resized:
     /// LMDB requires that no transaction of this process is active during a resize.
     pub(crate) resize: RwLock<()>,
     pub(crate) observers: RwLock<Vec<(u64, Arc<dyn CommitObserver>)>>,
     pub(crate) map_size: AtomicUsize,
     pub(crate) max_map_size: usize,
+    /// Opened without LMDB's lock file (read-only on a directory this process cannot
+    /// write): safe only while no other process writes.
+    pub(crate) lockless: bool,
 }
 
 impl Shared {
     /// Doubles the map, up to the limit. Returns false when it is already at the limit.
     pub(crate) fn grow_map(&self) -> Result<bool, StoreError> {
-        let current = self.map_size.load(Ordering::Acquire);
+        let current = self.env.info().map_size.max(self.map_size.load(Ordering::Acquire));
         if current >= self.max_map_size {
             return Ok(false);
         }
@@ -115,6 +159,20 @@ impl Shared {
         tracing::info!(from = current, to = next, "grew the LMDB map");
         Ok(true)
     }
+
+    /// Adopts the map size another process grew the file to (`MDB_MAP_RESIZED`).
+    pub(crate) fn adopt_map_size(&self) -> Result<(), StoreError> {
+        let _exclusive = self.resize.write();
+        #[expect(unsafe_code, reason = "LMDB map resize; see SAFETY")]
+        // SAFETY: as in `grow_map`: `resize` is held exclusively, so no read transaction
+        // of this process is active, and the writer calls this only between attempts.
+        // A size of zero makes LMDB adopt the size recorded in the file.
+        unsafe { self.env.resize(0) }.map_err(StoreError::lmdb("adopting the map size"))?;
+        let size = self.env.info().map_size;
+        self.map_size.store(size, Ordering::Release);
+        tracing::info!(size, "adopted the map size another process grew the database to");
+        Ok(())
+    }
 }
 
 struct Inner {
@@ -124,6 +182,7 @@ struct Inner {
     tx: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
     next_observer: AtomicU64,
+    next_pipeline: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -138,6 +197,22 @@ impl Drop for Inner {
                 let _ = handle.join();
             }
         }
+    }
+}
+
+/// An ordered submitter of batches: see [`Store::pipeline`].
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    store: Store,
+    id: u64,
+}
+
+impl Pipeline {
+    /// Sends prepared events to the writer without waiting, after this pipeline's
+    /// earlier batches. Fails with [`StoreError::Cancelled`] (through the ticket) when an
+    /// earlier batch of this pipeline failed.
+    pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
+        self.store.submit_in(events, Some(self.id))
     }
 }
 
@@ -162,13 +237,23 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the log in directory `dir`. Opening a path that is
-    /// already open in this process returns the same store (its options win).
+    /// already open in this process returns the same store; asking for other options
+    /// than the open one is [`StoreError::OptionsDiffer`]. A read-only open
+    /// ([`StoreOptions::read_only`]) never creates anything.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            context: "creating the database directory",
-            source,
-        })?;
+        if options.read_only {
+            if !dir.join("data.mdb").is_file() {
+                return Err(StoreError::Missing {
+                    path: dir.to_owned(),
+                });
+            }
+        } else {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                context: "creating the database directory",
+                source,
+            })?;
+        }
         let path = dir.canonicalize().map_err(|source| StoreError::Io {
             context: "resolving the database path",
             source,
@@ -176,6 +261,9 @@ impl Store {
         let mut open = OPEN.lock();
         open.retain(|_, weak| weak.strong_count() > 0);
         if let Some(inner) = open.get(&path).and_then(std::sync::Weak::upgrade) {
+            if let Some(option) = inner.options.first_difference(&options) {
+                return Err(StoreError::OptionsDiffer { path, option });
+            }
             return Ok(Store { inner });
         }
         let inner = Arc::new(Self::open_new(&path, options)?);
@@ -184,13 +272,25 @@ impl Store {
     }
 
     fn open_new(path: &Path, options: StoreOptions) -> Result<Inner, StoreError> {
-        let env = open_env(path, &options)?;
-        let dbs = create_databases(&env, path)?;
-        let (groups, head) = {
+        let (env, lockless) = open_env(path, &options)?;
+        check_file_length(&env, path)?;
+        if !lockless {
+            match env.clear_stale_readers() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(cleared = n, "cleared stale reader slots of dead processes"),
+                Err(error) => tracing::warn!(%error, "could not check the reader table"),
+            }
+        }
+        let dbs = if options.read_only {
+            open_databases(&env, path)?
+        } else {
+            create_databases(&env, path)?
+        };
+        let (groups, head, txn_id) = {
             let txn = env
                 .read_txn()
                 .map_err(StoreError::lmdb("reading the group table"))?;
-            (load_groups(&txn, &dbs)?, last_seq(&txn, &dbs)?)
+            (load_groups(&txn, &dbs)?, last_seq(&txn, &dbs)?, txn.id() as u64)
         };
         let map_size = env.info().map_size;
         let shared = Arc::new(Shared {
@@ -198,28 +298,37 @@ impl Store {
             dbs,
             groups: RwLock::new(groups),
             head: AtomicU64::new(head),
+            seen_txn: AtomicU64::new(txn_id),
+            sync: Mutex::new(()),
             resize: RwLock::new(()),
             observers: RwLock::new(Vec::new()),
             map_size: AtomicUsize::new(map_size),
             max_map_size: options.max_map_size.max(map_size),
+            lockless,
         });
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let writer_shared = shared.clone();
-        let writer = std::thread::Builder::new()
-            .name("highwater-writer".into())
-            .spawn(move || writer::run(&writer_shared, &rx))
-            .map_err(|source| StoreError::Io {
-                context: "starting the writer thread",
-                source,
-            })?;
-        tracing::debug!(path = %path.display(), head, "opened store");
+        let (tx, writer) = if options.read_only {
+            (None, None)
+        } else {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let writer_shared = shared.clone();
+            let writer = std::thread::Builder::new()
+                .name("highwater-writer".into())
+                .spawn(move || writer::run(&writer_shared, &rx))
+                .map_err(|source| StoreError::Io {
+                    context: "starting the writer thread",
+                    source,
+                })?;
+            (Some(tx), Some(writer))
+        };
+        tracing::debug!(path = %path.display(), head, read_only = options.read_only, lockless, "opened store");
         Ok(Inner {
             shared,
             options,
             path: path.to_owned(),
-            tx: Some(tx),
-            writer: Some(writer),
+            tx,
+            writer,
             next_observer: AtomicU64::new(0),
+            next_pipeline: AtomicU64::new(1),
         })
     }
 
@@ -238,14 +347,37 @@ impl Store {
         self.inner.shared.map_size.load(Ordering::Acquire)
     }
 
-    /// Sequence number of the last committed event (0 for an empty log). Sequence
-    /// numbers are dense, so this is also the number of events.
+    /// Whether the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.options.read_only
+    }
+
+    /// Whether the store runs without LMDB's lock file: a read-only open of a
+    /// directory whose `lock.mdb` this process cannot write. Reads are then safe only
+    /// while no other process writes the database.
+    pub fn is_lockless(&self) -> bool {
+        self.inner.shared.lockless
+    }
+
+    /// Sequence number of the last committed event (0 for an empty log), as committed
+    /// by any process. Sequence numbers are dense, so this is also the number of events.
     pub fn head(&self) -> u64 {
+        // A failed refresh leaves the last known head: a lower bound, never a lie about
+        // an event that is not there. Reads that must be exact use `group_no_head`.
+        let _ = self.refresh();
         self.inner.shared.head.load(Ordering::Acquire)
+    }
+
+    /// Learns of other processes' commits: compares LMDB's last committed transaction
+    /// id (read from the memory map, no system call) with the last one this process
+    /// has taken in, and tails the log when they differ.
+    pub fn refresh(&self) -> Result<(), StoreError> {
+        crate::follow::refresh(&self.inner.shared)
     }
 
     /// The group's number, head and count, if the log has any event of it.
     pub fn group(&self, name: &str) -> Option<GroupInfo> {
+        let _ = self.refresh();
         let table = self.inner.shared.groups.read_recursive();
         table.no(name).and_then(|no| table.info(no))
     }
@@ -255,24 +387,35 @@ impl Store {
         self.inner.shared.groups.read_recursive().info(no)
     }
 
-    /// The group's number and head: the hot-path lookup of every read.
-    pub fn group_no_head(&self, name: &str) -> Option<(u32, u64)> {
+    /// The group's number and its head as committed by any process: the hot-path
+    /// lookup of every read.
+    pub fn group_no_head(&self, name: &str) -> Result<Option<(u32, u64)>, StoreError> {
+        self.refresh()?;
         let table = self.inner.shared.groups.read_recursive();
-        table.no(name).map(|no| (no, table.head(no)))
+        Ok(table.no(name).map(|no| (no, table.head(no))))
     }
 
-    /// Head of group `no` (0 if unknown). This is the hot-path check of every read.
+    /// The group's number as this process last took the log in (no look for other
+    /// processes' commits: for loops that [`Store::refresh`] once before).
+    pub fn group_no(&self, name: &str) -> Option<u32> {
+        self.inner.shared.groups.read_recursive().no(name)
+    }
+
+    /// Head of group `no` (0 if unknown) as this process last took it in; call
+    /// [`Store::refresh`] first for other processes' commits.
     pub fn group_head(&self, no: u32) -> u64 {
         self.inner.shared.groups.read_recursive().head(no)
     }
 
     /// Every group, by number.
     pub fn groups(&self) -> Vec<GroupInfo> {
+        let _ = self.refresh();
         self.inner.shared.groups.read_recursive().all()
     }
 
     /// Number of groups in the log.
     pub fn group_count(&self) -> usize {
+        let _ = self.refresh();
         self.inner.shared.groups.read_recursive().len()
     }
 
@@ -292,9 +435,32 @@ impl Store {
     /// Sends prepared events to the writer without waiting. They are committed in the
     /// order given, after everything submitted before them.
     pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
+        self.submit_in(events, None)
+    }
+
+    /// A new ordered pipeline: batches submitted through it commit in order, and once
+    /// one fails, every later batch of the same pipeline fails with
+    /// [`StoreError::Cancelled`] instead of committing after the hole. So the log
+    /// always holds a prefix of what the pipeline submitted.
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline {
+            store: self.clone(),
+            id: self.inner.next_pipeline.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    fn submit_in(
+        &self,
+        events: Vec<PreparedEvent>,
+        pipeline: Option<u64>,
+    ) -> Result<Ticket, StoreError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.sender()?
-            .send(Request::Append { events, reply })
+            .send(Request::Append {
+                events,
+                pipeline,
+                reply,
+            })
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Ticket(rx))
     }
@@ -384,6 +550,9 @@ impl Store {
     }
 
     fn sender(&self) -> Result<&Sender<Request>, StoreError> {
+        if self.inner.options.read_only {
+            return Err(StoreError::ReadOnly);
+        }
         self.inner.tx.as_ref().ok_or(StoreError::WriterGone)
     }
 
@@ -409,13 +578,7 @@ impl Store {
         &self,
         f: impl FnOnce(&RoTxn<'_, WithoutTls>, &Dbs) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let shared = &self.inner.shared;
-        let _guard = shared.resize.read_recursive();
-        let txn = shared
-            .env
-            .read_txn()
-            .map_err(StoreError::lmdb("opening a read transaction"))?;
-        f(&txn, &shared.dbs)
+        crate::follow::with_read(&self.inner.shared, f)
     }
 
     /// Registers a commit observer; returns its id for [`Store::remove_observer`].
@@ -480,7 +643,7 @@ mod tests {
 
     /// Rewrites (or removes) the stored format version, with the store closed.
     fn set_stored_version(path: &Path, version: Option<u32>) {
-        let env = open_env(path, &StoreOptions::default()).unwrap();
+        let (env, _) = open_env(path, &StoreOptions::default()).unwrap();
         let mut txn = env.write_txn().unwrap();
         let meta: Database<Bytes, Bytes> = env
             .open_database(&txn, Some("meta"))

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender};
 use heed::{PutFlags, RwTxn};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::codec::{self, GroupEntry};
 use crate::error::StoreError;
@@ -66,6 +66,8 @@ pub(crate) type Job = Box<dyn Fn(&mut RwTxn<'_>, &Dbs) -> Result<AnyBox, StoreEr
 pub(crate) enum Request {
     Append {
         events: Vec<PreparedEvent>,
+        /// The ordered pipeline this batch belongs to, if any.
+        pipeline: Option<u64>,
         reply: Sender<Result<Vec<AppendOutcome>, StoreError>>,
     },
     Exec {
@@ -77,8 +79,14 @@ pub(crate) enum Request {
 /// Most events written in one group commit.
 const MAX_EVENTS_PER_COMMIT: usize = 65_536;
 
+/// Dead processes' reader slots are cleared every this many commits: a reader killed
+/// mid-transaction pins the pages of its snapshot until its slot is cleared.
+const CLEAR_READERS_EVERY: u64 = 1_024;
+
 pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
-    let mut next_seq = shared.head.load(Ordering::Acquire) + 1;
+    // Pipelines with a failed batch: their later batches are cancelled, not written.
+    let mut failed: FxHashSet<u64> = FxHashSet::default();
+    let mut commits = 0u64;
     while let Ok(first) = rx.recv() {
         let mut queue = vec![first];
         let mut events = queued_events(&queue[0]);
@@ -90,22 +98,68 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
         let mut queue = queue.into_iter().peekable();
         while let Some(request) = queue.next() {
             match request {
-                Request::Append { events, reply } => {
-                    let mut group = vec![(events, reply)];
+                Request::Append {
+                    events,
+                    pipeline,
+                    reply,
+                } => {
+                    let mut group = Vec::new();
+                    admit(&failed, (events, pipeline, reply), &mut group);
                     while let Some(Request::Append { .. }) = queue.peek() {
-                        if let Some(Request::Append { events, reply }) = queue.next() {
-                            group.push((events, reply));
+                        if let Some(Request::Append {
+                            events,
+                            pipeline,
+                            reply,
+                        }) = queue.next()
+                        {
+                            admit(&failed, (events, pipeline, reply), &mut group);
                         }
                     }
-                    commit_appends(shared, &mut next_seq, group);
+                    if group.is_empty() {
+                        continue;
+                    }
+                    if !commit_appends(shared, group, &mut failed) {
+                        continue;
+                    }
+                    commits += 1;
+                    if commits.is_multiple_of(CLEAR_READERS_EVERY) && !shared.lockless {
+                        match shared.env.clear_stale_readers() {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(cleared = n, "cleared dead processes' reader slots"),
+                            Err(error) => tracing::warn!(%error, "could not check the reader table"),
+                        }
+                    }
                 }
                 Request::Exec { job, reply } => {
-                    let result = with_retry(shared, |txn| job(txn, &shared.dbs));
+                    let result = with_retry(shared, |txn| job(txn, &shared.dbs)).map(
+                        |(value, txn_id)| {
+                            // A commit of ours with no events: still "seen".
+                            let _sync = shared.sync.lock();
+                            let _ = shared.seen_txn.compare_exchange(
+                                txn_id - 1,
+                                txn_id,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            );
+                            value
+                        },
+                    );
                     let _ = reply.send(result);
                 }
             }
         }
     }
+}
+
+/// Adds a request to the commit being formed, or cancels it when its pipeline failed.
+fn admit(failed: &FxHashSet<u64>, request: Pending, group: &mut Vec<Pending>) {
+    if let Some(p) = request.1
+        && failed.contains(&p)
+    {
+        let _ = request.2.send(Err(StoreError::Cancelled));
+        return;
+    }
+    group.push(request);
 }
 
 fn queued_events(request: &Request) -> usize {
@@ -117,44 +171,57 @@ fn queued_events(request: &Request) -> usize {
 
 type Pending = (
     Vec<PreparedEvent>,
+    Option<u64>,
     Sender<Result<Vec<AppendOutcome>, StoreError>>,
 );
 
 /// What one append transaction did, applied to memory only after its commit.
 struct Written {
     outcomes: Vec<Vec<AppendOutcome>>,
+    /// Every group the transaction touched, with its entry after the transaction.
     groups: FxHashMap<Box<str>, GroupEntry>,
     /// (request index, event index, seq, group no, previous group head) of every new event.
     new: Vec<(usize, usize, u64, Option<u32>, u64)>,
+    /// The first sequence number the transaction could use, and one past its last.
+    start: u64,
     next_seq: u64,
 }
 
-fn commit_appends(shared: &Arc<Shared>, next_seq: &mut u64, pending: Vec<Pending>) {
-    let start = *next_seq;
-    let result = with_retry(shared, |txn| write_appends(txn, shared, &pending, start));
-    let written = match result {
-        Ok(written) => written,
+/// Writes and commits one group of requests; returns whether it committed.
+fn commit_appends(
+    shared: &Arc<Shared>,
+    pending: Vec<Pending>,
+    failed: &mut FxHashSet<u64>,
+) -> bool {
+    let result = with_retry(shared, |txn| write_appends(txn, shared, &pending));
+    let (written, txn_id) = match result {
+        Ok(done) => done,
         Err(error) => {
             tracing::warn!(%error, requests = pending.len(), "append batch failed; nothing written");
             let message = error.to_string();
             let resource = error.is_resource_error();
             let mut error = Some(error);
-            for (_, reply) in pending {
+            for (_, pipeline, reply) in pending {
+                if let Some(p) = pipeline {
+                    failed.insert(p);
+                }
                 // The first caller gets the original error; the rest a copy of its text.
                 let e = error
                     .take()
                     .unwrap_or_else(|| copy_error(&message, resource));
                 let _ = reply.send(Err(e));
             }
-            return;
+            return false;
         }
     };
-    *next_seq = written.next_seq;
-    publish(shared, &written);
+    // Fold into loaded groups first, then publish the heads: a reader never sees a head
+    // whose live fold is still pending, so it never clones a state to fold one event.
     notify(shared, &pending, &written);
-    for ((_, reply), outcomes) in pending.into_iter().zip(written.outcomes) {
+    publish(shared, &written, txn_id);
+    for ((_, _, reply), outcomes) in pending.into_iter().zip(written.outcomes) {
         let _ = reply.send(Ok(outcomes));
     }
+    true
 }
 
 fn copy_error(message: &str, resource: bool) -> StoreError {
@@ -171,20 +238,23 @@ fn copy_error(message: &str, resource: bool) -> StoreError {
     }
 }
 
+/// Writes the requests' events. The next sequence number and the entries of the groups
+/// it touches (number, head, count; new numbers for new groups) are read inside this
+/// transaction, which holds LMDB's write lock: another process's commits are never
+/// overwritten, and a group number is never given twice.
 fn write_appends(
     txn: &mut RwTxn<'_>,
     shared: &Shared,
     pending: &[Pending],
-    start: u64,
 ) -> Result<Written, StoreError> {
     let dbs = &shared.dbs;
-    let table = shared.groups.read();
+    let start = crate::env::last_seq(txn, dbs)? + 1;
     let mut groups: FxHashMap<Box<str>, GroupEntry> = FxHashMap::default();
-    let mut next_no = table.len() as u32;
+    let mut next_no = None;
     let mut next_seq = start;
     let mut outcomes = Vec::with_capacity(pending.len());
     let mut new = Vec::new();
-    for (r, (events, _)) in pending.iter().enumerate() {
+    for (r, (events, _, _)) in pending.iter().enumerate() {
         let mut out = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             let seq = next_seq;
@@ -206,25 +276,34 @@ fn write_appends(
             let mut group_no = None;
             let mut prev_head = 0;
             if let Some(name) = event.group.as_deref() {
-                let entry = if let Some(entry) = groups.get_mut(name) {
-                    entry
-                } else {
-                    let entry = if let Some(info) = table.no(name).and_then(|no| table.info(no)) {
-                        GroupEntry {
-                            no: info.no,
-                            head: info.head,
-                            count: info.count,
-                        }
-                    } else {
-                        next_no += 1;
-                        GroupEntry {
-                            no: next_no - 1,
-                            head: 0,
-                            count: 0,
+                if !groups.contains_key(name) {
+                    let stored = dbs
+                        .groups
+                        .get(txn, name.as_bytes())
+                        .map_err(StoreError::lmdb("reading the group table"))?;
+                    let entry = match stored {
+                        Some(bytes) => GroupEntry::decode(bytes).ok_or_else(|| bad_index("groups"))?,
+                        None => {
+                            let no = match next_no {
+                                Some(no) => no,
+                                None => u32::try_from(
+                                    dbs.groups
+                                        .len(txn)
+                                        .map_err(StoreError::lmdb("counting groups"))?,
+                                )
+                                .map_err(|_| bad_index("groups"))?,
+                            };
+                            next_no = Some(no + 1);
+                            GroupEntry {
+                                no,
+                                head: 0,
+                                count: 0,
+                            }
                         }
                     };
-                    groups.entry(name.into()).or_insert(entry)
-                };
+                    groups.insert(name.into(), entry);
+                }
+                let entry = groups.get_mut(name).expect("inserted above");
                 prev_head = entry.head;
                 entry.head = seq;
                 entry.count += 1;
@@ -251,6 +330,7 @@ fn write_appends(
         outcomes,
         groups,
         new,
+        start,
         next_seq,
     })
 }
@@ -262,26 +342,40 @@ fn bad_index(table: &'static str) -> StoreError {
     })
 }
 
-/// Makes the commit visible to readers of the in-memory heads. New groups are added in
-/// number order so numbers stay dense.
-fn publish(shared: &Shared, written: &Written) {
-    let mut fresh: Vec<(&str, GroupEntry)> = Vec::new();
-    {
-        let table = shared.groups.read();
-        for (name, entry) in &written.groups {
-            if !table.advance(entry.no, entry.head, entry.count) {
-                fresh.push((name, *entry));
+/// Makes the commit visible to readers of the in-memory heads. When this process knew
+/// the log up to just before the commit, the transaction's own group entries are
+/// published (new groups in number order, so numbers stay dense); when another
+/// process committed in between, the log is tailed instead, which takes in both.
+fn publish(shared: &Shared, written: &Written, txn_id: u64) {
+    let _sync = shared.sync.lock();
+    let known = shared.head.load(Ordering::Acquire);
+    let last = written.next_seq - 1;
+    if known + 1 == written.start {
+        let mut fresh: Vec<(&str, GroupEntry)> = Vec::new();
+        {
+            let table = shared.groups.read();
+            for (name, entry) in &written.groups {
+                if !table.advance(entry.no, entry.head, entry.count) {
+                    fresh.push((name, *entry));
+                }
             }
         }
-    }
-    if !fresh.is_empty() {
-        fresh.sort_by_key(|(_, e)| e.no);
-        let mut table = shared.groups.write();
-        for (name, entry) in fresh {
-            table.upsert(name, entry.no, entry.head, entry.count);
+        if !fresh.is_empty() {
+            fresh.sort_by_key(|(_, e)| e.no);
+            let mut table = shared.groups.write();
+            for (name, entry) in fresh {
+                table.upsert(name, entry.no, entry.head, entry.count);
+            }
         }
+        shared.head.store(last, Ordering::Release);
+        // Every transaction before ours added only events up to `known`.
+        shared.seen_txn.fetch_max(txn_id, Ordering::AcqRel);
+    } else if known < last
+        && let Err(error) = crate::follow::tail_locked(shared)
+    {
+        // The commit is durable; readers will tail again on their next look.
+        tracing::error!(%error, "could not take in the log after a commit");
     }
-    shared.head.store(written.next_seq - 1, Ordering::Release);
 }
 
 fn notify(shared: &Shared, pending: &[Pending], written: &Written) {
@@ -311,22 +405,29 @@ fn notify(shared: &Shared, pending: &[Pending], written: &Written) {
     }
 }
 
-/// Runs `f` in a write transaction and commits it. A full map is grown (up to the
-/// configured limit) and the whole transaction retried; any other error aborts it.
+/// Runs `f` in a write transaction and commits it; returns its value and the
+/// transaction's id. A full map is grown (up to the configured limit) and the whole
+/// transaction retried; a map grown by another process is adopted and retried; any
+/// other error aborts it.
 fn with_retry<T>(
     shared: &Shared,
     f: impl Fn(&mut RwTxn<'_>) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
+) -> Result<(T, u64), StoreError> {
     loop {
-        let attempt = (|| {
-            let mut txn = shared
-                .env
-                .write_txn()
-                .map_err(StoreError::lmdb("opening a write transaction"))?;
-            let value = f(&mut txn)?;
-            txn.commit().map_err(StoreError::lmdb("committing"))?;
-            Ok(value)
-        })();
+        let mut txn = match shared.env.write_txn() {
+            Ok(txn) => txn,
+            Err(heed::Error::Mdb(heed::MdbError::MapResized)) => {
+                shared.adopt_map_size()?;
+                continue;
+            }
+            Err(e) => return Err(StoreError::lmdb("opening a write transaction")(e)),
+        };
+        let txn_id = txn.id() as u64;
+        let attempt = f(&mut txn)
+            .and_then(|value| {
+                txn.commit().map_err(StoreError::lmdb("committing"))?;
+                Ok(value)
+            });
         match attempt {
             Err(StoreError::MapFull { .. }) => {
                 if !shared.grow_map()? {
@@ -336,7 +437,7 @@ fn with_retry<T>(
                     });
                 }
             }
-            other => return other,
+            other => return other.map(|value| (value, txn_id)),
         }
     }
 }

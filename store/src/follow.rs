@@ -1,0 +1,172 @@
+//! Following the log as committed by every process: read transactions that survive
+//! another process growing the map, and the tail that brings this process's group
+//! table and head up to date with other processes' commits.
+//!
+//! LMDB lets any number of processes open one environment; one writes at a time. What
+//! this process caches of the log (the group table, each group's head, the log head) is
+//! valid as of one LMDB transaction id, `Shared::seen_txn`. The hot check compares it
+//! with the id of the last committed transaction, which `mdb_env_info` reads from the
+//! meta pages in the memory map (no system call, no lock). When they differ, `tail`
+//! reads the events after the known head in one read transaction, and for each group
+//! they touch takes the group's number, head and count from the `groups` table of that
+//! same snapshot. `seen_txn` then becomes the snapshot's id, never the id read before
+//! it, so a commit whose meta page is written but whose reader-table slot is not yet
+//! published is looked at again on the next call.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+
+use heed::{MdbError, RoTxn, WithoutTls};
+
+use crate::codec::{self, GroupEntry};
+use crate::env::{last_seq, load_groups};
+use crate::error::{Corruption, StoreError};
+use crate::event::EventRef;
+use crate::store::{Dbs, Shared, index_corrupted};
+
+/// Runs `f` in a short read transaction. `MDB_MAP_RESIZED` (another process grew the
+/// map) adopts the new size and retries; `MDB_READERS_FULL` clears dead processes'
+/// reader slots once and retries.
+pub(crate) fn with_read<R>(
+    shared: &Shared,
+    f: impl FnOnce(&RoTxn<'_, WithoutTls>, &Dbs) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    let mut cleared = false;
+    loop {
+        let guard = shared.resize.read_recursive();
+        match shared.env.read_txn() {
+            Ok(txn) => return f(&txn, &shared.dbs),
+            Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                drop(guard);
+                shared.adopt_map_size()?;
+            }
+            Err(heed::Error::Mdb(MdbError::ReadersFull)) if !cleared && !shared.lockless => {
+                drop(guard);
+                cleared = true;
+                let n = shared
+                    .env
+                    .clear_stale_readers()
+                    .map_err(StoreError::lmdb("clearing stale readers"))?;
+                tracing::warn!(cleared = n, "the reader table was full; cleared dead processes' slots");
+            }
+            Err(e) => return Err(StoreError::lmdb("opening a read transaction")(e)),
+        }
+    }
+}
+
+/// The last committed transaction id, from the meta pages in the map.
+pub(crate) fn last_txn(shared: &Shared) -> u64 {
+    shared.env.info().last_txn_id as u64
+}
+
+/// Takes in other processes' commits, if there are any since the last look.
+pub(crate) fn refresh(shared: &Shared) -> Result<(), StoreError> {
+    if last_txn(shared) == shared.seen_txn.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let _sync = shared.sync.lock();
+    if last_txn(shared) == shared.seen_txn.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    tail_locked(shared)
+}
+
+/// Brings the group table and head up to the newest snapshot. The caller holds
+/// `shared.sync`.
+pub(crate) fn tail_locked(shared: &Shared) -> Result<(), StoreError> {
+    with_read(shared, |txn, dbs| {
+        let known = shared.head.load(Ordering::Acquire);
+        let end = last_seq(txn, dbs)?;
+        if end < known {
+            return Err(StoreError::Corrupted(Corruption::Index {
+                table: "events",
+                reason: format!(
+                    "the log ends at {end} but this process has seen it reach {known}: the database was replaced or truncated"
+                ),
+            }));
+        }
+        if end > known {
+            let touched = touched_groups(txn, dbs, known, end)?;
+            publish_groups(shared, txn, dbs, &touched)?;
+            shared.head.store(end, Ordering::Release);
+            tracing::debug!(from = known, to = end, groups = touched.len(), "took in other processes' commits");
+        }
+        let id = txn.id() as u64;
+        shared.seen_txn.fetch_max(id, Ordering::AcqRel);
+        Ok(())
+    })
+}
+
+/// Names of the groups of the events in (`after`, `end`].
+fn touched_groups(
+    txn: &RoTxn<'_, WithoutTls>,
+    dbs: &Dbs,
+    after: u64,
+    end: u64,
+) -> Result<BTreeSet<String>, StoreError> {
+    let start = codec::seq_key(after + 1);
+    let stop = codec::seq_key(end);
+    let range = (Bound::Included(&start[..]), Bound::Included(&stop[..]));
+    let mut touched = BTreeSet::new();
+    for item in dbs
+        .events
+        .range(txn, &range)
+        .map_err(StoreError::lmdb("tailing the log"))?
+    {
+        let (key, value) = item.map_err(StoreError::lmdb("tailing the log"))?;
+        let seq = codec::decode_seq(key).ok_or_else(|| index_corrupted("events"))?;
+        let record = codec::access_record(value, seq)?;
+        if let Some(group) = EventRef::new(record).group_id()
+            && !touched.contains(group)
+        {
+            touched.insert(group.to_owned());
+        }
+    }
+    Ok(touched)
+}
+
+/// Takes the number, head and count of each named group from the snapshot's `groups`
+/// table. New groups are added in number order; if their numbers would leave a gap
+/// (which a complete tail cannot produce), the whole table is reloaded instead.
+fn publish_groups(
+    shared: &Shared,
+    txn: &RoTxn<'_, WithoutTls>,
+    dbs: &Dbs,
+    names: &BTreeSet<String>,
+) -> Result<(), StoreError> {
+    let mut fresh: Vec<(&str, GroupEntry)> = Vec::new();
+    {
+        let table = shared.groups.read();
+        for name in names {
+            let entry = dbs
+                .groups
+                .get(txn, name.as_bytes())
+                .map_err(StoreError::lmdb("reading the group table"))?
+                .and_then(GroupEntry::decode)
+                .ok_or_else(|| index_corrupted("groups"))?;
+            if table.no(name) == Some(entry.no) {
+                table.advance(entry.no, entry.head, entry.count);
+            } else {
+                fresh.push((name, entry));
+            }
+        }
+    }
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    fresh.sort_by_key(|(_, e)| e.no);
+    let mut table = shared.groups.write();
+    let dense = fresh
+        .iter()
+        .enumerate()
+        .all(|(i, (_, e))| e.no as usize == table.len() + i);
+    if dense {
+        for (name, entry) in fresh {
+            table.upsert(name, entry.no, entry.head, entry.count);
+        }
+    } else {
+        *table = load_groups(txn, dbs)?;
+    }
+    Ok(())
+}
