@@ -236,6 +236,35 @@ impl Store {
         })
     }
 
+    /// Writes an application setting unless it is already set: checked and written in
+    /// one write transaction, so two processes racing cannot both set different values.
+    /// Returns the value already stored when it differs from `value` (nothing written).
+    pub fn set_setting_once(
+        &self,
+        name: &str,
+        value: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = format!("app.{name}");
+        let value = value.to_vec();
+        self.exec(move |txn, dbs| {
+            let existing = dbs
+                .meta
+                .get(txn, key.as_bytes())
+                .map_err(StoreError::lmdb("reading a setting"))?
+                .map(<[u8]>::to_vec);
+            match existing {
+                Some(found) if found == value => Ok(None),
+                Some(found) => Ok(Some(found)),
+                None => {
+                    dbs.meta
+                        .put(txn, key.as_bytes(), &value)
+                        .map_err(StoreError::lmdb("writing a setting"))?;
+                    Ok(None)
+                }
+            }
+        })
+    }
+
     /// Test support: the raw stored bytes of a checkpoint.
     #[doc(hidden)]
     pub fn raw_checkpoint(

@@ -144,7 +144,8 @@ pub(crate) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, 
             expected: codec::FORMAT_VERSION,
         });
     }
-    drop(txn);
+    // Database handles opened in a transaction live on only if it commits.
+    txn.commit().map_err(StoreError::lmdb(ctx))?;
     Ok(dbs)
 }
 

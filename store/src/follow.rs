@@ -48,7 +48,10 @@ pub(crate) fn with_read<R>(
                     .env
                     .clear_stale_readers()
                     .map_err(StoreError::lmdb("clearing stale readers"))?;
-                tracing::warn!(cleared = n, "the reader table was full; cleared dead processes' slots");
+                tracing::warn!(
+                    cleared = n,
+                    "the reader table was full; cleared dead processes' slots"
+                );
             }
             Err(e) => return Err(StoreError::lmdb("opening a read transaction")(e)),
         }
@@ -90,7 +93,12 @@ pub(crate) fn tail_locked(shared: &Shared) -> Result<(), StoreError> {
             let touched = touched_groups(txn, dbs, known, end)?;
             publish_groups(shared, txn, dbs, &touched)?;
             shared.head.store(end, Ordering::Release);
-            tracing::debug!(from = known, to = end, groups = touched.len(), "took in other processes' commits");
+            tracing::debug!(
+                from = known,
+                to = end,
+                groups = touched.len(),
+                "took in other processes' commits"
+            );
         }
         let id = txn.id() as u64;
         shared.seen_txn.fetch_max(id, Ordering::AcqRel);

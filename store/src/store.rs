@@ -140,7 +140,11 @@ pub(crate) struct Shared {
 impl Shared {
     /// Doubles the map, up to the limit. Returns false when it is already at the limit.
     pub(crate) fn grow_map(&self) -> Result<bool, StoreError> {
-        let current = self.env.info().map_size.max(self.map_size.load(Ordering::Acquire));
+        let current = self
+            .env
+            .info()
+            .map_size
+            .max(self.map_size.load(Ordering::Acquire));
         if current >= self.max_map_size {
             return Ok(false);
         }
@@ -170,7 +174,10 @@ impl Shared {
         unsafe { self.env.resize(0) }.map_err(StoreError::lmdb("adopting the map size"))?;
         let size = self.env.info().map_size;
         self.map_size.store(size, Ordering::Release);
-        tracing::info!(size, "adopted the map size another process grew the database to");
+        tracing::info!(
+            size,
+            "adopted the map size another process grew the database to"
+        );
         Ok(())
     }
 }
@@ -277,7 +284,9 @@ impl Store {
         if !lockless {
             match env.clear_stale_readers() {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(cleared = n, "cleared stale reader slots of dead processes"),
+                Ok(n) => {
+                    tracing::info!(cleared = n, "cleared stale reader slots of dead processes")
+                }
                 Err(error) => tracing::warn!(%error, "could not check the reader table"),
             }
         }
@@ -290,7 +299,11 @@ impl Store {
             let txn = env
                 .read_txn()
                 .map_err(StoreError::lmdb("reading the group table"))?;
-            (load_groups(&txn, &dbs)?, last_seq(&txn, &dbs)?, txn.id() as u64)
+            (
+                load_groups(&txn, &dbs)?,
+                last_seq(&txn, &dbs)?,
+                txn.id() as u64,
+            )
         };
         let map_size = env.info().map_size;
         let shared = Arc::new(Shared {

@@ -125,14 +125,18 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
                     if commits.is_multiple_of(CLEAR_READERS_EVERY) && !shared.lockless {
                         match shared.env.clear_stale_readers() {
                             Ok(0) => {}
-                            Ok(n) => tracing::info!(cleared = n, "cleared dead processes' reader slots"),
-                            Err(error) => tracing::warn!(%error, "could not check the reader table"),
+                            Ok(n) => {
+                                tracing::info!(cleared = n, "cleared dead processes' reader slots")
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "could not check the reader table")
+                            }
                         }
                     }
                 }
                 Request::Exec { job, reply } => {
-                    let result = with_retry(shared, |txn| job(txn, &shared.dbs)).map(
-                        |(value, txn_id)| {
+                    let result =
+                        with_retry(shared, |txn| job(txn, &shared.dbs)).map(|(value, txn_id)| {
                             // A commit of ours with no events: still "seen".
                             let _sync = shared.sync.lock();
                             let _ = shared.seen_txn.compare_exchange(
@@ -142,8 +146,7 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
                                 Ordering::Acquire,
                             );
                             value
-                        },
-                    );
+                        });
                     let _ = reply.send(result);
                 }
             }
@@ -282,7 +285,9 @@ fn write_appends(
                         .get(txn, name.as_bytes())
                         .map_err(StoreError::lmdb("reading the group table"))?;
                     let entry = match stored {
-                        Some(bytes) => GroupEntry::decode(bytes).ok_or_else(|| bad_index("groups"))?,
+                        Some(bytes) => {
+                            GroupEntry::decode(bytes).ok_or_else(|| bad_index("groups"))?
+                        }
                         None => {
                             let no = match next_no {
                                 Some(no) => no,
@@ -423,11 +428,10 @@ fn with_retry<T>(
             Err(e) => return Err(StoreError::lmdb("opening a write transaction")(e)),
         };
         let txn_id = txn.id() as u64;
-        let attempt = f(&mut txn)
-            .and_then(|value| {
-                txn.commit().map_err(StoreError::lmdb("committing"))?;
-                Ok(value)
-            });
+        let attempt = f(&mut txn).and_then(|value| {
+            txn.commit().map_err(StoreError::lmdb("committing"))?;
+            Ok(value)
+        });
         match attempt {
             Err(StoreError::MapFull { .. }) => {
                 if !shared.grow_map()? {

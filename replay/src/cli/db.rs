@@ -51,15 +51,29 @@ pub(crate) fn open_store(global: &Global, trusted: bool) -> Result<Store> {
     .with_context(|| format!("opening the database at {}", global.db.display()))
 }
 
-/// The store of an existing database.
+/// The store of an existing database, opened read-only: no writer thread, nothing
+/// written, and it works on a directory this user cannot write.
 pub(crate) fn open_existing(global: &Global) -> Result<Store> {
+    ensure_exists(global)?;
+    let store = Store::open(&global.db, StoreOptions::read_only())
+        .with_context(|| format!("opening the database at {} read-only", global.db.display()))?;
+    if store.is_lockless() {
+        eprintln!(
+            "note: {} is not writable by this user; reading without LMDB's lock file, which is safe only while no other process writes this database",
+            global.db.join("lock.mdb").display()
+        );
+    }
+    Ok(store)
+}
+
+fn ensure_exists(global: &Global) -> Result<()> {
     if !global.db.join("data.mdb").is_file() {
         bail!(
             "no highwater database at {} (create one with `highwater import` or `highwater init`, or pass --db)",
             global.db.display()
         );
     }
-    open_store(global, false)
+    Ok(())
 }
 
 /// The relay key stored in the database, if any.
@@ -72,16 +86,17 @@ pub(crate) fn relay_key(store: &Store) -> Result<Option<PublicKey>> {
 }
 
 /// Stores the relay key on first use; a different key later is an error, because every
-/// relay snapshot event already folded was judged against the first.
+/// relay snapshot event already folded was judged against the first. The check and the
+/// write are one transaction, so two processes racing with different keys cannot both
+/// succeed.
 pub(crate) fn set_relay_key(store: &Store, key: &PublicKey) -> Result<()> {
-    match relay_key(store)? {
-        Some(existing) if existing == *key => Ok(()),
+    match store.set_setting_once(RELAY_KEY, key.to_hex().as_bytes())? {
+        None => Ok(()),
         Some(existing) => bail!(
             "this database belongs to relay key {}, not {}; use another --db for another relay",
-            existing.to_hex(),
+            String::from_utf8_lossy(&existing),
             key.to_hex()
         ),
-        None => Ok(store.set_setting(RELAY_KEY, key.to_hex().as_bytes())?),
     }
 }
 
@@ -92,11 +107,17 @@ pub(crate) struct Db {
     pub(crate) groups: Groups,
 }
 
-/// Opens an existing database for reading commands: a mistyped `--db` is an error,
-/// not a new empty database.
+/// Opens an existing database read-only for reading commands: a mistyped `--db` is an
+/// error, not a new empty database, and nothing is written (no checkpoints).
 pub(crate) fn open(global: &Global) -> Result<Db> {
     let store = open_existing(global)?;
     open_with(store, EngineOptions::default())
+}
+
+/// Opens an existing database for a command that writes (checkpoints).
+pub(crate) fn open_writable(global: &Global) -> Result<Db> {
+    ensure_exists(global)?;
+    open_with(open_store(global, false)?, EngineOptions::default())
 }
 
 pub(crate) fn open_with(store: Store, options: EngineOptions) -> Result<Db> {

@@ -184,7 +184,7 @@ pub(crate) fn print_table(g: &ShowJson) {
 }
 
 pub(crate) fn replay(global: &Global, args: &ReplayArgs) -> Result<ExitCode> {
-    let db = db::open(global)?;
+    let db = db::open_writable(global)?;
     if let Some(group) = &args.group
         && db.store.group(group).is_none()
     {
