@@ -137,7 +137,10 @@ fn a_closure_that_blocks_stalls_neither_the_writer_nor_other_groups() {
     // The blocked group fell behind its head (its live folds were skipped) and its
     // next read catches it up in place.
     let after = count.fold_counters();
-    assert!(after.busy_skips > before.busy_skips, "{before:?} → {after:?}");
+    assert!(
+        after.busy_skips > before.busy_skips,
+        "{before:?} → {after:?}"
+    );
     assert_eq!(count.read("slow", |n| *n).unwrap(), 21);
     assert!(count.fold_counters().tail_folds > after.tail_folds);
 }

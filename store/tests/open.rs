@@ -17,11 +17,20 @@ fn chat(keys: &Keys, group: &str, content: &str) -> Event {
 fn filled(dir: &Path, events: usize) -> Vec<Event> {
     let keys = Keys::generate();
     let batch: Vec<Event> = (0..events)
-        .map(|i| chat(&keys, &format!("g{}", i % 7), &format!("message {i} {}", "x".repeat(200))))
+        .map(|i| {
+            chat(
+                &keys,
+                &format!("g{}", i % 7),
+                &format!("message {i} {}", "x".repeat(200)),
+            )
+        })
         .collect();
     let store = Store::open(dir, StoreOptions::default()).unwrap();
     for outcome in store.append_batch(&batch).unwrap() {
-        assert!(matches!(outcome, Ok(AppendOutcome::Appended(_))), "{outcome:?}");
+        assert!(
+            matches!(outcome, Ok(AppendOutcome::Appended(_))),
+            "{outcome:?}"
+        );
     }
     batch
 }
@@ -50,7 +59,12 @@ fn opening_an_open_path_with_other_options_names_the_option() {
         other => panic!("expected OptionsDiffer, got {other:?}"),
     }
     match Store::open(dir.path(), StoreOptions::read_only()) {
-        Err(e @ StoreError::OptionsDiffer { option: "read_only", .. }) => {
+        Err(
+            e @ StoreError::OptionsDiffer {
+                option: "read_only",
+                ..
+            },
+        ) => {
             assert!(e.to_string().contains("`read_only`"), "{e}");
         }
         other => panic!("expected OptionsDiffer, got {other:?}"),
@@ -79,8 +93,14 @@ fn a_read_only_open_reads_everything_and_writes_nothing() {
         store.append(&chat(&keys, "g0", "refused")),
         Err(StoreError::ReadOnly)
     ));
-    assert!(matches!(store.set_setting("x", b"y"), Err(StoreError::ReadOnly)));
-    assert!(matches!(store.delete_checkpoints(None), Err(StoreError::ReadOnly)));
+    assert!(matches!(
+        store.set_setting("x", b"y"),
+        Err(StoreError::ReadOnly)
+    ));
+    assert!(matches!(
+        store.delete_checkpoints(None),
+        Err(StoreError::ReadOnly)
+    ));
     drop(store);
     let after = std::fs::read(dir.path().join("data.mdb")).unwrap();
     assert!(before == after, "a read-only open changed data.mdb");
@@ -118,7 +138,12 @@ fn a_truncated_data_file_is_refused_at_open_instead_of_crashing() {
         }
     }
     // The complete database still opens.
-    assert_eq!(Store::open(&original, StoreOptions::read_only()).unwrap().head(), 2_000);
+    assert_eq!(
+        Store::open(&original, StoreOptions::read_only())
+            .unwrap()
+            .head(),
+        2_000
+    );
 }
 
 #[test]
@@ -127,7 +152,10 @@ fn a_setting_is_set_once_and_a_different_value_is_reported() {
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(store.set_setting_once("relay", b"aa").unwrap(), None);
     assert_eq!(store.set_setting_once("relay", b"aa").unwrap(), None);
-    assert_eq!(store.set_setting_once("relay", b"bb").unwrap(), Some(b"aa".to_vec()));
+    assert_eq!(
+        store.set_setting_once("relay", b"bb").unwrap(),
+        Some(b"aa".to_vec())
+    );
     assert_eq!(store.setting("relay").unwrap(), Some(b"aa".to_vec()));
 }
 
@@ -146,7 +174,9 @@ fn a_failed_batch_cancels_the_same_pipelines_later_batches() {
     .unwrap();
     let keys = Keys::generate();
     let small = |n: usize| -> Vec<Event> {
-        (0..n).map(|i| chat(&keys, "g", &format!("small {i}"))).collect()
+        (0..n)
+            .map(|i| chat(&keys, "g", &format!("small {i}")))
+            .collect()
     };
     store.append_batch(&small(3)).unwrap();
     let head = store.head();
@@ -156,7 +186,9 @@ fn a_failed_batch_cancels_the_same_pipelines_later_batches() {
         .collect();
     let pipeline = store.pipeline();
     let k = pipeline.submit(ready(&store, &big)).unwrap();
-    let later: Vec<Event> = (0..5).map(|i| chat(&keys, "g", &format!("later {i}"))).collect();
+    let later: Vec<Event> = (0..5)
+        .map(|i| chat(&keys, "g", &format!("later {i}")))
+        .collect();
     let k1 = pipeline.submit(ready(&store, &later)).unwrap();
     assert!(matches!(k.wait(), Err(StoreError::MapFull { .. })));
     // Whether it shared k's transaction or came after it, k+1 is not in the log.
