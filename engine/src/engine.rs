@@ -13,6 +13,7 @@ use crate::error::EngineError;
 use crate::projection::Projection;
 use crate::runtime::{ErasedRuntime, Runtime};
 use crate::status::{GroupStatus, ProjectionStatus, RebuildReport};
+use crate::subscribe::{Channel, Subscription};
 
 /// Engine configuration.
 #[derive(Debug, Clone)]
@@ -33,16 +34,9 @@ impl Default for EngineOptions {
     }
 }
 
-/// A committed event, as sent to subscribers.
-#[derive(Debug, Clone)]
-pub struct Notification {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its group, if any.
-    pub group: Option<Arc<str>>,
-    /// The event.
-    pub event: Event,
-}
+/// How many notifications a [`Subscription`] from [`Engine::subscribe`] may hold
+/// before it counts as lagged.
+pub const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 4096;
 
 /// Registers projections, then starts the engine.
 pub struct EngineBuilder {
@@ -96,7 +90,7 @@ impl EngineBuilder {
             std::thread::Builder::new()
                 .name("highwater-checkpoints".into())
                 .spawn(move || checkpoint_worker(&store, &runtimes, &checkpoint_rx))
-                .map_err(|source| highwater_store::StoreError::Io {
+                .map_err(|source| EngineError::Thread {
                     context: "starting the checkpoint thread",
                     source,
                 })?
@@ -165,7 +159,7 @@ struct Inner {
     store: Store,
     options: EngineOptions,
     runtimes: Arc<[Arc<dyn ErasedRuntime>]>,
-    subscribers: Arc<Mutex<Vec<Sender<Notification>>>>,
+    subscribers: Arc<Mutex<Vec<Arc<Channel>>>>,
     observer_id: u64,
     checkpoint_tx: Option<Sender<WorkerMessage>>,
     worker: Option<JoinHandle<()>>,
@@ -174,6 +168,9 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.store.remove_observer(self.observer_id);
+        for channel in self.subscribers.lock().drain(..) {
+            channel.close();
+        }
         drop(self.checkpoint_tx.take());
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
@@ -247,11 +244,21 @@ impl Engine {
         Ok(self.inner.store.append_batch(events)?)
     }
 
-    /// Receives every later commit, in sequence order.
-    pub fn subscribe(&self) -> Receiver<Notification> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.inner.subscribers.lock().push(tx);
-        rx
+    /// Receives every later commit, in sequence order, through a bounded queue of
+    /// [`DEFAULT_SUBSCRIPTION_CAPACITY`] notifications (see
+    /// [`subscribe_with_capacity`](Self::subscribe_with_capacity)).
+    pub fn subscribe(&self) -> Subscription {
+        self.subscribe_with_capacity(DEFAULT_SUBSCRIPTION_CAPACITY)
+    }
+
+    /// Receives every later commit, in sequence order, through a queue of at most
+    /// `capacity` notifications (at least 1). A subscriber that falls further behind
+    /// is told so ([`RecvError::Lagged`](crate::RecvError::Lagged), with the sequence
+    /// number to re-read the log from); the writer never waits for it.
+    pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
+        let channel = Channel::new(capacity);
+        self.inner.subscribers.lock().push(channel.clone());
+        Subscription::new(channel, self.inner.store.clone())
     }
 
     /// Writes checkpoints of every loaded group whose state changed since its last
@@ -344,7 +351,7 @@ impl Engine {
 /// Folds commits into loaded groups and feeds subscribers; runs on the writer thread.
 struct Observer {
     runtimes: Arc<[Arc<dyn ErasedRuntime>]>,
-    subscribers: Arc<Mutex<Vec<Sender<Notification>>>>,
+    subscribers: Arc<Mutex<Vec<Arc<Channel>>>>,
     checkpoint_tx: Sender<WorkerMessage>,
     checkpoint_every: u64,
 }
@@ -364,16 +371,11 @@ impl CommitObserver for Observer {
         if subscribers.is_empty() {
             return;
         }
+        // Only (sequence number, group) is queued here: the subscriber reads the event
+        // back on its own thread, so nothing is converted (or lost) on the writer.
         for c in batch {
-            let Ok(event) = c.event.to_event(c.seq) else {
-                continue;
-            };
-            let note = Notification {
-                seq: c.seq,
-                group: c.group.map(|(name, _)| Arc::from(name)),
-                event,
-            };
-            subscribers.retain(|s| s.send(note.clone()).is_ok());
+            let group: Option<Arc<str>> = c.group.map(|(name, _)| Arc::from(name));
+            subscribers.retain(|s| s.push(c.seq, group.as_ref()));
         }
     }
 }

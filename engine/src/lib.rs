@@ -43,18 +43,25 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod async_api;
 mod engine;
 mod error;
 mod projection;
 mod rebuild;
 mod runtime;
 mod status;
+mod subscribe;
 mod warmup;
 
-pub use crate::engine::{Engine, EngineBuilder, EngineOptions, Handle, Notification};
+pub use crate::engine::{
+    DEFAULT_SUBSCRIPTION_CAPACITY, Engine, EngineBuilder, EngineOptions, Handle,
+};
 pub use crate::error::EngineError;
 pub use crate::projection::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
 pub use crate::status::{GroupStatus, LoadState, ProjectionStatus, RebuildReport};
+pub use crate::subscribe::{Notification, RecvError, Subscription};
 pub use crate::warmup::Warmup;
 pub use highwater_store::{EventRef, Store, StoreError, TagRef};

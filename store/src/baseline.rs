@@ -36,10 +36,7 @@ impl RawLog {
     ///
     /// [`Store`]: crate::Store
     pub fn create(dir: &Path, map_size: usize) -> Result<RawLog, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            context: "creating the baseline directory",
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(StoreError::io("creating the baseline directory"))?;
         let page = 1 << 16;
         let mut builder = EnvOpenOptions::new().read_txn_without_tls();
         builder

@@ -237,7 +237,7 @@ impl Store {
     }
 
     /// Test support: the raw stored bytes of a checkpoint.
-    #[doc(hidden)]
+    #[cfg(feature = "test-support")]
     pub fn raw_checkpoint(
         &self,
         projection: &str,
@@ -254,7 +254,7 @@ impl Store {
     }
 
     /// Test support: overwrites the raw bytes of a checkpoint (to simulate corruption).
-    #[doc(hidden)]
+    #[cfg(feature = "test-support")]
     pub fn put_raw_checkpoint(
         &self,
         projection: &str,
@@ -270,7 +270,7 @@ impl Store {
     }
 
     /// Test support: the raw stored bytes of a log record.
-    #[doc(hidden)]
+    #[cfg(feature = "test-support")]
     pub fn raw_record(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|txn, dbs| {
             Ok(dbs
@@ -282,7 +282,7 @@ impl Store {
     }
 
     /// Test support: overwrites the raw bytes of a log record (to simulate corruption).
-    #[doc(hidden)]
+    #[cfg(feature = "test-support")]
     pub fn put_raw_record(&self, seq: u64, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.exec(move |txn, dbs| {
             dbs.events

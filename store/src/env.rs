@@ -37,10 +37,9 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Env<Withou
             other => return other.map_err(StoreError::lmdb("opening the environment")),
         }
     }
-    Err(StoreError::Lmdb {
-        context: "opening the environment",
-        message: "still open elsewhere in this process".into(),
-    })
+    Err(StoreError::lmdb("opening the environment")(
+        heed::Error::EnvAlreadyOpened,
+    ))
 }
 
 pub(crate) fn create_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, StoreError> {

@@ -23,6 +23,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
+
+#[cfg(feature = "test-support")]
 mod baseline;
 mod checkpoints;
 mod codec;
@@ -30,15 +33,18 @@ mod env;
 mod error;
 mod event;
 mod groups;
+mod oneshot;
 mod reads;
 mod store;
 mod validate;
 mod writer;
 
-#[doc(hidden)]
+#[cfg(feature = "test-support")]
 pub use crate::baseline::RawLog;
 pub use crate::checkpoints::{Checkpoint, CheckpointHeader, CheckpointWrite};
 pub use crate::error::{Corruption, Rejection, StoreError};
+/// LMDB's error types (from heed), the sources a [`StoreError`] carries.
+pub use heed::{Error as LmdbError, MdbError};
 pub use crate::event::{EventRef, TagRef};
 pub use crate::groups::GroupInfo;
 pub use crate::reads::{GroupScan, LogIter};

@@ -250,6 +250,7 @@ impl Store {
 
     /// Benchmark baseline: walks the log with a raw cursor, touching one byte of each
     /// value without validating or decoding it. Returns (records, bytes).
+    #[cfg(feature = "test-support")]
     pub fn raw_scan(&self) -> Result<(u64, u64), StoreError> {
         let mut bytes = 0u64;
         let records = self.raw_scan_with(|value| {
@@ -260,6 +261,7 @@ impl Store {
 
     /// Benchmark baseline: walks the log with a raw cursor and hands every raw value
     /// to `f` (no checksum, no validation). Returns the number of records.
+    #[cfg(feature = "test-support")]
     pub fn raw_scan_with(&self, mut f: impl FnMut(&[u8])) -> Result<u64, StoreError> {
         let mut records = 0u64;
         self.walk(1, |_, value| {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use heed::types::Bytes;
 use heed::{Database, Env, RoTxn, WithoutTls};
 use nostr::prelude::Event;
@@ -19,6 +19,7 @@ use crate::codec;
 use crate::env::{create_databases, last_seq, load_groups, open_env};
 use crate::error::{Corruption, StoreError};
 use crate::groups::{GroupInfo, GroupTable};
+use crate::oneshot;
 use crate::validate::{self, Limits, PreparedEvent};
 use crate::writer::{self, AnyBox, AppendOutcome, CommitObserver, Request};
 
@@ -58,14 +59,37 @@ pub enum Prepared {
 }
 
 /// A pending acknowledgement from the writer for a submitted batch.
+///
+/// Block on it with [`Ticket::wait`], or `.await` it: the writer thread completes it
+/// after the batch's durable commit and wakes the waiting thread or task. Awaiting
+/// needs no particular async runtime and never blocks the polling thread.
 #[derive(Debug)]
-#[must_use = "the batch is durable only once `wait` returns Ok"]
-pub struct Ticket(Receiver<Result<Vec<AppendOutcome>, StoreError>>);
+#[must_use = "the batch is durable only once `wait` (or `.await`) returns Ok"]
+pub struct Ticket(oneshot::Receiver<Result<Vec<AppendOutcome>, StoreError>>);
 
 impl Ticket {
     /// Blocks until the batch is committed (or failed as a whole).
+    ///
+    /// # Errors
+    ///
+    /// The batch's failure, the same for every caller of its group commit (a full map
+    /// or disk, an I/O or LMDB error); [`StoreError::WriterGone`] if the writer
+    /// stopped first. On error nothing of the batch was written.
     pub fn wait(self) -> Result<Vec<AppendOutcome>, StoreError> {
-        self.0.recv().map_err(|_| StoreError::WriterGone)?
+        self.0.recv().ok_or(StoreError::WriterGone)?
+    }
+}
+
+impl std::future::Future for Ticket {
+    type Output = Result<Vec<AppendOutcome>, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|reply| reply.ok_or(StoreError::WriterGone)?)
     }
 }
 
@@ -165,14 +189,10 @@ impl Store {
     /// already open in this process returns the same store (its options win).
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            context: "creating the database directory",
-            source,
-        })?;
-        let path = dir.canonicalize().map_err(|source| StoreError::Io {
-            context: "resolving the database path",
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(StoreError::io("creating the database directory"))?;
+        let path = dir
+            .canonicalize()
+            .map_err(StoreError::io("resolving the database path"))?;
         let mut open = OPEN.lock();
         open.retain(|_, weak| weak.strong_count() > 0);
         if let Some(inner) = open.get(&path).and_then(std::sync::Weak::upgrade) {
@@ -208,10 +228,7 @@ impl Store {
         let writer = std::thread::Builder::new()
             .name("highwater-writer".into())
             .spawn(move || writer::run(&writer_shared, &rx))
-            .map_err(|source| StoreError::Io {
-                context: "starting the writer thread",
-                source,
-            })?;
+            .map_err(StoreError::io("starting the writer thread"))?;
         tracing::debug!(path = %path.display(), head, "opened store");
         Ok(Inner {
             shared,
@@ -244,24 +261,37 @@ impl Store {
         self.inner.shared.head.load(Ordering::Acquire)
     }
 
-    /// The group's number, head and count, if the log has any event of it.
+    /// The group's number, head and count, if the log has any event of it: the one way
+    /// to look a group up by name.
     pub fn group(&self, name: &str) -> Option<GroupInfo> {
         let table = self.inner.shared.groups.read_recursive();
         table.no(name).and_then(|no| table.info(no))
     }
 
     /// The group by number.
+    ///
+    /// Internal fast path of the engine (group numbers are a storage detail); not part
+    /// of the supported surface — use [`Store::group`].
+    #[doc(hidden)]
     pub fn group_by_no(&self, no: u32) -> Option<GroupInfo> {
         self.inner.shared.groups.read_recursive().info(no)
     }
 
     /// The group's number and head: the hot-path lookup of every read.
+    ///
+    /// Internal fast path of the engine; not part of the supported surface — use
+    /// [`Store::group`].
+    #[doc(hidden)]
     pub fn group_no_head(&self, name: &str) -> Option<(u32, u64)> {
         let table = self.inner.shared.groups.read_recursive();
         table.no(name).map(|no| (no, table.head(no)))
     }
 
     /// Head of group `no` (0 if unknown). This is the hot-path check of every read.
+    ///
+    /// Internal fast path of the engine; not part of the supported surface — use
+    /// [`Store::group`].
+    #[doc(hidden)]
     pub fn group_head(&self, no: u32) -> u64 {
         self.inner.shared.groups.read_recursive().head(no)
     }
@@ -292,7 +322,7 @@ impl Store {
     /// Sends prepared events to the writer without waiting. They are committed in the
     /// order given, after everything submitted before them.
     pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
+        let (reply, rx) = oneshot::channel();
         self.sender()?
             .send(Request::Append { events, reply })
             .map_err(|_| StoreError::WriterGone)?;
@@ -367,7 +397,7 @@ impl Store {
                     out[i] = Ok(Prepared::Duplicate(seq));
                 }
             }
-            Err(e) => return events.iter().map(|_| Err(copy_of(&e))).collect(),
+            Err(e) => return events.iter().map(|_| Err(e.clone())).collect(),
         }
         if !self.inner.options.trusted {
             let ready: Vec<usize> = (0..out.len())
@@ -458,13 +488,6 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
 }
 
 /// The same error again, for every event of a batch that failed as a whole.
-fn copy_of(error: &StoreError) -> StoreError {
-    StoreError::Lmdb {
-        context: "reading the id index",
-        message: error.to_string(),
-    }
-}
-
 pub(crate) fn index_corrupted(table: &'static str) -> StoreError {
     StoreError::Corrupted(Corruption::Index {
         table,

@@ -66,7 +66,7 @@ pub(crate) type Job = Box<dyn Fn(&mut RwTxn<'_>, &Dbs) -> Result<AnyBox, StoreEr
 pub(crate) enum Request {
     Append {
         events: Vec<PreparedEvent>,
-        reply: Sender<Result<Vec<AppendOutcome>, StoreError>>,
+        reply: crate::oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
     },
     Exec {
         job: Job,
@@ -117,7 +117,7 @@ fn queued_events(request: &Request) -> usize {
 
 type Pending = (
     Vec<PreparedEvent>,
-    Sender<Result<Vec<AppendOutcome>, StoreError>>,
+    crate::oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
 );
 
 /// What one append transaction did, applied to memory only after its commit.
@@ -136,15 +136,9 @@ fn commit_appends(shared: &Arc<Shared>, next_seq: &mut u64, pending: Vec<Pending
         Ok(written) => written,
         Err(error) => {
             tracing::warn!(%error, requests = pending.len(), "append batch failed; nothing written");
-            let message = error.to_string();
-            let resource = error.is_resource_error();
-            let mut error = Some(error);
+            // Every caller of the batch gets the same error, its source shared.
             for (_, reply) in pending {
-                // The first caller gets the original error; the rest a copy of its text.
-                let e = error
-                    .take()
-                    .unwrap_or_else(|| copy_error(&message, resource));
-                let _ = reply.send(Err(e));
+                let _ = reply.send(Err(error.clone()));
             }
             return;
         }
@@ -154,20 +148,6 @@ fn commit_appends(shared: &Arc<Shared>, next_seq: &mut u64, pending: Vec<Pending
     notify(shared, &pending, &written);
     for ((_, reply), outcomes) in pending.into_iter().zip(written.outcomes) {
         let _ = reply.send(Ok(outcomes));
-    }
-}
-
-fn copy_error(message: &str, resource: bool) -> StoreError {
-    if resource {
-        StoreError::Io {
-            context: "committing a batch",
-            source: std::io::Error::other(message.to_owned()),
-        }
-    } else {
-        StoreError::Lmdb {
-            context: "committing a batch",
-            message: message.to_owned(),
-        }
     }
 }
 
