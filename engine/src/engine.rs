@@ -55,6 +55,11 @@ impl std::fmt::Debug for EngineBuilder {
 
 impl EngineBuilder {
     /// Registers a projection and returns the typed handle to read it through.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] when the name is empty, longer than 64 bytes,
+    /// not `[A-Za-z0-9_-]`, or already registered.
     pub fn add<P: Projection>(&mut self, projection: P) -> Result<Handle<P>, EngineError> {
         let name = projection.name();
         let valid = !name.is_empty()
@@ -73,6 +78,10 @@ impl EngineBuilder {
     }
 
     /// Starts the engine: it begins folding commits into loaded groups.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Thread`] when the checkpoint thread cannot be started.
     pub fn build(self) -> Result<Engine, EngineError> {
         let runtimes: Arc<[Arc<dyn ErasedRuntime>]> = self.runtimes.into();
         let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::unbounded();
@@ -134,12 +143,22 @@ impl<P: Projection> Handle<P> {
     /// Calls `f` with the group's state once the group is fully loaded (its watermark
     /// has reached the group's head as of this call), catching it up first if needed.
     /// A group absent from the log answers with the initial state.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Failed`] when a fold of this (projection, group) failed;
+    /// [`EngineError::Store`] when the log or a checkpoint cannot be read.
     pub fn read<R>(&self, group: &str, f: impl FnOnce(&P::State) -> R) -> Result<R, EngineError> {
         self.runtime.read(group, f)
     }
 
     /// The group's state by a full replay from sequence 1, ignoring memory and
     /// checkpoints: the reference the engine's answers must equal.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Failed`] when the fold fails; [`EngineError::Store`] when the log
+    /// cannot be read.
     pub fn replay(&self, group: &str) -> Result<P::State, EngineError> {
         self.runtime.replay_group(group)
     }
@@ -232,11 +251,21 @@ impl Engine {
     }
 
     /// Appends an event; it is durable, and folded into loaded groups, on return.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`]: the event was rejected ([`StoreError::Rejected`](highwater_store::StoreError::Rejected)) or its
+    /// commit failed (map or disk full, I/O); nothing was written.
     pub fn append(&self, event: &Event) -> Result<AppendOutcome, EngineError> {
         Ok(self.inner.store.append(event)?)
     }
 
     /// Appends a batch in one commit (see [`Store::append_batch`]).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the whole batch failed (nothing written); per-event
+    /// rejections are the inner results.
     pub fn append_batch(
         &self,
         events: &[Event],
@@ -263,12 +292,22 @@ impl Engine {
 
     /// Writes checkpoints of every loaded group whose state changed since its last
     /// one, in one transaction. Returns how many were written.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Codec`] when a state cannot be encoded; [`EngineError::Store`]
+    /// when the write fails (no checkpoint of the call is written).
     pub fn checkpoint(&self) -> Result<usize, EngineError> {
         write_checkpoints(&self.inner.store, &self.inner.runtimes, None)
     }
 
     /// Rebuilds one projection (or all) from sequence 1, for all groups or one, and
     /// replaces its checkpoints. Reads keep being served from memory meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] for an unknown name; [`EngineError::Store`]
+    /// when the log cannot be read or the checkpoints cannot be written.
     pub fn rebuild(
         &self,
         projection: Option<&str>,
@@ -289,6 +328,10 @@ impl Engine {
     }
 
     /// Loads a group in every projection (checkpoint plus tail) without reading it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::read`], for the first projection that fails.
     pub fn load_group(&self, group: &str) -> Result<(), EngineError> {
         let Some((no, _)) = self.inner.store.group_no_head(group) else {
             return Ok(());
@@ -307,11 +350,19 @@ impl Engine {
     }
 
     /// Per-projection summary.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the checkpoint table cannot be read.
     pub fn status(&self) -> Result<Vec<ProjectionStatus>, EngineError> {
         self.inner.runtimes.iter().map(|r| r.status()).collect()
     }
 
     /// One (projection, group).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] for an unknown name.
     pub fn group_status(&self, projection: &str, group: &str) -> Result<GroupStatus, EngineError> {
         let runtime = self.runtime(projection)?;
         Ok(match self.inner.store.group_no_head(group) {
@@ -327,6 +378,11 @@ impl Engine {
     /// (checkpoint plus tail) with a full replay. `Some(diff)` when they differ; an
     /// error when the log cannot be read (a corrupted record fails both the same way,
     /// which is not agreement).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] for an unknown name; [`EngineError::Store`]
+    /// or [`EngineError::Failed`] when either side cannot be computed.
     pub fn verify_group(
         &self,
         projection: &str,

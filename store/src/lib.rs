@@ -7,6 +7,17 @@
 //! queued in one durable transaction (group commit). This is the only crate that
 //! touches LMDB or raw stored bytes; layouts live in one module (`codec`).
 //!
+//! Appends acknowledge after the durable commit: [`Store::append`] blocks, and the
+//! [`Ticket`] of [`Store::submit`] can be waited on or `.await`ed (it needs no
+//! particular async runtime; the writer thread completes it). Errors keep their
+//! source: a [`StoreError`] tells a full map, a full disk, too many readers, another
+//! process's resize and an existing key apart, with LMDB's or the operating system's
+//! error shared behind an `Arc` by every caller of a failed group commit.
+//!
+//! Feature `test-support` exposes raw hooks for tests and benchmarks (raw record and
+//! checkpoint bytes, raw scans, a raw-LMDB append baseline). They bypass validation and
+//! can write corrupt bytes: applications never enable it.
+//!
 //! ```
 //! use highwater_store::{Store, StoreOptions, AppendOutcome};
 //! use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
@@ -23,7 +34,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 #[cfg(feature = "test-support")]
 mod baseline;
@@ -43,11 +54,11 @@ mod writer;
 pub use crate::baseline::RawLog;
 pub use crate::checkpoints::{Checkpoint, CheckpointHeader, CheckpointWrite};
 pub use crate::error::{Corruption, Rejection, StoreError};
-/// LMDB's error types (from heed), the sources a [`StoreError`] carries.
-pub use heed::{Error as LmdbError, MdbError};
 pub use crate::event::{EventRef, TagRef};
 pub use crate::groups::GroupInfo;
 pub use crate::reads::{GroupScan, LogIter};
 pub use crate::store::{Prepared, Store, StoreOptions, Ticket};
 pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind};
 pub use crate::writer::{AppendOutcome, CommitObserver, Committed};
+/// LMDB's error types (from heed), the sources a [`StoreError`] carries.
+pub use heed::{Error as LmdbError, MdbError};

@@ -187,6 +187,14 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the log in directory `dir`. Opening a path that is
     /// already open in this process returns the same store (its options win).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`](crate::StoreError::Io) when the directory cannot be created,
+    /// [`StoreError::FormatVersion`](crate::StoreError::FormatVersion) for a database
+    /// of another format, an LMDB error when the environment cannot be opened,
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) for a malformed group
+    /// table.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(StoreError::io("creating the database directory"))?;
@@ -308,6 +316,13 @@ impl Store {
 
     /// Validates an event: limits, group id, id hash, the duplicate index, then the
     /// signature (unless trusted). Runs on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Rejected`](crate::StoreError::Rejected) for an invalid event
+    /// (nothing is written); a failed LMDB read
+    /// ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
     pub fn prepare(&self, event: &Event) -> Result<Prepared, StoreError> {
         let prepared = validate::check_and_encode(event, &self.inner.options.limits)?;
         if let Some(seq) = self.seq_of(&prepared.id)? {
@@ -321,6 +336,11 @@ impl Store {
 
     /// Sends prepared events to the writer without waiting. They are committed in the
     /// order given, after everything submitted before them.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::WriterGone`](crate::StoreError::WriterGone) when the writer has
+    /// stopped.
     pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.sender()?
@@ -330,6 +350,14 @@ impl Store {
     }
 
     /// Validates and appends one event, returning once it is durable.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Rejected`](crate::StoreError::Rejected) for an invalid event, or a
+    /// failed write transaction: the map or the disk is full, an I/O or LMDB error, or
+    /// the writer has stopped
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
+    /// written.
     pub fn append(&self, event: &Event) -> Result<AppendOutcome, StoreError> {
         match self.prepare(event)? {
             Prepared::Duplicate(seq) => Ok(AppendOutcome::Duplicate(seq)),
@@ -343,6 +371,13 @@ impl Store {
     /// Validates (on all cores) and appends a batch in one commit, in order. The outer
     /// error means nothing of the batch was written; inner errors are per-event
     /// rejections, which leave the rest of the batch unaffected.
+    ///
+    /// # Errors
+    ///
+    /// The outer error is a failed write transaction: the map or the disk is full, an
+    /// I/O or LMDB error, or the writer has stopped
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
+    /// written; inner errors are per-event rejections.
     pub fn append_batch(
         &self,
         events: &[Event],
