@@ -160,7 +160,8 @@ impl Channel {
 ///
 /// Receive with [`recv`](Self::recv) (blocking), [`try_recv`](Self::try_recv),
 /// [`recv_timeout`](Self::recv_timeout), or — with the `tokio` feature — as a
-/// `futures_core::Stream`. Dropping it unsubscribes.
+/// `futures_core::Stream`. Dropping it unsubscribes. It holds a handle to the store
+/// (to read events back), which keeps the database open while it lives.
 pub struct Subscription {
     channel: Arc<Channel>,
     store: Store,
