@@ -13,6 +13,7 @@ use crate::error::EngineError;
 use crate::projection::Projection;
 use crate::runtime::{ErasedRuntime, Runtime};
 use crate::status::{FoldCounters, GroupStatus, ProjectionStatus, RebuildReport};
+use crate::subscribe::{Channel, Subscription};
 
 /// Engine configuration.
 #[derive(Debug, Clone)]
@@ -33,16 +34,9 @@ impl Default for EngineOptions {
     }
 }
 
-/// A committed event, as sent to subscribers.
-#[derive(Debug, Clone)]
-pub struct Notification {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its group, if any.
-    pub group: Option<Arc<str>>,
-    /// The event.
-    pub event: Event,
-}
+/// How many notifications a [`Subscription`] from [`Engine::subscribe`] may hold
+/// before it counts as lagged.
+pub const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 4096;
 
 /// Registers projections, then starts the engine.
 pub struct EngineBuilder {
@@ -61,6 +55,11 @@ impl std::fmt::Debug for EngineBuilder {
 
 impl EngineBuilder {
     /// Registers a projection and returns the typed handle to read it through.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] when the name is empty, longer than 64 bytes,
+    /// not `[A-Za-z0-9_-]`, or already registered.
     pub fn add<P: Projection>(&mut self, projection: P) -> Result<Handle<P>, EngineError> {
         let name = projection.name();
         let valid = !name.is_empty()
@@ -79,6 +78,10 @@ impl EngineBuilder {
     }
 
     /// Starts the engine: it begins folding commits into loaded groups.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Thread`] when the checkpoint thread cannot be started.
     pub fn build(self) -> Result<Engine, EngineError> {
         let runtimes: Arc<[Arc<dyn ErasedRuntime>]> = self.runtimes.into();
         let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::unbounded();
@@ -96,7 +99,7 @@ impl EngineBuilder {
             std::thread::Builder::new()
                 .name("highwater-checkpoints".into())
                 .spawn(move || checkpoint_worker(&store, &runtimes, &checkpoint_rx))
-                .map_err(|source| highwater_store::StoreError::Io {
+                .map_err(|source| EngineError::Thread {
                     context: "starting the checkpoint thread",
                     source,
                 })?
@@ -147,6 +150,11 @@ impl<P: Projection> Handle<P> {
     /// runs, the group's read lock is held: the writer never waits for it (a commit
     /// then leaves this group's live fold to its next read), and only a catch-up of this
     /// same group waits for the closure to return.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Failed`] when a fold of this (projection, group) failed;
+    /// [`EngineError::Store`] when the log or a checkpoint cannot be read.
     pub fn read<R>(&self, group: &str, f: impl FnOnce(&P::State) -> R) -> Result<R, EngineError> {
         self.runtime.read(group, f)
     }
@@ -167,6 +175,11 @@ impl<P: Projection> Handle<P> {
 
     /// The group's state by a full replay from sequence 1, ignoring memory and
     /// checkpoints: the reference the engine's answers must equal.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Failed`] when the fold fails; [`EngineError::Store`] when the log
+    /// cannot be read.
     pub fn replay(&self, group: &str) -> Result<P::State, EngineError> {
         self.runtime.replay_group(group)
     }
@@ -186,7 +199,7 @@ struct Inner {
     store: Store,
     options: EngineOptions,
     runtimes: Arc<[Arc<dyn ErasedRuntime>]>,
-    subscribers: Arc<Mutex<Vec<Sender<Notification>>>>,
+    subscribers: Arc<Mutex<Vec<Arc<Channel>>>>,
     observer_id: u64,
     checkpoint_tx: Option<Sender<WorkerMessage>>,
     worker: Option<JoinHandle<()>>,
@@ -195,6 +208,9 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.store.remove_observer(self.observer_id);
+        for channel in self.subscribers.lock().drain(..) {
+            channel.close();
+        }
         drop(self.checkpoint_tx.take());
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
@@ -257,11 +273,21 @@ impl Engine {
     }
 
     /// Appends an event; it is durable, and folded into loaded groups, on return.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`]: the event was rejected ([`StoreError::Rejected`](highwater_store::StoreError::Rejected)) or its
+    /// commit failed (map or disk full, I/O); nothing was written.
     pub fn append(&self, event: &Event) -> Result<AppendOutcome, EngineError> {
         Ok(self.inner.store.append(event)?)
     }
 
     /// Appends a batch in one commit (see [`Store::append_batch`]).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the whole batch failed (nothing written); per-event
+    /// rejections are the inner results.
     pub fn append_batch(
         &self,
         events: &[Event],
@@ -269,15 +295,30 @@ impl Engine {
         Ok(self.inner.store.append_batch(events)?)
     }
 
-    /// Receives every later commit, in sequence order.
-    pub fn subscribe(&self) -> Receiver<Notification> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.inner.subscribers.lock().push(tx);
-        rx
+    /// Receives every later commit, in sequence order, through a bounded queue of
+    /// [`DEFAULT_SUBSCRIPTION_CAPACITY`] notifications (see
+    /// [`subscribe_with_capacity`](Self::subscribe_with_capacity)).
+    pub fn subscribe(&self) -> Subscription {
+        self.subscribe_with_capacity(DEFAULT_SUBSCRIPTION_CAPACITY)
+    }
+
+    /// Receives every later commit, in sequence order, through a queue of at most
+    /// `capacity` notifications (at least 1). A subscriber that falls further behind
+    /// is told so ([`RecvError::Lagged`](crate::RecvError::Lagged), with the sequence
+    /// number to re-read the log from); the writer never waits for it.
+    pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
+        let channel = Channel::new(capacity);
+        self.inner.subscribers.lock().push(channel.clone());
+        Subscription::new(channel, self.inner.store.clone())
     }
 
     /// Writes checkpoints of every loaded group whose state changed since its last
     /// one, in one transaction. Returns how many were written.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Codec`] when a state cannot be encoded; [`EngineError::Store`]
+    /// when the write fails (no checkpoint of the call is written).
     pub fn checkpoint(&self) -> Result<usize, EngineError> {
         if self.inner.store.is_read_only() {
             return Err(highwater_store::StoreError::ReadOnly.into());
@@ -287,6 +328,11 @@ impl Engine {
 
     /// Rebuilds one projection (or all) from sequence 1, for all groups or one, and
     /// replaces its checkpoints. Reads keep being served from memory meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] for an unknown name; [`EngineError::Store`]
+    /// when the log cannot be read or the checkpoints cannot be written.
     pub fn rebuild(
         &self,
         projection: Option<&str>,
@@ -307,6 +353,10 @@ impl Engine {
     }
 
     /// Loads a group in every projection (checkpoint plus tail) without reading it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::read`], for the first projection that fails.
     pub fn load_group(&self, group: &str) -> Result<(), EngineError> {
         let Some((no, _)) = self.inner.store.group_no_head(group)? else {
             return Ok(());
@@ -325,11 +375,19 @@ impl Engine {
     }
 
     /// Per-projection summary.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the checkpoint table cannot be read.
     pub fn status(&self) -> Result<Vec<ProjectionStatus>, EngineError> {
         self.inner.runtimes.iter().map(|r| r.status()).collect()
     }
 
     /// One (projection, group).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] for an unknown name.
     pub fn group_status(&self, projection: &str, group: &str) -> Result<GroupStatus, EngineError> {
         let runtime = self.runtime(projection)?;
         Ok(match self.inner.store.group_no_head(group)? {
@@ -345,6 +403,11 @@ impl Engine {
     /// (checkpoint plus tail) with a full replay. `Some(diff)` when they differ; an
     /// error when the log cannot be read (a corrupted record fails both the same way,
     /// which is not agreement).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] for an unknown name; [`EngineError::Store`]
+    /// or [`EngineError::Failed`] when either side cannot be computed.
     pub fn verify_group(
         &self,
         projection: &str,
@@ -369,7 +432,7 @@ impl Engine {
 /// Folds commits into loaded groups and feeds subscribers; runs on the writer thread.
 struct Observer {
     runtimes: Arc<[Arc<dyn ErasedRuntime>]>,
-    subscribers: Arc<Mutex<Vec<Sender<Notification>>>>,
+    subscribers: Arc<Mutex<Vec<Arc<Channel>>>>,
     checkpoint_tx: Sender<WorkerMessage>,
     checkpoint_every: u64,
 }
@@ -389,16 +452,11 @@ impl CommitObserver for Observer {
         if subscribers.is_empty() {
             return;
         }
+        // Only (sequence number, group) is queued here: the subscriber reads the event
+        // back on its own thread, so nothing is converted (or lost) on the writer.
         for c in batch {
-            let Ok(event) = c.event.to_event(c.seq) else {
-                continue;
-            };
-            let note = Notification {
-                seq: c.seq,
-                group: c.group.map(|(name, _)| Arc::from(name)),
-                event,
-            };
-            subscribers.retain(|s| s.send(note.clone()).is_ok());
+            let group: Option<Arc<str>> = c.group.map(|(name, _)| Arc::from(name));
+            subscribers.retain(|s| s.push(c.seq, group.as_ref()));
         }
     }
 }

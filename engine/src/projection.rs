@@ -52,16 +52,34 @@ pub trait Projection: Send + Sync + 'static {
     fn init(&self) -> Self::State;
 
     /// Folds one event into the state.
+    ///
+    /// # Errors
+    ///
+    /// An [`ApplyError`] marks this (projection, group) failed at this event; reads of
+    /// it then return [`EngineError::Failed`](crate::EngineError::Failed).
     fn apply(&self, state: &mut Self::State, event: &EventRef<'_>) -> Result<(), ApplyError>;
 
     /// Encodes the state for a checkpoint (usually [`encode_rkyv`]).
+    ///
+    /// # Errors
+    ///
+    /// A [`CodecError`] skips this group's checkpoint; the state stays in memory.
     fn encode(&self, state: &Self::State) -> Result<Vec<u8>, CodecError>;
 
     /// Decodes (and validates) a checkpointed state (usually [`decode_rkyv`]).
+    ///
+    /// # Errors
+    ///
+    /// A [`CodecError`] makes the engine ignore the checkpoint and fold the group from
+    /// the log.
     fn decode(&self, bytes: &[u8]) -> Result<Self::State, CodecError>;
 }
 
 /// Encodes a state with rkyv.
+///
+/// # Errors
+///
+/// A [`CodecError`] when rkyv fails to serialize the value.
 pub fn encode_rkyv<T>(value: &T) -> Result<Vec<u8>, CodecError>
 where
     T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
@@ -72,6 +90,10 @@ where
 }
 
 /// Validates and decodes a state encoded by [`encode_rkyv`].
+///
+/// # Errors
+///
+/// A [`CodecError`] when the bytes are not a valid archive of `T`.
 pub fn decode_rkyv<T>(bytes: &[u8]) -> Result<T, CodecError>
 where
     T: rkyv::Archive,

@@ -11,7 +11,12 @@ pub enum LoadState {
     /// In memory. It answers once its watermark reaches the group's head.
     Loaded,
     /// Folding the event at `seq` failed; reads return an error naming it.
-    Failed { seq: u64, message: String },
+    Failed {
+        /// The sequence number of the event whose fold failed.
+        seq: u64,
+        /// What the fold reported.
+        message: String,
+    },
 }
 
 /// One (projection, group).

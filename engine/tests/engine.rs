@@ -477,7 +477,7 @@ fn subscribers_see_every_commit_in_order() {
     let rx = h.engine.subscribe();
     let events: Vec<Event> = pool()[..100].iter().map(|(_, e)| e.clone()).collect();
     h.engine.append_batch(&events).unwrap();
-    let got: Vec<_> = rx.try_iter().collect();
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().unwrap()).collect();
     assert_eq!(got.len(), 100);
     for (i, (note, event)) in got.iter().zip(&events).enumerate() {
         assert_eq!(note.seq, i as u64 + 1);

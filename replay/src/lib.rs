@@ -1,7 +1,13 @@
-//! Library side of the `highwater` command-line tool.
+//! Library side of the `highwater` command-line tool: what the commands in the binary
+//! (`src/cli/`) are built on, kept apart so that the commands read as a small crate.
 //!
 //! - [`generate`]: the deterministic NIP-29 workload generator behind `highwater generate`.
+//! - [`bench`]: the benchmark harness behind `highwater bench` — every row, its
+//!   baselines and the report.
+//! - [`progress`]: progress bars on stderr, shared by the commands and the harness.
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod generate;
+pub mod progress;

@@ -35,11 +35,12 @@ impl RawLog {
     /// of this process has open.
     ///
     /// [`Store`]: crate::Store
+    ///
+    /// # Errors
+    ///
+    /// When the directory or the environment cannot be created.
     pub fn create(dir: &Path, map_size: usize) -> Result<RawLog, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            context: "creating the baseline directory",
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(StoreError::io("creating the baseline directory"))?;
         let page = 1 << 16;
         let mut builder = EnvOpenOptions::new().read_txn_without_tls();
         builder
@@ -68,6 +69,10 @@ impl RawLog {
 
     /// Writes the encoded records of `events` under the next sequence numbers, with
     /// `APPEND` puts, in one durable commit.
+    ///
+    /// # Errors
+    ///
+    /// When the write transaction fails.
     pub fn append(&mut self, events: &[PreparedEvent]) -> Result<(), StoreError> {
         let mut txn = self
             .env

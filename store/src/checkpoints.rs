@@ -27,7 +27,7 @@ pub type CheckpointHeader = Result<(u64, u64, u64), Corruption>;
 pub struct CheckpointWrite {
     /// The projection's name.
     pub projection: String,
-    /// The group's number ([`GroupInfo::no`]).
+    /// The group's number ([`GroupInfo::no`](crate::GroupInfo::no)).
     pub group: u32,
     /// The checkpoint itself.
     pub checkpoint: Checkpoint,
@@ -89,6 +89,13 @@ fn check_projection_name(name: &str) -> Result<(), StoreError> {
 impl Store {
     /// Reads the checkpoint of (projection, group no). A checkpoint that fails its
     /// checksum or validation is [`StoreError::Corrupted`].
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) when the stored
+    /// checkpoint fails its checksum or validation.
     pub fn read_checkpoint(
         &self,
         projection: &str,
@@ -117,6 +124,13 @@ impl Store {
     }
 
     /// Group numbers that have a checkpoint of `projection`.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::InvalidArgument`](crate::StoreError::InvalidArgument) for a name
+    /// with a NUL byte.
     pub fn checkpointed_groups(&self, projection: &str) -> Result<Vec<u32>, StoreError> {
         check_projection_name(projection)?;
         self.read(|txn, dbs| {
@@ -139,6 +153,13 @@ impl Store {
 
     /// Every checkpoint of `projection` without its state: (group no, version,
     /// watermark, events), or the corruption error of the first that fails validation.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) when a header fails
+    /// validation.
     pub fn checkpoint_headers(
         &self,
         projection: &str,
@@ -168,6 +189,13 @@ impl Store {
 
     /// Writes checkpoints in one transaction. With `replace_all = Some(p)`, every other
     /// checkpoint of projection `p` is deleted in the same transaction.
+    ///
+    /// # Errors
+    ///
+    /// a failed write transaction: the map or the disk is full, an I/O or LMDB error,
+    /// or the writer has stopped
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
+    /// written.
     pub fn write_checkpoints(
         &self,
         writes: Vec<CheckpointWrite>,
@@ -205,6 +233,13 @@ impl Store {
     }
 
     /// Deletes every checkpoint of `projection`, or of all projections. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// a failed write transaction: the map or the disk is full, an I/O or LMDB error,
+    /// or the writer has stopped
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
+    /// written.
     pub fn delete_checkpoints(&self, projection: Option<&str>) -> Result<usize, StoreError> {
         if let Some(p) = projection {
             check_projection_name(p)?;
@@ -214,6 +249,11 @@ impl Store {
     }
 
     /// Reads an application setting (stored in the `meta` table under `app.NAME`).
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = format!("app.{name}");
         self.read(|txn, dbs| {
@@ -226,6 +266,13 @@ impl Store {
     }
 
     /// Writes an application setting durably.
+    ///
+    /// # Errors
+    ///
+    /// a failed write transaction: the map or the disk is full, an I/O or LMDB error,
+    /// or the writer has stopped
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
+    /// written.
     pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         let key = format!("app.{name}");
         let value = value.to_vec();
@@ -266,7 +313,12 @@ impl Store {
     }
 
     /// Test support: the raw stored bytes of a checkpoint.
-    #[doc(hidden)]
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
+    #[cfg(feature = "test-support")]
     pub fn raw_checkpoint(
         &self,
         projection: &str,
@@ -283,7 +335,14 @@ impl Store {
     }
 
     /// Test support: overwrites the raw bytes of a checkpoint (to simulate corruption).
-    #[doc(hidden)]
+    ///
+    /// # Errors
+    ///
+    /// a failed write transaction: the map or the disk is full, an I/O or LMDB error,
+    /// or the writer has stopped
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
+    /// written.
+    #[cfg(feature = "test-support")]
     pub fn put_raw_checkpoint(
         &self,
         projection: &str,
@@ -299,7 +358,12 @@ impl Store {
     }
 
     /// Test support: the raw stored bytes of a log record.
-    #[doc(hidden)]
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
+    #[cfg(feature = "test-support")]
     pub fn raw_record(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|txn, dbs| {
             Ok(dbs
@@ -311,7 +375,14 @@ impl Store {
     }
 
     /// Test support: overwrites the raw bytes of a log record (to simulate corruption).
-    #[doc(hidden)]
+    ///
+    /// # Errors
+    ///
+    /// a failed write transaction: the map or the disk is full, an I/O or LMDB error,
+    /// or the writer has stopped
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
+    /// written.
+    #[cfg(feature = "test-support")]
     pub fn put_raw_record(&self, seq: u64, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.exec(move |txn, dbs| {
             dbs.events

@@ -72,20 +72,12 @@ fn open_env_with(
             Err(heed::Error::EnvAlreadyOpened) if attempt < 49 => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            // Positive codes are the operating system's errno values.
-            Err(heed::Error::Mdb(heed::MdbError::Other(code))) if code > 0 => {
-                return Err(StoreError::Io {
-                    context: "opening the environment",
-                    source: std::io::Error::from_raw_os_error(code),
-                });
-            }
             other => return other.map_err(StoreError::lmdb("opening the environment")),
         }
     }
-    Err(StoreError::Lmdb {
-        context: "opening the environment",
-        message: "still open elsewhere in this process".into(),
-    })
+    Err(StoreError::lmdb("opening the environment")(
+        heed::Error::EnvAlreadyOpened,
+    ))
 }
 
 /// Refuses a `data.mdb` shorter than the pages its meta page says were committed (a
@@ -97,10 +89,7 @@ pub(crate) fn check_file_length(env: &Env<WithoutTls>, path: &Path) -> Result<()
     let needed = (info.last_page_number as u64 + 1) * page;
     let file = path.join("data.mdb");
     let length = std::fs::metadata(&file)
-        .map_err(|source| StoreError::Io {
-            context: "reading the size of data.mdb",
-            source,
-        })?
+        .map_err(StoreError::io("reading the size of data.mdb"))?
         .len();
     if length < needed {
         return Err(StoreError::Truncated {

@@ -80,6 +80,11 @@ impl<'a> EventRef<'a> {
 
     /// Converts the view into an owned `nostr::Event` (allocates; used by export and
     /// `get`, not by folds).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) when the stored record
+    /// does not form a valid event.
     pub fn to_event(&self, seq: u64) -> Result<Event, StoreError> {
         let corrupted = |reason: String| StoreError::Corrupted(Corruption::Record { seq, reason });
         let sig = Signature::from_byte_array(*self.sig());

@@ -7,6 +7,17 @@
 //! queued in one durable transaction (group commit). This is the only crate that
 //! touches LMDB or raw stored bytes; layouts live in one module (`codec`).
 //!
+//! Appends acknowledge after the durable commit: [`Store::append`] blocks, and the
+//! [`Ticket`] of [`Store::submit`] can be waited on or `.await`ed (it needs no
+//! particular async runtime; the writer thread completes it). Errors keep their
+//! source: a [`StoreError`] tells a full map, a full disk, too many readers, another
+//! process's resize and an existing key apart, with LMDB's or the operating system's
+//! error shared behind an `Arc` by every caller of a failed group commit.
+//!
+//! Feature `test-support` exposes raw hooks for tests and benchmarks (raw record and
+//! checkpoint bytes, raw scans, a raw-LMDB append baseline). They bypass validation and
+//! can write corrupt bytes: applications never enable it.
+//!
 //! ```
 //! use highwater_store::{Store, StoreOptions, AppendOutcome};
 //! use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
@@ -23,6 +34,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs, clippy::missing_errors_doc, clippy::missing_panics_doc)]
+
+#[cfg(feature = "test-support")]
 mod baseline;
 mod checkpoints;
 mod codec;
@@ -31,12 +45,13 @@ mod error;
 mod event;
 mod follow;
 mod groups;
+mod oneshot;
 mod reads;
 mod store;
 mod validate;
 mod writer;
 
-#[doc(hidden)]
+#[cfg(feature = "test-support")]
 pub use crate::baseline::RawLog;
 pub use crate::checkpoints::{Checkpoint, CheckpointHeader, CheckpointWrite};
 pub use crate::error::{Corruption, Rejection, StoreError};
@@ -46,3 +61,5 @@ pub use crate::reads::{GroupScan, LogIter};
 pub use crate::store::{Pipeline, Prepared, Store, StoreOptions, Ticket};
 pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind};
 pub use crate::writer::{AppendOutcome, CommitObserver, Committed};
+/// LMDB's error types (from heed), the sources a [`StoreError`] carries.
+pub use heed::{Error as LmdbError, MdbError};

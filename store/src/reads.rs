@@ -84,6 +84,13 @@ impl<T> FlattenResult<T> for Option<Result<T, StoreError>> {
 
 impl Store {
     /// The sequence number of the event with this id, if stored.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) for a malformed index
+    /// entry.
     pub fn seq_of(&self, id: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         self.read(|txn, dbs| {
             let value = dbs
@@ -97,12 +104,26 @@ impl Store {
     }
 
     /// The event at `seq`.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) when the record fails
+    /// its checksum or validation.
     pub fn get(&self, seq: u64) -> Result<Option<Event>, StoreError> {
         self.with_event(seq, |e| e.to_event(seq))
             .map(Option::flatten_result)?
     }
 
     /// The event with this id, and its sequence number.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) when the record or the
+    /// index entry is malformed.
     pub fn get_by_id(&self, id: &[u8; 32]) -> Result<Option<(u64, Event)>, StoreError> {
         let Some(seq) = self.seq_of(id)? else {
             return Ok(None);
@@ -111,6 +132,13 @@ impl Store {
     }
 
     /// Calls `f` with a zero-copy view of the event at `seq`.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) when the record fails
+    /// its checksum or validation.
     pub fn with_event<R>(
         &self,
         seq: u64,
@@ -130,6 +158,13 @@ impl Store {
 
     /// Visits the log from `from` (inclusive) in sequence order, with zero-copy views,
     /// in chunks of short read transactions. `f` may stop the scan early.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) at the first record that
+    /// fails its checksum or validation.
     pub fn scan(
         &self,
         from: u64,
@@ -181,6 +216,13 @@ impl Store {
     /// (without reading them) events whose kind `want` refuses. Returns how far the scan
     /// got: the last sequence number of the group it saw (kept or skipped), and how many
     /// of the group's events it saw.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) at the first index entry
+    /// or record that fails validation.
     pub fn scan_group(
         &self,
         no: u32,
@@ -250,6 +292,12 @@ impl Store {
 
     /// Benchmark baseline: walks the log with a raw cursor, touching one byte of each
     /// value without validating or decoding it. Returns (records, bytes).
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
+    #[cfg(feature = "test-support")]
     pub fn raw_scan(&self) -> Result<(u64, u64), StoreError> {
         let mut bytes = 0u64;
         let records = self.raw_scan_with(|value| {
@@ -260,6 +308,12 @@ impl Store {
 
     /// Benchmark baseline: walks the log with a raw cursor and hands every raw value
     /// to `f` (no checksum, no validation). Returns the number of records.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
+    #[cfg(feature = "test-support")]
     pub fn raw_scan_with(&self, mut f: impl FnMut(&[u8])) -> Result<u64, StoreError> {
         let mut records = 0u64;
         self.walk(1, |_, value| {

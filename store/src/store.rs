@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use heed::types::Bytes;
 use heed::{Database, Env, RoTxn, WithoutTls};
 use nostr::prelude::Event;
@@ -21,6 +21,7 @@ use crate::env::{
 };
 use crate::error::{Corruption, StoreError};
 use crate::groups::{GroupInfo, GroupTable};
+use crate::oneshot;
 use crate::validate::{self, Limits, PreparedEvent};
 use crate::writer::{self, AnyBox, AppendOutcome, CommitObserver, Request};
 
@@ -92,14 +93,37 @@ pub enum Prepared {
 }
 
 /// A pending acknowledgement from the writer for a submitted batch.
+///
+/// Block on it with [`Ticket::wait`], or `.await` it: the writer thread completes it
+/// after the batch's durable commit and wakes the waiting thread or task. Awaiting
+/// needs no particular async runtime and never blocks the polling thread.
 #[derive(Debug)]
-#[must_use = "the batch is durable only once `wait` returns Ok"]
-pub struct Ticket(Receiver<Result<Vec<AppendOutcome>, StoreError>>);
+#[must_use = "the batch is durable only once `wait` (or `.await`) returns Ok"]
+pub struct Ticket(oneshot::Receiver<Result<Vec<AppendOutcome>, StoreError>>);
 
 impl Ticket {
     /// Blocks until the batch is committed (or failed as a whole).
+    ///
+    /// # Errors
+    ///
+    /// The batch's failure, the same for every caller of its group commit (a full map
+    /// or disk, an I/O or LMDB error); [`StoreError::WriterGone`] if the writer
+    /// stopped first. On error nothing of the batch was written.
     pub fn wait(self) -> Result<Vec<AppendOutcome>, StoreError> {
-        self.0.recv().map_err(|_| StoreError::WriterGone)?
+        self.0.recv().ok_or(StoreError::WriterGone)?
+    }
+}
+
+impl std::future::Future for Ticket {
+    type Output = Result<Vec<AppendOutcome>, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|reply| reply.ok_or(StoreError::WriterGone)?)
     }
 }
 
@@ -247,6 +271,17 @@ impl Store {
     /// already open in this process returns the same store; asking for other options
     /// than the open one is [`StoreError::OptionsDiffer`]. A read-only open
     /// ([`StoreOptions::read_only`]) never creates anything.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`](crate::StoreError::Io) when the directory cannot be created,
+    /// [`StoreError::Missing`] for a read-only open of a directory without a database,
+    /// [`StoreError::Truncated`] for a partial copy,
+    /// [`StoreError::OptionsDiffer`] for other options than the open handle's,
+    /// [`StoreError::FormatVersion`](crate::StoreError::FormatVersion) for a database
+    /// of another format, an LMDB error when the environment cannot be opened,
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) for a malformed group
+    /// table.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
         if options.read_only {
@@ -256,15 +291,12 @@ impl Store {
                 });
             }
         } else {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                context: "creating the database directory",
-                source,
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(StoreError::io("creating the database directory"))?;
         }
-        let path = dir.canonicalize().map_err(|source| StoreError::Io {
-            context: "resolving the database path",
-            source,
-        })?;
+        let path = dir
+            .canonicalize()
+            .map_err(StoreError::io("resolving the database path"))?;
         let mut open = OPEN.lock();
         open.retain(|_, weak| weak.strong_count() > 0);
         if let Some(inner) = open.get(&path).and_then(std::sync::Weak::upgrade) {
@@ -327,10 +359,7 @@ impl Store {
             let writer = std::thread::Builder::new()
                 .name("highwater-writer".into())
                 .spawn(move || writer::run(&writer_shared, &rx))
-                .map_err(|source| StoreError::Io {
-                    context: "starting the writer thread",
-                    source,
-                })?;
+                .map_err(StoreError::io("starting the writer thread"))?;
             (Some(tx), Some(writer))
         };
         tracing::debug!(path = %path.display(), head, read_only = options.read_only, lockless, "opened store");
@@ -384,11 +413,16 @@ impl Store {
     /// Learns of other processes' commits: compares LMDB's last committed transaction
     /// id (read from the memory map, no system call) with the last one this process
     /// has taken in, and tails the log when they differ.
+    ///
+    /// # Errors
+    ///
+    /// When the other processes' events cannot be read.
     pub fn refresh(&self) -> Result<(), StoreError> {
         crate::follow::refresh(&self.inner.shared)
     }
 
-    /// The group's number, head and count, if the log has any event of it.
+    /// The group's number, head and count, if the log has any event of it: the one way
+    /// to look a group up by name.
     pub fn group(&self, name: &str) -> Option<GroupInfo> {
         let _ = self.refresh();
         let table = self.inner.shared.groups.read_recursive();
@@ -396,12 +430,24 @@ impl Store {
     }
 
     /// The group by number.
+    ///
+    /// Internal fast path of the engine (group numbers are a storage detail); not part
+    /// of the supported surface — use [`Store::group`].
+    #[doc(hidden)]
     pub fn group_by_no(&self, no: u32) -> Option<GroupInfo> {
         self.inner.shared.groups.read_recursive().info(no)
     }
 
     /// The group's number and its head as committed by any process: the hot-path
     /// lookup of every read.
+    ///
+    /// Internal fast path of the engine; not part of the supported surface — use
+    /// [`Store::group`].
+    ///
+    /// # Errors
+    ///
+    /// When other processes' events cannot be read.
+    #[doc(hidden)]
     pub fn group_no_head(&self, name: &str) -> Result<Option<(u32, u64)>, StoreError> {
         self.refresh()?;
         let table = self.inner.shared.groups.read_recursive();
@@ -410,12 +456,20 @@ impl Store {
 
     /// The group's number as this process last took the log in (no look for other
     /// processes' commits: for loops that [`Store::refresh`] once before).
+    ///
+    /// Internal fast path of the engine; not part of the supported surface — use
+    /// [`Store::group`].
+    #[doc(hidden)]
     pub fn group_no(&self, name: &str) -> Option<u32> {
         self.inner.shared.groups.read_recursive().no(name)
     }
 
     /// Head of group `no` (0 if unknown) as this process last took it in; call
     /// [`Store::refresh`] first for other processes' commits.
+    ///
+    /// Internal fast path of the engine; not part of the supported surface — use
+    /// [`Store::group`].
+    #[doc(hidden)]
     pub fn group_head(&self, no: u32) -> u64 {
         self.inner.shared.groups.read_recursive().head(no)
     }
@@ -434,6 +488,13 @@ impl Store {
 
     /// Validates an event: limits, group id, id hash, the duplicate index, then the
     /// signature (unless trusted). Runs on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Rejected`](crate::StoreError::Rejected) for an invalid event
+    /// (nothing is written); a failed LMDB read
+    /// ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
     pub fn prepare(&self, event: &Event) -> Result<Prepared, StoreError> {
         let prepared = validate::check_and_encode(event, &self.inner.options.limits)?;
         if let Some(seq) = self.seq_of(&prepared.id)? {
@@ -447,6 +508,11 @@ impl Store {
 
     /// Sends prepared events to the writer without waiting. They are committed in the
     /// order given, after everything submitted before them.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::WriterGone`](crate::StoreError::WriterGone) when the writer has
+    /// stopped.
     pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
         self.submit_in(events, None)
     }
@@ -467,7 +533,7 @@ impl Store {
         events: Vec<PreparedEvent>,
         pipeline: Option<u64>,
     ) -> Result<Ticket, StoreError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
+        let (reply, rx) = oneshot::channel();
         self.sender()?
             .send(Request::Append {
                 events,
@@ -479,6 +545,14 @@ impl Store {
     }
 
     /// Validates and appends one event, returning once it is durable.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Rejected`](crate::StoreError::Rejected) for an invalid event, or a
+    /// failed write transaction: the map or the disk is full, an I/O or LMDB error, or
+    /// the writer has stopped
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
+    /// written.
     pub fn append(&self, event: &Event) -> Result<AppendOutcome, StoreError> {
         match self.prepare(event)? {
             Prepared::Duplicate(seq) => Ok(AppendOutcome::Duplicate(seq)),
@@ -492,6 +566,13 @@ impl Store {
     /// Validates (on all cores) and appends a batch in one commit, in order. The outer
     /// error means nothing of the batch was written; inner errors are per-event
     /// rejections, which leave the rest of the batch unaffected.
+    ///
+    /// # Errors
+    ///
+    /// The outer error is a failed write transaction: the map or the disk is full, an
+    /// I/O or LMDB error, or the writer has stopped
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
+    /// written; inner errors are per-event rejections.
     pub fn append_batch(
         &self,
         events: &[Event],
@@ -546,7 +627,7 @@ impl Store {
                     out[i] = Ok(Prepared::Duplicate(seq));
                 }
             }
-            Err(e) => return events.iter().map(|_| Err(copy_of(&e))).collect(),
+            Err(e) => return events.iter().map(|_| Err(e.clone())).collect(),
         }
         if !self.inner.options.trusted {
             let ready: Vec<usize> = (0..out.len())
@@ -634,13 +715,6 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
 }
 
 /// The same error again, for every event of a batch that failed as a whole.
-fn copy_of(error: &StoreError) -> StoreError {
-    StoreError::Lmdb {
-        context: "reading the id index",
-        message: error.to_string(),
-    }
-}
-
 pub(crate) fn index_corrupted(table: &'static str) -> StoreError {
     StoreError::Corrupted(Corruption::Index {
         table,

@@ -67,6 +67,11 @@ pub fn group_tag_for_kind(kind: u16) -> (&'static str, bool) {
 }
 
 /// The group id an event is indexed under, or the rejection for a missing or bad one.
+///
+/// # Errors
+///
+/// A [`Rejection`](crate::Rejection) when the kind needs a group id and the tag is
+/// missing, empty or too long.
 pub fn group_of(event: &Event, limits: &Limits) -> Result<Option<Box<str>>, Rejection> {
     let kind = event.kind.as_u16();
     let (tag, required) = group_tag_for_kind(kind);

@@ -68,7 +68,7 @@ pub(crate) enum Request {
         events: Vec<PreparedEvent>,
         /// The ordered pipeline this batch belongs to, if any.
         pipeline: Option<u64>,
-        reply: Sender<Result<Vec<AppendOutcome>, StoreError>>,
+        reply: crate::oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
     },
     Exec {
         job: Job,
@@ -175,7 +175,7 @@ fn queued_events(request: &Request) -> usize {
 type Pending = (
     Vec<PreparedEvent>,
     Option<u64>,
-    Sender<Result<Vec<AppendOutcome>, StoreError>>,
+    crate::oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
 );
 
 /// What one append transaction did, applied to memory only after its commit.
@@ -201,18 +201,12 @@ fn commit_appends(
         Ok(done) => done,
         Err(error) => {
             tracing::warn!(%error, requests = pending.len(), "append batch failed; nothing written");
-            let message = error.to_string();
-            let resource = error.is_resource_error();
-            let mut error = Some(error);
+            // Every caller of the batch gets the same error, its source shared.
             for (_, pipeline, reply) in pending {
                 if let Some(p) = pipeline {
                     failed.insert(p);
                 }
-                // The first caller gets the original error; the rest a copy of its text.
-                let e = error
-                    .take()
-                    .unwrap_or_else(|| copy_error(&message, resource));
-                let _ = reply.send(Err(e));
+                let _ = reply.send(Err(error.clone()));
             }
             return false;
         }
@@ -225,20 +219,6 @@ fn commit_appends(
         let _ = reply.send(Ok(outcomes));
     }
     true
-}
-
-fn copy_error(message: &str, resource: bool) -> StoreError {
-    if resource {
-        StoreError::Io {
-            context: "committing a batch",
-            source: std::io::Error::other(message.to_owned()),
-        }
-    } else {
-        StoreError::Lmdb {
-            context: "committing a batch",
-            message: message.to_owned(),
-        }
-    }
 }
 
 /// Writes the requests' events. The next sequence number and the entries of the groups

@@ -7,12 +7,12 @@ mod export;
 mod generate;
 mod import;
 mod inspect;
-mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use highwater_replay::progress;
 
 /// The state engine for NIP-29 group relays: import events into an append-only LMDB
 /// log, fold them into per-group membership, roles, metadata and creator, and verify

@@ -3,7 +3,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A bar over `len` units (`unit` names them, e.g. "events").
-pub(crate) fn bar(len: u64, unit: &str) -> ProgressBar {
+pub fn bar(len: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     let template = format!(
         "{{spinner}} {{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, eta {{eta}})"
@@ -15,7 +15,7 @@ pub(crate) fn bar(len: u64, unit: &str) -> ProgressBar {
 }
 
 /// A bar over bytes.
-pub(crate) fn bytes(len: u64) -> ProgressBar {
+pub fn bytes(len: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(
         "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
@@ -26,7 +26,7 @@ pub(crate) fn bytes(len: u64) -> ProgressBar {
 }
 
 /// A spinner with a counter, for input of unknown length.
-pub(crate) fn spinner(unit: &str) -> ProgressBar {
+pub fn spinner(unit: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(&format!(
         "{{spinner}} {{msg}} {{human_pos}} {unit} ({{per_sec}})"

@@ -15,13 +15,11 @@ mod report;
 mod workload;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::generate::WorkloadSpec;
 use anyhow::{Context, Result, bail};
-use clap::Args;
-use highwater_replay::generate::WorkloadSpec;
 use nostr::prelude::Event;
 
 use self::import::{APPEND_THREADS, to_f64};
@@ -30,31 +28,22 @@ use self::reads::read_only;
 use self::report::{Goal, Row, number};
 use self::workload::{TARGET_EVENTS, TARGET_TAIL, Workload};
 
-#[derive(Debug, Args)]
-pub(crate) struct BenchArgs {
-    /// Events in the generated workload.
-    #[arg(long, default_value_t = 1_000_000)]
-    events: usize,
+/// What to measure: the workload's size and seed, and where to work.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Events in the generated workload (at least 10).
+    pub events: usize,
     /// Groups in the generated workload.
-    #[arg(long, default_value_t = 1_000)]
-    groups: usize,
+    pub groups: usize,
     /// Seed of the workload (the same seed gives the same events).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
     /// Print one JSON object per row instead of a table.
-    #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Where to create the temporary working directory (default: the system's).
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
-    /// Reuse this workload file if it exists (it must come from the same --events,
-    /// --groups and --seed), or generate it there and keep it.
-    #[arg(long, value_name = "FILE")]
-    workload: Option<PathBuf>,
-    /// Internal: measure the memory of a loaded roster in DIR (run by the benchmark
-    /// itself in a child process).
-    #[arg(long, value_name = "DIR", hide = true)]
-    memory_probe: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+    /// Reuse this workload file if it exists (it must come from the same `events`,
+    /// `groups` and `seed`), or generate it there and keep it.
+    pub workload: Option<PathBuf>,
 }
 
 static START: OnceLock<Instant> = OnceLock::new();
@@ -69,11 +58,17 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
-pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
-    if let Some(dir) = &args.memory_probe {
-        memory::probe(dir)?;
-        return Ok(ExitCode::SUCCESS);
-    }
+/// Measures every row and prints the table (or JSON lines) to stdout.
+///
+/// The memory row re-runs the current executable as `bench --memory-probe DIR` in a
+/// child process; the executable must answer that with [`memory_probe`] (the
+/// `highwater` binary does).
+///
+/// # Errors
+///
+/// When a measurement cannot be made: the working directory, the workload, a store or
+/// the child process fails. A missed goal is not an error.
+pub fn run(args: &Options) -> Result<()> {
     if args.events < 10 {
         bail!("--events must be at least 10");
     }
@@ -122,11 +117,21 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
         print!("{}", report::table(&rows));
     }
     say(format_args!("done"));
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// The child side of the memory row: loads the roster in `dir` and prints what it
+/// measured as JSON on stdout, for the parent [`run`] to read.
+///
+/// # Errors
+///
+/// When the roster cannot be opened or loaded.
+pub fn memory_probe(dir: &Path) -> Result<()> {
+    memory::probe(dir)
 }
 
 /// Names of the rows, in order; `.ci/bench-smoke` checks that each one is printed.
-pub(crate) const ROW_NAMES: [&str; 11] = [
+pub const ROW_NAMES: [&str; 11] = [
     "bulk import, trusted",
     "bulk import, verified",
     "8 threads × single-event durable appends",
@@ -164,7 +169,7 @@ struct EngineRows {
 }
 
 /// Runs every phase; the rows come back in [`ROW_NAMES`] order.
-fn measure(args: &BenchArgs, work: &Path) -> Result<Vec<Row>> {
+fn measure(args: &Options, work: &Path) -> Result<Vec<Row>> {
     let spec = WorkloadSpec {
         groups: args.groups,
         events: args.events,

@@ -7,15 +7,15 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
+use crate::generate::{self, WorkloadSpec};
 use anyhow::{Context, Result};
-use highwater_replay::generate::{self, WorkloadSpec};
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, SecretKey, Tag, Timestamp};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::super::progress;
 use super::say;
+use crate::progress;
 
 /// Events parsed and handed over together (one raw-baseline commit). About 1 KB each in
 /// memory, so a window is tens of megabytes whatever the size of the workload.

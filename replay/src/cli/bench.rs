@@ -1,0 +1,52 @@
+//! `highwater bench`: the arguments; the harness itself is the library's
+//! [`highwater_replay::bench`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use highwater_replay::bench::{self, Options};
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Events in the generated workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Groups in the generated workload.
+    #[arg(long, default_value_t = 1_000)]
+    groups: usize,
+    /// Seed of the workload (the same seed gives the same events).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object per row instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Where to create the temporary working directory (default: the system's).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Reuse this workload file if it exists (it must come from the same --events,
+    /// --groups and --seed), or generate it there and keep it.
+    #[arg(long, value_name = "FILE")]
+    workload: Option<PathBuf>,
+    /// Internal: measure the memory of a loaded roster in DIR (run by the benchmark
+    /// itself in a child process).
+    #[arg(long, value_name = "DIR", hide = true)]
+    memory_probe: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.memory_probe {
+        bench::memory_probe(dir)?;
+    } else {
+        bench::run(&Options {
+            events: args.events,
+            groups: args.groups,
+            seed: args.seed,
+            json: args.json,
+            dir: args.dir.clone(),
+            workload: args.workload.clone(),
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
