@@ -33,11 +33,17 @@ pub(crate) struct BenchArgs {
     /// itself in a child process).
     #[arg(long, value_name = "DIR", hide = true)]
     memory_probe: Option<PathBuf>,
+    /// Internal: append events from stdin to DIR, acknowledging each (the other process
+    /// of the cross-process freshness row).
+    #[arg(long, value_name = "DIR", hide = true)]
+    freshness_writer: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.memory_probe {
         bench::memory_probe(dir)?;
+    } else if let Some(dir) = &args.freshness_writer {
+        bench::freshness_writer(dir)?;
     } else {
         bench::run(&Options {
             events: args.events,
