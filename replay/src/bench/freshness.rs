@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{Groups, Nip29Config};
 use highwater_store::{Store, StoreOptions};
-use nostr::prelude::{Event, EventBuilder, Keys, Kind, Tag};
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 
 use super::say;
 
@@ -39,7 +39,7 @@ fn sign(keys: &Keys, kind: u16, tags: &[[&str; 2]]) -> Result<Event> {
         .iter()
         .map(|t| Tag::parse(t.iter().copied()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(EventBuilder::new(Kind::from(kind), "").tags(tags).sign_with_keys(keys)?)
+    Ok(EventBuilder::new(Kind::from(kind), "").tags(tags).finalize(keys)?)
 }
 
 /// Runs the writer child against a fresh database in `dir` and measures.
@@ -129,7 +129,7 @@ pub(super) fn measure(dir: &Path) -> Result<Freshness> {
 /// # Errors
 ///
 /// When the database cannot be opened or an event cannot be parsed or appended.
-pub fn writer(dir: &Path) -> Result<()> {
+pub(super) fn writer(dir: &Path) -> Result<()> {
     let store = Store::open(dir, StoreOptions::default())?;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
