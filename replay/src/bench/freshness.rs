@@ -39,7 +39,9 @@ fn sign(keys: &Keys, kind: u16, tags: &[[&str; 2]]) -> Result<Event> {
         .iter()
         .map(|t| Tag::parse(t.iter().copied()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(EventBuilder::new(Kind::from(kind), "").tags(tags).finalize(keys)?)
+    Ok(EventBuilder::new(Kind::from(kind), "")
+        .tags(tags)
+        .finalize(keys)?)
 }
 
 /// Runs the writer child against a fresh database in `dir` and measures.
@@ -49,7 +51,13 @@ pub(super) fn measure(dir: &Path) -> Result<Freshness> {
     let create = sign(&creator, 9007, &[["h", GROUP]])?;
     let puts = members
         .iter()
-        .map(|m| sign(&creator, 9000, &[["h", GROUP], ["p", &m.public_key().to_hex()]]))
+        .map(|m| {
+            sign(
+                &creator,
+                9000,
+                &[["h", GROUP], ["p", &m.public_key().to_hex()]],
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
 
     let store = Store::open(dir, StoreOptions::default())?;
@@ -69,7 +77,7 @@ pub(super) fn measure(dir: &Path) -> Result<Freshness> {
         .context("starting the writer process")?;
     let mut to_child = child.stdin.take().context("the writer's stdin")?;
     let mut from_child = BufReader::new(child.stdout.take().context("the writer's stdout")?);
-    let mut send = |event: &Event| -> Result<()> {
+    let mut send = move |event: &Event| -> Result<()> {
         writeln!(to_child, "{}", event.as_json())?;
         to_child.flush()?;
         let mut line = String::new();
@@ -102,6 +110,7 @@ pub(super) fn measure(dir: &Path) -> Result<Freshness> {
         times.push(started.elapsed());
         max_reads = max_reads.max(reads);
     }
+    // Closing its stdin ends the writer.
     drop(send);
     let status = child.wait()?;
     if !status.success() {

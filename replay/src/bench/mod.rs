@@ -400,7 +400,10 @@ impl Bench<'_> {
         let dir = self.work.join("freshness");
         let f = freshness::measure(&dir)?;
         if f.max_reads > 1 {
-            bail!("an answer after another process's acknowledged append needed {} reads", f.max_reads);
+            bail!(
+                "an answer after another process's acknowledged append needed {} reads",
+                f.max_reads
+            );
         }
         Ok(Row::new(
             format!(
