@@ -283,9 +283,7 @@ fn a_30000_member_group_renders() {
         let mut put = ev(9000, "big");
         for _ in 0..1_000 {
             n += 1;
-            let mut bytes = [0u8; 32];
-            bytes[..4].copy_from_slice(&n.to_be_bytes());
-            let member: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let member = format!("{n:08x}{}", "0".repeat(56));
             put = put.tag(&["p", &member]);
         }
         events.push(put.sign(&alice));
