@@ -2,8 +2,9 @@
 //! state events, compared with the model's facts.
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
+use std::fmt::{Debug, Write};
 
+use highwater_engine::Engine;
 use highwater_projections::{Groups, Life, Source};
 use nostr::prelude::Timestamp;
 
@@ -51,8 +52,9 @@ pub fn dump(log: &[Event]) -> String {
             tags = tags.replace(hex.as_str(), name);
             tags = tags.replace(hex.to_uppercase().as_str(), &format!("{name}(UPPER)"));
         }
-        out.push_str(&format!(
-            "{:3} seq{} kind {} by {} at +{} id {} tags {} content {:?}\n",
+        writeln!(
+            out,
+            "{:3} seq{} kind {} by {} at +{} id {} tags {} content {:?}",
             i,
             i + 1,
             e.kind,
@@ -61,7 +63,8 @@ pub fn dump(log: &[Event]) -> String {
             &render::hex(&e.id)[..8],
             tags,
             e.content
-        ));
+        )
+        .expect("writing to a String");
     }
     out
 }
@@ -99,15 +102,121 @@ fn source(s: model::Source) -> Source {
 const ROLE_PROBES: [&str; 5] = ["admin", "writer", "moderator", "x", ""];
 const CODE_PROBES: [&str; 6] = ["c0", "c1", "c2", "c3", "", "nope"];
 
-/// Compares every query about every group with the model.
-pub fn all(groups: &Groups, expected: &BTreeMap<String, Facts>) -> Result<(), String> {
+/// Compares every query about every group with the model, served (`groups`) and by
+/// full replay (its oracle).
+pub fn all(
+    engine: &Engine,
+    groups: &Groups,
+    expected: &BTreeMap<String, Facts>,
+) -> Result<(), String> {
     let absent = Facts::default();
-    for n in 0..GROUPS {
-        let name = logs::group_name(n);
-        let f = expected.get(&name).unwrap_or(&absent);
-        group(groups, &name, f)?;
+    for served in [groups.clone(), groups.oracle()] {
+        let path = if served.is_oracle() { "oracle " } else { "" };
+        for n in 0..GROUPS {
+            let name = logs::group_name(n);
+            let f = expected.get(&name).unwrap_or(&absent);
+            group(&served, &name, f)
+                .and_then(|()| cycles(&served, &name, expected))
+                .and_then(|()| view(engine, &served, &name, f))
+                .map_err(|e| format!("{path}{e}"))?;
+        }
     }
     Ok(())
+}
+
+/// `would_cycle(group, parent)`: `parent` is `group` or has it among its effective
+/// ancestors (followed until they repeat).
+fn cycles(groups: &Groups, g: &str, expected: &BTreeMap<String, Facts>) -> Result<(), String> {
+    for n in 0..GROUPS {
+        let candidate = logs::group_name(n);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut current = Some(candidate.clone());
+        let mut cycle = false;
+        while let Some(ancestor) = current {
+            if ancestor == g {
+                cycle = true;
+                break;
+            }
+            if !seen.insert(ancestor.clone()) {
+                break;
+            }
+            current = expected.get(&ancestor).and_then(|f| f.parent.clone());
+        }
+        check(
+            g,
+            &format!("would_cycle(parent {candidate})"),
+            groups.would_cycle(g, &candidate),
+            &cycle,
+        )?;
+    }
+    Ok(())
+}
+
+/// The whole-group view.
+fn view(engine: &Engine, groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
+    let v = groups
+        .view(engine, g)
+        .map_err(|e| format!("view of {g}: {e:?}"))?;
+    check(g, "view.state", Ok::<_, ()>(v.state), &life(f.life))?;
+    check(g, "view.source", Ok::<_, ()>(v.source), &source(f.source))?;
+    check(
+        g,
+        "view.creator",
+        Ok::<_, ()>(v.creator.clone()),
+        &f.creator.as_ref().map(render::hex),
+    )?;
+    check(g, "view.children", Ok::<_, ()>(&v.children), &&f.children)?;
+    let pinned: Vec<String> = f.pins.iter().map(|(_, r)| r.clone()).collect();
+    check(g, "view.pinned", Ok::<_, ()>(&v.pinned), &&pinned)?;
+    let codes: Vec<String> = f.invites.iter().cloned().collect();
+    check(
+        g,
+        "view.invite_codes",
+        Ok::<_, ()>(&v.invite_codes),
+        &&codes,
+    )?;
+    check(
+        g,
+        "view.metadata",
+        Ok::<_, ()>(&v.metadata),
+        &&groups.metadata(g).map_err(|e| format!("{e:?}"))?,
+    )?;
+    let members: Vec<(String, Vec<String>)> = f
+        .members
+        .iter()
+        .map(|pk| {
+            let roles = f.roles.get(pk).into_iter().flatten().cloned().collect();
+            (render::hex(pk), roles)
+        })
+        .collect();
+    let served: Vec<(String, Vec<String>)> = v
+        .members
+        .iter()
+        .map(|m| (m.pubkey.clone(), m.roles.clone()))
+        .collect();
+    check(g, "view.members", Ok::<_, ()>(served), &members)?;
+    check(
+        g,
+        "view.member_count",
+        Ok::<_, ()>(v.member_count),
+        &f.members.len(),
+    )?;
+    let definitions: Vec<(String, Option<String>)> = v
+        .role_definitions
+        .iter()
+        .map(|d| (d.name.clone(), d.description.clone()))
+        .collect();
+    let expected: Vec<(String, Option<String>)> = f
+        .definitions
+        .iter()
+        .map(|(n, d)| (n.clone(), d.clone()))
+        .collect();
+    check(
+        g,
+        "view.role_definitions",
+        Ok::<_, ()>(definitions),
+        &expected,
+    )
 }
 
 fn group(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
@@ -120,11 +229,28 @@ fn group(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
     )?;
     let lifecycle = groups.lifecycle(g).map(|l| (l.life, l.source));
     check(g, "lifecycle", lifecycle, &(life(f.life), source(f.source)))?;
-    check(g, "creator", groups.creator(g), &f.creator)?;
+    check(
+        g,
+        "creator",
+        groups.creator(g).map(|c| c.as_ref().map(who)),
+        &f.creator.as_ref().map(who),
+    )?;
+    // Pubkeys by pool name, so a difference reads.
+    let names = |pks: Vec<Pk>| pks.iter().map(who).collect::<Vec<_>>();
     let members: Vec<Pk> = f.members.iter().copied().collect();
-    check(g, "members", groups.members(g), &members)?;
+    check(
+        g,
+        "members",
+        groups.members(g).map(names),
+        &names(members.clone()),
+    )?;
     check(g, "member_count", groups.member_count(g), &members.len())?;
-    let with_roles: Vec<(Pk, Vec<String>)> = members
+    let with_roles = |list: Vec<(Pk, Vec<String>)>| {
+        list.into_iter()
+            .map(|(pk, roles)| (who(&pk), roles))
+            .collect::<Vec<_>>()
+    };
+    let expected: Vec<(Pk, Vec<String>)> = members
         .iter()
         .map(|pk| {
             let roles = f.roles.get(pk).into_iter().flatten().cloned().collect();
@@ -134,8 +260,8 @@ fn group(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
     check(
         g,
         "members_with_roles",
-        groups.members_with_roles(g),
-        &with_roles,
+        groups.members_with_roles(g).map(with_roles),
+        &with_roles(expected),
     )?;
     for keys in logs::keys() {
         let pk = keys.public_key().to_bytes();
@@ -253,6 +379,10 @@ fn metadata(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
     check(g, "children", groups.children(g), &f.children)?;
     let pinned: Vec<String> = f.pins.iter().map(|(_, r)| r.clone()).collect();
     check(g, "pinned", groups.pinned(g), &pinned)?;
+    let pins = groups
+        .pins(g)
+        .map(|ps| ps.into_iter().map(|p| (p.tag, p.value)).collect::<Vec<_>>());
+    check(g, "pins", pins, &f.pins)?;
     Ok(())
 }
 

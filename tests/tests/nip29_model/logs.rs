@@ -135,9 +135,9 @@ fn arb_action() -> impl Strategy<Value = Action> {
         6 => (arb_roster(), any::<bool>()).prop_map(|(r, upper)| Action::Put(r, upper)),
         1 => (any::<u8>(), 0..MEMBERS).prop_map(|(w, t)| Action::PutMalformed(w, t)),
         3 => prop::collection::vec(0..MEMBERS, 1..3).prop_map(Action::Remove),
-        1 => Just(Action::Delete),
+        2 => Just(Action::Delete),
         1 => (0u8..4).prop_map(Action::Invite),
-        1 => prop::collection::vec(0u8..6, 0..4).prop_map(Action::Pin),
+        1 => prop::collection::vec(0u8..7, 0..4).prop_map(Action::Pin),
         1 => Just(Action::Join),
         1 => Just(Action::Leave),
         1 => Just(Action::Post),
@@ -302,7 +302,7 @@ fn meta(d: &mut Draft, m: &MetaSpec, nonce: usize) {
     }
     for x in &m.extra {
         match x {
-            0 | 1 | 2 => d.tag(&["t", &format!("t{x}")]),
+            0..=2 => d.tag(&["t", &format!("t{x}")]),
             3 => d.tag(&["name"]),
             4 => d.tag(&["x-extra", "1", "2"]),
             _ => d.tag(&["member_count", "7"]),
@@ -311,6 +311,10 @@ fn meta(d: &mut Draft, m: &MetaSpec, nonce: usize) {
 }
 
 /// Signs the events of `ops`, moving a clock from `T0`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per action reads best in one place"
+)]
 pub fn events(ops: &[Op]) -> Vec<Event> {
     let mut clock = T0 + 100;
     let mut out = Vec::with_capacity(ops.len() + 8);
@@ -386,7 +390,8 @@ pub fn events(ops: &[Op]) -> Vec<Event> {
                     match r {
                         0..=2 => d.tag(&["e", &format!("{r:064x}")]),
                         3 | 4 => d.tag(&["a", &format!("30023:{}:post{r}", hex(0, false))]),
-                        _ => d.tag(&["e"]),
+                        5 => d.tag(&["e"]),
+                        _ => d.tag(&["e", ""]),
                     }
                 }
                 d.content = n;

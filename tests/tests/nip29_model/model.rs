@@ -62,6 +62,10 @@ pub enum Source {
 }
 
 /// A group's metadata, as NIP-29's 39000 describes it.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "NIP-29's flags are independent booleans"
+)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
     pub name: Option<String>,
@@ -387,6 +391,10 @@ fn subgroups(groups: &mut BTreeMap<String, Facts>) {
 }
 
 /// Event number `seq` on its group.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per kind: the rules read in one place"
+)]
 fn apply(g: &mut Facts, e: &Event, seq: u64, relay: &Pk, parent_deleted_at: Option<u64>) {
     // L3: a deleted group ignores everything until a 9007 starts a new life.
     if g.life == Life::Deleted && e.kind != 9007 {
@@ -408,7 +416,7 @@ fn apply(g: &mut Facts, e: &Event, seq: u64, relay: &Pk, parent_deleted_at: Opti
             g.reset(Life::Deleted, Source::None);
             g.deleted_at = Some(seq);
         }
-        9000 | 9001 | 9002 => {
+        9000..=9002 => {
             // S2: history ends seeding; L4: moderation makes a group exist.
             if g.source == Source::Snapshots {
                 g.resolve_rosters();
@@ -465,43 +473,39 @@ fn apply(g: &mut Facts, e: &Event, seq: u64, relay: &Pk, parent_deleted_at: Opti
             }
         }
         // M6: log order, whatever the source.
-        39_003 => {
-            if &e.pubkey == relay {
-                g.definitions = e
-                    .tags
-                    .iter()
-                    .filter(|t| t.first().map(String::as_str) == Some("role"))
-                    .filter_map(|t| {
-                        let name = t.get(1).filter(|n| !n.is_empty())?;
-                        Some((name.clone(), t.get(2).cloned()))
-                    })
-                    .collect();
-            }
+        39_003 if &e.pubkey == relay => {
+            g.definitions = e
+                .tags
+                .iter()
+                .filter(|t| t.first().map(String::as_str) == Some("role"))
+                .filter_map(|t| {
+                    let name = t.get(1).filter(|n| !n.is_empty())?;
+                    Some((name.clone(), t.get(2).cloned()))
+                })
+                .collect();
         }
-        9009 => {
-            if g.life == Life::Active {
-                g.invites.extend(
-                    e.tags
-                        .iter()
-                        .filter(|t| t.first().map(String::as_str) == Some("code"))
-                        .filter_map(|t| t.get(1))
-                        .filter(|c| !c.is_empty())
-                        .cloned(),
-                );
-            }
+        9009 if g.life == Life::Active => {
+            g.invites.extend(
+                e.tags
+                    .iter()
+                    .filter(|t| t.first().map(String::as_str) == Some("code"))
+                    .filter_map(|t| t.get(1))
+                    .filter(|c| !c.is_empty())
+                    .cloned(),
+            );
         }
         // P1.
-        9010 => {
-            if g.life == Life::Active {
-                g.pins = e
-                    .tags
-                    .iter()
-                    .filter_map(|t| match (t.first().map(String::as_str), t.get(1)) {
-                        (Some(name @ ("e" | "a")), Some(r)) => Some((name.to_owned(), r.clone())),
-                        _ => None,
-                    })
-                    .collect();
-            }
+        9010 if g.life == Life::Active => {
+            g.pins = e
+                .tags
+                .iter()
+                .filter_map(|t| match (t.first().map(String::as_str), t.get(1)) {
+                    (Some(name @ ("e" | "a")), Some(r)) if !r.is_empty() => {
+                        Some((name.to_owned(), r.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
         }
         _ => {}
     }

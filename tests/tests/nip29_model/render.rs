@@ -1,12 +1,16 @@
 //! The relay state events the model expects for a group: kind and tags of each.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 
 use super::model::{Facts, Life, Pk};
 
 /// Lowercase hex of a pubkey.
 pub fn hex(pk: &Pk) -> String {
-    pk.iter().map(|b| format!("{b:02x}")).collect()
+    pk.iter().fold(String::with_capacity(64), |mut out, b| {
+        write!(out, "{b:02x}").expect("writing to a String");
+        out
+    })
 }
 
 fn tag(values: &[&str]) -> Vec<String> {
