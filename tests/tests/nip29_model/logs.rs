@@ -49,7 +49,8 @@ pub struct MetaSpec {
     /// Bits: private, closed, hidden, restricted, write-restricted, livekit.
     pub flags: u8,
     /// 0 plain tags, 1 legacy negating tags for unset flags, 2 JSON content, 3 JSON then
-    /// an overriding tag, 4 the seed relay's JSON with name/about/picture and no tags.
+    /// an overriding tag, 4 the seed relay's JSON with name/about/picture and no tags,
+    /// 5 JSON whose values are not booleans, 6 content that is JSON but not an object.
     pub dialect: u8,
     pub name: Option<u8>,
     pub banner: bool,
@@ -106,13 +107,13 @@ fn arb_roster() -> impl Strategy<Value = Vec<(u8, Vec<u8>)>> {
 fn arb_meta() -> impl Strategy<Value = MetaSpec> {
     (
         any::<u8>(),
-        0u8..5,
+        prop_oneof![5 => 0u8..5, 1 => 5u8..7],
         prop::option::of(0u8..4),
         any::<bool>(),
         prop::option::weighted(0.3, prop::collection::vec(prop_oneof![4 => 0u8..12, 1 => 200u8..=255], 0..3)),
-        prop_oneof![4 => prop::collection::vec(0..GROUPS, 0..=1), 1 => prop::collection::vec(0..GROUPS, 2..=2)],
+        prop_oneof![2 => Just(Vec::new()), 4 => prop::collection::vec(0..GROUPS, 1), 1 => prop::collection::vec(0..GROUPS, 2)],
         prop::collection::vec(0..GROUPS, 0..3),
-        prop::collection::vec(0u8..6, 0..3),
+        prop::collection::vec(0u8..10, 0..3),
     )
         .prop_map(
             |(flags, dialect, name, banner, kinds, parents, children, extra)| MetaSpec {
@@ -152,14 +153,36 @@ fn arb_action() -> impl Strategy<Value = Action> {
     ]
 }
 
-/// A random operation.
+/// A random operation. The last group never gets history: it lives on relay (and
+/// foreign) snapshots, so seeding is exercised as much as history.
 pub fn arb_op() -> impl Strategy<Value = Op> {
-    (0..GROUPS, 0..MEMBERS, -2i8..=3, arb_action()).prop_map(|(group, author, dt, action)| Op {
-        group,
-        author,
-        dt,
-        action,
+    (0..GROUPS, 0..MEMBERS, -2i8..=3, arb_action()).prop_map(|(group, author, dt, action)| {
+        let action = if group + 1 == GROUPS {
+            without_history(action)
+        } else {
+            action
+        };
+        Op {
+            group,
+            author,
+            dt,
+            action,
+        }
     })
+}
+
+/// The snapshot counterpart of a history action.
+fn without_history(action: Action) -> Action {
+    match action {
+        Action::Create(m) | Action::Edit(m) => Action::SnapMeta(true, m),
+        Action::Put(roster, admins) => Action::SnapRoster(true, admins, roster),
+        Action::PutMalformed(..) | Action::Delete => Action::Post,
+        Action::Remove(targets) => {
+            let roster: Vec<(u8, Vec<u8>)> = targets.into_iter().map(|t| (t, vec![0])).collect();
+            Action::SnapPair(true, roster.clone(), roster)
+        }
+        other => other,
+    }
 }
 
 /// An event under construction.
@@ -239,6 +262,10 @@ fn meta(d: &mut Draft, m: &MetaSpec, nonce: usize) {
             }
             d.content = format!("n{nonce}");
         }
+        5 => {
+            d.content = format!("{{\"private\":\"yes\",\"closed\":1,\"name\":7,\"n\":{nonce}}}");
+        }
+        6 => d.content = format!("[true, {nonce}]"),
         _ => {
             let mut fields: Vec<String> = [
                 "private",
@@ -283,7 +310,9 @@ fn meta(d: &mut Draft, m: &MetaSpec, nonce: usize) {
         let values: Vec<String> = kinds
             .iter()
             .map(|k| {
-                if *k >= 200 {
+                if *k >= 230 {
+                    "70000".to_owned()
+                } else if *k >= 200 {
                     "nine".to_owned()
                 } else {
                     k.to_string()
@@ -305,7 +334,11 @@ fn meta(d: &mut Draft, m: &MetaSpec, nonce: usize) {
             0..=2 => d.tag(&["t", &format!("t{x}")]),
             3 => d.tag(&["name"]),
             4 => d.tag(&["x-extra", "1", "2"]),
-            _ => d.tag(&["member_count", "7"]),
+            5 => d.tag(&["member_count", "7"]),
+            6 => d.tag(&["supported_kinds", "40"]),
+            7 => d.tag(&["parent"]),
+            8 => d.tag(&["child"]),
+            _ => d.tag(&["banner"]),
         }
     }
 }
