@@ -60,6 +60,12 @@ impl std::fmt::Debug for EngineBuilder {
 }
 
 impl EngineBuilder {
+    /// The store the engine is built over (for projections' query layers that read
+    /// the log directly, e.g. a relay-wide index).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Registers a projection and returns the typed handle to read it through.
     pub fn add<P: Projection>(&mut self, projection: P) -> Result<Handle<P>, EngineError> {
         let name = projection.name();

@@ -8,12 +8,14 @@ pub(crate) mod kind {
     pub(crate) const CREATE_GROUP: u16 = 9007;
     pub(crate) const DELETE_GROUP: u16 = 9008;
     pub(crate) const CREATE_INVITE: u16 = 9009;
+    pub(crate) const PIN_LIST: u16 = 9010;
     pub(crate) const JOIN_REQUEST: u16 = 9021;
     pub(crate) const LEAVE_REQUEST: u16 = 9022;
     pub(crate) const METADATA: u16 = 39_000;
     pub(crate) const ADMINS: u16 = 39_001;
     pub(crate) const MEMBERS: u16 = 39_002;
     pub(crate) const ROLES: u16 = 39_003;
+    pub(crate) const PINS: u16 = 39_005;
 
     /// The kinds that drive a group's life and source. Every projection folds all of
     /// them, so `life` and `source` are the same in every projection's state.

@@ -9,7 +9,7 @@ use crate::config::{Nip29Config, kind};
 use crate::life::{Lifecycle, Step};
 
 /// Bumped whenever the fold or the state layout changes.
-const BASE_VERSION: u32 = 1;
+const BASE_VERSION: u32 = 2;
 
 /// The creator of one group.
 #[derive(

@@ -9,6 +9,9 @@ pub enum Error {
     /// The engine could not produce a fully loaded group (log error, failed fold).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Reading the log directly (the relay-wide parent links) failed.
+    #[error(transparent)]
+    Store(#[from] highwater_store::StoreError),
     /// State events can be signed only with the configured relay key.
     #[error("the signing keys are not the configured relay key {expected}")]
     WrongRelayKey {

@@ -6,15 +6,23 @@
 //! as "not a member" or "no role". A query that needs two projections reads each of
 //! them fully loaded; under concurrent appends the two reads may see different heads.
 
+use std::sync::Arc;
+
 use highwater_engine::{EngineBuilder, EngineError, Handle, Projection};
+use highwater_store::Store;
 
 use crate::config::Nip29Config;
 use crate::creator::{Creator, CreatorState};
 use crate::error::Error;
+use crate::fields::{GroupMetadata, Pin};
 use crate::life::{Life, Lifecycle};
+use crate::links::Links;
 use crate::membership::{Membership, MembershipState};
-use crate::metadata::{GroupMetadata, Metadata, MetadataState};
+use crate::metadata::{Metadata, MetadataState};
 use crate::roles::{RoleDefinition, Roles, RolesState};
+
+/// The role the creator of a group is listed with in a rendered 39001, by default.
+pub const DEFAULT_CREATOR_ROLE: &str = "admin";
 
 /// A member's pubkey and roles (sorted).
 pub type MemberRoles = ([u8; 32], Vec<String>);
@@ -27,6 +35,9 @@ pub struct Groups {
     roles: Handle<Roles>,
     metadata: Handle<Metadata>,
     creator: Handle<Creator>,
+    store: Store,
+    links: Links,
+    creator_role: Arc<str>,
     oracle: bool,
 }
 
@@ -53,8 +64,34 @@ impl Groups {
             roles: builder.add(Roles::new(config))?,
             metadata: builder.add(Metadata::new(config))?,
             creator: builder.add(Creator::new(config))?,
+            store: builder.store().clone(),
+            links: Links::default(),
+            creator_role: Arc::from(DEFAULT_CREATOR_ROLE),
             oracle: false,
         })
+    }
+
+    /// The same queries, rendering the creator of a group's current life in 39001 with
+    /// the role `role` (default `admin`).
+    #[must_use]
+    pub fn with_creator_role(mut self, role: &str) -> Self {
+        self.creator_role = Arc::from(role);
+        self
+    }
+
+    /// The role name the creator is listed with in a rendered 39001.
+    pub fn creator_role(&self) -> &str {
+        &self.creator_role
+    }
+
+    /// The store the projections fold.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The relay-wide parent links.
+    pub(crate) fn links(&self) -> &Links {
+        &self.links
     }
 
     /// The same queries answered from a full replay of the group's log, ignoring
@@ -174,9 +211,26 @@ impl Groups {
         self.with_roles(group, |s| s.definitions().collect())
     }
 
-    /// The metadata of `group` (default, all flags false, when it does not exist).
+    /// The metadata of `group` (default, all flags false, when it does not exist), with
+    /// its effective parent (see [`Groups::parent`]).
     pub fn metadata(&self, group: &str) -> Result<GroupMetadata, Error> {
-        self.with_metadata(group, |s| s.metadata().clone())
+        let mut metadata = self.with_metadata(group, |s| s.metadata().clone())?;
+        if metadata.parent.is_some() {
+            metadata.parent = self.parent(group)?;
+        }
+        Ok(metadata)
+    }
+
+    /// The pinned references of `group` (its latest 9010's `e`/`a` values), in order.
+    pub fn pinned(&self, group: &str) -> Result<Vec<String>, Error> {
+        self.with_metadata(group, |s| {
+            s.pins().iter().map(|p| p.value.clone()).collect()
+        })
+    }
+
+    /// The pins of `group` with their tag names (`e` or `a`), in order.
+    pub fn pins(&self, group: &str) -> Result<Vec<Pin>, Error> {
+        self.with_metadata(group, |s| s.pins().to_vec())
     }
 
     /// Whether `group` is private (only members read).
@@ -194,9 +248,15 @@ impl Groups {
         self.with_metadata(group, |s| s.metadata().hidden)
     }
 
-    /// Whether `group` is write-restricted.
-    pub fn is_write_restricted(&self, group: &str) -> Result<bool, Error> {
+    /// Whether `group` is `restricted` (NIP-29: only members write).
+    pub fn is_restricted(&self, group: &str) -> Result<bool, Error> {
         self.with_metadata(group, |s| s.metadata().restricted)
+    }
+
+    /// Whether `group` is write-restricted (the seed relay's flag: only `writer` role
+    /// holders, the creator and relay admins post).
+    pub fn is_write_restricted(&self, group: &str) -> Result<bool, Error> {
+        self.with_metadata(group, |s| s.metadata().write_restricted)
     }
 
     /// The invite codes of `group`, sorted.

@@ -158,3 +158,49 @@ impl Lifecycle {
         self.life == Life::Active
     }
 }
+
+/// The `created_at` and id of a relay snapshot event, ordered the NIP-01 way for
+/// addressable events: a newer `created_at` wins; at the same `created_at`, the lowest id.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+pub(crate) struct Stamp {
+    pub(crate) created_at: u64,
+    pub(crate) id: [u8; 32],
+}
+
+impl Stamp {
+    /// The stamp of `event`.
+    pub(crate) fn of(event: EventRef<'_>) -> Self {
+        Self {
+            created_at: event.created_at(),
+            id: *event.id(),
+        }
+    }
+
+    /// Whether a snapshot with this stamp replaces one stamped `held` (NIP-01: newer, or
+    /// as old with a lower id — whatever the log order).
+    pub(crate) fn replaces(self, held: Option<Stamp>) -> bool {
+        held.is_none_or(|h| {
+            self.created_at > h.created_at || (self.created_at == h.created_at && self.id < h.id)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stamp;
+
+    #[test]
+    fn newer_wins_then_lowest_id() {
+        let s = |created_at, id| Stamp {
+            created_at,
+            id: [id; 32],
+        };
+        assert!(s(5, 9).replaces(None));
+        assert!(s(6, 9).replaces(Some(s(5, 1))));
+        assert!(!s(4, 0).replaces(Some(s(5, 9))));
+        assert!(s(5, 1).replaces(Some(s(5, 2))));
+        assert!(!s(5, 2).replaces(Some(s(5, 1))));
+    }
+}

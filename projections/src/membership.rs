@@ -3,9 +3,10 @@
 //! 9007 makes its author a member; 9000 adds every `p`; 9001 removes every `p`
 //! (removing a non-member changes nothing); 9008 clears. While the group has no
 //! history, the members are derived from the newest relay snapshots: the 39002 list,
-//! plus the 39001 admins when that 39001 is strictly newer than the 39002 (or there is
-//! no 39002 yet). Each kind keeps its newest snapshot by `created_at` (an equally old
-//! one replaces it); the raw snapshots stay in the state so every new one recomputes.
+//! plus the 39001 admins when that 39001 is newer than the 39002 or as old (relays
+//! publish both in one second), or there is no 39002 yet. Each kind keeps its newest
+//! snapshot by `created_at`, the lowest id winning a tie (NIP-01, whatever the log
+//! order); the raw snapshots stay in the state so every new one recomputes.
 
 use std::collections::BTreeSet;
 
@@ -13,16 +14,16 @@ use highwater_engine::{ApplyError, CodecError, Kinds, Projection, encode_rkyv};
 use highwater_store::EventRef;
 
 use crate::config::{Nip29Config, kind};
-use crate::life::{Lifecycle, Step};
+use crate::life::{Lifecycle, Stamp, Step};
 use crate::parse;
 
 /// Bumped whenever the fold or the state layout changes.
-const BASE_VERSION: u32 = 1;
+const BASE_VERSION: u32 = 2;
 
 /// The pubkeys of one relay snapshot (39001 or 39002) and when it was made.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(crate) struct KeySnapshot {
-    created_at: u64,
+    stamp: Stamp,
     keys: BTreeSet<[u8; 32]>,
 }
 
@@ -69,7 +70,7 @@ impl MembershipState {
         let members = self.members_snapshot.as_ref();
         let admins = self.admins_snapshot.as_ref();
         let admins_newer = match (admins, members) {
-            (Some(a), Some(m)) => a.created_at > m.created_at,
+            (Some(a), Some(m)) => a.stamp.created_at >= m.stamp.created_at,
             (Some(_), None) => true,
             (None, _) => false,
         };
@@ -81,16 +82,16 @@ impl MembershipState {
     }
 }
 
-/// Replaces `slot` with the snapshot in `event` unless the stored one is newer.
+/// Replaces `slot` with the snapshot in `event` if it supersedes the stored one.
 fn offer(slot: &mut Option<KeySnapshot>, event: EventRef<'_>) -> bool {
-    let created_at = event.created_at();
-    if slot.as_ref().is_some_and(|s| s.created_at > created_at) {
+    let stamp = Stamp::of(event);
+    if !stamp.replaces(slot.as_ref().map(|s| s.stamp)) {
         return false;
     }
     let keys = parse::roster(event.kind(), event.tags())
         .into_keys()
         .collect();
-    *slot = Some(KeySnapshot { created_at, keys });
+    *slot = Some(KeySnapshot { stamp, keys });
     true
 }
 

@@ -2,21 +2,30 @@
 //! who may write to it, and whether an incoming event is accepted ([`AccessPolicy::check_write`]),
 //! with NIP-01 `OK` messages.
 //!
-//! Decisions (where NIP-29 leaves room):
+//! Decisions (where NIP-29 leaves room; see SEMANTICS.md):
 //! - The relay key is always a relay admin. Other relay admins (from [`Policy`]) have
 //!   their powers in private groups only when `admins_manage_private` is set.
 //! - Moderation (9000–9020 except the join/leave requests, in particular 9000, 9001,
-//!   9002, 9005, 9008, 9009) is allowed to the creator of the group's current life,
-//!   relay admins, and members holding the `admin` role. There is no `moderator` role.
-//! - Only relay admins may change the write-restricted flag, by 9002 or by creating a
-//!   group (9007) that is already write-restricted.
+//!   9002, 9005, 9008, 9009, 9010) is allowed to the creator of the group's current
+//!   life, relay admins, and members holding the `admin` role. There is no `moderator`
+//!   role.
+//! - Only relay admins may change the write-restricted flag (the seed relay's), by 9002
+//!   or by creating a group (9007) that is already write-restricted. NIP-29's
+//!   `restricted` is group metadata like any other.
+//! - Subgroups: a 9002 or 9007 may carry at most one `parent`; the parent must exist,
+//!   must not be the group or one of its descendants, and the author must be an admin
+//!   of the parent (its creator, a relay admin, or a member holding `admin` there). A
+//!   9002 on a group with children must list every current child as a `child` tag.
 //! - Joining (9021) a private or hidden group needs a valid invite code (a `code` tag
 //!   matching a 9009 code); so does joining a closed group. Codes are reusable.
 //! - A hidden group is invisible to outsiders: every event of theirs for it, except a
 //!   join request with a valid invite code, is answered "group not found".
-//! - Posting: members; in write-restricted groups, only the creator, relay admins and
-//!   members holding `writer`. With `auto_join`, anyone may post to a group that is
-//!   neither closed, private, hidden nor write-restricted (the relay then adds them).
+//! - Posting: a kind outside the group's `supported_kinds` is refused. In a
+//!   write-restricted group, only the creator, relay admins and members holding
+//!   `writer` post. In a `restricted` group, members and relay admins. Otherwise anyone
+//!   posts (NIP-29) — unless [`Policy::require_membership`] is set, which makes every
+//!   group members-only, except that with `auto_join` anyone may post to a group that
+//!   is neither closed, private nor hidden (the relay then adds them).
 //! - Reads: members and relay admins always; everyone else only for groups that are
 //!   neither private nor hidden, and only with `open_reads`.
 //! - If the state cannot be read, `check_write` refuses with an `error:` message.
@@ -27,12 +36,16 @@ use nostr::prelude::Event;
 
 use crate::config::kind;
 use crate::error::Error;
+use crate::fields::{self, GroupMetadata};
 use crate::groups::Groups;
 use crate::life::Life;
-use crate::metadata::GroupMetadata;
 use crate::parse;
 
 /// Access-policy configuration.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent relay options, set by field"
+)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     /// Relay admins besides the relay key.
@@ -41,8 +54,12 @@ pub struct Policy {
     pub admins_manage_private: bool,
     /// Anyone reads groups that are neither private nor hidden (else members only).
     pub open_reads: bool,
-    /// Non-members may post to open, public, unrestricted groups.
+    /// With `require_membership`: non-members may still post to groups that are
+    /// neither closed, private, hidden nor `restricted` (the relay adds them).
     pub auto_join: bool,
+    /// Groups without NIP-29's `restricted` accept posts from members only (NIP-29's
+    /// default, off, is that anyone may post to them).
+    pub require_membership: bool,
 }
 
 /// Why an event was refused; displays as a NIP-01 `OK` message.
@@ -82,6 +99,24 @@ pub enum Rejection {
     /// A post by a non-member.
     #[error("restricted: only members can post to this group")]
     MembersOnly,
+    /// A post of a kind the group's `supported_kinds` does not list.
+    #[error("restricted: this group does not accept events of kind {0}")]
+    UnsupportedKind(u16),
+    /// A 9002 or 9007 with more than one `parent` tag.
+    #[error("invalid: at most one parent tag")]
+    ManyParents,
+    /// A `parent` that does not exist.
+    #[error("invalid: parent group not found")]
+    ParentNotFound,
+    /// A `parent` that is the group itself or one of its descendants.
+    #[error("invalid: the parent would create a cycle")]
+    ParentCycle,
+    /// A `parent` set by someone who is not an admin of that parent.
+    #[error("restricted: only an admin of the parent group can attach to it")]
+    NotParentAdmin,
+    /// A 9002 on a parent that does not list every current child.
+    #[error("invalid: edit-metadata must list every current child as a child tag")]
+    ChildrenOmitted,
     /// A state event (39000–39003) not signed by the relay.
     #[error("restricted: only the relay publishes group state events")]
     RelayOnly,
@@ -94,7 +129,13 @@ impl Rejection {
     /// The NIP-01 `OK` prefix: `invalid`, `restricted`, `duplicate` or `error`.
     pub fn prefix(&self) -> &'static str {
         match self {
-            Rejection::MissingGroup | Rejection::GroupNotFound | Rejection::NotMember => "invalid",
+            Rejection::MissingGroup
+            | Rejection::GroupNotFound
+            | Rejection::NotMember
+            | Rejection::ManyParents
+            | Rejection::ParentNotFound
+            | Rejection::ParentCycle
+            | Rejection::ChildrenOmitted => "invalid",
             Rejection::AlreadyExists | Rejection::AlreadyMember => "duplicate",
             Rejection::Unavailable(_) => "error",
             _ => "restricted",
@@ -125,15 +166,19 @@ struct Facts {
     valid_code: bool,
 }
 
-/// The four flags of a group's metadata: all the policy needs of it (copied out of
-/// the read instead of cloning names, pictures and tags).
+/// The flags of a group's metadata: all the policy needs of it (copied out of the
+/// read instead of cloning names, pictures and tags).
 #[derive(Debug, Clone, Copy)]
-#[expect(clippy::struct_excessive_bools, reason = "the four NIP-29 flags")]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "the NIP-29 and seed-relay flags"
+)]
 struct Flags {
     private: bool,
     closed: bool,
     hidden: bool,
     restricted: bool,
+    write_restricted: bool,
 }
 
 impl Flags {
@@ -143,6 +188,7 @@ impl Flags {
             closed: m.closed,
             hidden: m.hidden,
             restricted: m.restricted,
+            write_restricted: m.write_restricted,
         }
     }
 }
@@ -178,15 +224,9 @@ impl AccessPolicy {
     ) -> Result<Facts, Error> {
         let groups = &self.groups;
         let (life, metadata, valid_code) = groups.with_metadata(group, |s| {
-            let m = s.metadata();
             (
                 s.lifecycle().life,
-                Flags {
-                    private: m.private,
-                    closed: m.closed,
-                    hidden: m.hidden,
-                    restricted: m.restricted,
-                },
+                Flags::of(s.metadata()),
                 codes.iter().any(|code| s.has_invite(code)),
             )
         })?;
@@ -264,13 +304,26 @@ impl AccessPolicy {
             return Ok(true);
         }
         let groups = &self.groups;
-        if m.restricted {
+        if m.write_restricted {
             return Ok(groups.is_creator(group, pubkey)?
                 || (groups.is_member(group, pubkey)?
                     && groups.has_role(group, pubkey, "writer")?));
         }
-        Ok(groups.is_member(group, pubkey)?
-            || (self.policy.auto_join && !m.closed && !m.private && !m.hidden))
+        if !self.members_only(m) {
+            return Ok(true);
+        }
+        Ok(groups.is_member(group, pubkey)? || self.auto_joins(m))
+    }
+
+    /// Whether posting to a group with these flags needs membership (before
+    /// `auto_join`).
+    fn members_only(&self, m: Flags) -> bool {
+        m.restricted || self.policy.require_membership
+    }
+
+    /// Whether `auto_join` lets a non-member post to a group with these flags.
+    fn auto_joins(&self, m: Flags) -> bool {
+        self.policy.auto_join && !m.restricted && !m.closed && !m.private && !m.hidden
     }
 
     fn may_post(&self, facts: &Facts, pubkey: &[u8; 32]) -> bool {
@@ -279,11 +332,55 @@ impl AccessPolicy {
         }
         let m = &facts.metadata;
         let power = self.relay_power(Some(pubkey), m.private);
-        if m.restricted {
+        if m.write_restricted {
             facts.creator || power || facts.writer
+        } else if self.members_only(*m) {
+            facts.member || power || self.auto_joins(*m)
         } else {
-            facts.member || power || (self.policy.auto_join && !m.closed && !m.private && !m.hidden)
+            true
         }
+    }
+
+    /// Whether `pubkey` may moderate `group` (creator, relay admin, or member holding
+    /// `admin`).
+    fn is_admin_of(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
+        let facts = self.facts(group, Some(pubkey), &[])?;
+        Ok(facts.life == Life::Active
+            && (facts.creator
+                || facts.group_admin
+                || self.relay_power(Some(pubkey), facts.metadata.private)))
+    }
+
+    /// The subgroup rules of a 9002 or 9007 on `group`.
+    fn check_subgroup(
+        &self,
+        event: &Event,
+        group: &str,
+        author: &[u8; 32],
+    ) -> Result<(), Rejection> {
+        if fields::parent_tag_count(event.tags.iter()) > 1 {
+            return Err(Rejection::ManyParents);
+        }
+        let wanted = GroupMetadata::from_event(event);
+        if let Some(parent) = &wanted.parent {
+            if parent == group || self.groups.would_cycle(group, parent)? {
+                return Err(Rejection::ParentCycle);
+            }
+            if !self.groups.group_exists(parent)? {
+                return Err(Rejection::ParentNotFound);
+            }
+            if !self.is_admin_of(parent, author)? {
+                return Err(Rejection::NotParentAdmin);
+            }
+        }
+        if event.kind.as_u16() == kind::EDIT_METADATA {
+            let listed = fields::child_tags(event.tags.iter());
+            let children = self.groups.children(group)?;
+            if children.iter().any(|c| !listed.contains(c)) {
+                return Err(Rejection::ChildrenOmitted);
+            }
+        }
+        Ok(())
     }
 
     /// Whether the relay accepts `event`; the error is the NIP-01 `OK` message. Events
@@ -323,10 +420,10 @@ impl AccessPolicy {
                 return Err(Rejection::AlreadyExists);
             }
             let wanted = GroupMetadata::from_event(event);
-            if wanted.restricted && !self.relay_power(Some(&author), wanted.private) {
+            if wanted.write_restricted && !self.relay_power(Some(&author), wanted.private) {
                 return Err(Rejection::RestrictedFlag);
             }
-            return Ok(());
+            return self.check_subgroup(event, group, &author);
         }
         if facts.life != Life::Active {
             return Err(Rejection::GroupNotFound);
@@ -360,16 +457,24 @@ impl AccessPolicy {
                 if !(facts.creator || power || facts.group_admin) {
                     return Err(Rejection::NotAuthorised);
                 }
-                if k == kind::EDIT_METADATA
-                    && GroupMetadata::from_event(event).restricted != m.restricted
-                    && !power
-                {
-                    return Err(Rejection::RestrictedFlag);
+                if k == kind::EDIT_METADATA {
+                    if GroupMetadata::from_event(event).write_restricted != m.write_restricted
+                        && !power
+                    {
+                        return Err(Rejection::RestrictedFlag);
+                    }
+                    self.check_subgroup(event, group, &author)?;
                 }
                 Ok(())
             }
+            _ if !self
+                .groups
+                .with_metadata(group, |s| s.metadata().supports_kind(k))? =>
+            {
+                Err(Rejection::UnsupportedKind(k))
+            }
             _ if self.may_post(&facts, &author) => Ok(()),
-            _ if m.restricted => Err(Rejection::WriteRestricted),
+            _ if m.write_restricted => Err(Rejection::WriteRestricted),
             _ => Err(Rejection::MembersOnly),
         }
     }
@@ -393,6 +498,12 @@ mod tests {
             Rejection::InviteRequired,
             Rejection::WriteRestricted,
             Rejection::MembersOnly,
+            Rejection::UnsupportedKind(1),
+            Rejection::ManyParents,
+            Rejection::ParentNotFound,
+            Rejection::ParentCycle,
+            Rejection::NotParentAdmin,
+            Rejection::ChildrenOmitted,
             Rejection::RelayOnly,
             Rejection::Unavailable("x".into()),
         ];

@@ -4,8 +4,9 @@
 //! A 9000 `p` tag replaces that member's roles with its positions 2+ (a bare `p`
 //! clears them); 9001 clears the removed members' roles; 9007 and 9008 clear all.
 //! While the group has no history, roles come from the newest relay snapshots: for each
-//! member, from the 39001 when it is strictly newer than the 39002 and lists them,
-//! otherwise from the 39002. Role definitions come from the latest relay-signed 39003
+//! member, from the 39001 when it is newer than the 39002 or as old and lists them,
+//! otherwise from the 39002 (each kind's snapshot chosen as in `membership`: newest,
+//! then lowest id). Role definitions come from the latest relay-signed 39003
 //! in log order (not by `created_at`), whatever the group's source and even before the
 //! group exists (imports may carry the 39003 first); a 39003 does not make a group
 //! exist, and a 9007 or 9008 clears the definitions with everything else.
@@ -17,11 +18,11 @@ use highwater_store::EventRef;
 use serde::Serialize;
 
 use crate::config::{Nip29Config, kind};
-use crate::life::{Lifecycle, Step};
+use crate::life::{Lifecycle, Stamp, Step};
 use crate::parse;
 
 /// Bumped whenever the fold or the state layout changes.
-const BASE_VERSION: u32 = 1;
+const BASE_VERSION: u32 = 2;
 
 type Roster = BTreeMap<[u8; 32], BTreeSet<String>>;
 
@@ -49,7 +50,7 @@ pub struct RoleDefinition {
 /// One relay snapshot roster (39001 or 39002) and when it was made.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(crate) struct RosterSnapshot {
-    created_at: u64,
+    stamp: Stamp,
     roster: Roster,
 }
 
@@ -114,7 +115,7 @@ impl RolesState {
         let members = self.members_snapshot.as_ref();
         let admins = self.admins_snapshot.as_ref();
         let admins_newer = match (admins, members) {
-            (Some(a), Some(m)) => a.created_at > m.created_at,
+            (Some(a), Some(m)) => a.stamp.created_at >= m.stamp.created_at,
             (Some(_), None) => true,
             (None, _) => false,
         };
@@ -129,14 +130,14 @@ impl RolesState {
     }
 }
 
-/// Replaces `slot` with the snapshot in `event` unless the stored one is newer.
+/// Replaces `slot` with the snapshot in `event` if it supersedes the stored one.
 fn offer(slot: &mut Option<RosterSnapshot>, event: EventRef<'_>) -> bool {
-    let created_at = event.created_at();
-    if slot.as_ref().is_some_and(|s| s.created_at > created_at) {
+    let stamp = Stamp::of(event);
+    if !stamp.replaces(slot.as_ref().map(|s| s.stamp)) {
         return false;
     }
     let roster = parse::roster(event.kind(), event.tags());
-    *slot = Some(RosterSnapshot { created_at, roster });
+    *slot = Some(RosterSnapshot { stamp, roster });
     true
 }
 

@@ -7,9 +7,9 @@ use highwater_engine::Engine;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::fields::GroupMetadata;
 use crate::groups::Groups;
 use crate::life::{Life, Source};
-use crate::metadata::GroupMetadata;
 use crate::parse::to_hex;
 use crate::roles::RoleDefinition;
 
@@ -33,8 +33,12 @@ pub struct GroupView {
     pub source: Source,
     /// The creator of its current life, hex.
     pub creator: Option<String>,
-    /// Its metadata.
+    /// Its metadata, with the effective parent.
     pub metadata: GroupMetadata,
+    /// Its children, in order.
+    pub children: Vec<String>,
+    /// Its pinned references (`e`/`a` values of its latest 9010), in order.
+    pub pinned: Vec<String>,
     /// Its invite codes, sorted.
     pub invite_codes: Vec<String>,
     /// Its role definitions, sorted by name.
@@ -54,12 +58,21 @@ impl Groups {
     pub fn view(&self, engine: &Engine, group: &str) -> Result<GroupView, Error> {
         let lifecycle = self.lifecycle(group)?;
         let creator = self.creator(group)?.as_ref().map(to_hex);
-        let (metadata, invite_codes) = self.with_metadata(group, |s| {
+        let (metadata, invite_codes, pinned) = self.with_metadata(group, |s| {
             (
                 s.metadata().clone(),
                 s.invite_codes().map(str::to_owned).collect(),
+                s.pins().iter().map(|p| p.value.clone()).collect(),
             )
         })?;
+        let metadata = GroupMetadata {
+            parent: match metadata.parent {
+                Some(_) => self.parent(group)?,
+                None => None,
+            },
+            ..metadata
+        };
+        let children = self.children(group)?;
         let role_definitions = self.role_definitions(group)?;
         let members: Vec<MemberView> = self
             .members_with_roles(group)?
@@ -90,6 +103,8 @@ impl Groups {
             source: lifecycle.source,
             creator,
             metadata,
+            children,
+            pinned,
             invite_codes,
             role_definitions,
             member_count: members.len(),

@@ -13,6 +13,7 @@ fn policy() -> Policy {
         admins_manage_private: false,
         open_reads: true,
         auto_join: false,
+        require_membership: true,
     }
 }
 
@@ -33,7 +34,7 @@ fn write_restricted_groups_accept_creator_relay_admins_and_writers() {
             .p(&writer, &["writer"])
             .p(&member, &["moderator"])
             .sign(&creator),
-        ev(9002, "g").tag(&["restricted"]).sign(&admin),
+        ev(9002, "g").tag(&["write-restricted"]).sign(&admin),
     ]);
     let access = h.policy(&policy());
     assert!(h.groups.is_write_restricted("g").unwrap());
@@ -192,7 +193,10 @@ fn only_relay_admins_change_the_write_restricted_flag() {
     let access = h.policy(&policy());
     let refused = "restricted: only relay admins can change the write-restricted flag";
     assert_eq!(
-        message(&access, &ev(9002, "g").tag(&["restricted"]).sign(&creator)),
+        message(
+            &access,
+            &ev(9002, "g").tag(&["write-restricted"]).sign(&creator)
+        ),
         refused
     );
     assert_eq!(
@@ -214,23 +218,34 @@ fn only_relay_admins_change_the_write_restricted_flag() {
         ),
         "ok"
     );
+    // NIP-29's `restricted` is ordinary metadata: the creator may set it.
     assert_eq!(
-        message(&access, &ev(9002, "g").tag(&["restricted"]).sign(&admin)),
+        message(&access, &ev(9002, "g").tag(&["restricted"]).sign(&creator)),
         "ok"
     );
     assert_eq!(
         message(
             &access,
-            &ev(9007, "new").tag(&["restricted"]).sign(&creator)
+            &ev(9002, "g").tag(&["write-restricted"]).sign(&admin)
+        ),
+        "ok"
+    );
+    assert_eq!(
+        message(
+            &access,
+            &ev(9007, "new").tag(&["write-restricted"]).sign(&creator)
         ),
         refused
     );
     assert_eq!(
-        message(&access, &ev(9007, "new").tag(&["restricted"]).sign(&admin)),
+        message(
+            &access,
+            &ev(9007, "new").tag(&["write-restricted"]).sign(&admin)
+        ),
         "ok"
     );
 
-    h.append(&[ev(9002, "g").tag(&["restricted"]).sign(&admin)]);
+    h.append(&[ev(9002, "g").tag(&["write-restricted"]).sign(&admin)]);
     assert_eq!(
         message(&access, &ev(9002, "g").tag(&["name", "x"]).sign(&creator)),
         refused,
@@ -241,7 +256,7 @@ fn only_relay_admins_change_the_write_restricted_flag() {
             &access,
             &ev(9002, "g")
                 .tag(&["name", "x"])
-                .tag(&["restricted"])
+                .tag(&["write-restricted"])
                 .sign(&creator)
         ),
         "ok"

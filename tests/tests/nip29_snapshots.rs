@@ -1,6 +1,6 @@
-//! Snapshot tests of whole groups (`GroupView` as JSON) and of the rendered 39000–39003
-//! for a scripted, deterministic relay history; plus rendering checks that need no
-//! snapshot (private groups, signing, round trip through snapshot seeding).
+//! Snapshot tests of whole groups (`GroupView` as JSON) and of the rendered
+//! 39000–39005 for a scripted, deterministic relay history; plus rendering checks that
+//! need no snapshot (private groups, signing, round trip through snapshot seeding).
 
 mod nip29_support;
 
@@ -8,7 +8,9 @@ use highwater_projections::Life;
 use nip29_support::{Harness, assert_json_snapshot, ev, foreign, key, relay};
 use nostr::prelude::{Keys, Timestamp};
 
-const GROUPS: [&str; 6] = ["pizza", "secret", "imported", "gone", "reborn", "never"];
+const GROUPS: [&str; 8] = [
+    "pizza", "slices", "crusts", "secret", "imported", "gone", "reborn", "never",
+];
 
 /// A small relay history exercising every kind, with fixed keys and times.
 fn scripted() -> Harness {
@@ -38,6 +40,22 @@ fn scripted() -> Harness {
             .tag(&["role", "writer", "may post"])
             .tag(&["role", "admin", "moderates"])
             .sign(&r),
+        ev(9007, "slices")
+            .tag(&["name", "Slices"])
+            .tag(&["parent", "pizza"])
+            .tag(&["livekit"])
+            .tag(&["supported_kinds"])
+            .sign(&bob),
+        ev(9007, "crusts")
+            .content(r#"{"name":"Crusts","about":"seed relay dialect","restricted":true}"#)
+            .tag(&["banner", "https://example.com/b.png"])
+            .tag(&["supported_kinds", "9", "11"])
+            .tag(&["parent", "pizza"])
+            .sign(&alice),
+        ev(9010, "pizza")
+            .tag(&["e", &"ab".repeat(32)])
+            .tag(&["a", "30023:aa:post"])
+            .sign(&bob),
         ev(9001, "pizza").p(&dave, &[]).sign(&bob),
         ev(9000, "pizza").p(&erin, &[]).sign(&bob),
         ev(9021, "pizza").sign(&dave),
@@ -156,11 +174,26 @@ fn signed_state_events_seed_an_equal_group() {
             continue;
         }
         other.append(&signed);
+        // The creator comes back listed in the 39001 with the creator role.
+        let mut expected: std::collections::BTreeMap<[u8; 32], Vec<String>> = h
+            .groups
+            .members_with_roles(group)
+            .unwrap()
+            .into_iter()
+            .collect();
+        if let Some(creator) = h.groups.creator(group).unwrap() {
+            let roles = expected.entry(creator).or_default();
+            if !roles.iter().any(|r| r == "admin") {
+                roles.push("admin".into());
+                roles.sort();
+            }
+        }
         assert_eq!(
             other.groups.members_with_roles(group).unwrap(),
-            h.groups.members_with_roles(group).unwrap(),
+            expected.into_iter().collect::<Vec<_>>(),
             "{group}"
         );
+
         assert_eq!(
             other.groups.metadata(group).unwrap(),
             h.groups.metadata(group).unwrap(),
@@ -172,5 +205,18 @@ fn signed_state_events_seed_an_equal_group() {
             "{group}"
         );
         assert_eq!(other.groups.creator(group).unwrap(), None);
+    }
+    // Once every group is seeded, the subgroup links are the same too.
+    for group in GROUPS {
+        assert_eq!(
+            other.groups.children(group).unwrap(),
+            h.groups.children(group).unwrap(),
+            "{group}"
+        );
+        assert_eq!(
+            other.groups.parent(group).unwrap(),
+            h.groups.parent(group).unwrap(),
+            "{group}"
+        );
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct ShowJson {
     state: String,
     creator: Option<String>,
     metadata: MetadataJson,
+    children: Vec<String>,
+    pinned: Vec<String>,
     members: Vec<MemberJson>,
     member_count: usize,
     head: u64,
@@ -62,16 +64,21 @@ pub(crate) struct ShowJson {
 #[derive(Debug, Serialize)]
 #[expect(
     clippy::struct_excessive_bools,
-    reason = "the four NIP-29 flags of the `show --json` shape"
+    reason = "the NIP-29 and seed-relay flags of the `show --json` shape"
 )]
 struct MetadataJson {
     name: Option<String>,
     about: Option<String>,
     picture: Option<String>,
+    banner: Option<String>,
     private: bool,
     closed: bool,
     hidden: bool,
     restricted: bool,
+    write_restricted: bool,
+    livekit: bool,
+    supported_kinds: Option<Vec<u16>>,
+    parent: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,11 +101,18 @@ pub(crate) fn show_json(view: GroupView, head: u64) -> Result<ShowJson> {
             name: m.name,
             about: m.about,
             picture: m.picture,
+            banner: m.banner,
             private: m.private,
             closed: m.closed,
             hidden: m.hidden,
             restricted: m.restricted,
+            write_restricted: m.write_restricted,
+            livekit: m.livekit,
+            supported_kinds: m.supported_kinds,
+            parent: m.parent,
         },
+        children: view.children,
+        pinned: view.pinned,
         member_count: view.member_count,
         members: view
             .members
@@ -139,11 +153,14 @@ pub(crate) fn print_table(g: &ShowJson) {
     println!("name         {}", m.name.as_deref().unwrap_or("-"));
     println!("about        {}", m.about.as_deref().unwrap_or("-"));
     println!("picture      {}", m.picture.as_deref().unwrap_or("-"));
+    println!("banner       {}", m.banner.as_deref().unwrap_or("-"));
     let flags: Vec<&str> = [
         flag(m.private, "private"),
         flag(m.closed, "closed"),
         flag(m.hidden, "hidden"),
         flag(m.restricted, "restricted"),
+        flag(m.write_restricted, "write-restricted"),
+        flag(m.livekit, "livekit"),
     ]
     .into_iter()
     .filter(|f| !f.is_empty())
@@ -156,6 +173,31 @@ pub(crate) fn print_table(g: &ShowJson) {
             flags.join(", ")
         }
     );
+    let kinds = m.supported_kinds.as_ref().map_or_else(
+        || "all".to_owned(),
+        |kinds| {
+            if kinds.is_empty() {
+                "none".to_owned()
+            } else {
+                kinds
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        },
+    );
+    println!("kinds        {kinds}");
+    println!("parent       {}", m.parent.as_deref().unwrap_or("-"));
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    println!("children     {}", list(&g.children));
+    println!("pinned       {}", list(&g.pinned));
     let marks: Vec<String> = g
         .watermarks
         .iter()

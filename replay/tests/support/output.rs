@@ -40,6 +40,8 @@ pub fn check_show_shape(text: &str, group: &str) {
             "state",
             "creator",
             "metadata",
+            "children",
+            "pinned",
             "members",
             "member_count",
             "head",
@@ -53,10 +55,15 @@ pub fn check_show_shape(text: &str, group: &str) {
             "name",
             "about",
             "picture",
+            "banner",
             "private",
             "closed",
             "hidden",
-            "restricted"
+            "restricted",
+            "write_restricted",
+            "livekit",
+            "supported_kinds",
+            "parent"
         ],
         "metadata keys of:\n{text}"
     );
@@ -70,16 +77,7 @@ pub fn check_show_shape(text: &str, group: &str) {
     let state_known = matches!(v["state"].as_str(), Some("unknown" | "active" | "deleted"));
     assert!(state_known, "state of:\n{text}");
     assert!(v["creator"].is_null() || is_pubkey(&v["creator"]), "{text}");
-    let m = &v["metadata"];
-    for text_field in ["name", "about", "picture"] {
-        assert!(
-            m[text_field].is_null() || m[text_field].is_string(),
-            "{text}"
-        );
-    }
-    for flag in ["private", "closed", "hidden", "restricted"] {
-        assert!(m[flag].is_boolean(), "{text}");
-    }
+    check_fields(&v, text);
     let members = v["members"].as_array().expect("members is an array");
     let mut previous: Option<&str> = None;
     for member in members {
@@ -185,16 +183,60 @@ pub fn assert_snapshot(name: &str, text: &str) {
     });
 }
 
+/// The types of the metadata flags and fields, and of `children` and `pinned`.
+#[track_caller]
+fn check_fields(v: &Value, text: &str) {
+    let m = &v["metadata"];
+    for text_field in ["name", "about", "picture", "banner", "parent"] {
+        assert!(
+            m[text_field].is_null() || m[text_field].is_string(),
+            "{text}"
+        );
+    }
+    for flag in [
+        "private",
+        "closed",
+        "hidden",
+        "restricted",
+        "write_restricted",
+        "livekit",
+    ] {
+        assert!(m[flag].is_boolean(), "{text}");
+    }
+    let kinds = &m["supported_kinds"];
+    let kinds_ok = kinds.is_null()
+        || kinds
+            .as_array()
+            .is_some_and(|k| k.iter().all(Value::is_u64));
+    assert!(kinds_ok, "{text}");
+    for list in ["children", "pinned"] {
+        let strings = v[list]
+            .as_array()
+            .is_some_and(|items| items.iter().all(Value::is_string));
+        assert!(
+            strings,
+            "{list} of:
+{text}"
+        );
+    }
+}
+
 /// Every group of `file` as `show --json` sees it, one line each.
 pub fn one_line_per_group(db: &Db, file: &Path) -> String {
     let mut table = String::new();
     for group in groups_of(file) {
         let v: Value = serde_json::from_str(&db.show(&group)).expect("JSON");
         let m = &v["metadata"];
-        let flags: Vec<&str> = ["private", "closed", "hidden", "restricted"]
-            .into_iter()
-            .filter(|f| m[*f] == true)
-            .collect();
+        let flags: Vec<&str> = [
+            "private",
+            "closed",
+            "hidden",
+            "restricted",
+            "write_restricted",
+        ]
+        .into_iter()
+        .filter(|f| m[*f] == true)
+        .collect();
         writeln!(
             table,
             "{group:<9} {:<8} head {:>4}  members {:>3}  creator {:<8}  name {}  flags [{}]",

@@ -20,7 +20,11 @@ pub enum Query {
     IsPrivate,
     IsClosed,
     IsHidden,
+    IsRestricted,
     IsWriteRestricted,
+    Parent,
+    Children,
+    Pinned,
     InviteCodes,
     HasInvite,
     Creator,
@@ -36,7 +40,7 @@ pub enum Query {
 }
 
 /// All of them.
-pub const ALL: [Query; 24] = [
+pub const ALL: [Query; 28] = [
     Query::IsMember,
     Query::Members,
     Query::MemberCount,
@@ -48,7 +52,11 @@ pub const ALL: [Query; 24] = [
     Query::IsPrivate,
     Query::IsClosed,
     Query::IsHidden,
+    Query::IsRestricted,
     Query::IsWriteRestricted,
+    Query::Parent,
+    Query::Children,
+    Query::Pinned,
     Query::InviteCodes,
     Query::HasInvite,
     Query::Creator,
@@ -74,6 +82,7 @@ pub fn test_policy(admin: &Keys) -> Policy {
         admins_manage_private: false,
         open_reads: true,
         auto_join: false,
+        require_membership: true,
     }
 }
 
@@ -86,7 +95,7 @@ pub struct Probes {
 
 impl Probes {
     /// Probes for `group`: for each of `people`, a join (with and without a code), a
-    /// leave, a post, a put-user, and a metadata edit that sets `restricted`.
+    /// leave, a post, a put-user, and a metadata edit that sets `write-restricted`.
     pub fn new(group: &str, people: &[Keys]) -> Self {
         let mut events = Vec::new();
         for (i, keys) in people.iter().enumerate() {
@@ -103,7 +112,7 @@ impl Probes {
             events.push(
                 ev(9002, group)
                     .tag(&["name", "n"])
-                    .tag(&["restricted"])
+                    .tag(&["write-restricted"])
                     .sign(keys),
             );
         }
@@ -138,7 +147,11 @@ pub fn ask(groups: &Groups, policy: &Policy, query: Query, group: &str, probes: 
         Query::IsPrivate => format!("{:?}", groups.is_private(group)),
         Query::IsClosed => format!("{:?}", groups.is_closed(group)),
         Query::IsHidden => format!("{:?}", groups.is_hidden(group)),
+        Query::IsRestricted => format!("{:?}", groups.is_restricted(group)),
         Query::IsWriteRestricted => format!("{:?}", groups.is_write_restricted(group)),
+        Query::Parent => format!("{:?}", groups.parent(group)),
+        Query::Children => format!("{:?}", groups.children(group)),
+        Query::Pinned => format!("{:?}", groups.pinned(group)),
         Query::InviteCodes => format!("{:?}", groups.invite_codes(group)),
         Query::HasInvite => CODES
             .iter()

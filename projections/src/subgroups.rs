@@ -1,0 +1,132 @@
+//! Subgroups (NIP-29 "Subgroups"): a group's effective parent and a parent's ordered
+//! children, decided across groups from fully loaded metadata.
+//!
+//! - A group's *declared* parent is the first `parent` tag of the metadata event that
+//!   set its metadata (its own fold). It is the *effective* parent while that parent
+//!   exists and has not been deleted (9008) since the latest metadata event of the child
+//!   naming it: a parent's deletion makes its children roots, and they stay roots after
+//!   the parent is re-created until they name it again.
+//! - A parent's children are the groups whose effective parent it is. Candidates come
+//!   from the relay-wide `links` index (every group that ever named it); each is then
+//!   checked against its own state. Order: children attached before the parent's latest
+//!   metadata event with `child` tags follow that order; the others come after, by
+//!   attachment (the first of the run of events naming this parent, or — when that run
+//!   began before the parent's latest deletion — the latest event of the run).
+//!
+//! Log positions are compared through the store's id index (`seq_of`), so the folds
+//! only record event ids.
+
+use std::collections::BTreeSet;
+
+use crate::error::Error;
+use crate::groups::Groups;
+use crate::links::Links;
+
+/// The effective link of a child to its parent.
+struct Link {
+    parent: String,
+    /// The log position of the attachment (the order key among siblings).
+    attached_at: u64,
+}
+
+impl Groups {
+    /// The log position of a folded event (0 if the id index does not know it, which a
+    /// folded event never is).
+    fn position(&self, id: &[u8; 32]) -> Result<u64, Error> {
+        Ok(self.store().seq_of(id)?.unwrap_or(0))
+    }
+
+    fn link(&self, child: &str) -> Result<Option<Link>, Error> {
+        let (declared, attachment) =
+            self.with_metadata(child, |s| (s.metadata().parent.clone(), s.attachment()))?;
+        let (Some(parent), Some((first, latest))) = (declared, attachment) else {
+            return Ok(None);
+        };
+        if parent == child {
+            return Ok(None);
+        }
+        let (exists, deleted_by) = self.with_metadata(&parent, |s| {
+            (s.lifecycle().exists(), s.deleted_by().copied())
+        })?;
+        if !exists {
+            return Ok(None);
+        }
+        let deleted_at = match deleted_by {
+            Some(id) => self.position(&id)?,
+            None => 0,
+        };
+        let named_at = self.position(&latest)?;
+        if named_at <= deleted_at {
+            return Ok(None);
+        }
+        let first_at = self.position(&first)?;
+        let attached_at = if first_at > deleted_at {
+            first_at
+        } else {
+            named_at
+        };
+        Ok(Some(Link {
+            parent,
+            attached_at,
+        }))
+    }
+
+    /// The effective parent of `group` (`None` for a root, an unknown or deleted group).
+    pub fn parent(&self, group: &str) -> Result<Option<String>, Error> {
+        Ok(self.link(group)?.map(|l| l.parent))
+    }
+
+    /// The children of `group`, in order (empty when it does not exist).
+    pub fn children(&self, group: &str) -> Result<Vec<String>, Error> {
+        let (exists, order, order_by) = self.with_metadata(group, |s| {
+            let (order, by) = s.child_order();
+            (s.lifecycle().exists(), order.to_vec(), by.copied())
+        })?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let candidates = if self.is_oracle() {
+            Links::candidates_by_full_scan(self.store(), group)?
+        } else {
+            self.links().candidates(self.store(), group)?
+        };
+        let mut children = Vec::new();
+        for candidate in candidates {
+            if let Some(link) = self.link(&candidate)?
+                && link.parent == group
+            {
+                children.push((candidate, link.attached_at));
+            }
+        }
+        let ordered_at = match order_by {
+            Some(id) => self.position(&id)?,
+            None => 0,
+        };
+        children.sort_by_key(
+            |(child, attached_at)| match order.iter().position(|c| c == child) {
+                Some(place) if *attached_at < ordered_at => (false, place, 0),
+                _ => (true, 0, *attached_at),
+            },
+        );
+        Ok(children.into_iter().map(|(child, _)| child).collect())
+    }
+
+    /// Whether making `parent` the parent of `group` would close a cycle: `parent` is
+    /// `group` itself or has `group` among its effective ancestors.
+    pub fn would_cycle(&self, group: &str, parent: &str) -> Result<bool, Error> {
+        let mut seen = BTreeSet::new();
+        let mut current = Some(parent.to_owned());
+        while let Some(ancestor) = current {
+            if ancestor == group {
+                return Ok(true);
+            }
+            if !seen.insert(ancestor.clone()) {
+                // An existing cycle above (only a log imported without the policy can
+                // hold one); `group` is not on it.
+                return Ok(false);
+            }
+            current = self.parent(&ancestor)?;
+        }
+        Ok(false)
+    }
+}
