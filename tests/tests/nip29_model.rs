@@ -143,6 +143,19 @@ mod scripted {
     }
 
     #[test]
+    fn a_name_edit_after_re_attaching_to_a_re_created_parent_keeps_the_order() {
+        check(&[
+            op(0, 1, Action::Create(meta(&[], &[]))),
+            op(2, 1, Action::Create(meta(&[0], &[]))),
+            op(0, 1, Action::Delete),
+            op(0, 1, Action::Create(meta(&[], &[]))),
+            op(2, 1, Action::Edit(meta(&[0], &[]))),
+            op(1, 1, Action::Create(meta(&[0], &[]))),
+            op(2, 1, Action::Edit(meta(&[0], &[]))),
+        ]);
+    }
+
+    #[test]
     fn a_parent_reorders_its_children_and_later_ones_are_appended() {
         check(&[
             op(0, 1, Action::Create(meta(&[], &[]))),
