@@ -50,9 +50,16 @@ fn run(ops: &[Op], split: usize) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .expect("tempdir");
-    let (engine, groups) = open(dir.path());
+    let (mut engine, mut groups) = open(dir.path());
     let split = split.min(events.len());
-    // Compare after a prefix and after the whole log. In between, groups either stay
+    let mismatch = |difference: String, end: usize, log: &[Event]| {
+        TestCaseError::fail(format!(
+            "{difference}\nafter {end} of {} events:\n{}",
+            events.len(),
+            compare::dump(log)
+        ))
+    };
+    // Compare after a prefix and after the whole log (and the oracle's answers then). In between, groups either stay
     // loaded and fold the rest incrementally or (odd splits) are checkpointed and
     // evicted, so the rest folds onto checkpoints from cold.
     for (start, end) in [(0, split), (split, events.len())] {
@@ -62,18 +69,23 @@ fn run(ops: &[Op], split: usize) -> Result<(), TestCaseError> {
         }
         let log: Vec<Event> = events[..end].iter().map(compare::from_nostr).collect();
         let expected = model::model(&log, &relay);
-        if let Err(difference) = compare::all(&engine, &groups, &expected) {
-            return Err(TestCaseError::fail(format!(
-                "{difference}\nafter {end} of {} events:\n{}",
-                events.len(),
-                compare::dump(&log)
-            )));
-        }
+        let oracle = end == events.len();
+        compare::all(&engine, &groups, &expected, oracle).map_err(|d| mismatch(d, end, &log))?;
         if split % 2 == 1 {
-            // The rest folds onto checkpoints of the prefix, from cold groups.
             engine.checkpoint().expect("checkpoint");
             engine.evict_all();
         }
+    }
+    // Every third case: a restart, answering from the store alone (and the checkpoints
+    // of odd splits).
+    if split % 3 == 0 {
+        drop(groups);
+        drop(engine);
+        (engine, groups) = open(dir.path());
+        let log: Vec<Event> = events.iter().map(compare::from_nostr).collect();
+        let expected = model::model(&log, &relay);
+        compare::all(&engine, &groups, &expected, false)
+            .map_err(|d| mismatch(format!("after a reopen: {d}"), events.len(), &log))?;
     }
     Ok(())
 }
