@@ -78,7 +78,7 @@ fn run(ops: &[Op], split: usize) -> Result<(), TestCaseError> {
     }
     // Every third case: a restart, answering from the store alone (and the checkpoints
     // of odd splits).
-    if split % 3 == 0 {
+    if split.is_multiple_of(3) {
         drop(groups);
         drop(engine);
         (engine, groups) = open(dir.path());
