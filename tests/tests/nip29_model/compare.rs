@@ -10,7 +10,7 @@ use nostr::prelude::Timestamp;
 
 use super::logs::{self, GROUPS};
 use super::model::{self, Event, Facts, Pk};
-use super::render;
+use super::{policy, render};
 
 /// The model's view of a signed event.
 pub fn from_nostr(e: &nostr::prelude::Event) -> Event {
@@ -25,7 +25,7 @@ pub fn from_nostr(e: &nostr::prelude::Event) -> Event {
 }
 
 /// A short name for a pool key.
-fn who(pk: &Pk) -> String {
+pub fn who(pk: &Pk) -> String {
     logs::keys()
         .iter()
         .position(|k| &k.public_key().to_bytes() == pk)
@@ -69,7 +69,8 @@ pub fn dump(log: &[Event]) -> String {
     out
 }
 
-fn check<T: PartialEq + Debug, E: Debug>(
+/// `got` is `Ok(want)`, or the difference described.
+pub fn check<T: PartialEq + Debug, E: Debug>(
     group: &str,
     what: &str,
     got: Result<T, E>,
@@ -102,8 +103,8 @@ fn source(s: model::Source) -> Source {
 const ROLE_PROBES: [&str; 5] = ["admin", "writer", "moderator", "x", ""];
 const CODE_PROBES: [&str; 6] = ["c0", "c1", "c2", "c3", "", "nope"];
 
-/// Compares every query about every group with the model, served (`groups`) and, with
-/// `oracle`, by full replay too.
+/// Compares every query about every group with the model, served (`groups`); with
+/// `oracle` (the whole log), by full replay too, and the access policy's answers.
 pub fn all(
     engine: &Engine,
     groups: &Groups,
@@ -124,6 +125,14 @@ pub fn all(
             group(&served, &name, f)
                 .and_then(|()| cycles(&served, &name, expected))
                 .and_then(|()| view(engine, &served, &name, f))
+                .and_then(|()| {
+                    // The policy on the whole log, served.
+                    if oracle && !served.is_oracle() {
+                        policy::compare(&served, &name, f)
+                    } else {
+                        Ok(())
+                    }
+                })
                 .map_err(|e| format!("{path}{e}"))?;
         }
     }

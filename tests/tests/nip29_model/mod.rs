@@ -1,6 +1,6 @@
 //! The reference model of NIP-29 (`model`), the relay state events it expects
-//! (`render`), random logs (`logs`), and the comparison of every query with the model
-//! (`compare`).
+//! (`render`) and the access policy's answers (`policy`), random logs (`logs`), and the
+//! comparison of every query with the model (`compare`).
 
 #![allow(
     unreachable_pub,
@@ -10,4 +10,5 @@
 pub mod compare;
 pub mod logs;
 pub mod model;
+pub mod policy;
 pub mod render;
