@@ -1,17 +1,22 @@
 //! NIP-29 projections for highwater: membership, roles, metadata and creator of
-//! relay-based groups, the queries over them, an access policy, and the rendering of
-//! the relay's group state events.
+//! relay-based groups, the queries over them (subgroups and pins included), an access
+//! policy, and the rendering of the relay's group state events.
 //!
 //! Each projection is a separate engine [`Projection`](highwater_engine::Projection)
 //! with its own watermark per group. Their folds are pure: they read events in log
-//! order (never by `created_at`) and ignore what they cannot parse. All four track the
-//! same group [`Lifecycle`]: a 9007 starts a fresh life, a 9008 deletes the group (only
-//! a new 9007 brings it back), 9000/9001/9002 make a group exist even without a 9007,
-//! and relay-signed 39000–39002 seed a group until its first moderation event.
+//! order (never by `created_at`, except NIP-01 ties between relay snapshots) and ignore
+//! what they cannot parse. All four track the same group [`Lifecycle`]: a 9007 starts a
+//! fresh life, a 9008 deletes the group (only a new 9007 brings it back),
+//! 9000/9001/9002 make a group exist even without a 9007, and relay-signed 39000–39002
+//! seed a group until its first moderation event. The rules, their sources and the
+//! tests that pin them are listed in the repository's `SEMANTICS.md`.
 //!
 //! [`Groups`] answers every query from a fully loaded group (or, as
-//! [`Groups::oracle`], from a full replay); [`AccessPolicy`] decides reads and writes
-//! with NIP-01 `OK` messages; [`Groups::render`] builds 39000–39003.
+//! [`Groups::oracle`], from a full replay). Subgroup questions ([`Groups::parent`],
+//! [`Groups::children`]) combine the fully loaded metadata of the groups involved with
+//! a relay-wide index of parent links kept up to the log head. [`AccessPolicy`] decides
+//! reads and writes with NIP-01 `OK` messages; [`Groups::render`] builds 39000–39003
+//! and 39005.
 //!
 //! ```
 //! use highwater_engine::{Engine, EngineOptions};

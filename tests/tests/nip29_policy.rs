@@ -386,3 +386,180 @@ fn open_reads_and_auto_join() {
     );
     assert!(!open.can_write("g", &pk(&outsider)).unwrap());
 }
+
+#[test]
+fn open_groups_accept_anyone_unless_the_relay_requires_membership() {
+    let h = Harness::new();
+    let (creator, member, outsider) = (key(1), key(2), key(4));
+    h.append(&[
+        ev(9007, "open").sign(&creator),
+        ev(9000, "open").p(&member, &[]).sign(&creator),
+        ev(9007, "closed").tag(&["closed"]).sign(&creator),
+    ]);
+    let nip29 = h.policy(&Policy {
+        require_membership: false,
+        ..policy()
+    });
+    let post = |who: &nostr::prelude::Keys, g: &str| ev(9, g).content("hi").sign(who);
+    for g in ["open", "closed"] {
+        assert_eq!(message(&nip29, &post(&outsider, g)), "ok", "{g}");
+        assert!(nip29.can_write(g, &pk(&outsider)).unwrap());
+    }
+    let members_only = h.policy(&policy());
+    assert_eq!(
+        message(&members_only, &post(&outsider, "open")),
+        "restricted: only members can post to this group"
+    );
+    assert_eq!(message(&members_only, &post(&member, "open")), "ok");
+    assert!(!members_only.can_write("open", &pk(&outsider)).unwrap());
+    let auto_join = h.policy(&Policy {
+        auto_join: true,
+        ..policy()
+    });
+    assert_eq!(message(&auto_join, &post(&outsider, "open")), "ok");
+    assert_eq!(
+        message(&auto_join, &post(&outsider, "closed")),
+        "restricted: only members can post to this group"
+    );
+}
+
+#[test]
+fn restricted_groups_accept_members_only() {
+    let h = Harness::new();
+    let (creator, member, outsider, admin) = (key(1), key(2), key(4), key(7));
+    h.append(&[
+        ev(9007, "g").tag(&["restricted"]).sign(&creator),
+        ev(9000, "g").p(&member, &[]).sign(&creator),
+    ]);
+    for access in [
+        h.policy(&policy()),
+        h.policy(&Policy {
+            require_membership: false,
+            auto_join: true,
+            ..policy()
+        }),
+    ] {
+        for (who, expected) in [
+            (&creator, "ok"),
+            (&member, "ok"),
+            (&admin, "ok"),
+            (&outsider, "restricted: only members can post to this group"),
+        ] {
+            let post = ev(9, "g").content("hi").sign(who);
+            assert_eq!(message(&access, &post), expected);
+            assert_eq!(access.can_write("g", &pk(who)).unwrap(), expected == "ok");
+        }
+    }
+}
+
+#[test]
+fn unsupported_kinds_are_refused() {
+    let h = Harness::new();
+    let (creator, admin) = (key(1), key(7));
+    h.append(&[
+        ev(9007, "text")
+            .tag(&["supported_kinds", "9"])
+            .sign(&creator),
+        ev(9007, "av").tag(&["supported_kinds"]).sign(&creator),
+    ]);
+    let access = h.policy(&policy());
+    assert_eq!(
+        message(&access, &ev(9, "text").content("hi").sign(&creator)),
+        "ok"
+    );
+    assert_eq!(
+        message(&access, &ev(11, "text").content("hi").sign(&creator)),
+        "restricted: this group does not accept events of kind 11"
+    );
+    assert_eq!(
+        message(&access, &ev(9, "av").content("hi").sign(&admin)),
+        "restricted: this group does not accept events of kind 9"
+    );
+    // Moderation is not a post: it is not limited by `supported_kinds`.
+    assert_eq!(
+        message(&access, &ev(9002, "av").tag(&["name", "AV"]).sign(&creator)),
+        "ok"
+    );
+}
+
+#[test]
+fn subgroup_edits_are_checked() {
+    let h = Harness::new();
+    let (alice, bob, carol, admin) = (key(1), key(2), key(3), key(7));
+    h.append(&[
+        ev(9007, "tech").sign(&alice),
+        ev(9007, "nostr").tag(&["parent", "tech"]).sign(&alice),
+        ev(9007, "nip29").tag(&["parent", "nostr"]).sign(&alice),
+        ev(9007, "bobs").sign(&bob),
+        ev(9000, "tech").p(&carol, &["admin"]).sign(&alice),
+    ]);
+    let access = h.policy(&policy());
+    let edit = |g: &str, tags: &[&[&str]], who: &nostr::prelude::Keys| {
+        let mut e = ev(9002, g);
+        for t in tags {
+            e = e.tag(t);
+        }
+        message(&access, &e.sign(who))
+    };
+    assert_eq!(
+        edit("nostr", &[&["parent", "tech"], &["parent", "bobs"]], &alice),
+        "invalid: at most one parent tag"
+    );
+    assert_eq!(
+        edit(
+            "nostr",
+            &[&["parent", "nostr"], &["child", "nip29"]],
+            &alice
+        ),
+        "invalid: the parent would create a cycle"
+    );
+    assert_eq!(
+        edit("tech", &[&["parent", "nip29"], &["child", "nostr"]], &alice),
+        "invalid: the parent would create a cycle"
+    );
+    assert_eq!(
+        edit("nip29", &[&["parent", "nowhere"]], &alice),
+        "invalid: parent group not found"
+    );
+    assert_eq!(
+        edit("nip29", &[&["parent", "bobs"]], &alice),
+        "restricted: only an admin of the parent group can attach to it"
+    );
+    // Bob, admin of nothing but his own group, cannot attach it under tech; Carol,
+    // admin of tech, can attach her groups; relay admins can.
+    assert_eq!(
+        edit("bobs", &[&["parent", "tech"]], &bob),
+        "restricted: only an admin of the parent group can attach to it"
+    );
+    assert_eq!(edit("bobs", &[&["parent", "tech"]], &admin), "ok");
+    assert_eq!(
+        edit("nip29", &[&["parent", "bobs"]], &bob),
+        "restricted: not authorised to moderate this group"
+    );
+    // A parent's edit must list every current child.
+    assert_eq!(
+        edit("tech", &[&["name", "Tech"]], &alice),
+        "invalid: edit-metadata must list every current child as a child tag"
+    );
+    assert_eq!(
+        edit("tech", &[&["name", "Tech"], &["child", "nostr"]], &carol),
+        "ok"
+    );
+    // A 9007 is checked the same way.
+    let create = |g: &str, parent: &str, who: &nostr::prelude::Keys| {
+        message(&access, &ev(9007, g).tag(&["parent", parent]).sign(who))
+    };
+    assert_eq!(
+        create("new", "new", &alice),
+        "invalid: the parent would create a cycle"
+    );
+    assert_eq!(
+        create("new", "nowhere", &alice),
+        "invalid: parent group not found"
+    );
+    assert_eq!(
+        create("new", "tech", &bob),
+        "restricted: only an admin of the parent group can attach to it"
+    );
+    assert_eq!(create("new", "tech", &carol), "ok");
+}

@@ -1,6 +1,8 @@
 //! Random NIP-29 logs: operations over a small pool of keys and groups, turned into
 //! signed events with `created_at` ties and steps backwards, snapshot events by the
-//! relay and by a foreign key, deletes and re-creations, and malformed `p` tags.
+//! relay and by a foreign key, deletes and re-creations, malformed `p` tags, subgroup
+//! moves (`parent`/`child` tags, self-references and cycles included), pins, and the
+//! newer metadata fields.
 
 use nostr::prelude::{Event, Keys};
 use proptest::prelude::*;
@@ -57,6 +59,9 @@ pub enum Action {
     SnapRoles {
         by_relay: bool,
         names: Vec<u8>,
+    },
+    Pin {
+        refs: Vec<u8>,
     },
 }
 
@@ -121,6 +126,27 @@ fn flag_tags(e: super::Ev, flags: u8, dialect: u8, nonce: usize) -> super::Ev {
     }
 }
 
+/// Subgroup tags and the newer metadata fields, chosen by the upper bits of `dialect`:
+/// a `parent` (any group, itself included), `child` tags in some order, a banner,
+/// `livekit`, `supported_kinds`.
+fn subgroup_tags(e: super::Ev, dialect: u8, groups: &[String], nonce: usize) -> super::Ev {
+    let pick = |shift: u8| &groups[usize::from(dialect >> shift) % groups.len()];
+    let mut e = e;
+    if dialect & 0x04 != 0 {
+        e = e.tag(&["parent", pick(4)]);
+    }
+    if dialect & 0x08 != 0 {
+        e = e.tag(&["child", pick(5)]).tag(&["child", pick(3)]);
+    }
+    if nonce.is_multiple_of(5) {
+        e = e.tag(&["banner", "https://b"]).tag(&["livekit"]);
+    }
+    if nonce.is_multiple_of(7) {
+        e = e.tag(&["supported_kinds", "9"]);
+    }
+    e
+}
+
 fn roster(e: super::Ev, keys: &[Keys], targets: &[(u8, Vec<u8>)]) -> super::Ev {
     let mut e = e;
     for (target, roles) in targets {
@@ -150,10 +176,15 @@ pub fn events(ops: &[Op], groups: &[String], keys: &[Keys]) -> Vec<Event> {
         let n = format!("n{nonce}");
         let (e, signer) = match &op.action {
             Action::Create { flags, dialect } => (
-                flag_tags(
-                    ev(9007, group).tag(&["name", &format!("G{nonce}")]),
-                    *flags,
+                subgroup_tags(
+                    flag_tags(
+                        ev(9007, group).tag(&["name", &format!("G{nonce}")]),
+                        *flags,
+                        *dialect,
+                        nonce,
+                    ),
                     *dialect,
+                    groups,
                     nonce,
                 ),
                 author,
@@ -181,12 +212,17 @@ pub fn events(ops: &[Op], groups: &[String], keys: &[Keys]) -> Vec<Event> {
                 (e, author)
             }
             Action::Edit { flags, dialect } => (
-                flag_tags(
-                    ev(9002, group)
-                        .tag(&["name", &format!("E{nonce}")])
-                        .tag(&["about", "a"]),
-                    *flags,
+                subgroup_tags(
+                    flag_tags(
+                        ev(9002, group)
+                            .tag(&["name", &format!("E{nonce}")])
+                            .tag(&["about", "a"]),
+                        *flags,
+                        *dialect,
+                        nonce,
+                    ),
                     *dialect,
+                    groups,
                     nonce,
                 ),
                 author,
@@ -217,12 +253,17 @@ pub fn events(ops: &[Op], groups: &[String], keys: &[Keys]) -> Vec<Event> {
                 flags,
                 dialect,
             } => (
-                flag_tags(
-                    ev(39_000, group)
-                        .tag(&["name", &format!("S{nonce}")])
-                        .tag(&["member_count", "3"]),
-                    *flags,
+                subgroup_tags(
+                    flag_tags(
+                        ev(39_000, group)
+                            .tag(&["name", &format!("S{nonce}")])
+                            .tag(&["member_count", "3"]),
+                        *flags,
+                        *dialect,
+                        nonce,
+                    ),
                     *dialect,
+                    groups,
                     nonce,
                 ),
                 snap_author(*by_relay),
@@ -246,6 +287,18 @@ pub fn events(ops: &[Op], groups: &[String], keys: &[Keys]) -> Vec<Event> {
                     };
                 }
                 (e, snap_author(*by_relay))
+            }
+            Action::Pin { refs } => {
+                let mut e = ev(9010, group).content(&n);
+                for r in refs {
+                    e = match r % 4 {
+                        0 => e.tag(&["e", &format!("{r:064x}")]),
+                        1 => e.tag(&["a", &format!("30023:{r}:d")]),
+                        2 => e.tag(&["e", ""]),
+                        _ => e.tag(&["t", "not a pin"]),
+                    };
+                }
+                (e, author)
             }
         };
         out.push(e.at(clock).sign(signer));
@@ -275,6 +328,7 @@ pub fn arb_action() -> impl Strategy<Value = Action> {
         1 => (any::<bool>(), arb_targets()).prop_map(|(by_relay, targets)| Action::SnapAdmins { by_relay, targets }),
         2 => (any::<bool>(), arb_targets()).prop_map(|(by_relay, targets)| Action::SnapMembers { by_relay, targets }),
         1 => (any::<bool>(), prop::collection::vec(any::<u8>(), 0..4)).prop_map(|(by_relay, names)| Action::SnapRoles { by_relay, names }),
+        1 => prop::collection::vec(any::<u8>(), 0..4).prop_map(|refs| Action::Pin { refs }),
     ]
 }
 
@@ -359,7 +413,10 @@ pub fn random_op(rng: &mut Rng, groups: u8) -> Op {
             code: (rng.below(2) == 0).then(|| rng.byte()),
         },
         20 => Action::Leave,
-        21 | 22 => Action::Post,
+        21 => Action::Post,
+        22 => Action::Pin {
+            refs: (0..rng.below(4)).map(|_| rng.byte()).collect(),
+        },
         23 => Action::DeleteEvent,
         24 => Action::SnapMeta {
             by_relay: rng.below(3) > 0,
