@@ -16,10 +16,10 @@
 //! `restricted`, `write-restricted`, `livekit` set a flag, the legacy `public`, `open`,
 //! `visible`, `unrestricted` clear one.
 //!
-//! Subgroups: the state records the declared parent with the event that attached the
-//! group to it (the first of a run of metadata events naming the same parent), the
-//! latest `child` order the group's own metadata gave and the event that gave it, and
-//! the latest 9008 of the group (kept across lives). Which groups are children of which
+//! Subgroups: the state records the declared parent with the run of metadata events
+//! naming it (since the group last named another parent or none), the latest `child`
+//! order the group's own metadata gave and the event that gave it, and the latest 9008
+//! of the group (kept across lives). Which groups are children of which
 //! is decided from these records across groups, by [`Groups`](crate::Groups).
 
 use std::collections::BTreeSet;
@@ -45,11 +45,10 @@ pub struct MetadataState {
     invite_codes: BTreeSet<String>,
     /// The 39000 the metadata comes from, while seeded from snapshots.
     snapshot: Option<Stamp>,
-    /// The id of the event that attached the group to its declared parent: the first
-    /// of the run of metadata events naming that parent.
-    attached_by: Option<[u8; 32]>,
-    /// The id of the latest metadata event naming the declared parent.
-    named_by: Option<[u8; 32]>,
+    /// The ids of the run of metadata events naming the declared parent, in log order
+    /// (the first attached the group; which one counts depends on the parent's
+    /// deletions, decided across groups).
+    naming: Vec<[u8; 32]>,
     /// The `child` order of the latest metadata event of this group that carried one.
     child_order: Vec<String>,
     /// The id of that event.
@@ -86,10 +85,11 @@ impl MetadataState {
         &self.pins
     }
 
-    /// The id of the event that attached the group to its declared parent (the first
-    /// of the run of metadata events naming it), and of the latest one naming it.
-    pub fn attachment(&self) -> Option<([u8; 32], [u8; 32])> {
-        self.attached_by.zip(self.named_by)
+    /// The ids of the run of metadata events naming the declared parent, in log order:
+    /// every 9007, 9002 or seeding 39000 of the group since it last named another
+    /// parent or none (empty for a root).
+    pub fn naming(&self) -> &[[u8; 32]] {
+        &self.naming
     }
 
     /// The `child` order the group's own latest metadata event with `child` tags gave,
@@ -108,13 +108,12 @@ impl MetadataState {
     fn set_metadata(&mut self, event: EventRef<'_>) {
         let metadata = GroupMetadata::parse(event.content(), event.tags());
         if metadata.parent.is_none() {
-            self.attached_by = None;
-            self.named_by = None;
+            self.naming.clear();
         } else {
-            if metadata.parent != self.metadata.parent || self.attached_by.is_none() {
-                self.attached_by = Some(*event.id());
+            if metadata.parent != self.metadata.parent {
+                self.naming.clear();
             }
-            self.named_by = Some(*event.id());
+            self.naming.push(*event.id());
         }
         let order = fields::child_tags(event.tags());
         if !order.is_empty() {

@@ -6,10 +6,11 @@
 //! While the group has no history, roles come from the newest relay snapshots: for each
 //! member, from the 39001 when it is newer than the 39002 or as old and lists them,
 //! otherwise from the 39002 (each kind's snapshot chosen as in `membership`: newest,
-//! then lowest id). Role definitions come from the latest relay-signed 39003
-//! in log order (not by `created_at`), whatever the group's source and even before the
-//! group exists (imports may carry the 39003 first); a 39003 does not make a group
-//! exist, and a 9007 or 9008 clears the definitions with everything else.
+//! then lowest id). Role definitions come from the relay-signed 39003 chosen the same
+//! NIP-01 way (newest `created_at`, then lowest id, whatever the log order), whatever
+//! the group's source and even before the group exists (imports may carry the 39003
+//! first); a 39003 does not make a group exist, and a 9007 or 9008 clears the
+//! definitions with everything else.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,6 +65,8 @@ pub struct RolesState {
     roles: Roster,
     /// Role definitions by name.
     definitions: BTreeMap<String, Option<String>>,
+    /// The 39003 the definitions come from.
+    definitions_from: Option<Stamp>,
     /// Raw snapshots, kept while the group is seeded from them (`Source::Snapshots`).
     members_snapshot: Option<RosterSnapshot>,
     admins_snapshot: Option<RosterSnapshot>,
@@ -210,8 +213,13 @@ impl Projection for Roles {
                 }
             }
             Step::Other { .. } => {
-                if event.kind() == kind::ROLES && event.pubkey() == &self.config.relay_pubkey {
+                let stamp = Stamp::of(*event);
+                if event.kind() == kind::ROLES
+                    && event.pubkey() == &self.config.relay_pubkey
+                    && stamp.replaces(state.definitions_from)
+                {
                     state.definitions = parse::role_definitions(event.tags());
+                    state.definitions_from = Some(stamp);
                 }
             }
         }

@@ -5,13 +5,13 @@
 //!   set its metadata (its own fold). It is the *effective* parent while that parent
 //!   exists and has not been deleted (9008) since the latest metadata event of the child
 //!   naming it: a parent's deletion makes its children roots, and they stay roots after
-//!   the parent is re-created until they name it again.
+//!   the parent is re-created until they name it again. The child's *attachment* is the
+//!   first event of its run naming the parent that comes after the parent's latest 9008.
 //! - A parent's children are the groups whose effective parent it is. Candidates come
 //!   from the relay-wide `links` index (every group that ever named it); each is then
 //!   checked against its own state. Order: children attached before the parent's latest
 //!   metadata event with `child` tags follow that order; the others come after, by
-//!   attachment (the first of the run of events naming this parent, or — when that run
-//!   began before the parent's latest deletion — the latest event of the run).
+//!   attachment.
 //!
 //! Log positions are compared through the store's id index (`seq_of`), so the folds
 //! only record event ids.
@@ -37,12 +37,13 @@ impl Groups {
     }
 
     fn link(&self, child: &str) -> Result<Option<Link>, Error> {
-        let (declared, attachment) =
-            self.with_metadata(child, |s| (s.metadata().parent.clone(), s.attachment()))?;
-        let (Some(parent), Some((first, latest))) = (declared, attachment) else {
+        let (declared, naming) = self.with_metadata(child, |s| {
+            (s.metadata().parent.clone(), s.naming().to_vec())
+        })?;
+        let Some(parent) = declared else {
             return Ok(None);
         };
-        if parent == child {
+        if parent == child || naming.is_empty() {
             return Ok(None);
         }
         let (exists, deleted_by) = self.with_metadata(&parent, |s| {
@@ -55,19 +56,23 @@ impl Groups {
             Some(id) => self.position(&id)?,
             None => 0,
         };
-        let named_at = self.position(&latest)?;
-        if named_at <= deleted_at {
-            return Ok(None);
+        // The first naming event after the parent's latest deletion (the run is in log
+        // order, so its positions increase): a binary search over positions.
+        let (mut low, mut high) = (0, naming.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.position(&naming[middle])? > deleted_at {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
         }
-        let first_at = self.position(&first)?;
-        let attached_at = if first_at > deleted_at {
-            first_at
-        } else {
-            named_at
+        let Some(first) = naming.get(low) else {
+            return Ok(None);
         };
         Ok(Some(Link {
             parent,
-            attached_at,
+            attached_at: self.position(first)?,
         }))
     }
 

@@ -354,7 +354,7 @@ fn snapshots_signed_by_another_key_change_nothing() {
 }
 
 #[test]
-fn role_definitions_come_from_the_latest_relay_39003() {
+fn role_definitions_come_from_the_newest_relay_39003() {
     let h = Harness::new();
     let (alice, ..) = people();
     let r = relay();
@@ -379,12 +379,14 @@ fn role_definitions_come_from_the_latest_relay_39003() {
             },
         ]
     );
-    // Newest by log order, even with an older created_at.
+    // NIP-01: an older one is ignored whatever its log position; a newer one replaces.
+    h.append(&[ev(39_003, "g").tag(&["role", "old"]).at(1).sign(&r)]);
+    assert_eq!(h.groups.role_definitions("g").unwrap().len(), 2);
     h.append(&[ev(39_003, "g")
         .tag(&["role", "moderator"])
         .tag(&["role", ""])
         .tag(&["role"])
-        .at(1)
+        .at(501)
         .sign(&r)]);
     assert_eq!(
         h.groups.role_definitions("g").unwrap(),

@@ -24,11 +24,28 @@ fn same_second_snapshots_lowest_id_wins_in_any_log_order() {
     let b = ev(39_002, "g").p(&bob, &[]).at(100).sign(&r);
     let m1 = ev(39_000, "g").tag(&["name", "one"]).at(100).sign(&r);
     let m2 = ev(39_000, "g").tag(&["name", "two"]).at(100).sign(&r);
+    let d1 = ev(39_003, "g").tag(&["role", "one"]).at(100).sign(&r);
+    let d2 = ev(39_003, "g").tag(&["role", "two"]).at(100).sign(&r);
     let members_winner = if a.id < b.id { pk(&alice) } else { pk(&bob) };
     let name_winner = if m1.id < m2.id { "one" } else { "two" };
+    let role_winner = if d1.id < d2.id { "one" } else { "two" };
     for order in [
-        [a.clone(), b.clone(), m1.clone(), m2.clone()],
-        [b.clone(), a.clone(), m2.clone(), m1.clone()],
+        [
+            a.clone(),
+            b.clone(),
+            m1.clone(),
+            m2.clone(),
+            d1.clone(),
+            d2.clone(),
+        ],
+        [
+            b.clone(),
+            a.clone(),
+            m2.clone(),
+            m1.clone(),
+            d2.clone(),
+            d1.clone(),
+        ],
     ] {
         let h = Harness::new();
         h.append(&order);
@@ -37,6 +54,7 @@ fn same_second_snapshots_lowest_id_wins_in_any_log_order() {
             h.groups.metadata("g").unwrap().name.as_deref(),
             Some(name_winner)
         );
+        assert_eq!(h.groups.role_definitions("g").unwrap()[0].name, role_winner);
         assert_oracle(&h, "g");
     }
 }

@@ -218,3 +218,33 @@ fn pins_follow_the_latest_9010() {
         h.oracle().view(&h.engine, "g").unwrap()
     );
 }
+
+#[test]
+fn a_re_attachment_after_the_parent_was_re_created_keeps_its_place() {
+    let h = Harness::new();
+    let alice = key(1);
+    h.append(&[
+        ev(9007, "p").sign(&alice),
+        ev(9007, "a").tag(&["parent", "p"]).sign(&alice),
+        ev(9008, "p").sign(&alice),
+        ev(9007, "p").sign(&alice),
+        // `a` names the re-created parent again: attached here, before `b`.
+        ev(9002, "a").tag(&["parent", "p"]).sign(&alice),
+        ev(9007, "b").tag(&["parent", "p"]).sign(&alice),
+    ]);
+    assert_eq!(children(&h, "p"), ["a", "b"]);
+    // Later edits of `a` naming the same parent do not move it.
+    h.append(&[
+        ev(9002, "a")
+            .tag(&["name", "A"])
+            .tag(&["parent", "p"])
+            .sign(&alice),
+        ev(9002, "a")
+            .tag(&["name", "A2"])
+            .tag(&["parent", "p"])
+            .sign(&alice),
+    ]);
+    assert_eq!(children(&h, "p"), ["a", "b"]);
+    let h = h.reopen();
+    assert_eq!(children(&h, "p"), ["a", "b"]);
+}
