@@ -228,8 +228,9 @@ pub fn parse_meta(event: &Event) -> Meta {
     m
 }
 
-/// The relay's state event of one kind a seeded group keeps: NIP-01 addressable —
-/// the newest `created_at`, and between equals the lowest id, whatever the log order.
+/// Whether `candidate` replaces the relay state event of its kind a group keeps (S3,
+/// M6): NIP-01 addressable — the newest `created_at`, and between equals the lowest id,
+/// whatever the log order.
 fn better(candidate: &Event, kept: Option<&Event>) -> bool {
     kept.is_none_or(|k| {
         (candidate.created_at, std::cmp::Reverse(candidate.id))
@@ -261,6 +262,8 @@ pub struct Facts {
     members_snapshot: Option<Event>,
     /// The relay 39000 in force while the group is seeded.
     meta_snapshot: Option<Event>,
+    /// The relay 39003 the role definitions come from.
+    roles_snapshot: Option<Event>,
     /// Sequence number of the event that attached the group to its declared parent.
     attached_at: u64,
     /// Sequence number of the group's latest 9008.
@@ -472,8 +475,9 @@ fn apply(g: &mut Facts, e: &Event, seq: u64, relay: &Pk, parent_deleted_at: Opti
                 }
             }
         }
-        // M6: log order, whatever the source.
-        39_003 if &e.pubkey == relay => {
+        // M6: the NIP-01 choice, whatever the source, even before the group exists.
+        39_003 if &e.pubkey == relay && better(e, g.roles_snapshot.as_ref()) => {
+            g.roles_snapshot = Some(e.clone());
             g.definitions = e
                 .tags
                 .iter()
