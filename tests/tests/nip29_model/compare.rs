@@ -129,6 +129,7 @@ pub fn all(
                     // The policy on the whole log, served.
                     if oracle && !served.is_oracle() {
                         policy::compare(&served, &name, f)
+                            .and_then(|()| policy::compare_writes(&served, &name, expected))
                     } else {
                         Ok(())
                     }
@@ -144,19 +145,7 @@ pub fn all(
 fn cycles(groups: &Groups, g: &str, expected: &BTreeMap<String, Facts>) -> Result<(), String> {
     for n in 0..GROUPS {
         let candidate = logs::group_name(n);
-        let mut seen = std::collections::BTreeSet::new();
-        let mut current = Some(candidate.clone());
-        let mut cycle = false;
-        while let Some(ancestor) = current {
-            if ancestor == g {
-                cycle = true;
-                break;
-            }
-            if !seen.insert(ancestor.clone()) {
-                break;
-            }
-            current = expected.get(&ancestor).and_then(|f| f.parent.clone());
-        }
+        let cycle = model::would_cycle(expected, g, &candidate);
         check(
             g,
             &format!("would_cycle(parent {candidate})"),

@@ -347,6 +347,23 @@ pub fn model(log: &[Event], relay: &Pk) -> BTreeMap<String, Facts> {
     groups
 }
 
+/// Whether making `parent` the parent of `group` closes a cycle: `parent` is `group`
+/// or has it among its effective ancestors (followed until they repeat).
+pub fn would_cycle(groups: &BTreeMap<String, Facts>, group: &str, parent: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut current = Some(parent.to_owned());
+    while let Some(ancestor) = current {
+        if ancestor == group {
+            return true;
+        }
+        if !seen.insert(ancestor.clone()) {
+            return false;
+        }
+        current = groups.get(&ancestor).and_then(|f| f.parent.clone());
+    }
+    false
+}
+
 /// G2 and G4: effective parents, then each parent's ordered children.
 fn subgroups(groups: &mut BTreeMap<String, Facts>) {
     let mut attached: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
