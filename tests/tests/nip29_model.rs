@@ -5,7 +5,7 @@
 //! with the folds) says — served, and by full replay (the oracle). On a mismatch the
 //! log is printed.
 //!
-//! Cases per run: 256 by default, `HIGHWATER_MODEL_CASES` for more.
+//! Cases per run: 200 by default, `HIGHWATER_MODEL_CASES` for more.
 
 #[path = "nip29_model/mod.rs"]
 mod support;
@@ -22,7 +22,7 @@ fn cases() -> u32 {
     std::env::var("HIGHWATER_MODEL_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(200)
 }
 
 /// A fresh store and engine with the NIP-29 projections.
