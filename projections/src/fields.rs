@@ -239,7 +239,44 @@ pub(crate) fn pins<'a, T: TagView<'a>>(tags: impl IntoIterator<Item = T>) -> Vec
 mod tests {
     use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 
-    use super::GroupMetadata;
+    use super::{GroupMetadata, Pin, child_tags, parent_tag_count, pins};
+
+    fn tags(list: &[&[&str]]) -> Vec<Tag> {
+        list.iter()
+            .map(|t| Tag::parse(t.iter().copied()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn child_tags_keep_order_without_empties_or_repeats() {
+        let t = tags(&[
+            &["child", "b"],
+            &["child"],
+            &["child", ""],
+            &["child", "a"],
+            &["child", "b"],
+            &["parent", "x"],
+            &["parent", "y"],
+        ]);
+        assert_eq!(child_tags(t.iter()), ["b", "a"]);
+        assert_eq!(parent_tag_count(t.iter()), 2);
+    }
+
+    #[test]
+    fn pins_are_e_and_a_values_in_order() {
+        let t = tags(&[
+            &["a", "30023:k:d"],
+            &["p", "x"],
+            &["e", ""],
+            &["e"],
+            &["e", "id"],
+        ]);
+        let pin = |tag: &str, value: &str| Pin {
+            tag: tag.into(),
+            value: value.into(),
+        };
+        assert_eq!(pins(t.iter()), [pin("a", "30023:k:d"), pin("e", "id")]);
+    }
 
     fn parse(content: &str, tags: &[&[&str]]) -> GroupMetadata {
         let tags = tags.iter().map(|t| Tag::parse(t.iter().copied()).unwrap());

@@ -4,10 +4,12 @@
 //! its parent's fully loaded metadata (see `subgroups`).
 //!
 //! A group's children are written in other groups' logs, so no per-group fold can list
-//! them. The index is built lazily, on the first subgroup question, by one scan of the
-//! log (zero-copy, reading only kind and tags of the three kinds), then kept exact by
-//! scanning the tail from its watermark up to the log head before every answer — the
-//! same "fully loaded" rule as the projections, relay-wide for this one small index.
+//! them. The index is built lazily, on the first subgroup question: one pass over every
+//! group's index entries, reading only the records of the three kinds (the group index
+//! carries each event's kind, so other events are skipped without being read). From
+//! then on it is kept exact by scanning the log tail from its watermark up to the log
+//! head before every answer — the same "fully loaded" rule as the projections,
+//! relay-wide for this one small index.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
@@ -20,7 +22,9 @@ use crate::config::kind;
 /// The candidates and how far the log was scanned for them.
 #[derive(Debug, Default)]
 struct Index {
-    /// The last sequence number scanned.
+    /// Whether the first pass over every group has run.
+    built: bool,
+    /// The log position up to which every event has been taken.
     scanned: u64,
     /// Parent id → candidate children, in the order first seen.
     candidates: BTreeMap<String, Vec<String>>,
@@ -30,10 +34,7 @@ struct Index {
 
 impl Index {
     fn take(&mut self, event: EventRef<'_>) {
-        if !matches!(
-            event.kind(),
-            kind::CREATE_GROUP | kind::EDIT_METADATA | kind::METADATA
-        ) {
+        if !is_link_kind(event.kind()) {
             return;
         }
         let Some(child) = event.group_id() else {
@@ -56,6 +57,19 @@ impl Index {
     }
 
     fn catch_up(&mut self, store: &Store) -> Result<(), StoreError> {
+        if !self.built {
+            // Everything up to `head` is covered by the per-group passes (which may see
+            // later events too; `seen` makes taking an event twice harmless).
+            let head = store.head();
+            for group in store.groups() {
+                store.scan_group(group.no, 0, is_link_kind, |_, event| {
+                    self.take(event);
+                    ControlFlow::Continue(())
+                })?;
+            }
+            self.scanned = head;
+            self.built = true;
+        }
         let head = store.head();
         if self.scanned >= head {
             return Ok(());
@@ -70,6 +84,11 @@ impl Index {
             ControlFlow::Continue(())
         })
     }
+}
+
+/// The kinds whose `parent` tags make links.
+fn is_link_kind(k: u16) -> bool {
+    matches!(k, kind::CREATE_GROUP | kind::EDIT_METADATA | kind::METADATA)
 }
 
 /// The shared, lazily built index (one per [`Groups`](crate::Groups) and its clones).
@@ -96,7 +115,12 @@ impl Links {
         store: &Store,
         parent: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let mut index = Index::default();
+        // A plain scan of the whole log, not the per-group first pass: the oracle takes
+        // the other path.
+        let mut index = Index {
+            built: true,
+            ..Index::default()
+        };
         index.catch_up(store)?;
         Ok(index.candidates.remove(parent).unwrap_or_default())
     }

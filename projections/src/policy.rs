@@ -290,9 +290,11 @@ impl AccessPolicy {
 
     /// Whether `pubkey` may post (non-moderation events) to `group`.
     ///
-    /// The same rule as the posting branch of [`AccessPolicy::check_write`], reading only
-    /// what the answer needs: the flags first, then membership, or for write-restricted
-    /// groups the creator and the `writer` role. This is asked on every event.
+    /// The same rule as the posting branch of [`AccessPolicy::check_write`] (except
+    /// `supported_kinds`, which needs the event's kind), reading only what the answer
+    /// needs: the flags first (a group open to everyone answers without any other
+    /// read), then membership, or for write-restricted groups the creator and the
+    /// `writer` role. This is asked on every event.
     pub fn can_write(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
         let (life, m) = self
             .groups
