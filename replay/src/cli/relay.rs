@@ -33,7 +33,7 @@ pub(crate) struct RelayArgs {
     #[arg(long, default_value = "127.0.0.1:7777")]
     bind: SocketAddr,
     /// File holding the relay's secret key (hex or nsec); must be mode 0600 or stricter.
-    /// Default: $HIGHWATER_RELAY_SECRET_KEY, else DB/relay-secret.key (created on first start).
+    /// Default: `$HIGHWATER_RELAY_SECRET_KEY`, else `DB/relay-secret.key` (created on first start).
     #[arg(long, value_name = "PATH")]
     secret_key_file: Option<PathBuf>,
     /// A relay admin besides the relay key (hex pubkey); repeatable.
@@ -52,7 +52,7 @@ pub(crate) struct RelayArgs {
     /// Accept events that belong to no group (default: refused with `restricted:`).
     #[arg(long)]
     allow_ungrouped: bool,
-    /// The relay's public URL (e.g. wss://groups.example.com); NIP-42 AUTH must name it.
+    /// The relay's public URL (for example `wss://groups.example.com`); NIP-42 AUTH must name it.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// Open subscriptions per connection.
