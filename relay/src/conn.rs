@@ -106,14 +106,22 @@ async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
     let (mut sink, mut stream) = ws.split();
     let (outbox, mut out_rx) = Outbox::new(id, limits.send_queue);
     let mut killed = outbox.killed();
-    let writer = tokio::spawn(async move {
-        while let Some(message) = out_rx.recv().await {
-            if sink.send(Message::text(message)).await.is_err() {
-                return;
+    let mut dropped = outbox.killed();
+    let mut writer = tokio::spawn(async move {
+        // A killed (slow) client gets nothing more, not even what is queued.
+        let drain = async {
+            while let Some(message) = out_rx.recv().await {
+                if sink.send(Message::text(message)).await.is_err() {
+                    return;
+                }
             }
+            let _ = sink.send(Message::Close(None)).await;
+            let _ = sink.close().await;
+        };
+        tokio::select! {
+            () = drain => {}
+            _ = dropped.changed() => {}
         }
-        let _ = sink.send(Message::Close(None)).await;
-        let _ = sink.close().await;
     });
     let mut conn = Conn {
         ctx: ctx.clone(),
@@ -158,7 +166,14 @@ async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
     let sent = outbox.sent.load(std::sync::atomic::Ordering::Relaxed);
     drop(conn);
     drop(outbox);
-    let _ = writer.await;
+    // What is queued is flushed, within a bound: a client that stopped reading cannot
+    // hold the shutdown.
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     Stats {
         received,
         sent,

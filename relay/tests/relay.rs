@@ -6,7 +6,7 @@
 
 mod support;
 
-use highwater_relay::RelayOptions;
+use highwater_relay::{Limits, RelayOptions};
 use nostr_sdk::prelude as sdk;
 use sdk::JsonUtil;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -332,5 +332,46 @@ async fn scripted_session_transcript() {
     }, {
         insta::assert_snapshot!("relay_session_transcript", transcript);
     });
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = RelayOptions {
+        limits: Limits {
+            send_queue: 8,
+            ..Limits::default()
+        },
+        ..RelayOptions::default()
+    };
+    let relay = start(dir.path(), options).await;
+    let alice = keys(10);
+    let a = client(&relay.url, &alice, true).await;
+    assert_eq!(
+        send(&a, &group_event(&alice, 9007, "big", "", &[])).await,
+        Ok(())
+    );
+    let mut slow = Raw::connect(&relay.url).await;
+    slow.recv().await; // AUTH
+    slow.send(r##"["REQ","all",{"kinds":[9],"#h":["big"],"limit":0}]"##.to_owned())
+        .await;
+    slow.recv().await; // EOSE
+    // 30 MB of posts: more than the socket buffers hold, so the outbox fills.
+    let payload = "x".repeat(100_000);
+    let posts = 300;
+    for i in 0..posts {
+        let post = group_event(&alice, 9, "big", &format!("{i} {payload}"), &[]);
+        assert_eq!(send(&a, &post).await, Ok(()));
+    }
+    let received = slow.count_until_closed().await;
+    assert!(
+        received < posts,
+        "received {received} of {posts} before the relay hung up"
+    );
+    // The relay goes on serving everyone else.
+    let found = fetch(&a, in_group(&[9], "big").limit(3)).await;
+    assert_eq!(found.len(), 3);
+    a.shutdown().await;
     relay.stop().await;
 }

@@ -53,6 +53,22 @@ impl Raw {
         }
     }
 
+    /// Reads (without recording) until the relay closes the connection; returns how
+    /// many text messages arrived before that.
+    pub async fn count_until_closed(&mut self) -> usize {
+        let mut count = 0;
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("the relay closes the connection in time")
+            {
+                Some(Ok(Message::Text(_))) => count += 1,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return count,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// Receives `n` messages.
     pub async fn recv_n(&mut self, n: usize) -> Vec<serde_json::Value> {
         let mut out = Vec::with_capacity(n);
