@@ -375,3 +375,42 @@ async fn a_client_that_stops_reading_is_disconnected() {
     a.shutdown().await;
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_groups_are_listed_to_members_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let relay = start(dir.path(), RelayOptions::default()).await;
+    let (alice, erin) = (keys(11), keys(12));
+    let a = client(&relay.url, &alice, true).await;
+    assert_eq!(
+        send(&a, &group_event(&alice, 9007, "open", "", &[])).await,
+        Ok(())
+    );
+    assert_eq!(
+        send(
+            &a,
+            &group_event(&alice, 9007, "cellar", "", &[&["hidden"], &["private"]])
+        )
+        .await,
+        Ok(())
+    );
+    let listed = |events: Vec<sdk::Event>| {
+        let mut groups: Vec<String> = events
+            .iter()
+            .filter_map(|e| tag(e, "d").map(str::to_owned))
+            .collect();
+        groups.sort();
+        groups
+    };
+    let all = sdk::Filter::new().kind(sdk::Kind::Custom(39_000));
+    let stranger = client(&relay.url, &erin, true).await;
+    assert_eq!(listed(fetch(&stranger, all.clone()).await), ["open"]);
+    // Alice authenticates (her client answers the relay's challenge, at the latest
+    // when a read of the private group asks for it) and, as a member, sees it listed.
+    assert!(fetch(&a, in_group(&[9], "cellar")).await.is_empty());
+    assert_eq!(listed(fetch(&a, all).await), ["cellar", "open"]);
+    for c in [a, stranger] {
+        c.shutdown().await;
+    }
+    relay.stop().await;
+}
