@@ -7,6 +7,7 @@ mod export;
 mod generate;
 mod import;
 mod inspect;
+mod relay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +96,11 @@ enum Command {
     /// side by side in one run.
     #[command(after_help = "Example:\n  highwater bench --events 1000000 --json")]
     Bench(bench::BenchArgs),
+    /// Serve the database as a NIP-29 relay over WebSocket (NIP-01, NIP-11, NIP-29, NIP-42).
+    #[command(
+        after_help = "Examples:\n  highwater relay\n  highwater relay --bind 0.0.0.0:7777 --secret-key-file relay.key --admin <HEX>\n  HIGHWATER_RELAY_SECRET_KEY=nsec1... highwater relay --public-url wss://groups.example.com"
+    )]
+    Relay(relay::RelayArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -112,6 +118,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Generate(args) => generate::run(&args),
         Command::Demo(args) => demo::run(&cli.global, &args),
         Command::Bench(args) => bench::run(&args),
+        Command::Relay(args) => relay::run(&cli.global, &args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,460 @@
+//! One client connection: the NIP-01 message loop (`EVENT`, `REQ`, `CLOSE`, `AUTH`),
+//! its subscriptions, its bounded outbox and its writer task.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use futures_util::{SinkExt, StreamExt};
+use highwater_store::{Prepared, StoreError};
+use nostr::prelude::{ClientMessage, Event, Kind, RelayMessage, SubscriptionId, Timestamp};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::Instrument;
+
+use crate::filter::Compiled;
+use crate::http::{self, Prefixed, Request};
+use crate::hub::{Outbox, Sub};
+use crate::reads::{self, Refusal};
+use crate::shared::Shared;
+use crate::writes::{Job, Reply};
+
+/// What a connection task needs.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) writes: Sender<Job>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// Serves one accepted socket until it closes, the client is too slow, or shutdown.
+pub(crate) async fn serve(ctx: Ctx, mut stream: TcpStream, peer: SocketAddr, id: u64) {
+    let span = tracing::info_span!("conn", id, %peer);
+    async move {
+        let head =
+            tokio::time::timeout(Duration::from_secs(10), http::read_head(&mut stream)).await;
+        let (bytes, request) = match head {
+            Ok(Ok(head)) => head,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "bad request");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("no request within 10 s");
+                return;
+            }
+        };
+        if request != Request::WebSocket {
+            if let Err(e) = http::answer(&mut stream, &ctx.shared, &request).await {
+                tracing::debug!(error = %e, "answering HTTP failed");
+            }
+            return;
+        }
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(ctx.shared.options.limits.max_message_bytes);
+        config.max_frame_size = Some(ctx.shared.options.limits.max_message_bytes);
+        let ws = match tokio_tungstenite::accept_async_with_config(
+            Prefixed::new(bytes, stream),
+            Some(config),
+        )
+        .await
+        {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket handshake failed");
+                return;
+            }
+        };
+        let started = Instant::now();
+        tracing::info!("connection opened");
+        let stats = run(&ctx, ws, id).await;
+        tracing::info!(
+            received = stats.received,
+            sent = stats.sent,
+            reason = stats.reason,
+            seconds = started.elapsed().as_secs_f64(),
+            "connection closed"
+        );
+    }
+    .instrument(span)
+    .await;
+}
+
+struct Stats {
+    received: u64,
+    sent: u64,
+    reason: &'static str,
+}
+
+struct Conn {
+    ctx: Ctx,
+    outbox: Arc<Outbox>,
+    subs: BTreeSet<String>,
+    challenge: String,
+    writes: JoinSet<()>,
+    inflight: Arc<Semaphore>,
+}
+
+async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
+    let limits = &ctx.shared.options.limits;
+    let (mut sink, mut stream) = ws.split();
+    let (outbox, mut out_rx) = Outbox::new(id, limits.send_queue);
+    let mut killed = outbox.killed();
+    let mut dropped = outbox.killed();
+    let mut writer = tokio::spawn(async move {
+        // A killed (slow) client gets nothing more, not even what is queued.
+        let drain = async {
+            while let Some(message) = out_rx.recv().await {
+                if sink.send(Message::text(message)).await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.send(Message::Close(None)).await;
+            let _ = sink.close().await;
+        };
+        tokio::select! {
+            () = drain => {}
+            _ = dropped.changed() => {}
+        }
+    });
+    let mut conn = Conn {
+        ctx: ctx.clone(),
+        outbox: outbox.clone(),
+        subs: BTreeSet::new(),
+        challenge: challenge(id),
+        writes: JoinSet::new(),
+        inflight: Arc::new(Semaphore::new(limits.max_inflight_writes)),
+    };
+    conn.outbox
+        .send(RelayMessage::auth(conn.challenge.clone()).as_json());
+    let mut shutdown = ctx.shutdown.clone();
+    let mut received = 0;
+    let reason = loop {
+        tokio::select! {
+            message = stream.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    received += 1;
+                    conn.on_text(text.as_str()).await;
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    conn.outbox.send(RelayMessage::notice("invalid: binary messages are not supported").as_json());
+                }
+                Some(Ok(Message::Close(_))) | None => break "client closed",
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "read error");
+                    break "read error";
+                }
+            },
+            _ = killed.changed() => break "send queue full",
+            _ = shutdown.changed() => break "relay shutting down",
+        }
+        // Reap finished writes so the set stays small.
+        while conn.writes.try_join_next().is_some() {}
+    };
+    for sub in std::mem::take(&mut conn.subs) {
+        ctx.shared.hub.remove(id, &sub);
+    }
+    // In-flight writes are answered before the connection closes.
+    while conn.writes.join_next().await.is_some() {}
+    let sent = outbox.sent.load(std::sync::atomic::Ordering::Relaxed);
+    drop(conn);
+    drop(outbox);
+    // What is queued is flushed, within a bound: a client that stopped reading cannot
+    // hold the shutdown.
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    Stats {
+        received,
+        sent,
+        reason,
+    }
+}
+
+/// A per-connection NIP-42 challenge: unpredictable enough, and never reused.
+fn challenge(id: u64) -> String {
+    let keys = nostr::prelude::Keys::generate();
+    format!("{id}-{}", &keys.public_key().to_hex()[..32])
+}
+
+impl Conn {
+    async fn on_text(&mut self, text: &str) {
+        let message = match ClientMessage::from_json(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.outbox.send(
+                    RelayMessage::notice(format!("invalid: could not parse the message: {e}"))
+                        .as_json(),
+                );
+                return;
+            }
+        };
+        match message {
+            ClientMessage::Event(event) => self.on_event(event.into_owned()).await,
+            ClientMessage::Req {
+                subscription_id,
+                filters,
+            } => {
+                let filters = filters
+                    .into_iter()
+                    .map(std::borrow::Cow::into_owned)
+                    .collect();
+                self.on_req(subscription_id.into_owned(), filters).await;
+            }
+            ClientMessage::Close(id) => {
+                self.ctx.shared.hub.remove(self.outbox.id, id.as_str());
+                self.subs.remove(id.as_str());
+            }
+            ClientMessage::Auth(event) => self.on_auth(&event),
+            ClientMessage::Count {
+                subscription_id, ..
+            } => {
+                self.outbox.send(
+                    RelayMessage::closed(
+                        subscription_id.into_owned(),
+                        "unsupported: COUNT is not supported",
+                    )
+                    .as_json(),
+                );
+            }
+            _ => {
+                self.outbox.send(
+                    RelayMessage::notice("unsupported: negentropy is not supported").as_json(),
+                );
+            }
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        let shared = &self.ctx.shared;
+        let ungrouped = match highwater_store::group_of(&event, &shared.store.options().limits) {
+            Ok(group) => group.is_none(),
+            Err(rejection) => {
+                self.ok(&event, false, rejection.to_string());
+                return;
+            }
+        };
+        if ungrouped && !shared.options.allow_ungrouped {
+            self.ok(
+                &event,
+                false,
+                "restricted: this is a NIP-29 relay; events must belong to a group (an `h` tag)",
+            );
+            return;
+        }
+        let Ok(permit) = self.inflight.clone().acquire_owned().await else {
+            return;
+        };
+        let shared = shared.clone();
+        let writes = self.ctx.writes.clone();
+        let outbox = self.outbox.clone();
+        self.writes.spawn(async move {
+            let id = event.id;
+            let reply = write(shared, writes, event).await;
+            outbox.send(RelayMessage::ok(id, reply.accepted, reply.message).as_json());
+            drop(permit);
+        });
+    }
+
+    fn ok(&self, event: &Event, accepted: bool, message: impl Into<String>) {
+        self.outbox
+            .send(RelayMessage::ok(event.id, accepted, message.into()).as_json());
+    }
+
+    async fn on_req(&mut self, id: SubscriptionId, filters: Vec<nostr::prelude::Filter>) {
+        let limits = &self.ctx.shared.options.limits;
+        let closed = |text: String| RelayMessage::closed(id.clone(), text).as_json();
+        if filters.len() > limits.max_filters {
+            self.outbox.send(closed(format!(
+                "invalid: too many filters (at most {})",
+                limits.max_filters
+            )));
+            return;
+        }
+        if !self.subs.contains(id.as_str()) && self.subs.len() >= limits.max_subscriptions {
+            self.outbox.send(closed(format!(
+                "restricted: too many subscriptions (at most {})",
+                limits.max_subscriptions
+            )));
+            return;
+        }
+        let compiled: Vec<Compiled> = filters.into_iter().map(Compiled::new).collect();
+        let reader = self.outbox.reader();
+        let shared = self.ctx.shared.clone();
+        let check = compiled.clone();
+        let refusal =
+            tokio::task::spawn_blocking(move || reads::check_groups(&shared, reader, &check))
+                .await
+                .unwrap_or(None);
+        if let Some(refusal) = refusal {
+            self.outbox.send(closed(refusal.message()));
+            if matches!(refusal, Refusal::AuthRequired(_)) {
+                self.outbox
+                    .send(RelayMessage::auth(self.challenge.clone()).as_json());
+            }
+            return;
+        }
+        let id_json = serde_json::Value::String(id.as_str().to_owned()).to_string();
+        let sub = Arc::new(Sub {
+            outbox: self.outbox.clone(),
+            id_json: id_json.clone(),
+            filters: compiled.clone(),
+        });
+        self.ctx.shared.hub.add(id.as_str(), sub);
+        self.subs.insert(id.as_str().to_owned());
+        let shared = self.ctx.shared.clone();
+        let found =
+            tokio::task::spawn_blocking(move || reads::query(&shared, reader, &compiled)).await;
+        match found {
+            Ok(Ok(events)) => {
+                for event in events {
+                    if !self
+                        .outbox
+                        .send(format!(r#"["EVENT",{id_json},{}]"#, event.as_json()))
+                    {
+                        return;
+                    }
+                }
+                self.outbox.send(RelayMessage::eose(id).as_json());
+            }
+            Ok(Err(e)) => self.refuse_query(&id, &e),
+            Err(e) => {
+                tracing::error!(error = %e, "query task failed");
+                self.ctx.shared.hub.remove(self.outbox.id, id.as_str());
+                self.subs.remove(id.as_str());
+                self.outbox.send(closed("error: query failed".into()));
+            }
+        }
+    }
+
+    fn refuse_query(&mut self, id: &SubscriptionId, error: &StoreError) {
+        tracing::error!(error = %error, "query failed");
+        self.ctx.shared.hub.remove(self.outbox.id, id.as_str());
+        self.subs.remove(id.as_str());
+        self.outbox.send(
+            RelayMessage::closed(
+                id.clone(),
+                format!("error: could not read the log: {error}"),
+            )
+            .as_json(),
+        );
+    }
+
+    fn on_auth(&self, event: &Event) {
+        match self.check_auth(event) {
+            Ok(()) => {
+                self.outbox.set_reader(event.pubkey.to_bytes());
+                tracing::debug!(pubkey = %event.pubkey, "authenticated");
+                self.ok(event, true, "");
+            }
+            Err(reason) => self.ok(event, false, format!("invalid: {reason}")),
+        }
+    }
+
+    fn check_auth(&self, event: &Event) -> Result<(), &'static str> {
+        if event.kind != Kind::Authentication {
+            return Err("an AUTH event must be of kind 22242");
+        }
+        if event.verify().is_err() {
+            return Err("bad id or signature");
+        }
+        let tag = |name: &str| {
+            event
+                .tags
+                .iter()
+                .find(|t| t.kind() == name)
+                .and_then(|t| t.content())
+        };
+        if tag("challenge") != Some(self.challenge.as_str()) {
+            return Err("wrong challenge");
+        }
+        let Some(relay) = tag("relay") else {
+            return Err("missing relay tag");
+        };
+        if let Some(url) = &self.ctx.shared.options.public_url
+            && relay.trim_end_matches('/') != url.trim_end_matches('/')
+        {
+            return Err("the relay tag names another relay");
+        }
+        let now = Timestamp::now().as_secs();
+        if now.abs_diff(event.created_at.as_secs()) > 600 {
+            return Err("created_at is more than 10 minutes away");
+        }
+        Ok(())
+    }
+}
+
+/// Validates (on a blocking thread), then hands the event to the sequencer and waits.
+async fn write(shared: Arc<Shared>, writes: Sender<Job>, event: Event) -> Reply {
+    let checked = tokio::task::spawn_blocking(move || {
+        let prepared = shared.store.prepare(&event);
+        (event, prepared)
+    })
+    .await;
+    let (event, prepared) = match checked {
+        Ok(pair) => pair,
+        Err(e) => {
+            return Reply {
+                accepted: false,
+                message: format!("error: {e}"),
+            };
+        }
+    };
+    let prepared = match prepared {
+        Ok(Prepared::Ready(p)) => p,
+        Ok(Prepared::Duplicate(_)) => {
+            return Reply {
+                accepted: true,
+                message: "duplicate: already have this event".into(),
+            };
+        }
+        Err(StoreError::Rejected(r)) => {
+            return Reply {
+                accepted: false,
+                message: r.to_string(),
+            };
+        }
+        Err(e) => {
+            return Reply {
+                accepted: false,
+                message: format!("error: {e}"),
+            };
+        }
+    };
+    let (reply, wait) = oneshot::channel();
+    let job = Job {
+        event,
+        prepared,
+        reply,
+    };
+    // The queue is bounded; a full queue waits on a blocking thread, not the runtime.
+    let sent = match writes.try_send(job) {
+        Ok(()) => true,
+        Err(crossbeam_channel::TrySendError::Full(job)) => {
+            tokio::task::spawn_blocking(move || writes.send(job).is_ok())
+                .await
+                .unwrap_or(false)
+        }
+        Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
+    };
+    if !sent {
+        return Reply {
+            accepted: false,
+            message: "error: the relay is shutting down".into(),
+        };
+    }
+    wait.await.unwrap_or(Reply {
+        accepted: false,
+        message: "error: the relay is shutting down".into(),
+    })
+}

@@ -1,0 +1,184 @@
+//! A NIP-29 relay over WebSocket on the highwater engine (`highwater relay`).
+//!
+//! NIP-01 (`EVENT`/`OK`, `REQ`/`EVENT`/`EOSE`, `CLOSE`/`CLOSED`, `NOTICE`, live events
+//! after `EOSE`), NIP-11 (the information document over HTTP for
+//! `Accept: application/nostr+json`), NIP-42 (`AUTH`) and NIP-29:
+//!
+//! - **Writes**: validate (id hash, signature, limits, group tag) on a blocking thread →
+//!   [`AccessPolicy::check_write`](highwater_projections::AccessPolicy::check_write) on
+//!   one sequencer thread, in arrival order → durable append (group commit) → `OK`.
+//!   The relay's follow-ups (a 9000 for an accepted 9021, a 9001 for a 9022, the
+//!   regenerated 39000–39003 after any change of a group's state) are signed with the
+//!   relay key and appended through the same log, then broadcast like any event.
+//! - **Reads**: `#h` through the store's group index, ids through the id index, the
+//!   state kinds (`{"kinds":[39000]}`, optionally `#d`) from an in-memory index of the
+//!   relay's latest state events, built at start without folding any group; anything
+//!   else by a scan of the log. Events hidden by a 9005 are left out; private groups are
+//!   readable only by members authenticated with NIP-42, hidden groups' state events
+//!   only by members.
+//! - **Live**: subscriptions confined to groups are indexed by group, so a commit wakes
+//!   only its group's subscribers; each connection's outbox is bounded and a client that
+//!   lets it fill is disconnected.
+//!
+//! ## Why tokio-tungstenite and not rust-nostr's relay builder
+//!
+//! `nostr-relay-builder` (0.44, the newest release; 0.45 exists only as alphas) hands its
+//! write and query policies the event or filter and the peer's socket address
+//! (`admit_event(&Event, &SocketAddr)`, `admit_query(&Filter, &SocketAddr)`), never the
+//! NIP-42 authenticated pubkey, so it cannot decide "may this member read this private
+//! group". It also stores events in its own database and wakes every connection for every
+//! stored event. The relay is therefore built on tokio and tokio-tungstenite (the
+//! WebSocket implementation most of the Rust ecosystem uses), with nostr's own message
+//! types for parsing and serialising.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use highwater_engine::{Engine, EngineOptions};
+//! use highwater_projections::{Groups, Nip29Config};
+//! use highwater_relay::{Relay, RelayOptions};
+//! use highwater_store::{Store, StoreOptions};
+//! use nostr::prelude::Keys;
+//!
+//! let keys = Keys::generate();
+//! let store = Store::open("relay.lmdb", StoreOptions::default())?;
+//! let mut builder = Engine::builder(store, EngineOptions::default());
+//! let groups = Groups::register(&mut builder, Nip29Config::new(keys.public_key().to_bytes()))?;
+//! let engine = builder.build()?;
+//! let relay = Relay::new(engine, groups, keys, RelayOptions::default())?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7777").await?;
+//! relay.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod access;
+mod conn;
+mod error;
+mod filter;
+mod http;
+mod hub;
+mod index;
+mod options;
+mod reads;
+mod shared;
+mod writes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use highwater_engine::Engine;
+use highwater_projections::{AccessPolicy, Groups};
+use nostr::prelude::{Keys, PublicKey};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use crate::error::RelayError;
+pub use crate::options::{Limits, RelayOptions};
+
+use crate::conn::Ctx;
+use crate::hub::Hub;
+use crate::index::StateIndex;
+use crate::shared::Shared;
+
+/// A NIP-29 relay over an engine with the NIP-29 projections registered.
+#[derive(Debug)]
+pub struct Relay {
+    shared: Arc<Shared>,
+}
+
+impl Relay {
+    /// A relay over `engine` and its `groups`, signing with `keys`, which must be the
+    /// relay key `groups` was configured with. Reads the relay's latest state events
+    /// from the group index (no group is folded).
+    pub fn new(
+        engine: Engine,
+        groups: Groups,
+        keys: Keys,
+        options: RelayOptions,
+    ) -> Result<Self, RelayError> {
+        let relay = keys.public_key().to_bytes();
+        if relay != groups.config().relay_pubkey {
+            return Err(RelayError::WrongKey {
+                expected: PublicKey::from_byte_array(groups.config().relay_pubkey).to_hex(),
+            });
+        }
+        let store = engine.store().clone();
+        let index = StateIndex::build(&store, relay)?;
+        let policy = AccessPolicy::new(groups, options.policy.clone());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                store,
+                engine,
+                policy,
+                keys,
+                options,
+                index,
+                hub: Hub::default(),
+            }),
+        })
+    }
+
+    /// The relay's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.shared.keys.public_key()
+    }
+
+    /// The NIP-11 information document.
+    pub fn information(&self) -> serde_json::Value {
+        http::nip11(&self.shared)
+    }
+
+    /// Serves connections on `listener` until `shutdown` resolves; then stops
+    /// accepting, answers the writes in flight, closes every connection, drains the
+    /// write path and writes checkpoints.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RelayError> {
+        let (writes, threads) =
+            writes::start(&self.shared).map_err(|e| RelayError::Thread(e.to_string()))?;
+        let (stop, stopped) = watch::channel(false);
+        let ctx = Ctx {
+            shared: self.shared.clone(),
+            writes,
+            shutdown: stopped,
+        };
+        let mut conns = JoinSet::new();
+        let mut next_id = 0u64;
+        tokio::pin!(shutdown);
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, relay = %self.shared.keys.public_key(), "relay listening");
+        }
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        next_id += 1;
+                        conns.spawn(conn::serve(ctx.clone(), stream, peer, next_id));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "accept failed"),
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                () = &mut shutdown => break,
+            }
+        }
+        tracing::info!(connections = conns.len(), "shutting down");
+        drop(listener);
+        stop.send_replace(true);
+        while conns.join_next().await.is_some() {}
+        drop(ctx);
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+            shared.engine.checkpoint()
+        })
+        .await
+        .map_err(|e| RelayError::Thread(e.to_string()))??;
+        tracing::info!("relay stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! What every connection and the write path share.
+
+use highwater_engine::Engine;
+use highwater_projections::AccessPolicy;
+use highwater_store::Store;
+use nostr::prelude::Keys;
+
+use crate::hub::Hub;
+use crate::index::StateIndex;
+use crate::options::RelayOptions;
+
+/// The relay's shared state.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) engine: Engine,
+    pub(crate) policy: AccessPolicy,
+    pub(crate) keys: Keys,
+    pub(crate) options: RelayOptions,
+    pub(crate) index: StateIndex,
+    pub(crate) hub: Hub,
+}

@@ -1,0 +1,218 @@
+//! `highwater relay`: serve the database as a NIP-29 relay over WebSocket.
+//!
+//! The relay's secret key comes from `--secret-key-file` (which must not be readable by
+//! group or others) or `HIGHWATER_RELAY_SECRET_KEY` (hex or nsec); neither is ever
+//! logged. Without either, a key is generated on the database's first start and kept in
+//! `relay-secret.key` (mode 0600) beside the data. On first start the key becomes the
+//! database's relay key; a different key later is refused.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use highwater_engine::EngineOptions;
+use highwater_projections::Policy;
+use highwater_relay::{Limits, Relay, RelayOptions};
+use nostr::prelude::{Keys, SecretKey, ToBech32};
+
+use super::Global;
+use super::db;
+
+/// The environment variable holding the relay's secret key (hex or nsec).
+const SECRET_ENV: &str = "HIGHWATER_RELAY_SECRET_KEY";
+/// The key file created beside the data when no key is given on a fresh database.
+const DEFAULT_KEY_FILE: &str = "relay-secret.key";
+
+#[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "independent policy switches")]
+pub(crate) struct RelayArgs {
+    /// Address to listen on (WebSocket and NIP-11 over HTTP).
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    bind: SocketAddr,
+    /// File holding the relay's secret key (hex or nsec); must be mode 0600 or stricter.
+    /// Default: `$HIGHWATER_RELAY_SECRET_KEY`, else `DB/relay-secret.key` (created on first start).
+    #[arg(long, value_name = "PATH")]
+    secret_key_file: Option<PathBuf>,
+    /// A relay admin besides the relay key (hex pubkey); repeatable.
+    #[arg(long = "admin", value_name = "HEX")]
+    admins: Vec<String>,
+    /// Relay admins keep their powers in private groups.
+    #[arg(long)]
+    admins_manage_private: bool,
+    /// Only members read any group (default: anyone reads groups that are neither
+    /// private nor hidden).
+    #[arg(long)]
+    members_only_reads: bool,
+    /// Non-members may post to open, public, unrestricted groups.
+    #[arg(long)]
+    auto_join: bool,
+    /// Accept events that belong to no group (default: refused with `restricted:`).
+    #[arg(long)]
+    allow_ungrouped: bool,
+    /// The relay's public URL (for example `wss://groups.example.com`); NIP-42 AUTH must name it.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Open subscriptions per connection.
+    #[arg(long, default_value_t = Limits::default().max_subscriptions)]
+    max_subscriptions: usize,
+    /// Filters per REQ.
+    #[arg(long, default_value_t = Limits::default().max_filters)]
+    max_filters: usize,
+    /// Largest client message in bytes.
+    #[arg(long, default_value_t = Limits::default().max_message_bytes)]
+    max_message_bytes: usize,
+    /// Messages queued per connection before a slow client is disconnected.
+    #[arg(long, default_value_t = Limits::default().send_queue)]
+    send_queue: usize,
+}
+
+pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
+    let store = db::open_store(global, false)?;
+    let stored = db::relay_key(&store)?;
+    let keys = load_keys(&global.db, args, stored.is_none())?;
+    db::set_relay_key(&store, &keys.public_key())?;
+    let opened = db::open_with(store, EngineOptions::default())?;
+    let relay_admins = args
+        .admins
+        .iter()
+        .map(|hex| db::parse_pubkey(hex).map(nostr::prelude::PublicKey::to_bytes))
+        .collect::<Result<BTreeSet<_>>>()?;
+    let options = RelayOptions {
+        policy: Policy {
+            relay_admins,
+            admins_manage_private: args.admins_manage_private,
+            open_reads: !args.members_only_reads,
+            auto_join: args.auto_join,
+            ..Policy::default()
+        },
+        allow_ungrouped: args.allow_ungrouped,
+        public_url: args.public_url.clone(),
+        limits: Limits {
+            max_subscriptions: args.max_subscriptions,
+            max_filters: args.max_filters,
+            max_message_bytes: args.max_message_bytes,
+            send_queue: args.send_queue,
+            ..Limits::default()
+        },
+        ..RelayOptions::default()
+    };
+    let relay = Relay::new(opened.engine, opened.groups, keys, options)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.bind)
+            .await
+            .with_context(|| format!("binding {}", args.bind))?;
+        eprintln!(
+            "highwater relay {} listening on ws://{} (database {})",
+            relay.public_key().to_hex(),
+            listener.local_addr().unwrap_or(args.bind),
+            global.db.display()
+        );
+        relay.serve(listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn load_keys(db: &Path, args: &RelayArgs, fresh: bool) -> Result<Keys> {
+    if let Some(path) = &args.secret_key_file {
+        return read_key_file(path);
+    }
+    if let Ok(value) = std::env::var(SECRET_ENV) {
+        return parse_secret(&value).with_context(|| format!("${SECRET_ENV}"));
+    }
+    let default = db.join(DEFAULT_KEY_FILE);
+    if default.is_file() {
+        return read_key_file(&default);
+    }
+    if !fresh {
+        bail!(
+            "this database already has a relay key; give its secret with --secret-key-file or ${SECRET_ENV}"
+        );
+    }
+    let keys = Keys::generate();
+    write_key_file(&default, &keys)?;
+    eprintln!(
+        "generated a relay key; its secret is in {} (keep it private)",
+        default.display()
+    );
+    Ok(keys)
+}
+
+fn parse_secret(text: &str) -> Result<Keys> {
+    let secret = SecretKey::parse(text.trim())
+        .map_err(|_| anyhow::anyhow!("not a secret key (64 hex characters or nsec…)"))?;
+    Ok(Keys::new(secret))
+}
+
+fn read_key_file(path: &Path) -> Result<Keys> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} is readable by others (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_secret(&text).with_context(|| format!("the key in {}", path.display()))
+}
+
+fn write_key_file(path: &Path, keys: &Keys) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let nsec = keys
+        .secret_key()
+        .to_bech32()
+        .context("encoding the secret key")?;
+    writeln!(file, "{nsec}").with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("writing {}", path.display()))
+}
