@@ -21,6 +21,9 @@ pub enum Rejection {
     /// A NIP-29 kind arrived without its group tag.
     #[error("invalid: kind {kind} needs a group id in its `{tag}` tag")]
     MissingGroup { kind: u16, tag: &'static str },
+    /// More than one group tag: an event belongs to at most one group.
+    #[error("invalid: {count} `{tag}` tags; an event belongs to one group")]
+    ManyGroupTags { tag: &'static str, count: usize },
     /// The group id is empty or longer than the limit.
     #[error("invalid: group id of {len} bytes (allowed: 1..={limit})")]
     BadGroupId { len: usize, limit: usize },

@@ -43,5 +43,5 @@ pub use crate::event::{EventRef, TagRef};
 pub use crate::groups::GroupInfo;
 pub use crate::reads::{GroupScan, LogIter};
 pub use crate::store::{Prepared, Store, StoreOptions, Ticket};
-pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind};
+pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind, is_state_kind};
 pub use crate::writer::{AppendOutcome, CommitObserver, Committed};

@@ -1,0 +1,517 @@
+//! `highwater import`: events from a file or stdin, in file order, through the same
+//! write policy a relay applies, with every refusal accounted for.
+//!
+//! Records are read in batches bounded by count and by bytes (`input`); each batch is
+//! parsed (`parse`) and validated (id hash, signature, limits, group tag, duplicate
+//! index) on all cores, then decided in file order with the relay's `check_write`
+//! against the state of everything accepted before (`order`), and submitted to the
+//! store's writer while the next batch is validated. Everything acknowledged is
+//! durable, so a killed import loses nothing it reported, and re-running it finds the
+//! duplicates and carries on. Refusals go to the summary and to `--rejects`
+//! (`rejects`).
+
+mod input;
+mod order;
+mod parse;
+mod rejects;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use highwater_engine::EngineOptions;
+use highwater_projections::AccessPolicy;
+use highwater_store::{Limits, Prepared, Store, StoreOptions};
+use nostr::prelude::{Event, PublicKey};
+use rayon::prelude::*;
+
+pub(crate) use self::input::{Item, Records};
+pub(crate) use self::order::Pipeline;
+pub(crate) use self::parse::Refusal;
+use self::rejects::Rejects;
+use super::{Global, db, progress};
+
+/// Exit status: every record was imported or was already present.
+const EXIT_OK: u8 = 0;
+/// Exit status: some records were refused (the rest were imported).
+const EXIT_REFUSED: u8 = 1;
+/// Exit status: nothing in the input could be read as an event.
+const EXIT_UNREADABLE: u8 = 2;
+/// Exit status: the import could not run or stopped (database, options, I/O, --strict).
+pub(crate) const EXIT_ERROR: u8 = 3;
+
+/// How many refusals the summary prints with their line numbers.
+const SHOWN_REFUSALS: usize = 10;
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The relay's public key (hex or npub). Stored on first use; a different key later
+    /// is refused. Relay state events (39000–39003) signed by it are the relay's own;
+    /// without it, every 39000–39003 is refused.
+    #[arg(long, value_name = "KEY")]
+    relay_pubkey: Option<String>,
+    #[command(flatten)]
+    policy: db::PolicyArgs,
+    /// Keep signature and id checks but skip the write policy: for a relay's own log
+    /// that it already accepted (its database export).
+    #[arg(long)]
+    no_policy: bool,
+    /// Skip signature checks and the write policy (ids are still hashed): only for
+    /// highwater's own exports (`highwater export`) of a database you trust.
+    #[arg(long)]
+    trusted: bool,
+    /// Stop at the first refused record (reporting its line) instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// Which events to keep: `all`, or `nip29` (group events: NIP-29 kinds 9000–9030
+    /// and 39000–39009, and any event with an `h` tag; the rest are skipped and counted).
+    #[arg(long, value_enum, default_value_t = KindFilter::All, value_name = "WHICH")]
+    kinds: KindFilter,
+    /// Write every refused record as JSONL: {"line", "reason", "record"}.
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+    /// Most records validated and committed together.
+    #[arg(long, default_value_t = 16_384, value_name = "RECORDS")]
+    batch: usize,
+    /// Most bytes of input per batch, which bounds memory with large events.
+    #[arg(long, default_value_t = 32 << 20, value_name = "BYTES")]
+    batch_bytes: usize,
+    /// Largest event (encoded), except the relay's state events.
+    #[arg(long, default_value_t = Limits::default().max_event_bytes, value_name = "BYTES")]
+    max_event_bytes: usize,
+    /// Most tags of an event, except the relay's state events.
+    #[arg(long, default_value_t = Limits::default().max_tags, value_name = "N")]
+    max_tags: usize,
+    /// Largest relay state event (kinds 39000–39003, encoded): a 39002 lists every
+    /// member of a group.
+    #[arg(long, default_value_t = Limits::default().max_state_event_bytes, value_name = "BYTES")]
+    max_state_event_bytes: usize,
+    /// Most tags of a relay state event (kinds 39000–39003).
+    #[arg(long, default_value_t = Limits::default().max_state_tags, value_name = "N")]
+    max_state_tags: usize,
+    /// Longest group id.
+    #[arg(long, default_value_t = Limits::default().max_group_id_bytes, value_name = "BYTES")]
+    max_group_id_bytes: usize,
+    /// The input: JSONL, a JSON array, or `["EVENT", …]` lines, optionally gzipped;
+    /// `-` for stdin.
+    file: PathBuf,
+}
+
+/// Which events an import keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KindFilter {
+    /// Every event.
+    All,
+    /// Events that belong to a group.
+    Nip29,
+}
+
+impl KindFilter {
+    fn keeps(self, event: &Event) -> bool {
+        match self {
+            KindFilter::All => true,
+            KindFilter::Nip29 => {
+                let k = event.kind.as_u16();
+                (9_000..=9_030).contains(&k)
+                    || (39_000..=39_009).contains(&k)
+                    || event.tags.iter().any(|t| t.kind() == "h")
+            }
+        }
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options {
+    pub(crate) strict: bool,
+    pub(crate) kinds: KindFilter,
+    pub(crate) batch: usize,
+    pub(crate) batch_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            strict: false,
+            kinds: KindFilter::All,
+            batch: 16_384,
+            batch_bytes: 32 << 20,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub(crate) struct Summary {
+    /// Records read (blank lines excluded).
+    pub(crate) records: u64,
+    /// Records that were events.
+    pub(crate) events: u64,
+    pub(crate) accepted: u64,
+    pub(crate) duplicate: u64,
+    /// Left out by `--kinds`.
+    pub(crate) skipped: u64,
+    /// Refusals by category.
+    pub(crate) refused: BTreeMap<String, u64>,
+    /// The first few refusals: line and message.
+    pub(crate) first: Vec<(u64, String)>,
+    /// Why reading stopped before the end, if it did.
+    pub(crate) input_error: Option<String>,
+    /// Commits forced so that a decision would see the state before it.
+    pub(crate) flushes: u64,
+}
+
+impl Summary {
+    pub(crate) fn refused_total(&self) -> u64 {
+        self.refused.values().sum()
+    }
+
+    fn refuse(&mut self, line: u64, refusal: &Refusal) {
+        *self.refused.entry(refusal.category.clone()).or_default() += 1;
+        if self.first.len() < SHOWN_REFUSALS {
+            self.first.push((line, refusal.message.clone()));
+        }
+    }
+
+    /// The exit status this summary calls for.
+    pub(crate) fn exit_status(&self) -> u8 {
+        if self.events == 0 {
+            EXIT_UNREADABLE
+        } else if self.refused_total() > 0 || self.input_error.is_some() {
+            EXIT_REFUSED
+        } else {
+            EXIT_OK
+        }
+    }
+}
+
+pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
+    // Arguments and input first: a mistyped key or file name must not create a
+    // database or bind it to a relay key.
+    let relay = args
+        .relay_pubkey
+        .as_deref()
+        .map(|k| db::parse_pubkey(k).context("--relay-pubkey"))
+        .transpose()?;
+    let policy_options = args.policy.parse()?;
+    let limits = Limits {
+        max_event_bytes: args.max_event_bytes,
+        max_tags: args.max_tags,
+        max_group_id_bytes: args.max_group_id_bytes,
+        max_state_event_bytes: args.max_state_event_bytes,
+        max_state_tags: args.max_state_tags,
+    };
+    let stdin = args.file.as_os_str() == "-";
+    let (input, len): (Box<dyn std::io::Read>, Option<u64>) = if stdin {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let file = std::fs::File::open(&args.file)
+            .with_context(|| format!("opening {}", args.file.display()))?;
+        let len = file.metadata().map(|m| m.len()).ok();
+        (Box::new(file), len)
+    };
+    let named_gz = args.file.extension().is_some_and(|e| e == "gz");
+    let (mut records, read_bytes) = Records::open(input, named_gz, record_cap(&limits))
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let mut rejects = args.rejects.as_deref().map(Rejects::create).transpose()?;
+
+    let store = db::open_store_with(
+        global,
+        StoreOptions {
+            trusted: args.trusted,
+            limits,
+            ..StoreOptions::default()
+        },
+    )?;
+    match &relay {
+        Some(key) => db::set_relay_key(&store, key)?,
+        None if db::relay_key(&store)?.is_none() => eprintln!(
+            "warning: no relay key for this database; relay state events (39000–39003) will be {} (pass --relay-pubkey)",
+            if args.no_policy || args.trusted {
+                "ignored by the projections"
+            } else {
+                "refused"
+            }
+        ),
+        None => {}
+    }
+    db::set_policy(&store, &policy_options)?;
+    let opened = db::open_with(store.clone(), EngineOptions::default())?;
+    let policy = (!args.no_policy && !args.trusted)
+        .then(|| db::policy(&store).map(|p| AccessPolicy::new(opened.groups.clone(), p)))
+        .transpose()?;
+
+    let bar = match len {
+        Some(len) => progress::bytes(len),
+        None => progress::spinner("records"),
+    };
+    bar.set_message("importing");
+    let started = Instant::now();
+    let before = store.head();
+    let options = Options {
+        strict: args.strict,
+        kinds: args.kinds,
+        batch: args.batch,
+        batch_bytes: args.batch_bytes,
+    };
+    let summary = import(
+        &store,
+        policy.as_ref(),
+        &mut records,
+        &options,
+        rejects.as_mut(),
+        &|lines| {
+            if len.is_some() {
+                bar.set_position(read_bytes.load(std::sync::atomic::Ordering::Relaxed));
+            } else {
+                bar.set_position(lines);
+            }
+        },
+    );
+    bar.finish_and_clear();
+    if let Some(rejects) = rejects {
+        rejects.finish()?;
+    }
+    let summary = summary?;
+    drop(policy);
+    drop(opened);
+    print_summary(
+        &summary,
+        started.elapsed().as_secs_f64(),
+        before,
+        store.head(),
+    );
+    let status = summary.exit_status();
+    if status == EXIT_UNREADABLE {
+        eprintln!(
+            "error: no event could be read from {} (expected JSONL, a JSON array of events, or [\"EVENT\", …] lines, optionally gzipped)",
+            args.file.display()
+        );
+    }
+    Ok(ExitCode::from(status))
+}
+
+/// The longest record kept in memory: the largest event any kind may have, with room
+/// for JSON's escapes. Anything longer is refused after reading no more than this.
+pub(crate) fn record_cap(limits: &Limits) -> usize {
+    limits.max_any_event_bytes() + limits.max_any_event_bytes() / 4 + 4_096
+}
+
+fn print_summary(summary: &Summary, secs: f64, before: u64, after: u64) {
+    let refused = summary.refused_total();
+    let skipped = if summary.skipped > 0 {
+        format!(", {} skipped by --kinds", summary.skipped)
+    } else {
+        String::new()
+    };
+    println!(
+        "imported {} events ({} already present, {refused} refused{skipped}) in {secs:.2} s — {:.0} events/s; log head {before} → {after}",
+        summary.accepted,
+        summary.duplicate,
+        summary.accepted as f64 / secs.max(1e-9),
+    );
+    for (category, n) in &summary.refused {
+        println!("  refused, {category}: {n}");
+    }
+    if !summary.first.is_empty() {
+        println!("first refusals:");
+        for (line, message) in &summary.first {
+            println!("  line {line}: {message}");
+        }
+        if refused > summary.first.len() as u64 {
+            println!("  … every refusal with its line: --rejects FILE");
+        }
+    }
+    if let Some(error) = &summary.input_error {
+        println!("reading stopped early: {error}");
+    }
+}
+
+/// One record of a batch, through parsing and validation.
+enum Stage {
+    Event(Box<Event>),
+    /// The event, moved into the batch handed to validation.
+    Validated,
+    Refused(Refusal),
+    Skipped,
+}
+
+/// Imports `records` in order. With `policy`, each event is decided by it against the
+/// state of everything accepted before it; refusals are counted and, with `rejects`,
+/// written out. `--strict` stops at the first refusal, with everything before it
+/// committed.
+pub(crate) fn import(
+    store: &Store,
+    policy: Option<&AccessPolicy>,
+    records: &mut Records,
+    options: &Options,
+    mut rejects: Option<&mut Rejects>,
+    progress: &dyn Fn(u64),
+) -> Result<Summary> {
+    let limits = store.options().limits;
+    let mut summary = Summary::default();
+    let mut pipeline = Pipeline::new(store, policy, 2);
+    let mut batch: Vec<Item> = Vec::new();
+    loop {
+        batch.clear();
+        let mut bytes = 0usize;
+        while batch.len() < options.batch.max(1) && bytes < options.batch_bytes.max(1) {
+            match records.next_item() {
+                Ok(Some(item)) => {
+                    if let Item::Record { bytes: b, .. } = &item {
+                        bytes += b.len();
+                    }
+                    batch.push(item);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    summary.input_error = Some(format!(
+                        "after line {}: {error}",
+                        batch.last().map_or(0, Item::line)
+                    ));
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        summary.records += batch.len() as u64;
+        let stages: Vec<Stage> = batch
+            .par_iter()
+            .map(|item| match item {
+                Item::Record { bytes, .. } => match parse::event(bytes) {
+                    Ok(event) if options.kinds.keeps(&event) => Stage::Event(Box::new(event)),
+                    Ok(_) => Stage::Skipped,
+                    Err(refusal) => Stage::Refused(refusal),
+                },
+                Item::Oversized { size, .. } => Stage::Refused(parse::oversized(*size, &limits)),
+                Item::Malformed { message, .. } => {
+                    Stage::Refused(Refusal::new("not JSON", message.clone()))
+                }
+            })
+            .collect();
+        let stop = decide(
+            store,
+            &mut pipeline,
+            &batch,
+            stages,
+            options.strict,
+            &mut summary,
+            &mut rejects,
+        )?;
+        pipeline.submit()?;
+        progress(batch.last().map_or(0, Item::line));
+        if let Some((line, message)) = stop {
+            pipeline.flush()?;
+            bail!(
+                "line {line}: {message} (--strict stops here; the {} events before it are committed)",
+                pipeline.acked.appended
+            );
+        }
+        if summary.input_error.is_some() {
+            break;
+        }
+    }
+    pipeline.flush()?;
+    summary.accepted = pipeline.acked.appended;
+    summary.duplicate += pipeline.acked.duplicate;
+    summary.flushes = pipeline.flushes;
+    tracing::info!(
+        flushes = summary.flushes,
+        "commits forced so that a decision sees a state change before it"
+    );
+    Ok(summary)
+}
+
+/// Validates a batch's events together and decides each in order. Returns the refusal
+/// that stops a strict import.
+fn decide(
+    store: &Store,
+    pipeline: &mut Pipeline<'_>,
+    batch: &[Item],
+    stages: Vec<Stage>,
+    strict: bool,
+    summary: &mut Summary,
+    rejects: &mut Option<&mut Rejects>,
+) -> Result<Option<(u64, String)>> {
+    let mut events: Vec<Event> = Vec::new();
+    let stages: Vec<Stage> = stages
+        .into_iter()
+        .map(|s| match s {
+            Stage::Event(e) => {
+                events.push(*e);
+                Stage::Validated
+            }
+            other => other,
+        })
+        .collect();
+    summary.events += events.len() as u64;
+    pipeline.begin_validation();
+    let mut prepared = store.prepare_all(&events).into_iter();
+    let mut events = events.iter();
+    for (item, stage) in batch.iter().zip(stages) {
+        let line = item.line();
+        let refusal = match stage {
+            Stage::Skipped => {
+                summary.skipped += 1;
+                continue;
+            }
+            Stage::Refused(refusal) => refusal,
+            Stage::Event(_) | Stage::Validated => {
+                let (Some(event), Some(p)) = (events.next(), prepared.next()) else {
+                    bail!("validation lost an event at line {line}");
+                };
+                match p {
+                    Ok(Prepared::Duplicate(_)) => {
+                        summary.duplicate += 1;
+                        continue;
+                    }
+                    Err(error) => parse::store_refusal(&error, event.kind.as_u16()),
+                    Ok(Prepared::Ready(p)) => match pipeline.decide(event, p)? {
+                        order::Decision::Queued => {
+                            warn_malformed_p(line, event);
+                            continue;
+                        }
+                        order::Decision::Duplicate => {
+                            summary.duplicate += 1;
+                            continue;
+                        }
+                        order::Decision::Refused(refusal) => refusal,
+                    },
+                }
+            }
+        };
+        summary.refuse(line, &refusal);
+        if let Some(rejects) = rejects.as_deref_mut() {
+            rejects.write(line, &refusal, item)?;
+        }
+        if strict {
+            return Ok(Some((line, refusal.message)));
+        }
+    }
+    Ok(None)
+}
+
+/// Warns, once per imported event, about `p` tags the projections will ignore (the
+/// folds themselves stay quiet: they run again on every catch-up, rebuild and verify).
+fn warn_malformed_p(line: u64, event: &Event) {
+    let kind = event.kind.as_u16();
+    if !matches!(kind, 9_000 | 9_001 | 39_001 | 39_002) {
+        return;
+    }
+    for tag in event.tags.iter().filter(|t| t.kind() == "p") {
+        let value = tag.content();
+        if value.and_then(|v| PublicKey::from_hex(v).ok()).is_none() {
+            tracing::warn!(
+                line,
+                kind,
+                ?value,
+                "a `p` tag without a valid pubkey; the projections ignore it"
+            );
+        }
+    }
+}
