@@ -126,7 +126,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
 }
 
 /// Names of the rows, in order; `.ci/bench-smoke` checks that each one is printed.
-pub(crate) const ROW_NAMES: [&str; 11] = [
+pub(crate) const ROW_NAMES: [&str; 12] = [
     "bulk import, trusted",
     "bulk import, verified",
     "8 threads × single-event durable appends",
@@ -138,6 +138,7 @@ pub(crate) const ROW_NAMES: [&str; 11] = [
     "open + first answer after restart",
     "resident memory for 1M memberships",
     "hot can_write, median",
+    "bulk import, verified, with policy",
 ];
 
 /// Everything the phases share.
@@ -185,6 +186,16 @@ fn measure(args: &BenchArgs, work: &Path) -> Result<Vec<Row>> {
     };
     let mut peer = open_peer(work)?;
     let (trusted, verified, pass) = bench.import_rows(peer.as_mut())?;
+    let policy = Row::new(
+        ROW_NAMES[11],
+        pass.policy.rate(),
+        "events/s",
+        Goal::RatioAtLeast(0.9),
+    )
+    .against(
+        "bulk import, verified, without the policy",
+        pass.verified.rate(),
+    );
     let peer_sequential = peer_sequential(work, &bench.workload)?;
     let append = bench.append_row()?;
     let engine = bench.engine_rows(peer.as_ref(), &pass, peer_sequential)?;
@@ -204,6 +215,7 @@ fn measure(args: &BenchArgs, work: &Path) -> Result<Vec<Row>> {
         first,
         memory,
         engine.hot_write,
+        policy,
     ])
 }
 

@@ -427,6 +427,31 @@ pub(crate) fn import(
     Ok(summary)
 }
 
+/// Validates `events` as one batch (all cores) and decides each in order through
+/// `pipeline`, then submits what was accepted: the import without reading a file, for
+/// the bench. Returns how many were refused.
+pub(crate) fn decide_events(
+    store: &Store,
+    pipeline: &mut Pipeline<'_>,
+    events: &[Event],
+) -> Result<u64> {
+    pipeline.begin_validation();
+    let mut refused = 0;
+    for (event, prepared) in events.iter().zip(store.prepare_all(events)) {
+        match prepared {
+            Ok(Prepared::Ready(p)) => {
+                if let order::Decision::Refused(_) = pipeline.decide(event, p)? {
+                    refused += 1;
+                }
+            }
+            Ok(Prepared::Duplicate(_)) => {}
+            Err(_) => refused += 1,
+        }
+    }
+    pipeline.submit()?;
+    Ok(refused)
+}
+
 /// Validates a batch's events together and decides each in order. Returns the refusal
 /// that stops a strict import.
 fn decide(
