@@ -12,7 +12,10 @@ mod support;
 use std::io::Write as _;
 use std::path::Path;
 
-use nostr::prelude::{Event, ToBech32};
+use highwater_engine::{Engine, EngineOptions};
+use highwater_projections::{Groups, Nip29Config};
+use highwater_store::{AppendOutcome, Store, StoreOptions};
+use nostr::prelude::{Event, Timestamp, ToBech32};
 use serde_json::Value;
 
 use support::{RELAY_PUBKEY, Sandbox, key, path_str, relay, sign, write_events};
@@ -553,6 +556,33 @@ fn a_relay_39002_of_30000_members_imports_with_default_limits() {
     let (code, stdout, stderr) = import(&db, &file, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(json(&db.show("big"))["member_count"], 30_000);
+
+    // What `render` makes of the group, signed by the relay, is accepted by the store
+    // with its default limits.
+    let store = Store::open(&db.path, StoreOptions::default()).expect("open");
+    let mut builder = Engine::builder(store.clone(), EngineOptions::default());
+    let groups = Groups::register(
+        &mut builder,
+        Nip29Config::new(relay.public_key().to_bytes()),
+    )
+    .expect("register");
+    let _engine = builder.build().expect("engine");
+    let rendered = groups
+        .render_signed("big", &relay, Timestamp::from_secs(AT + 10))
+        .expect("render");
+    let members = rendered
+        .iter()
+        .find(|e| e.kind.as_u16() == 39_002)
+        .expect("a 39002");
+    assert!(members.tags.len() > 30_000);
+    for event in &rendered {
+        let outcome = store.append(event);
+        assert!(
+            matches!(outcome, Ok(AppendOutcome::Appended(_))),
+            "kind {}: {outcome:?}",
+            event.kind
+        );
+    }
 }
 
 #[test]
