@@ -22,7 +22,7 @@ use highwater_store::{
 use nostr::prelude::Event;
 use rayon::prelude::*;
 
-use super::super::import::{Pipeline, decide_events};
+use super::super::import::{Pipeline, import_events};
 use super::peer::{self, Peer};
 use super::say;
 use super::workload::{TARGET_EVENTS, TARGET_TAIL, Workload};
@@ -227,12 +227,7 @@ pub(super) fn import_pass(
 /// Imports `events` through the write policy, as `highwater import` does, and waits
 /// until it is durable. Returns how many were refused.
 fn import_policed(store: &Store, pipeline: &mut Pipeline<'_>, events: &[Event]) -> Result<u64> {
-    let mut refused = 0;
-    for chunk in events.chunks(BATCH) {
-        refused += decide_events(store, pipeline, chunk)?;
-    }
-    pipeline.flush()?;
-    Ok(refused)
+    import_events(store, pipeline, events, BATCH)
 }
 
 /// Imports a window into the peer. Only its first events are timed (it is slow); of the

@@ -58,7 +58,7 @@ impl<R: Read> Read for Counting<R> {
 
 /// The records of an input, in order.
 pub(crate) struct Records {
-    inner: Box<dyn BufRead>,
+    inner: Box<dyn BufRead + Send>,
     layout: Layout,
     gzip: bool,
     cap: usize,
@@ -87,7 +87,7 @@ impl Records {
     /// skips a BOM and decides the layout. `cap` is the longest record kept in memory.
     /// The returned counter follows the raw bytes read.
     pub(crate) fn open(
-        input: impl Read + 'static,
+        input: impl Read + Send + 'static,
         named_gz: bool,
         cap: usize,
     ) -> Result<(Self, Arc<AtomicU64>)> {
@@ -102,7 +102,7 @@ impl Records {
             bail!("the file is named .gz but is not gzip-compressed (no gzip magic bytes)");
         }
         let raw = io::Cursor::new(magic).chain(raw);
-        let mut plain: Box<dyn Read> = if gzip {
+        let mut plain: Box<dyn Read + Send> = if gzip {
             Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 20, raw)))
         } else {
             Box::new(raw)
@@ -115,7 +115,7 @@ impl Records {
         }
         let (layout, consumed, lines) = detect(&start);
         start.drain(..consumed);
-        let inner: Box<dyn BufRead> = Box::new(BufReader::with_capacity(
+        let inner: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(
             1 << 20,
             io::Cursor::new(start).chain(plain),
         ));
@@ -303,7 +303,7 @@ fn detect(start: &[u8]) -> (Layout, usize, u64) {
 /// Reads one line (without its `\n`) into `buf`, keeping at most `cap` bytes; returns
 /// the line's full length, or `None` at the end of the input.
 fn read_line_capped(
-    reader: &mut Box<dyn BufRead>,
+    reader: &mut Box<dyn BufRead + Send>,
     buf: &mut Vec<u8>,
     cap: usize,
 ) -> io::Result<Option<u64>> {

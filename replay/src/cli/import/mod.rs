@@ -24,7 +24,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use highwater_engine::EngineOptions;
 use highwater_projections::AccessPolicy;
-use highwater_store::{Limits, Prepared, Store, StoreOptions};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use highwater_store::{Limits, Prepared, Store, StoreError, StoreOptions};
 use nostr::prelude::{Event, PublicKey};
 use rayon::prelude::*;
 
@@ -205,7 +207,7 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         max_state_tags: args.max_state_tags,
     };
     let stdin = args.file.as_os_str() == "-";
-    let (input, len): (Box<dyn std::io::Read>, Option<u64>) = if stdin {
+    let (input, len): (Box<dyn std::io::Read + Send>, Option<u64>) = if stdin {
         (Box::new(std::io::stdin()), None)
     } else {
         let file = std::fs::File::open(&args.file)
@@ -332,17 +334,97 @@ fn print_summary(summary: &Summary, secs: f64, before: u64, after: u64) {
 
 /// One record of a batch, through parsing and validation.
 enum Stage {
-    Event(Box<Event>),
-    /// The event, moved into the batch handed to validation.
-    Validated,
+    /// An event, at this index of the batch's events.
+    Event(usize),
     Refused(Refusal),
     Skipped,
+}
+
+/// A batch of records, parsed and validated (off the deciding thread).
+struct Validated {
+    items: Vec<Item>,
+    stages: Vec<Stage>,
+    events: Vec<Event>,
+    prepared: Vec<Result<Prepared, StoreError>>,
+    /// The last batch the writer had acknowledged before the duplicate index was read.
+    acked: u64,
+    input_error: Option<String>,
+}
+
+/// Reads the next batch of records (bounded by count and bytes), parses them and
+/// validates the events together. `None` at the end of the input.
+fn validate_next(
+    store: &Store,
+    records: &mut Records,
+    options: &Options,
+    acked: &AtomicU64,
+) -> Option<Validated> {
+    let limits = store.options().limits;
+    let mut items: Vec<Item> = Vec::new();
+    let mut bytes = 0usize;
+    let mut input_error = None;
+    while items.len() < options.batch.max(1) && bytes < options.batch_bytes.max(1) {
+        match records.next_item() {
+            Ok(Some(item)) => {
+                if let Item::Record { bytes: b, .. } = &item {
+                    bytes += b.len();
+                }
+                items.push(item);
+            }
+            Ok(None) => break,
+            Err(error) => {
+                input_error = Some(format!(
+                    "after line {}: {error}",
+                    items.last().map_or(0, Item::line)
+                ));
+                break;
+            }
+        }
+    }
+    if items.is_empty() && input_error.is_none() {
+        return None;
+    }
+    let parsed: Vec<Result<Option<Event>, Refusal>> = items
+        .par_iter()
+        .map(|item| match item {
+            Item::Record { bytes, .. } => {
+                parse::event(bytes).map(|e| options.kinds.keeps(&e).then_some(e))
+            }
+            Item::Oversized { size, .. } => Err(parse::oversized(*size, &limits)),
+            Item::Malformed { message, .. } => Err(Refusal::new("not JSON", message.clone())),
+        })
+        .collect();
+    let mut events = Vec::new();
+    let stages = parsed
+        .into_iter()
+        .map(|p| match p {
+            Ok(Some(event)) => {
+                events.push(event);
+                Stage::Event(events.len() - 1)
+            }
+            Ok(None) => Stage::Skipped,
+            Err(refusal) => Stage::Refused(refusal),
+        })
+        .collect();
+    let acked = acked.load(Ordering::Acquire);
+    let prepared = store.prepare_all(&events);
+    Some(Validated {
+        items,
+        stages,
+        events,
+        prepared,
+        acked,
+        input_error,
+    })
 }
 
 /// Imports `records` in order. With `policy`, each event is decided by it against the
 /// state of everything accepted before it; refusals are counted and, with `rejects`,
 /// written out. `--strict` stops at the first refusal, with everything before it
 /// committed.
+///
+/// Reading, parsing and validating (signatures) run one batch ahead on another thread,
+/// so that the CPU keeps working while a decision waits for a commit.
 pub(crate) fn import(
     store: &Store,
     policy: Option<&AccessPolicy>,
@@ -351,71 +433,45 @@ pub(crate) fn import(
     mut rejects: Option<&mut Rejects>,
     progress: &dyn Fn(u64),
 ) -> Result<Summary> {
-    let limits = store.options().limits;
     let mut summary = Summary::default();
     let mut pipeline = Pipeline::new(store, policy, 2);
-    let mut batch: Vec<Item> = Vec::new();
-    loop {
-        batch.clear();
-        let mut bytes = 0usize;
-        while batch.len() < options.batch.max(1) && bytes < options.batch_bytes.max(1) {
-            match records.next_item() {
-                Ok(Some(item)) => {
-                    if let Item::Record { bytes: b, .. } = &item {
-                        bytes += b.len();
-                    }
-                    batch.push(item);
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    summary.input_error = Some(format!(
-                        "after line {}: {error}",
-                        batch.last().map_or(0, Item::line)
-                    ));
+    let acked = pipeline.acked_batch();
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded::<Validated>(1);
+        let acked = &acked;
+        scope.spawn(move || {
+            while let Some(validated) = validate_next(store, records, options, acked) {
+                let last = validated.input_error.is_some();
+                if tx.send(validated).is_err() || last {
                     break;
                 }
             }
+        });
+        for validated in rx {
+            summary.records += validated.items.len() as u64;
+            if let Some(error) = &validated.input_error {
+                summary.input_error = Some(error.clone());
+            }
+            let last_line = validated.items.last().map_or(0, Item::line);
+            let stop = decide(
+                &mut pipeline,
+                validated,
+                options.strict,
+                &mut summary,
+                &mut rejects,
+            )?;
+            pipeline.submit()?;
+            progress(last_line);
+            if let Some((line, message)) = stop {
+                pipeline.flush()?;
+                bail!(
+                    "line {line}: {message} (--strict stops here; the {} events before it are committed)",
+                    pipeline.acked.appended
+                );
+            }
         }
-        if batch.is_empty() {
-            break;
-        }
-        summary.records += batch.len() as u64;
-        let stages: Vec<Stage> = batch
-            .par_iter()
-            .map(|item| match item {
-                Item::Record { bytes, .. } => match parse::event(bytes) {
-                    Ok(event) if options.kinds.keeps(&event) => Stage::Event(Box::new(event)),
-                    Ok(_) => Stage::Skipped,
-                    Err(refusal) => Stage::Refused(refusal),
-                },
-                Item::Oversized { size, .. } => Stage::Refused(parse::oversized(*size, &limits)),
-                Item::Malformed { message, .. } => {
-                    Stage::Refused(Refusal::new("not JSON", message.clone()))
-                }
-            })
-            .collect();
-        let stop = decide(
-            store,
-            &mut pipeline,
-            &batch,
-            stages,
-            options.strict,
-            &mut summary,
-            &mut rejects,
-        )?;
-        pipeline.submit()?;
-        progress(batch.last().map_or(0, Item::line));
-        if let Some((line, message)) = stop {
-            pipeline.flush()?;
-            bail!(
-                "line {line}: {message} (--strict stops here; the {} events before it are committed)",
-                pipeline.acked.appended
-            );
-        }
-        if summary.input_error.is_some() {
-            break;
-        }
-    }
+        Ok(())
+    })?;
     pipeline.flush()?;
     summary.accepted = pipeline.acked.appended;
     summary.duplicate += pipeline.acked.duplicate;
@@ -427,58 +483,70 @@ pub(crate) fn import(
     Ok(summary)
 }
 
-/// Validates `events` as one batch (all cores) and decides each in order through
-/// `pipeline`, then submits what was accepted: the import without reading a file, for
-/// the bench. Returns how many were refused.
-pub(crate) fn decide_events(
+/// Validates `events` in chunks of `batch` (all cores, one chunk ahead on another
+/// thread) and decides each in order through `pipeline`, then waits until everything
+/// accepted is durable: the import without reading a file, for the bench. Returns how
+/// many were refused.
+pub(crate) fn import_events(
     store: &Store,
     pipeline: &mut Pipeline<'_>,
     events: &[Event],
+    batch: usize,
 ) -> Result<u64> {
-    pipeline.begin_validation();
+    let acked = pipeline.acked_batch();
     let mut refused = 0;
-    for (event, prepared) in events.iter().zip(store.prepare_all(events)) {
-        match prepared {
-            Ok(Prepared::Ready(p)) => {
-                if let order::Decision::Refused(_) = pipeline.decide(event, p)? {
-                    refused += 1;
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let acked = &acked;
+        scope.spawn(move || {
+            for chunk in events.chunks(batch.max(1)) {
+                let seen = acked.load(Ordering::Acquire);
+                if tx.send((chunk, seen, store.prepare_all(chunk))).is_err() {
+                    break;
                 }
             }
-            Ok(Prepared::Duplicate(_)) => {}
-            Err(_) => refused += 1,
+        });
+        for (chunk, seen, prepared) in rx {
+            pipeline.begin_validation(seen);
+            for (event, prepared) in chunk.iter().zip(prepared) {
+                match prepared {
+                    Ok(Prepared::Ready(p)) => {
+                        if let order::Decision::Refused(_) = pipeline.decide(event, p)? {
+                            refused += 1;
+                        }
+                    }
+                    Ok(Prepared::Duplicate(_)) => {}
+                    Err(_) => refused += 1,
+                }
+            }
+            pipeline.submit()?;
         }
-    }
-    pipeline.submit()?;
+        Ok(())
+    })?;
+    pipeline.flush()?;
     Ok(refused)
 }
 
-/// Validates a batch's events together and decides each in order. Returns the refusal
-/// that stops a strict import.
+/// Decides a validated batch in order. Returns the refusal that stops a strict import.
 fn decide(
-    store: &Store,
     pipeline: &mut Pipeline<'_>,
-    batch: &[Item],
-    stages: Vec<Stage>,
+    validated: Validated,
     strict: bool,
     summary: &mut Summary,
     rejects: &mut Option<&mut Rejects>,
 ) -> Result<Option<(u64, String)>> {
-    let mut events: Vec<Event> = Vec::new();
-    let stages: Vec<Stage> = stages
-        .into_iter()
-        .map(|s| match s {
-            Stage::Event(e) => {
-                events.push(*e);
-                Stage::Validated
-            }
-            other => other,
-        })
-        .collect();
+    let Validated {
+        items,
+        stages,
+        events,
+        prepared,
+        acked,
+        ..
+    } = validated;
     summary.events += events.len() as u64;
-    pipeline.begin_validation();
-    let mut prepared = store.prepare_all(&events).into_iter();
-    let mut events = events.iter();
-    for (item, stage) in batch.iter().zip(stages) {
+    pipeline.begin_validation(acked);
+    let mut prepared = prepared.into_iter();
+    for (item, stage) in items.iter().zip(stages) {
         let line = item.line();
         let refusal = match stage {
             Stage::Skipped => {
@@ -486,8 +554,8 @@ fn decide(
                 continue;
             }
             Stage::Refused(refusal) => refusal,
-            Stage::Event(_) | Stage::Validated => {
-                let (Some(event), Some(p)) = (events.next(), prepared.next()) else {
+            Stage::Event(index) => {
+                let (Some(event), Some(p)) = (events.get(index), prepared.next()) else {
                     bail!("validation lost an event at line {line}");
                 };
                 match p {

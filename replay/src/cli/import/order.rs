@@ -18,6 +18,8 @@
 //! other state change makes the whole group wait.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use highwater_engine::Kinds;
@@ -132,7 +134,7 @@ pub(crate) struct Acked {
 /// policy.
 pub(crate) struct Pipeline<'a> {
     store: &'a Store,
-    policy: Option<(&'a AccessPolicy, std::sync::Arc<Folded>)>,
+    policy: Option<(&'a AccessPolicy, Arc<Folded>)>,
     /// Batches submitted and not yet acknowledged, with their number.
     in_flight: VecDeque<(u64, Ticket)>,
     /// Decided, not yet submitted.
@@ -141,8 +143,9 @@ pub(crate) struct Pipeline<'a> {
     /// copy of one is a duplicate even if validation, which read the index earlier,
     /// did not see it.
     recent: HashMap<[u8; 32], u64>,
-    /// The last batch acknowledged (batches are acknowledged in order).
-    acked_batch: u64,
+    /// The last batch acknowledged (batches are acknowledged in order), shared with
+    /// the thread that validates ahead.
+    acked_batch: Arc<AtomicU64>,
     pending: HashMap<Box<str>, Pending>,
     /// The number the queued batch will carry.
     batch: u64,
@@ -176,11 +179,11 @@ impl<'a> Pipeline<'a> {
     pub(crate) fn new(store: &'a Store, policy: Option<&'a AccessPolicy>, depth: usize) -> Self {
         Self {
             store,
-            policy: policy.map(|p| (p, std::sync::Arc::new(Folded::of(p)))),
+            policy: policy.map(|p| (p, Arc::new(Folded::of(p)))),
             in_flight: VecDeque::new(),
             queued: Vec::new(),
             recent: HashMap::new(),
-            acked_batch: 0,
+            acked_batch: Arc::new(AtomicU64::new(0)),
             pending: HashMap::new(),
             batch: 1,
             depth,
@@ -262,10 +265,16 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Call before validating the next records: what is committed by now is in the
-    /// duplicate index that validation reads, so only the rest is remembered.
-    pub(crate) fn begin_validation(&mut self) {
-        let acked = self.acked_batch;
+    /// The number of the last batch acknowledged: read it just before validating
+    /// records, and pass it to [`Pipeline::begin_validation`] before deciding them.
+    pub(crate) fn acked_batch(&self) -> Arc<AtomicU64> {
+        self.acked_batch.clone()
+    }
+
+    /// Call before deciding records validated when `acked` was the last batch
+    /// acknowledged: what was committed by then is in the duplicate index validation
+    /// read, so only the rest is remembered.
+    pub(crate) fn begin_validation(&mut self, acked: u64) {
         self.recent.retain(|_, batch| *batch > acked);
     }
 
@@ -305,7 +314,7 @@ impl<'a> Pipeline<'a> {
                 AppendOutcome::Duplicate(_) => self.acked.duplicate += 1,
             }
         }
-        self.acked_batch = batch;
+        self.acked_batch.store(batch, Ordering::Release);
         self.pending.retain(|_, p| p.batch > batch);
         Ok(())
     }
