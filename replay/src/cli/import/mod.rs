@@ -45,6 +45,10 @@ const EXIT_UNREADABLE: u8 = 2;
 /// Exit status: the import could not run or stopped (database, options, I/O, --strict).
 pub(crate) const EXIT_ERROR: u8 = 3;
 
+/// Validated batches waiting for their decisions (besides the one being validated):
+/// room to keep validating through a run of forced commits, within the memory budget.
+const LOOKAHEAD: usize = 2;
+
 /// How many refusals the summary prints with their line numbers.
 const SHOWN_REFUSALS: usize = 10;
 
@@ -437,7 +441,7 @@ pub(crate) fn import(
     let mut pipeline = Pipeline::new(store, policy, 2);
     let acked = pipeline.acked_batch();
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = crossbeam_channel::bounded::<Validated>(1);
+        let (tx, rx) = crossbeam_channel::bounded::<Validated>(LOOKAHEAD);
         let acked = &acked;
         scope.spawn(move || {
             while let Some(validated) = validate_next(store, records, options, acked) {
@@ -496,7 +500,7 @@ pub(crate) fn import_events(
     let acked = pipeline.acked_batch();
     let mut refused = 0;
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (tx, rx) = crossbeam_channel::bounded(LOOKAHEAD);
         let acked = &acked;
         scope.spawn(move || {
             for chunk in events.chunks(batch.max(1)) {
