@@ -83,7 +83,7 @@ pub(crate) struct ImportArgs {
     #[arg(long, default_value_t = 16_384, value_name = "RECORDS")]
     batch: usize,
     /// Most bytes of input per batch, which bounds memory with large events.
-    #[arg(long, default_value_t = 32 << 20, value_name = "BYTES")]
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
     batch_bytes: usize,
     /// Largest event (encoded), except the relay's state events.
     #[arg(long, default_value_t = Limits::default().max_event_bytes, value_name = "BYTES")]
@@ -144,7 +144,7 @@ impl Default for Options {
             strict: false,
             kinds: KindFilter::All,
             batch: 16_384,
-            batch_bytes: 32 << 20,
+            batch_bytes: 16 << 20,
         }
     }
 }
