@@ -209,7 +209,9 @@ fn prepare_checked(store: &Store, event: &Event) -> Option<highwater_store::Prep
                 Rejection::BadSignature => assert!(!event.verify_signature()),
                 Rejection::TooManyTags { count, limit } => assert!(count > limit),
                 Rejection::TooLarge { size, limit } => assert!(size > limit),
-                Rejection::MissingGroup { .. } | Rejection::BadGroupId { .. } => {
+                Rejection::MissingGroup { .. }
+                | Rejection::BadGroupId { .. }
+                | Rejection::ManyGroupTags { .. } => {
                     assert!(group_of(event, &limits).is_err());
                 }
                 other => panic!("unknown rejection {other}"),
