@@ -188,10 +188,11 @@ fn prepare_checked(store: &Store, event: &Event) -> Option<highwater_store::Prep
                 store.options().trusted || event.verify_signature(),
                 "accepted a bad signature"
             );
-            assert!(event.tags.len() <= limits.max_tags);
+            let (max_bytes, max_tags) = limits.for_kind(event.kind.as_u16());
+            assert!(event.tags.len() <= max_tags);
             let group = group_of(event, &limits).expect("accepted a bad group tag");
             assert_eq!(prepared.group(), group.as_deref());
-            assert!(prepared.encoded_len() <= limits.max_event_bytes);
+            assert!(prepared.encoded_len() <= max_bytes);
             Some(prepared)
         }
         Ok(Prepared::Duplicate(seq)) => {
@@ -208,7 +209,9 @@ fn prepare_checked(store: &Store, event: &Event) -> Option<highwater_store::Prep
                 Rejection::BadSignature => assert!(!event.verify_signature()),
                 Rejection::TooManyTags { count, limit } => assert!(count > limit),
                 Rejection::TooLarge { size, limit } => assert!(size > limit),
-                Rejection::MissingGroup { .. } | Rejection::BadGroupId { .. } => {
+                Rejection::MissingGroup { .. }
+                | Rejection::BadGroupId { .. }
+                | Rejection::ManyGroupTags { .. } => {
                     assert!(group_of(event, &limits).is_err());
                 }
                 other => panic!("unknown rejection {other}"),

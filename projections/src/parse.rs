@@ -90,7 +90,9 @@ pub(crate) fn each_p<'a, T: TagView<'a>>(
         if let Some(pubkey) = tag.at(1).and_then(parse_pubkey) {
             f(pubkey, tag);
         } else {
-            tracing::warn!(kind, value = ?tag.at(1), "ignoring a `p` tag without a valid pubkey");
+            // Debug, not warn: a fold runs again on every catch-up, rebuild and verify,
+            // and per projection; the write path (import) warns once per event.
+            tracing::debug!(kind, value = ?tag.at(1), "ignoring a `p` tag without a valid pubkey");
         }
     }
 }

@@ -69,6 +69,9 @@ pub enum Rejection {
     /// A group kind without its group tag.
     #[error("invalid: missing group id (`h` tag)")]
     MissingGroup,
+    /// More than one `h` tag: an event belongs to one group.
+    #[error("invalid: more than one group id (`h` tag)")]
+    ManyGroups,
     /// The group does not exist, or is hidden from this author.
     #[error("invalid: group not found")]
     GroupNotFound,
@@ -130,6 +133,7 @@ impl Rejection {
     pub fn prefix(&self) -> &'static str {
         match self {
             Rejection::MissingGroup
+            | Rejection::ManyGroups
             | Rejection::GroupNotFound
             | Rejection::NotMember
             | Rejection::ManyParents
@@ -397,12 +401,11 @@ impl AccessPolicy {
                 Err(Rejection::RelayOnly)
             };
         }
-        let group = event
-            .tags
-            .iter()
-            .find(|t| t.kind() == "h")
-            .and_then(|t| t.content())
-            .filter(|g| !g.is_empty());
+        let mut h = event.tags.iter().filter(|t| t.kind() == "h");
+        let group = h.next().and_then(|t| t.content()).filter(|g| !g.is_empty());
+        if h.next().is_some() {
+            return Err(Rejection::ManyGroups);
+        }
         let Some(group) = group else {
             let group_kind = (kind::PUT_USER..=kind::LEAVE_REQUEST).contains(&k);
             return if group_kind {
@@ -490,6 +493,7 @@ mod tests {
     fn every_message_starts_with_its_prefix() {
         let all = [
             Rejection::MissingGroup,
+            Rejection::ManyGroups,
             Rejection::GroupNotFound,
             Rejection::AlreadyExists,
             Rejection::NotAuthorised,

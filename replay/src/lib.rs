@@ -4,10 +4,13 @@
 //! - [`generate`]: the deterministic NIP-29 workload generator behind `highwater generate`.
 //! - [`bench`]: the benchmark harness behind `highwater bench` — every row, its
 //!   baselines and the report.
+//! - [`import`]: the importer behind `highwater import` (formats, the write policy in
+//!   file order, refusals).
 //! - [`progress`]: progress bars on stderr, shared by the commands and the harness.
 
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod generate;
+pub mod import;
 pub mod progress;

@@ -37,6 +37,14 @@ pub enum Rejection {
         /// The tag that must carry the group id (`h`, or `d` for 39000–39003).
         tag: &'static str,
     },
+    /// More than one group tag: an event belongs to at most one group.
+    #[error("invalid: {count} `{tag}` tags; an event belongs to one group")]
+    ManyGroupTags {
+        /// The group tag (`h`, or `d` for 39000–39003).
+        tag: &'static str,
+        /// How many the event carries.
+        count: usize,
+    },
     /// The group id is empty or longer than the limit.
     #[error("invalid: group id of {len} bytes (allowed: 1..={limit})")]
     BadGroupId {

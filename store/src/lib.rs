@@ -59,7 +59,7 @@ pub use crate::event::{EventRef, TagRef};
 pub use crate::groups::GroupInfo;
 pub use crate::reads::{GroupScan, LogIter};
 pub use crate::store::{Pipeline, Prepared, Store, StoreOptions, Ticket};
-pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind};
+pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind, is_state_kind};
 pub use crate::writer::{AppendOutcome, CommitObserver, Committed};
 /// LMDB's error types (from heed), the sources a [`StoreError`] carries.
 pub use heed::{Error as LmdbError, MdbError};

@@ -5,7 +5,10 @@ use nostr::prelude::Event;
 use crate::codec::{self, Record};
 use crate::error::{Rejection, StoreError};
 
-/// Limits applied to every incoming event. The defaults are those of common relays.
+/// Limits applied to every incoming event. The defaults are those of common relays for
+/// ordinary events; the relay's group state events (39000–39003) have their own, larger
+/// limits, because a relay's 39002 lists every member of a group in one event (a group
+/// of 30,000 members is about 2.5 MB and 30,000 `p` tags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest encoded event, in bytes (the encoded record is a little smaller than the
@@ -15,6 +18,10 @@ pub struct Limits {
     pub max_tags: usize,
     /// Longest group id, in bytes.
     pub max_group_id_bytes: usize,
+    /// Largest encoded group state event (kinds 39000–39003), in bytes.
+    pub max_state_event_bytes: usize,
+    /// Most tags of a group state event (kinds 39000–39003).
+    pub max_state_tags: usize,
 }
 
 impl Default for Limits {
@@ -23,8 +30,34 @@ impl Default for Limits {
             max_event_bytes: 128 * 1024,
             max_tags: 2_000,
             max_group_id_bytes: 255,
+            max_state_event_bytes: 16 * 1024 * 1024,
+            max_state_tags: 150_000,
         }
     }
+}
+
+impl Limits {
+    /// The size limit (bytes) and tag limit that apply to events of `kind`.
+    pub fn for_kind(&self, kind: u16) -> (usize, usize) {
+        if is_state_kind(kind) {
+            (
+                self.max_state_event_bytes.max(self.max_event_bytes),
+                self.max_state_tags.max(self.max_tags),
+            )
+        } else {
+            (self.max_event_bytes, self.max_tags)
+        }
+    }
+
+    /// The largest event of any kind, in bytes.
+    pub fn max_any_event_bytes(&self) -> usize {
+        self.max_event_bytes.max(self.max_state_event_bytes)
+    }
+}
+
+/// Whether `kind` is one of the relay's group state events (39000–39003).
+pub fn is_state_kind(kind: u16) -> bool {
+    (39_000..=39_003).contains(&kind)
 }
 
 /// An event that passed validation and is encoded, ready for the writer.
@@ -68,19 +101,31 @@ pub fn group_tag_for_kind(kind: u16) -> (&'static str, bool) {
 
 /// The group id an event is indexed under, or the rejection for a missing or bad one.
 ///
+/// An event belongs to at most one group: more than one group tag (`h`, or `d` for the
+/// state events), even a bare `["h"]` beside a real one, is refused rather than letting
+/// the first one win.
+///
 /// # Errors
 ///
 /// A [`Rejection`](crate::Rejection) when the kind needs a group id and the tag is
-/// missing, empty or too long.
+/// missing, empty or too long, or when there is more than one group tag.
 pub fn group_of(event: &Event, limits: &Limits) -> Result<Option<Box<str>>, Rejection> {
     let kind = event.kind.as_u16();
     let (tag, required) = group_tag_for_kind(kind);
-    let value = event
+    let mut named = event
         .tags
         .iter()
         .map(nostr::prelude::Tag::as_slice)
-        .find(|t| t.first().map(String::as_str) == Some(tag))
-        .and_then(|t| t.get(1));
+        .filter(|t| t.first().map(String::as_str) == Some(tag));
+    let first = named.next();
+    let more = named.count();
+    if more > 0 {
+        return Err(Rejection::ManyGroupTags {
+            tag,
+            count: more + 1,
+        });
+    }
+    let value = first.and_then(|t| t.get(1));
     match value {
         Some(id) if id.is_empty() || id.len() > limits.max_group_id_bytes => {
             Err(Rejection::BadGroupId {
@@ -100,11 +145,12 @@ pub(crate) fn check_and_encode(
     event: &Event,
     limits: &Limits,
 ) -> Result<PreparedEvent, StoreError> {
+    let (max_bytes, max_tags) = limits.for_kind(event.kind.as_u16());
     let tags = event.tags.len();
-    if tags > limits.max_tags {
+    if tags > max_tags {
         return Err(Rejection::TooManyTags {
             count: tags,
-            limit: limits.max_tags,
+            limit: max_tags,
         }
         .into());
     }
@@ -115,10 +161,10 @@ pub(crate) fn check_and_encode(
             .iter()
             .map(|t| t.as_slice().iter().map(String::len).sum::<usize>())
             .sum::<usize>();
-    if approx > limits.max_event_bytes {
+    if approx > max_bytes {
         return Err(Rejection::TooLarge {
             size: approx,
-            limit: limits.max_event_bytes,
+            limit: max_bytes,
         }
         .into());
     }
@@ -136,10 +182,10 @@ pub(crate) fn check_and_encode(
         content: event.content.clone(),
     };
     let bytes = codec::encode_record(&record)?;
-    if bytes.len() > limits.max_event_bytes {
+    if bytes.len() > max_bytes {
         return Err(Rejection::TooLarge {
             size: bytes.len(),
-            limit: limits.max_event_bytes,
+            limit: max_bytes,
         }
         .into());
     }

@@ -253,6 +253,7 @@ fn limited_store(dir: &Path) -> Store {
                 max_event_bytes: 2_000,
                 max_tags: 10,
                 max_group_id_bytes: 16,
+                ..Limits::default()
             },
             ..StoreOptions::default()
         },

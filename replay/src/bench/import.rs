@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use highwater_engine::EngineOptions;
+use highwater_projections::{AccessPolicy, Policy};
 use highwater_store::{
     AppendOutcome, CommitObserver, Committed, Prepared, PreparedEvent, RawLog, Store, StoreOptions,
     Ticket,
@@ -23,6 +25,7 @@ use rayon::prelude::*;
 use super::peer::{self, Peer};
 use super::say;
 use super::workload::{TARGET_EVENTS, TARGET_TAIL, Workload};
+use crate::import::{Pipeline, import_events};
 
 /// Events validated and submitted together.
 pub(super) const BATCH: usize = 16_384;
@@ -85,6 +88,11 @@ pub(super) struct ImportPass {
     pub(super) raw: Meter,
     pub(super) trusted: Meter,
     pub(super) verified: Meter,
+    /// Verified import through the relay's write policy, as `highwater import` does it.
+    pub(super) policy: Meter,
+    /// Events the policy refused, and the commits it forced.
+    pub(super) policy_refused: u64,
+    pub(super) policy_flushes: u64,
     pub(super) verify_only: Meter,
     pub(super) peer: Meter,
     /// Diagnostics: what the trusted import's validation alone costs (id hash, encoding,
@@ -112,6 +120,16 @@ pub(super) fn import_pass(
     let commits = Arc::new(Commits::default());
     let observer = store.add_observer(commits.clone());
     let verifying = Store::open(work.join("verified"), StoreOptions::default())?;
+    // Verified, through the relay's write policy: the engine folds what the decisions
+    // read, as `highwater import` does.
+    let policed_db = super::reads::open(
+        &work.join("policy"),
+        workload.relay,
+        EngineOptions::default(),
+    )?;
+    let policed = policed_db.store.clone();
+    let policy = AccessPolicy::new(policed_db.groups.clone(), Policy::default());
+    let mut pipeline = Pipeline::new(&policed, Some(&policy), IN_FLIGHT - 1);
     let head = &target[..TARGET_EVENTS - TARGET_TAIL];
     let total = workload.events + head.len() as u64;
     let mut done = 0u64;
@@ -139,6 +157,10 @@ pub(super) fn import_pass(
         pass.verified.add(window.len(), started.elapsed());
 
         let started = Instant::now();
+        pass.policy_refused += import_policed(&policed, &mut pipeline, &window)?;
+        pass.policy.add(window.len(), started.elapsed());
+
+        let started = Instant::now();
         if !window.par_iter().all(Event::verify_signature) {
             bail!("the workload has an event with a bad signature");
         }
@@ -146,25 +168,8 @@ pub(super) fn import_pass(
 
         done += window.len() as u64;
         if let Some(peer) = peer.as_deref_mut() {
-            // Last, because the peer takes the window. Only its first events are timed
-            // (it is slow); of the rest it gets what the membership row queries.
-            let mut window = window;
-            let timed_left =
-                usize::try_from(peer::TIMED.saturating_sub(pass.peer.events)).unwrap_or(usize::MAX);
-            let rest = window.split_off(timed_left.min(window.len()));
-            if !window.is_empty() {
-                let n = window.len();
-                let started = Instant::now();
-                peer.import_concurrent(window, peer::CONCURRENCY)?;
-                pass.peer.add(n, started.elapsed());
-            }
-            let rest: Vec<Event> = rest
-                .into_iter()
-                .filter(|e| peer::MEMBERSHIP_KINDS.contains(&e.kind.as_u16()))
-                .collect();
-            if !rest.is_empty() {
-                peer.import_concurrent(rest, peer::FILL)?;
-            }
+            // Last, because the peer takes the window.
+            feed_peer(peer, window, &mut pass.peer)?;
         }
         if last_report.elapsed() > Duration::from_secs(10) || done == total {
             last_report = Instant::now();
@@ -204,11 +209,47 @@ pub(super) fn import_pass(
         to_f64(appended) / to_f64(pass.trusted_commits.max(1) as u64),
         pass.encode.rate()
     ));
+    pass.policy_flushes = pipeline.flushes;
+    say(format_args!(
+        "  with the write policy: {} of {} events refused, {} commits forced by state changes",
+        pass.policy_refused, total, pass.policy_flushes
+    ));
+    drop(pipeline);
+    drop(policy);
+    drop((policed_db, policed));
     drop((scratch, raw, verifying));
-    for dir in ["scratch", "raw", "verified"] {
+    for dir in ["scratch", "raw", "verified", "policy"] {
         std::fs::remove_dir_all(work.join(dir)).with_context(|| format!("removing {dir}"))?;
     }
     Ok(pass)
+}
+
+/// Imports `events` through the write policy, as `highwater import` does, and waits
+/// until it is durable. Returns how many were refused.
+fn import_policed(store: &Store, pipeline: &mut Pipeline<'_>, events: &[Event]) -> Result<u64> {
+    import_events(store, pipeline, events, BATCH)
+}
+
+/// Imports a window into the peer. Only its first events are timed (it is slow); of the
+/// rest it gets what the membership row queries.
+fn feed_peer(peer: &mut Peer, mut window: Vec<Event>, meter: &mut Meter) -> Result<()> {
+    let timed_left =
+        usize::try_from(peer::TIMED.saturating_sub(meter.events)).unwrap_or(usize::MAX);
+    let rest = window.split_off(timed_left.min(window.len()));
+    if !window.is_empty() {
+        let n = window.len();
+        let started = Instant::now();
+        peer.import_concurrent(window, peer::CONCURRENCY)?;
+        meter.add(n, started.elapsed());
+    }
+    let rest: Vec<Event> = rest
+        .into_iter()
+        .filter(|e| peer::MEMBERSHIP_KINDS.contains(&e.kind.as_u16()))
+        .collect();
+    if !rest.is_empty() {
+        peer.import_concurrent(rest, peer::FILL)?;
+    }
+    Ok(())
 }
 
 /// The records the store would write for `events` (for the raw baseline).

@@ -142,7 +142,7 @@ pub fn freshness_writer(dir: &Path) -> Result<()> {
 }
 
 /// Names of the rows, in order; `.ci/bench-smoke` checks that each one is printed.
-pub const ROW_NAMES: [&str; 12] = [
+pub const ROW_NAMES: [&str; 13] = [
     "bulk import, trusted",
     "bulk import, verified",
     "8 threads × single-event durable appends",
@@ -154,6 +154,7 @@ pub const ROW_NAMES: [&str; 12] = [
     "open + first answer after restart",
     "resident memory for 1M memberships",
     "hot can_write, median",
+    "bulk import, verified, with policy",
     "cross-process freshness, p99",
 ];
 
@@ -202,6 +203,16 @@ fn measure(args: &Options, work: &Path) -> Result<Vec<Row>> {
     };
     let mut peer = open_peer(work)?;
     let (trusted, verified, pass) = bench.import_rows(peer.as_mut())?;
+    let policy = Row::new(
+        ROW_NAMES[11],
+        pass.policy.rate(),
+        "events/s",
+        Goal::RatioAtLeast(0.9),
+    )
+    .against(
+        "bulk import, verified, without the policy",
+        pass.verified.rate(),
+    );
     let peer_sequential = peer_sequential(work, &bench.workload)?;
     let append = bench.append_row()?;
     let engine = bench.engine_rows(peer.as_ref(), &pass, peer_sequential)?;
@@ -222,6 +233,7 @@ fn measure(args: &Options, work: &Path) -> Result<Vec<Row>> {
         first,
         memory,
         engine.hot_write,
+        policy,
         fresh,
     ])
 }
@@ -408,7 +420,7 @@ impl Bench<'_> {
         Ok(Row::new(
             format!(
                 "{} ({} appends by another process, p50 {:.0} µs)",
-                ROW_NAMES[11],
+                ROW_NAMES[12],
                 f.events,
                 f.p50.as_secs_f64() * 1e6
             ),

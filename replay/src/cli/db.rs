@@ -1,32 +1,135 @@
-//! Opening the database: the store, the relay key it was created with, and the engine
-//! with the four NIP-29 projections.
+//! Opening the database: the store, the configuration stored in it (the relay key and
+//! the write policy's options), and the engine with the four NIP-29 projections.
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use highwater_engine::{Engine, EngineOptions};
-use highwater_projections::{Groups, Nip29Config};
+use highwater_projections::{Groups, Nip29Config, Policy};
 use highwater_store::{Store, StoreOptions};
-use nostr::prelude::PublicKey;
+use nostr::prelude::{PublicKey, SecretKey};
+use serde::{Deserialize, Serialize};
 
 use super::Global;
 
 /// The setting under which the relay's public key (hex) is stored.
 const RELAY_KEY: &str = "relay_pubkey";
 
+/// The setting under which the write policy's options are stored (JSON, see
+/// [`StoredPolicy`]).
+const POLICY: &str = "policy";
+
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
-    /// The relay's public key (64 hex characters): its snapshot events (39000–39003)
-    /// are the only ones trusted.
-    #[arg(long, value_name = "HEX")]
+    /// The relay's public key (hex or npub): its snapshot events (39000–39003) are the
+    /// only ones trusted.
+    #[arg(long, value_name = "KEY")]
     relay_pubkey: String,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// The options of the relay's write policy, as `init` and `import` take them. Each one
+/// given is stored on first use; a later command giving a different value is refused.
+#[derive(Debug, Default, Args)]
+pub(crate) struct PolicyArgs {
+    /// A relay admin besides the relay key (hex or npub; repeat for several). All of
+    /// them are stored as one list.
+    #[arg(long = "relay-admin", value_name = "KEY")]
+    relay_admins: Vec<String>,
+    /// Relay admins keep their powers in private groups.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    admins_manage_private: Option<bool>,
+    /// Anyone may read groups that are neither private nor hidden.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    open_reads: Option<bool>,
+    /// Non-members may post to open, public, unrestricted groups.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    auto_join: Option<bool>,
+}
+
+/// The stored form of the policy options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredPolicy {
+    relay_admins: Vec<String>,
+    admins_manage_private: bool,
+    open_reads: bool,
+    auto_join: bool,
+}
+
+impl StoredPolicy {
+    #[expect(
+        clippy::field_reassign_with_default,
+        reason = "options added to `Policy` later keep their defaults"
+    )]
+    fn to_policy(&self) -> Result<Policy> {
+        let relay_admins = self
+            .relay_admins
+            .iter()
+            .map(|k| Ok(parse_pubkey(k)?.to_bytes()))
+            .collect::<Result<_>>()?;
+        // Field by field, so that options added to `Policy` later keep their defaults.
+        let mut policy = Policy::default();
+        policy.relay_admins = relay_admins;
+        policy.admins_manage_private = self.admins_manage_private;
+        policy.open_reads = self.open_reads;
+        policy.auto_join = self.auto_join;
+        Ok(policy)
+    }
+}
+
+/// Policy options parsed from the command line: only what was given.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PolicyOptions {
+    relay_admins: Option<Vec<String>>,
+    admins_manage_private: Option<bool>,
+    open_reads: Option<bool>,
+    auto_join: Option<bool>,
+}
+
+impl PolicyArgs {
+    /// Checks the keys; nothing is stored yet.
+    pub(crate) fn parse(&self) -> Result<PolicyOptions> {
+        let relay_admins = if self.relay_admins.is_empty() {
+            None
+        } else {
+            let mut keys = self
+                .relay_admins
+                .iter()
+                .map(|k| parse_pubkey(k).map(|k| k.to_hex()).context("--relay-admin"))
+                .collect::<Result<Vec<_>>>()?;
+            keys.sort_unstable();
+            keys.dedup();
+            Some(keys)
+        };
+        Ok(PolicyOptions {
+            relay_admins,
+            admins_manage_private: self.admins_manage_private,
+            open_reads: self.open_reads,
+            auto_join: self.auto_join,
+        })
+    }
 }
 
 pub(crate) fn init(global: &Global, args: &InitArgs) -> Result<ExitCode> {
-    let store = open_store(global, false)?;
-    let key = parse_pubkey(&args.relay_pubkey)?;
-    set_relay_key(&store, &key)?;
+    // Everything is checked before the directory is created, and a failure after that
+    // removes what this command created: a failed `init` leaves nothing behind.
+    let key = parse_pubkey(&args.relay_pubkey).context("--relay-pubkey")?;
+    let options = args.policy.parse()?;
+    let created = !global.db.exists();
+    let result = (|| {
+        let store = open_store(global, false)?;
+        set_relay_key(&store, &key)?;
+        set_policy(&store, &options)
+    })();
+    if let Err(error) = result {
+        if created {
+            let _ = std::fs::remove_dir_all(&global.db);
+        }
+        return Err(error);
+    }
     println!(
         "initialised {} with relay key {}",
         global.db.display(),
@@ -35,20 +138,44 @@ pub(crate) fn init(global: &Global, args: &InitArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn parse_pubkey(hex: &str) -> Result<PublicKey> {
-    PublicKey::from_hex(hex.trim())
-        .with_context(|| format!("{hex:?} is not a public key (64 hex characters)"))
+/// A public key given as 64 hex characters or as an `npub`.
+pub(crate) fn parse_pubkey(text: &str) -> Result<PublicKey> {
+    let text = text.trim();
+    if text.starts_with("nsec") {
+        bail!(
+            "{text:?} is a secret key (nsec); a public key is expected here (64 hex characters or npub1…)"
+        );
+    }
+    PublicKey::parse(text).map_err(|e| {
+        anyhow!("{text:?} is not a public key: expected 64 hex characters or an npub1… key ({e})")
+    })
+}
+
+/// A secret key given as 64 hex characters or as an `nsec`.
+pub(crate) fn parse_secret_key(text: &str) -> Result<SecretKey> {
+    let text = text.trim();
+    if text.starts_with("npub") {
+        bail!(
+            "{text:?} is a public key (npub); a secret key is expected here (64 hex characters or nsec1…)"
+        );
+    }
+    SecretKey::parse(text)
+        .map_err(|_| anyhow!("not a secret key: expected 64 hex characters or an nsec1… key"))
 }
 
 pub(crate) fn open_store(global: &Global, trusted: bool) -> Result<Store> {
-    Store::open(
-        &global.db,
+    open_store_with(
+        global,
         StoreOptions {
             trusted,
             ..StoreOptions::default()
         },
     )
-    .with_context(|| format!("opening the database at {}", global.db.display()))
+}
+
+pub(crate) fn open_store_with(global: &Global, options: StoreOptions) -> Result<Store> {
+    Store::open(&global.db, options)
+        .with_context(|| format!("opening the database at {}", global.db.display()))
 }
 
 /// The store of an existing database, opened read-only: no writer thread, nothing
@@ -97,6 +224,73 @@ pub(crate) fn set_relay_key(store: &Store, key: &PublicKey) -> Result<()> {
             String::from_utf8_lossy(&existing),
             key.to_hex()
         ),
+    }
+}
+
+fn stored_policy(store: &Store) -> Result<Option<StoredPolicy>> {
+    let Some(bytes) = store.setting(POLICY)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        serde_json::from_slice(&bytes).context("the stored policy options are not readable")?,
+    ))
+}
+
+/// The write policy stored in the database (the defaults when none is stored).
+pub(crate) fn policy(store: &Store) -> Result<Policy> {
+    stored_policy(store)?.unwrap_or_default().to_policy()
+}
+
+/// Stores the policy options on first use (the defaults for those not given). Later,
+/// an option given with a value other than the stored one is refused, naming it: the
+/// events already imported were judged under the stored options.
+pub(crate) fn set_policy(store: &Store, options: &PolicyOptions) -> Result<()> {
+    let Some(stored) = stored_policy(store)? else {
+        let d = StoredPolicy::default();
+        let first = StoredPolicy {
+            relay_admins: options.relay_admins.clone().unwrap_or_default(),
+            admins_manage_private: options
+                .admins_manage_private
+                .unwrap_or(d.admins_manage_private),
+            open_reads: options.open_reads.unwrap_or(d.open_reads),
+            auto_join: options.auto_join.unwrap_or(d.auto_join),
+        };
+        first.to_policy()?;
+        return Ok(store.set_setting(POLICY, &serde_json::to_vec(&first)?)?);
+    };
+    let mut differ = Vec::new();
+    if let Some(admins) = &options.relay_admins
+        && *admins != stored.relay_admins
+    {
+        differ.push(format!(
+            "--relay-admin: stored [{}], given [{}]",
+            stored.relay_admins.join(", "),
+            admins.join(", ")
+        ));
+    }
+    let flags = [
+        (
+            "--admins-manage-private",
+            options.admins_manage_private,
+            stored.admins_manage_private,
+        ),
+        ("--open-reads", options.open_reads, stored.open_reads),
+        ("--auto-join", options.auto_join, stored.auto_join),
+    ];
+    for (flag, given, stored) in flags {
+        if let Some(given) = given
+            && given != stored
+        {
+            differ.push(format!("{flag}: stored {stored}, given {given}"));
+        }
+    }
+    if differ.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "this database was set up with other policy options ({}); the events in it were judged under the stored ones — use another --db, or leave the option out to use the stored value",
+            differ.join("; ")
+        )
     }
 }
 

@@ -1,20 +1,22 @@
 //! `highwater demo`: the end-to-end run on a fresh machine, with timings.
 
-use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use highwater_engine::EngineOptions;
+use highwater_projections::AccessPolicy;
 use highwater_store::{Store, StoreOptions};
 
 use super::{Global, db, generate, import, inspect, progress};
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Where the workload and the database go (emptied first).
+    /// Where the workload and the database go. It must be new, empty, or a previous
+    /// demo's (marked by a `.highwater-demo` file); nothing else is ever deleted or
+    /// overwritten. The database goes to `--db` when that is given.
     #[arg(long, default_value = "./highwater-demo")]
     dir: PathBuf,
     /// Events to generate.
@@ -38,14 +40,55 @@ impl Timings {
     }
 }
 
-pub(crate) fn run(_global: &Global, args: &DemoArgs) -> Result<ExitCode> {
-    let db_dir = args.dir.join("highwater.lmdb");
+/// The file that marks a directory (and a database) as made by `demo`.
+const MARKER: &str = ".highwater-demo";
+
+/// Whether `dir` may be used by the demo: absent, empty, or marked as a demo's own.
+fn claimable(dir: &Path) -> Result<bool> {
+    if !dir.exists() {
+        return Ok(true);
+    }
+    if dir.join(MARKER).is_file() {
+        return Ok(true);
+    }
+    let mut entries =
+        std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    Ok(entries.next().is_none())
+}
+
+/// Makes `dir` (if needed) and marks it as the demo's.
+fn claim(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by `highwater demo`; a later demo may replace what is here\n",
+    )
+    .with_context(|| format!("marking {}", dir.display()))
+}
+
+pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
+    // `--db` (or HIGHWATER_DB) is honoured: the database goes there instead of --dir.
+    let db_dir = if global.db == Path::new(super::DEFAULT_DB) {
+        args.dir.join("highwater.lmdb")
+    } else {
+        global.db.clone()
+    };
+    for dir in [&args.dir, &db_dir] {
+        if !claimable(dir)? {
+            bail!(
+                "{} is not empty and not a previous demo's (no {MARKER} file in it); the demo never deletes or overwrites what it did not make — pass a new or empty --dir{}",
+                dir.display(),
+                if dir == &db_dir { " and --db" } else { "" }
+            );
+        }
+    }
+    claim(&args.dir)?;
     if db_dir.exists() {
+        // A previous demo's database (checked above): replaced.
         std::fs::remove_dir_all(&db_dir)
             .with_context(|| format!("clearing {}", db_dir.display()))?;
     }
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
+    claim(&db_dir)?;
     eprintln!(
         "highwater demo: {} events over {} groups in {}",
         args.events,
@@ -163,23 +206,30 @@ fn generate_and_import(
     db::set_relay_key(&store, &db::parse_pubkey(&relay)?)?;
     let file = std::fs::File::open(&workload)
         .with_context(|| format!("opening {}", workload.display()))?;
+    let (mut records, read) =
+        import::Records::open(file, false, import::record_cap(&store.options().limits))?;
     let bar = progress::bytes(size);
     bar.set_message("importing");
+    let db = db::open_with(store.clone(), EngineOptions::default())?;
+    let policy = AccessPolicy::new(db.groups.clone(), db::policy(&store)?);
     let summary = import::import(
         &store,
-        BufReader::with_capacity(1 << 20, file),
-        false,
-        16_384,
-        &|b, _| bar.set_position(b),
+        Some(&policy),
+        &mut records,
+        &import::Options::default(),
+        None,
+        &|_| bar.set_position(read.load(std::sync::atomic::Ordering::Relaxed)),
     )?;
+    drop(policy);
+    drop(db);
     bar.finish_and_clear();
-    let rejected: u64 = summary.rejected.values().sum();
+    let refused = summary.refused_total();
     let secs = started.elapsed().as_secs_f64();
     t.add(
-        "import (verified)",
+        "import (verified, policy)",
         started,
         format!(
-            "{} accepted, {} duplicate, {rejected} rejected — {:.0} events/s",
+            "{} accepted, {} duplicate, {refused} refused by the relay's rules — {:.0} events/s",
             summary.accepted,
             summary.duplicate,
             summary.accepted as f64 / secs.max(1e-9)

@@ -20,9 +20,9 @@ pub(crate) struct GenerateArgs {
     /// Seed: the same seed gives the same bytes.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
-    /// The relay's secret key (hex) to sign its own events with; derived from the seed
-    /// if absent. The relay's public key is printed.
-    #[arg(long, value_name = "HEX")]
+    /// The relay's secret key (hex or nsec) to sign its own events with; derived from
+    /// the seed if absent. The relay's public key is printed.
+    #[arg(long, value_name = "KEY")]
     pub(crate) relay_key: Option<String>,
     /// Output file, or `-` for stdout.
     pub(crate) file: PathBuf,
@@ -30,17 +30,15 @@ pub(crate) struct GenerateArgs {
 
 /// Writes the workload to `file`; returns the relay's public key (hex) and the count.
 pub(crate) fn write(args: &GenerateArgs) -> Result<(String, usize)> {
-    let relay_secret = match &args.relay_key {
-        Some(hex) => {
-            let bytes = hex::decode(hex.trim()).context("--relay-key is not hex")?;
-            Some(
-                <[u8; 32]>::try_from(bytes.as_slice())
-                    .ok()
-                    .context("--relay-key must be 32 bytes (64 hex characters)")?,
-            )
-        }
-        None => None,
-    };
+    let relay_secret = args
+        .relay_key
+        .as_deref()
+        .map(|k| {
+            super::db::parse_secret_key(k)
+                .context("--relay-key")
+                .map(|k| k.to_secret_bytes())
+        })
+        .transpose()?;
     let spec = highwater_replay::generate::WorkloadSpec {
         groups: args.groups,
         events: args.events,

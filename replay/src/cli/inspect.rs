@@ -127,8 +127,22 @@ pub(crate) fn show_json(view: GroupView, head: u64) -> Result<ShowJson> {
     })
 }
 
+/// A group with no events in the log is not a group of this database.
+fn no_such_group(db: &db::Db, group: &str) -> Option<ExitCode> {
+    if db.store.group(group).is_some() {
+        return None;
+    }
+    eprintln!(
+        "error: no such group {group:?}: no event of it in this database (list them with `highwater groups`)"
+    );
+    Some(ExitCode::FAILURE)
+}
+
 pub(crate) fn show(global: &Global, args: &ShowArgs) -> Result<ExitCode> {
     let db = db::open(global)?;
+    if let Some(code) = no_such_group(&db, &args.group) {
+        return Ok(code);
+    }
     let view = db
         .groups
         .view(&db.engine, &args.group)
@@ -293,6 +307,11 @@ pub(crate) fn verify_all(db: &db::Db, only: Option<&str>) -> Result<Vec<(String,
 
 pub(crate) fn verify(global: &Global, args: &VerifyArgs) -> Result<ExitCode> {
     let db = db::open(global)?;
+    if let Some(group) = &args.group
+        && let Some(code) = no_such_group(&db, group)
+    {
+        return Ok(code);
+    }
     let started = Instant::now();
     let groups = if args.group.is_some() {
         1

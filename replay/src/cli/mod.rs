@@ -5,6 +5,7 @@ mod db;
 mod demo;
 mod export;
 mod generate;
+mod groups;
 mod import;
 mod inspect;
 mod relay;
@@ -38,6 +39,9 @@ pub(crate) struct Cli {
     command: Command,
 }
 
+/// Where the database is when neither `--db` nor `HIGHWATER_DB` says.
+pub(crate) const DEFAULT_DB: &str = "./highwater.lmdb";
+
 #[derive(Debug, Args)]
 pub(crate) struct Global {
     /// The database directory (`init` and `import` create it; other commands need it).
@@ -45,7 +49,7 @@ pub(crate) struct Global {
         long,
         global = true,
         env = "HIGHWATER_DB",
-        default_value = "./highwater.lmdb"
+        default_value = DEFAULT_DB
     )]
     pub(crate) db: PathBuf,
     /// More logging (-v info, -vv debug, -vvv trace); `RUST_LOG` overrides.
@@ -55,17 +59,33 @@ pub(crate) struct Global {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a database and store the relay's public key.
+    /// Create a database and store the relay's public key and write-policy options.
     #[command(
         after_help = "Example:\n  highwater init --relay-pubkey 3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"
     )]
     Init(db::InitArgs),
-    /// Import NIP-01 events from JSONL (one event per line), in file order.
+    /// Import events in file order through the relay's write policy.
+    ///
+    /// Each event is decided as a relay decides it (`AccessPolicy::check_write` with the
+    /// stored relay key and policy options), against the state left by every event
+    /// accepted before it; a refused event is not written and is counted by its NIP-01
+    /// `OK` message. Relay state events (39000–39003) signed by the relay key are the
+    /// relay's own. Join requests (9021) get no synthesized answer: the relay's 9000s
+    /// are in the dump. --no-policy keeps signature checks but skips the policy (a
+    /// relay's own export); --trusted skips signatures and the policy (highwater's own
+    /// exports only).
+    ///
+    /// Input: JSONL, a JSON array of events, or `["EVENT", {…}]` / `["EVENT", "<sub>",
+    /// {…}]` lines; BOM, CRLF and blank lines accepted; gzip detected by magic bytes.
     #[command(
-        after_help = "Examples:\n  highwater import --relay-pubkey <HEX> export.jsonl\n  nak req -k 9000 wss://relay | highwater import -\n  highwater import --strict --trusted highwater-export.jsonl"
+        after_help = "Exit status:\n  0  every event imported or already present\n  1  some records refused (the rest imported), or the input ended early\n  2  nothing in the input could be read as an event, or bad usage\n  3  the import could not run or stopped (database, options, file, --strict)\n\nExamples:\n  highwater import --relay-pubkey <KEY> --rejects rejects.jsonl export.jsonl\n  nak req -k 9000 wss://relay | highwater import -\n  highwater import --kinds nip29 strfry-export.jsonl.gz\n  highwater import --strict --trusted highwater-export.jsonl"
     )]
     Import(import::ImportArgs),
-    /// Show one group's state (fully loaded), as a table or JSON.
+    /// List every group: id, state, members, events, head.
+    #[command(after_help = "Examples:\n  highwater groups\n  highwater groups --json")]
+    Groups(groups::GroupsArgs),
+    /// Show one group's state (fully loaded), as a table or JSON. A group with no
+    /// events in the database exits 1 with "no such group".
     #[command(after_help = "Example:\n  highwater show --group pizza --json")]
     Show(inspect::ShowArgs),
     /// Rebuild projections from sequence 1 and write fresh checkpoints.
@@ -109,7 +129,13 @@ pub(crate) fn main() -> ExitCode {
     init_tracing(cli.global.verbose);
     let result = match cli.command {
         Command::Init(args) => db::init(&cli.global, &args),
-        Command::Import(args) => import::run(&cli.global, &args),
+        Command::Import(args) => {
+            return import::run(&cli.global, &args).unwrap_or_else(|error| {
+                eprintln!("error: {}", one_line(&error));
+                ExitCode::from(import::EXIT_ERROR)
+            });
+        }
+        Command::Groups(args) => groups::run(&cli.global, &args),
         Command::Show(args) => inspect::show(&cli.global, &args),
         Command::Replay(args) => inspect::replay(&cli.global, &args),
         Command::Verify(args) => inspect::verify(&cli.global, &args),
@@ -168,5 +194,7 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: in a log file or a pipe they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -137,13 +137,18 @@ impl Db {
         highwater(&all)
     }
 
-    /// `import --relay-pubkey RELAY FILE [EXTRA]`, which must succeed; its summary.
+    /// `import --relay-pubkey RELAY FILE [EXTRA]`, which must run to the end: exit 0,
+    /// or 1 when it refused something. Its summary.
     #[track_caller]
     pub fn import(&self, file: &Path, extra: &[&str]) -> Summary {
         let mut args = vec!["import", "--relay-pubkey", RELAY_PUBKEY];
         args.extend_from_slice(extra);
         args.push(path_str(file));
-        Summary::parse(&self.run(&args).ok())
+        let run = self.run(&args);
+        let summary = Summary::parse(&run.stdout);
+        let expected = i32::from(summary.rejected > 0);
+        assert_eq!(run.status.code(), Some(expected), "{run}");
+        summary
     }
 
     /// `status --json`.

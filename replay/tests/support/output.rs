@@ -123,16 +123,22 @@ fn is_pubkey(v: &Value) -> bool {
 pub struct Summary {
     pub accepted: u64,
     pub duplicate: u64,
+    /// Records refused (by validation or by the write policy).
     pub rejected: u64,
+    /// Records left out by `--kinds`.
+    pub skipped: u64,
     pub head_before: u64,
     pub head_after: u64,
-    /// Rejections per cause.
+    /// Refusals per category.
     pub causes: BTreeMap<String, u64>,
+    /// The first refusals the summary lists: (line, message).
+    pub first: Vec<(u64, String)>,
 }
 
 impl Summary {
-    /// Parses `imported A events (D duplicate, R rejected) in … — …; log head B → H`
-    /// and the `  rejected, CAUSE: N` lines after it.
+    /// Parses `imported A events (D already present, R refused[, S skipped by --kinds])
+    /// in … — …; log head B → H`, the `  refused, CATEGORY: N` lines after it and the
+    /// `first refusals:` list.
     #[track_caller]
     pub fn parse(stdout: &str) -> Self {
         let mut lines = stdout.lines();
@@ -144,26 +150,38 @@ impl Summary {
         };
         let rest = first.strip_prefix("imported ").expect(first);
         let (accepted, rest) = rest.split_once(" events (").expect(first);
-        let (duplicate, rest) = rest.split_once(" duplicate, ").expect(first);
-        let (rejected, rest) = rest.split_once(" rejected) in ").expect(first);
+        let (duplicate, rest) = rest.split_once(" already present, ").expect(first);
+        let (counts, rest) = rest.split_once(") in ").expect(first);
+        let (rejected, skipped) = match counts.split_once(" refused, ") {
+            Some((r, s)) => (r, s.strip_suffix(" skipped by --kinds").expect(first)),
+            None => (counts.strip_suffix(" refused").expect(first), "0"),
+        };
         let (_, heads) = rest.split_once("; log head ").expect(first);
         let (before, after) = heads.split_once(" → ").expect(first);
-        let causes = lines
-            .map(|line| {
-                let (cause, n) = line
-                    .strip_prefix("  rejected, ")
-                    .and_then(|l| l.rsplit_once(": "))
+        let mut causes = BTreeMap::new();
+        let mut refusals = Vec::new();
+        for line in lines {
+            if let Some(l) = line.strip_prefix("  refused, ") {
+                let (cause, n) = l
+                    .rsplit_once(": ")
                     .unwrap_or_else(|| panic!("unexpected summary line {line:?}"));
-                (cause.to_owned(), number(n))
-            })
-            .collect();
+                causes.insert(cause.to_owned(), number(n));
+            } else if let Some(l) = line.strip_prefix("  line ") {
+                let (n, message) = l
+                    .split_once(": ")
+                    .unwrap_or_else(|| panic!("unexpected summary line {line:?}"));
+                refusals.push((number(n), message.to_owned()));
+            }
+        }
         Self {
             accepted: number(accepted),
             duplicate: number(duplicate),
             rejected: number(rejected),
+            skipped: number(skipped),
             head_before: number(before),
             head_after: number(after),
             causes,
+            first: refusals,
         }
     }
 }

@@ -1,0 +1,216 @@
+//! `highwater import`: events from a file or stdin, in file order, through the same
+//! write policy a relay applies, with every refusal accounted for.
+//!
+//! Records are read in batches bounded by count and by bytes (`input`); each batch is
+//! parsed (`parse`) and validated (id hash, signature, limits, group tag, duplicate
+//! index) on all cores, then decided in file order with the relay's `check_write`
+//! against the state of everything accepted before (`order`), and submitted to the
+//! store's writer while the next batch is validated. Everything acknowledged is
+//! durable, so a killed import loses nothing it reported, and re-running it finds the
+//! duplicates and carries on. Refusals go to the summary and to `--rejects`
+//! (`rejects`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use highwater_engine::EngineOptions;
+use highwater_projections::AccessPolicy;
+use highwater_store::{Limits, StoreOptions};
+
+use super::{Global, db, progress};
+pub(crate) use highwater_replay::import::{
+    EXIT_ERROR, EXIT_UNREADABLE, KindFilter, Options, Records, Rejects, Summary, import, record_cap,
+};
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The relay's public key (hex or npub). Stored on first use; a different key later
+    /// is refused. Relay state events (39000–39003) signed by it are the relay's own;
+    /// without it, every 39000–39003 is refused.
+    #[arg(long, value_name = "KEY")]
+    relay_pubkey: Option<String>,
+    #[command(flatten)]
+    policy: db::PolicyArgs,
+    /// Keep signature and id checks but skip the write policy: for a relay's own log
+    /// that it already accepted (its database export).
+    #[arg(long)]
+    no_policy: bool,
+    /// Skip signature checks and the write policy (ids are still hashed): only for
+    /// highwater's own exports (`highwater export`) of a database you trust.
+    #[arg(long)]
+    trusted: bool,
+    /// Stop at the first refused record (reporting its line) instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// Which events to keep: `all`, or `nip29` (group events: NIP-29 kinds 9000–9030
+    /// and 39000–39009, and any event with an `h` tag; the rest are skipped and counted).
+    #[arg(long, value_enum, default_value_t = KindFilter::All, value_name = "WHICH")]
+    kinds: KindFilter,
+    /// Write every refused record as JSONL: {"line", "reason", "record"}.
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+    /// Most records validated and committed together.
+    #[arg(long, default_value_t = 16_384, value_name = "RECORDS")]
+    batch: usize,
+    /// Most bytes of input per batch, which bounds memory with large events.
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    batch_bytes: usize,
+    /// Largest event (encoded), except the relay's state events.
+    #[arg(long, default_value_t = Limits::default().max_event_bytes, value_name = "BYTES")]
+    max_event_bytes: usize,
+    /// Most tags of an event, except the relay's state events.
+    #[arg(long, default_value_t = Limits::default().max_tags, value_name = "N")]
+    max_tags: usize,
+    /// Largest relay state event (kinds 39000–39003, encoded): a 39002 lists every
+    /// member of a group.
+    #[arg(long, default_value_t = Limits::default().max_state_event_bytes, value_name = "BYTES")]
+    max_state_event_bytes: usize,
+    /// Most tags of a relay state event (kinds 39000–39003).
+    #[arg(long, default_value_t = Limits::default().max_state_tags, value_name = "N")]
+    max_state_tags: usize,
+    /// Longest group id.
+    #[arg(long, default_value_t = Limits::default().max_group_id_bytes, value_name = "BYTES")]
+    max_group_id_bytes: usize,
+    /// The input: JSONL, a JSON array, or `["EVENT", …]` lines, optionally gzipped;
+    /// `-` for stdin.
+    file: PathBuf,
+}
+
+pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
+    // Arguments and input first: a mistyped key or file name must not create a
+    // database or bind it to a relay key.
+    let relay = args
+        .relay_pubkey
+        .as_deref()
+        .map(|k| db::parse_pubkey(k).context("--relay-pubkey"))
+        .transpose()?;
+    let policy_options = args.policy.parse()?;
+    let limits = Limits {
+        max_event_bytes: args.max_event_bytes,
+        max_tags: args.max_tags,
+        max_group_id_bytes: args.max_group_id_bytes,
+        max_state_event_bytes: args.max_state_event_bytes,
+        max_state_tags: args.max_state_tags,
+    };
+    let stdin = args.file.as_os_str() == "-";
+    let (input, len): (Box<dyn std::io::Read + Send>, Option<u64>) = if stdin {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let file = std::fs::File::open(&args.file)
+            .with_context(|| format!("opening {}", args.file.display()))?;
+        let len = file.metadata().map(|m| m.len()).ok();
+        (Box::new(file), len)
+    };
+    let named_gz = args.file.extension().is_some_and(|e| e == "gz");
+    let (mut records, read_bytes) = Records::open(input, named_gz, record_cap(&limits))
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let mut rejects = args.rejects.as_deref().map(Rejects::create).transpose()?;
+
+    let store = db::open_store_with(
+        global,
+        StoreOptions {
+            trusted: args.trusted,
+            limits,
+            ..StoreOptions::default()
+        },
+    )?;
+    match &relay {
+        Some(key) => db::set_relay_key(&store, key)?,
+        None if db::relay_key(&store)?.is_none() => eprintln!(
+            "warning: no relay key for this database; relay state events (39000–39003) will be {} (pass --relay-pubkey)",
+            if args.no_policy || args.trusted {
+                "ignored by the projections"
+            } else {
+                "refused"
+            }
+        ),
+        None => {}
+    }
+    db::set_policy(&store, &policy_options)?;
+    let opened = db::open_with(store.clone(), EngineOptions::default())?;
+    let policy = (!args.no_policy && !args.trusted)
+        .then(|| db::policy(&store).map(|p| AccessPolicy::new(opened.groups.clone(), p)))
+        .transpose()?;
+
+    let bar = match len {
+        Some(len) => progress::bytes(len),
+        None => progress::spinner("records"),
+    };
+    bar.set_message("importing");
+    let started = Instant::now();
+    let before = store.head();
+    let options = Options {
+        strict: args.strict,
+        kinds: args.kinds,
+        batch: args.batch,
+        batch_bytes: args.batch_bytes,
+    };
+    let summary = import(
+        &store,
+        policy.as_ref(),
+        &mut records,
+        &options,
+        rejects.as_mut(),
+        &|lines| {
+            if len.is_some() {
+                bar.set_position(read_bytes.load(std::sync::atomic::Ordering::Relaxed));
+            } else {
+                bar.set_position(lines);
+            }
+        },
+    );
+    bar.finish_and_clear();
+    if let Some(rejects) = rejects {
+        rejects.finish()?;
+    }
+    let summary = summary?;
+    drop(policy);
+    drop(opened);
+    print_summary(
+        &summary,
+        started.elapsed().as_secs_f64(),
+        before,
+        store.head(),
+    );
+    let status = summary.exit_status();
+    if status == EXIT_UNREADABLE {
+        eprintln!(
+            "error: no event could be read from {} (expected JSONL, a JSON array of events, or [\"EVENT\", …] lines, optionally gzipped)",
+            args.file.display()
+        );
+    }
+    Ok(ExitCode::from(status))
+}
+
+fn print_summary(summary: &Summary, secs: f64, before: u64, after: u64) {
+    let refused = summary.refused_total();
+    let skipped = if summary.skipped > 0 {
+        format!(", {} skipped by --kinds", summary.skipped)
+    } else {
+        String::new()
+    };
+    println!(
+        "imported {} events ({} already present, {refused} refused{skipped}) in {secs:.2} s — {:.0} events/s; log head {before} → {after}",
+        summary.accepted,
+        summary.duplicate,
+        summary.accepted as f64 / secs.max(1e-9),
+    );
+    for (category, n) in &summary.refused {
+        println!("  refused, {category}: {n}");
+    }
+    if !summary.first.is_empty() {
+        println!("first refusals:");
+        for (line, message) in &summary.first {
+            println!("  line {line}: {message}");
+        }
+        if refused > summary.first.len() as u64 {
+            println!("  … every refusal with its line: --rejects FILE");
+        }
+    }
+    if let Some(error) = &summary.input_error {
+        println!("reading stopped early: {error}");
+    }
+}

@@ -1,0 +1,132 @@
+//! The importer behind `highwater import`: reading dumps in the formats relays and
+//! tools write (`input`), turning records into events (`parse`), deciding each event
+//! with the relay's write policy in file order and submitting batches through one
+//! ordered pipeline (`order`), the batch loop (`batches`), and the `--rejects` file
+//! (`rejects`). The command itself (`src/cli/import/`) parses arguments and prints.
+
+mod batches;
+mod input;
+mod order;
+mod parse;
+mod rejects;
+
+use std::collections::BTreeMap;
+
+use highwater_store::Limits;
+use nostr::prelude::Event;
+
+pub use self::batches::{import, import_events};
+pub use self::input::{Item, Records};
+pub use self::order::Pipeline;
+pub use self::parse::{Refusal, human};
+pub use self::rejects::Rejects;
+
+/// Exit status: every record was imported or was already present.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: some records were refused (the rest were imported).
+pub const EXIT_REFUSED: u8 = 1;
+/// Exit status: nothing in the input could be read as an event.
+pub const EXIT_UNREADABLE: u8 = 2;
+/// Exit status: the import could not run or stopped (database, options, I/O, --strict).
+pub const EXIT_ERROR: u8 = 3;
+
+/// Validated batches waiting for their decisions (besides the one being validated):
+/// room to keep validating through a run of forced commits, within the memory budget.
+pub const LOOKAHEAD: usize = 2;
+
+/// How many refusals the summary prints with their line numbers.
+pub const SHOWN_REFUSALS: usize = 10;
+
+/// Which events an import keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindFilter {
+    /// Every event.
+    All,
+    /// Events that belong to a group.
+    Nip29,
+}
+
+impl KindFilter {
+    pub fn keeps(self, event: &Event) -> bool {
+        match self {
+            KindFilter::All => true,
+            KindFilter::Nip29 => {
+                let k = event.kind.as_u16();
+                (9_000..=9_030).contains(&k)
+                    || (39_000..=39_009).contains(&k)
+                    || event.tags.iter().any(|t| t.kind() == "h")
+            }
+        }
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub strict: bool,
+    pub kinds: KindFilter,
+    pub batch: usize,
+    pub batch_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            strict: false,
+            kinds: KindFilter::All,
+            batch: 16_384,
+            batch_bytes: 16 << 20,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Records read (blank lines excluded).
+    pub records: u64,
+    /// Records that were events.
+    pub events: u64,
+    pub accepted: u64,
+    pub duplicate: u64,
+    /// Left out by `--kinds`.
+    pub skipped: u64,
+    /// Refusals by category.
+    pub refused: BTreeMap<String, u64>,
+    /// The first few refusals: line and message.
+    pub first: Vec<(u64, String)>,
+    /// Why reading stopped before the end, if it did.
+    pub input_error: Option<String>,
+    /// Commits forced so that a decision would see the state before it.
+    pub flushes: u64,
+}
+
+impl Summary {
+    pub fn refused_total(&self) -> u64 {
+        self.refused.values().sum()
+    }
+
+    pub fn refuse(&mut self, line: u64, refusal: &Refusal) {
+        *self.refused.entry(refusal.category.clone()).or_default() += 1;
+        if self.first.len() < SHOWN_REFUSALS {
+            self.first.push((line, refusal.message.clone()));
+        }
+    }
+
+    /// The exit status this summary calls for.
+    pub fn exit_status(&self) -> u8 {
+        if self.events == 0 {
+            EXIT_UNREADABLE
+        } else if self.refused_total() > 0 || self.input_error.is_some() {
+            EXIT_REFUSED
+        } else {
+            EXIT_OK
+        }
+    }
+}
+
+/// The longest record kept in memory: the largest event any kind may have, with room
+/// for JSON's escapes. Anything longer is refused after reading no more than this.
+pub fn record_cap(limits: &Limits) -> usize {
+    limits.max_any_event_bytes() + limits.max_any_event_bytes() / 4 + 4_096
+}

@@ -1,0 +1,357 @@
+//! Deciding events in file order against the state of everything accepted before them,
+//! while keeping batches large.
+//!
+//! Validation (parsing, id hashes, signatures, the duplicate index) runs on all cores
+//! per batch. Then each event is decided in file order with
+//! [`AccessPolicy::check_write`] against the committed state, and queued for the
+//! writer. An accepted event that changes a group's state (a kind one of the NIP-29
+//! projections folds) leaves that group *pending* until its batch is committed. Before
+//! an event of a pending group is decided, what is queued is committed first (a
+//! *flush*), so the decision sees every event before it — exactly what one-at-a-time
+//! `check_write` + append would answer. Events of other groups, and the relay's state
+//! events (decided by their author alone), never wait.
+//!
+//! A pending 9000/9001 in a group whose state comes from its history only changes the
+//! membership and roles of the keys in its `p` tags, and `check_write` reads only the
+//! author's membership and roles (besides the group's life, flags, creator and invite
+//! codes, which these kinds do not change): only those keys' events force a flush. Any
+//! other state change makes the whole group wait.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use highwater_engine::Kinds;
+use highwater_projections::{AccessPolicy, GroupMetadata, Life, Source};
+use highwater_store::{AppendOutcome, PreparedEvent, Store, Ticket, is_state_kind};
+use nostr::prelude::{Event, PublicKey};
+
+use super::parse::Refusal;
+
+const PUT_USER: u16 = 9000;
+const REMOVE_USER: u16 = 9001;
+const EDIT_METADATA: u16 = 9002;
+const CREATE_INVITE: u16 = 9009;
+const JOIN_REQUEST: u16 = 9021;
+const METADATA: u16 = 39_000;
+const ADMINS: u16 = 39_001;
+const MEMBERS: u16 = 39_002;
+const ROLES: u16 = 39_003;
+
+/// What an accepted event changes, as far as `check_write` can tell.
+enum Change {
+    /// Nothing it reads.
+    None,
+    /// The invite codes.
+    Codes,
+    /// The membership and roles of these keys.
+    Keys(Vec<[u8; 32]>),
+    /// Anything.
+    All,
+}
+
+/// Whether a 9002 leaves every part of the metadata but the name, about and picture
+/// as it is (a 9002 replaces the whole metadata): then no decision can change. Compared
+/// through the serialised form, so a field added later counts as a rule.
+fn same_rules(policy: &AccessPolicy, group: &str, event: &Event) -> bool {
+    let Ok(current) = policy.groups().metadata(group) else {
+        return false;
+    };
+    let rules = |m: &GroupMetadata| {
+        serde_json::to_value(m).ok().map(|mut v| {
+            if let Some(map) = v.as_object_mut() {
+                for cosmetic in ["name", "about", "picture"] {
+                    map.remove(cosmetic);
+                }
+            }
+            v
+        })
+    };
+    let wanted = rules(&GroupMetadata::from_event(event));
+    wanted.is_some() && wanted == rules(&current)
+}
+
+/// What is pending in one group: everything, or the state of a few keys.
+#[derive(Debug, Default)]
+struct Pending {
+    all: bool,
+    keys: HashSet<[u8; 32]>,
+    /// New invite codes: only join requests read them.
+    codes: bool,
+    /// The batch that carries its latest change: once it is committed, nothing is
+    /// pending any more.
+    batch: u64,
+}
+
+/// The kinds some NIP-29 projection folds: the ones that change a group's state.
+#[derive(Debug, Clone)]
+pub(crate) struct Folded(Option<HashSet<u16>>);
+
+impl Folded {
+    pub(crate) fn of(policy: &AccessPolicy) -> Self {
+        let groups = policy.groups();
+        let lists = [
+            groups.membership_projection().projection_kinds(),
+            groups.roles_projection().projection_kinds(),
+            groups.metadata_projection().projection_kinds(),
+            groups.creator_projection().projection_kinds(),
+        ];
+        let mut set = HashSet::new();
+        for kinds in lists {
+            match kinds {
+                Kinds::All => return Self(None),
+                Kinds::Only(list) => set.extend(list),
+            }
+        }
+        Self(Some(set))
+    }
+
+    fn contains(&self, kind: u16) -> bool {
+        self.0.as_ref().is_none_or(|set| set.contains(&kind))
+    }
+}
+
+/// The kinds a projection folds, through its engine handle.
+trait ProjectionKinds {
+    fn projection_kinds(&self) -> Kinds;
+}
+
+impl<P: highwater_engine::Projection> ProjectionKinds for highwater_engine::Handle<P> {
+    fn projection_kinds(&self) -> Kinds {
+        self.projection().kinds()
+    }
+}
+
+/// What the writer acknowledged.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Acked {
+    pub appended: u64,
+    pub duplicate: u64,
+}
+
+/// The writer's queue, the decisions' view of what is not yet committed, and the
+/// policy.
+pub struct Pipeline<'a> {
+    /// The store's ordered submitter: once a batch fails, every later batch of this
+    /// import is cancelled, so the log holds a prefix of the file, never a hole.
+    writer: highwater_store::Pipeline,
+    /// The input line of the last record decided, and the last line of the newest
+    /// batch acknowledged: every accepted event up to it is in the log.
+    line: u64,
+    committed_line: u64,
+    policy: Option<(&'a AccessPolicy, Arc<Folded>)>,
+    /// Batches submitted and not yet acknowledged, with their number and last line.
+    in_flight: VecDeque<(u64, u64, Ticket)>,
+    /// Decided, not yet submitted.
+    queued: Vec<PreparedEvent>,
+    /// Ids queued since the duplicate index was last read, with their batch: a second
+    /// copy of one is a duplicate even if validation, which read the index earlier,
+    /// did not see it.
+    recent: HashMap<[u8; 32], u64>,
+    /// The last batch acknowledged (batches are acknowledged in order), shared with
+    /// the thread that validates ahead.
+    acked_batch: Arc<AtomicU64>,
+    pending: HashMap<Box<str>, Pending>,
+    /// The number the queued batch will carry.
+    batch: u64,
+    /// Most batches in flight besides the one being filled.
+    depth: usize,
+    pub acked: Acked,
+    /// Commits forced by decisions (for the bench's notes).
+    pub flushes: u64,
+}
+
+impl std::fmt::Debug for Pipeline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("in_flight", &self.in_flight.len())
+            .field("queued", &self.queued.len())
+            .field("pending", &self.pending.len())
+            .field("acked", &self.acked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The decision on one validated event.
+#[derive(Debug)]
+pub enum Decision {
+    Queued,
+    Duplicate,
+    Refused(Refusal),
+}
+
+impl<'a> Pipeline<'a> {
+    pub fn new(store: &'a Store, policy: Option<&'a AccessPolicy>, depth: usize) -> Self {
+        Self {
+            writer: store.pipeline(),
+            line: 0,
+            committed_line: 0,
+            policy: policy.map(|p| (p, Arc::new(Folded::of(p)))),
+            in_flight: VecDeque::new(),
+            queued: Vec::new(),
+            recent: HashMap::new(),
+            acked_batch: Arc::new(AtomicU64::new(0)),
+            pending: HashMap::new(),
+            batch: 1,
+            depth,
+            acked: Acked::default(),
+            flushes: 0,
+        }
+    }
+
+    /// The input line of the record about to be decided.
+    pub fn at_line(&mut self, line: u64) {
+        self.line = line;
+    }
+
+    /// The last input line whose accepted events are all in the log.
+    pub fn committed_line(&self) -> u64 {
+        self.committed_line
+    }
+
+    /// Decides `event` (validated as `prepared`) after everything decided before it.
+    pub fn decide(&mut self, event: &Event, prepared: PreparedEvent) -> Result<Decision> {
+        if self.recent.contains_key(prepared.id()) {
+            return Ok(Decision::Duplicate);
+        }
+        self.recent.insert(*prepared.id(), self.batch);
+        if let Some((policy, folded)) = self.policy.clone() {
+            let kind = event.kind.as_u16();
+            let author = event.pubkey.to_bytes();
+            let group = prepared.group();
+            if !is_state_kind(kind)
+                && let Some(group) = group
+                && self.pending.get(group).is_some_and(|p| {
+                    p.all || p.keys.contains(&author) || (p.codes && kind == JOIN_REQUEST)
+                })
+            {
+                self.flush()?;
+                self.flushes += 1;
+            }
+            if let Err(rejection) = policy.check_write(event) {
+                self.recent.remove(prepared.id());
+                return Ok(Decision::Refused(Refusal::plain(rejection.to_string())));
+            }
+            if folded.contains(kind)
+                && let Some(group) = group
+            {
+                self.mark_pending(policy, group, event);
+            }
+        }
+        self.queued.push(prepared);
+        Ok(Decision::Queued)
+    }
+
+    /// Records what an accepted event changes in its group until it is committed.
+    fn mark_pending(&mut self, policy: &AccessPolicy, group: &str, event: &Event) {
+        let kind = event.kind.as_u16();
+        let whole = self.pending.get(group).is_some_and(|p| p.all);
+        // Narrowing reads the committed state, which is current for everything but the
+        // keys and codes already pending (a group with a whole-state change pending is
+        // not narrowed).
+        let history = || {
+            !whole
+                && policy
+                    .groups()
+                    .lifecycle(group)
+                    .is_ok_and(|l| l.life == Life::Active && l.source == Source::History)
+        };
+        let change = match kind {
+            // Role definitions: `check_write` reads who holds a role, not what it means.
+            ROLES => return,
+            // Relay snapshots count only while a group has no history.
+            METADATA | ADMINS | MEMBERS if history() => return,
+            PUT_USER | REMOVE_USER if history() => match tagged_keys(event) {
+                Some(keys) => Change::Keys(keys),
+                None => Change::All,
+            },
+            EDIT_METADATA if history() && same_rules(policy, group, event) => Change::None,
+            CREATE_INVITE if history() => Change::Codes,
+            _ => Change::All,
+        };
+        let entry = self.pending.entry(group.into()).or_default();
+        entry.batch = self.batch;
+        match change {
+            Change::None => {}
+            Change::Codes => entry.codes = true,
+            Change::Keys(keys) if !entry.all => entry.keys.extend(keys),
+            Change::Keys(_) | Change::All => {
+                entry.all = true;
+                entry.keys.clear();
+            }
+        }
+    }
+
+    /// The number of the last batch acknowledged: read it just before validating
+    /// records, and pass it to [`Pipeline::begin_validation`] before deciding them.
+    pub fn acked_batch(&self) -> Arc<AtomicU64> {
+        self.acked_batch.clone()
+    }
+
+    /// Call before deciding records validated when `acked` was the last batch
+    /// acknowledged: what was committed by then is in the duplicate index validation
+    /// read, so only the rest is remembered.
+    pub fn begin_validation(&mut self, acked: u64) {
+        self.recent.retain(|_, batch| *batch > acked);
+    }
+
+    /// Sends what is queued to the writer, keeping at most `depth` batches in flight.
+    pub fn submit(&mut self) -> Result<()> {
+        if !self.queued.is_empty() {
+            let events = std::mem::take(&mut self.queued);
+            let ticket = self.writer.submit(events)?;
+            self.in_flight.push_back((self.batch, self.line, ticket));
+            self.batch += 1;
+        }
+        while self.in_flight.len() > self.depth {
+            self.wait_one()?;
+        }
+        Ok(())
+    }
+
+    /// Commits everything decided so far and waits for it.
+    pub fn flush(&mut self) -> Result<()> {
+        self.submit()?;
+        while !self.in_flight.is_empty() {
+            self.wait_one()?;
+        }
+        Ok(())
+    }
+
+    fn wait_one(&mut self) -> Result<()> {
+        let Some((batch, line, ticket)) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let committed = self.committed_line;
+        let outcomes = ticket.wait().with_context(|| {
+            format!(
+                "committing the batch that ends at line {line}: every accepted event up to line {committed} is in the log, nothing after it was written (re-run the import to continue in file order)"
+            )
+        })?;
+        self.committed_line = line;
+        for o in outcomes {
+            match o {
+                AppendOutcome::Appended(_) => self.acked.appended += 1,
+                AppendOutcome::Duplicate(_) => self.acked.duplicate += 1,
+            }
+        }
+        self.acked_batch.store(batch, Ordering::Release);
+        self.pending.retain(|_, p| p.batch > batch);
+        Ok(())
+    }
+}
+
+/// The keys in a 9000/9001's `p` tags, or `None` when one is not a key (then the whole
+/// group waits: the fold's reading of it is not second-guessed here).
+fn tagged_keys(event: &Event) -> Option<Vec<[u8; 32]>> {
+    event
+        .tags
+        .iter()
+        .filter(|t| t.kind() == "p")
+        .map(|t| {
+            let hex = t.content()?;
+            PublicKey::from_hex(hex).ok().map(PublicKey::to_bytes)
+        })
+        .collect()
+}
