@@ -166,6 +166,10 @@ impl<P: Projection> Handle<P> {
     }
 
     /// [`Handle::read`], also returning the sequence number the state was folded to.
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::read`].
     pub fn read_at<R>(
         &self,
         group: &str,

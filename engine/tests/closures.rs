@@ -19,7 +19,7 @@ struct Count;
 impl Projection for Count {
     type State = u64;
 
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "count"
     }
 
@@ -71,7 +71,7 @@ fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static)
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(Duration::from_secs(60))
+    rx.recv_timeout(Duration::from_mins(1))
         .unwrap_or_else(|_| panic!("{what} did not finish: deadlock"))
 }
 

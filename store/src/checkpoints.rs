@@ -286,6 +286,10 @@ impl Store {
     /// Writes an application setting unless it is already set: checked and written in
     /// one write transaction, so two processes racing cannot both set different values.
     /// Returns the value already stored when it differs from `value` (nothing written).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ReadOnly`] on a read-only store, or a failed write transaction.
     pub fn set_setting_once(
         &self,
         name: &str,

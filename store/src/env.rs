@@ -85,7 +85,7 @@ fn open_env_with(
 /// SIGBUS instead of failing.
 pub(crate) fn check_file_length(env: &Env<WithoutTls>, path: &Path) -> Result<(), StoreError> {
     let info = env.info();
-    let page = env.stat().page_size as u64;
+    let page = u64::from(env.stat().page_size);
     let needed = (info.last_page_number as u64 + 1) * page;
     let file = path.join("data.mdb");
     let length = std::fs::metadata(&file)

@@ -242,6 +242,11 @@ impl Pipeline {
     /// Sends prepared events to the writer without waiting, after this pipeline's
     /// earlier batches. Fails with [`StoreError::Cancelled`] (through the ticket) when an
     /// earlier batch of this pipeline failed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ReadOnly`] on a read-only store, [`StoreError::WriterGone`] when
+    /// the writer has stopped.
     pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
         self.store.submit_in(events, Some(self.id))
     }
@@ -317,7 +322,7 @@ impl Store {
             match env.clear_stale_readers() {
                 Ok(0) => {}
                 Ok(n) => {
-                    tracing::info!(cleared = n, "cleared stale reader slots of dead processes")
+                    tracing::info!(cleared = n, "cleared stale reader slots of dead processes");
                 }
                 Err(error) => tracing::warn!(%error, "could not check the reader table"),
             }

@@ -126,10 +126,10 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
                         match shared.env.clear_stale_readers() {
                             Ok(0) => {}
                             Ok(n) => {
-                                tracing::info!(cleared = n, "cleared dead processes' reader slots")
+                                tracing::info!(cleared = n, "cleared dead processes' reader slots");
                             }
                             Err(error) => {
-                                tracing::warn!(%error, "could not check the reader table")
+                                tracing::warn!(%error, "could not check the reader table");
                             }
                         }
                     }
@@ -264,26 +264,23 @@ fn write_appends(
                         .groups
                         .get(txn, name.as_bytes())
                         .map_err(StoreError::lmdb("reading the group table"))?;
-                    let entry = match stored {
-                        Some(bytes) => {
-                            GroupEntry::decode(bytes).ok_or_else(|| bad_index("groups"))?
-                        }
-                        None => {
-                            let no = match next_no {
-                                Some(no) => no,
-                                None => u32::try_from(
-                                    dbs.groups
-                                        .len(txn)
-                                        .map_err(StoreError::lmdb("counting groups"))?,
-                                )
-                                .map_err(|_| bad_index("groups"))?,
-                            };
-                            next_no = Some(no + 1);
-                            GroupEntry {
-                                no,
-                                head: 0,
-                                count: 0,
-                            }
+                    let entry = if let Some(bytes) = stored {
+                        GroupEntry::decode(bytes).ok_or_else(|| bad_index("groups"))?
+                    } else {
+                        let no = match next_no {
+                            Some(no) => no,
+                            None => u32::try_from(
+                                dbs.groups
+                                    .len(txn)
+                                    .map_err(StoreError::lmdb("counting groups"))?,
+                            )
+                            .map_err(|_| bad_index("groups"))?,
+                        };
+                        next_no = Some(no + 1);
+                        GroupEntry {
+                            no,
+                            head: 0,
+                            count: 0,
                         }
                     };
                     groups.insert(name.into(), entry);

@@ -117,16 +117,17 @@ pub(super) fn measure(dir: &Path) -> Result<Freshness> {
         bail!("the writer process failed: {status}");
     }
     times.sort_unstable();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    // The q-quantile by rank: index ⌊(n − 1)·q⌉, computed in integers.
+    let at = |percent: usize| times[((times.len() - 1) * percent + 50) / 100];
     say(format_args!(
         "  {} events: p50 {:?}, p99 {:?}, at most {max_reads} read(s) per answer",
         times.len(),
-        at(0.5),
-        at(0.99)
+        at(50),
+        at(99)
     ));
     Ok(Freshness {
-        p50: at(0.5),
-        p99: at(0.99),
+        p50: at(50),
+        p99: at(99),
         max_reads,
         events: times.len(),
     })
