@@ -71,6 +71,7 @@ pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
         "description": shared.options.description,
         "pubkey": shared.keys.public_key().to_hex(),
         "supported_nips": [1, 11, 29, 42],
+        "nip29": { "subgroups": true },
         "software": "highwater",
         "version": env!("CARGO_PKG_VERSION"),
         "limitation": {

@@ -46,8 +46,15 @@ async fn a_group_lives_through_a_real_client() {
     let b = client(&relay.url, &bob, true).await;
     let c = client(&relay.url, &carol, true).await;
 
-    // Create: the relay answers with its state events; the group is listed.
-    let create = group_event(&alice, 9007, "pizza", "", &[&["name", "Pizza"]]);
+    // Create: the relay answers with its state events; the group is listed. It is
+    // `restricted` (NIP-29: only members write), so a stranger's post is refused below.
+    let create = group_event(
+        &alice,
+        9007,
+        "pizza",
+        "",
+        &[&["name", "Pizza"], &["restricted"]],
+    );
     assert_eq!(send(&a, &create).await, Ok(()));
     let listed = fetch(&c, sdk::Filter::new().kind(sdk::Kind::Custom(39_000))).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
@@ -278,7 +285,14 @@ async fn scripted_session_transcript() {
     let mut raw = Raw::connect(&relay.url).await;
     raw.recv().await; // AUTH challenge
 
-    let create = group_event(&alice, 9007, "pizza", "", &[&["name", "Pizza"]]);
+    // `restricted` (NIP-29: only members write): bob's early post is refused.
+    let create = group_event(
+        &alice,
+        9007,
+        "pizza",
+        "",
+        &[&["name", "Pizza"], &["restricted"]],
+    );
     raw.send(event(&create)).await;
     raw.recv().await;
     raw.send(r#"["REQ","groups",{"kinds":[39000]}]"#.to_owned())

@@ -49,7 +49,7 @@ fn small_log() -> Vec<Event> {
     let (alice, bob) = (key(1), key(2));
     let b = bob.public_key().to_hex();
     vec![
-        sign(&alice, 9007, &[&["h", "fmt"]], "", AT),
+        sign(&alice, 9007, &[&["h", "fmt"], &["restricted"]], "", AT),
         sign(&alice, 9000, &[&["h", "fmt"], &["p", &b]], "", AT + 1),
         sign(&bob, 9, &[&["h", "fmt"]], "one", AT + 2),
         sign(&bob, 9, &[&["h", "fmt"]], "two", AT + 3),

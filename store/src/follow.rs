@@ -58,8 +58,11 @@ pub(crate) fn with_read<R>(
     }
 }
 
-/// The last committed transaction id, from the meta pages in the map.
+/// The last committed transaction id, from the meta pages in the map. The meta pages
+/// are read through the memory map, so this holds `resize` shared like a read
+/// transaction: a resize remaps them.
 pub(crate) fn last_txn(shared: &Shared) -> u64 {
+    let _guard = shared.resize.read_recursive();
     shared.env.info().last_txn_id as u64
 }
 

@@ -164,6 +164,8 @@ pub(crate) struct Shared {
 impl Shared {
     /// Doubles the map, up to the limit. Returns false when it is already at the limit.
     pub(crate) fn grow_map(&self) -> Result<bool, StoreError> {
+        // Exclusive before anything reads the meta pages: a resize remaps them.
+        let _exclusive = self.resize.write();
         let current = self
             .env
             .info()
@@ -177,11 +179,11 @@ impl Shared {
         if next <= current {
             return Ok(false);
         }
-        let _exclusive = self.resize.write();
         #[expect(unsafe_code, reason = "LMDB map resize; see SAFETY")]
         // SAFETY: heed requires that no transaction of this process is active. Every
-        // read transaction holds `resize` shared, we hold it exclusively, and write
-        // transactions only exist on this (the writer) thread, between attempts.
+        // read transaction (and every read of the meta pages) holds `resize` shared, we
+        // hold it exclusively, and write transactions only exist on this (the writer)
+        // thread, between attempts.
         unsafe { self.env.resize(next) }.map_err(StoreError::lmdb("growing the map"))?;
         self.map_size.store(next, Ordering::Release);
         tracing::info!(from = current, to = next, "grew the LMDB map");

@@ -88,12 +88,12 @@ impl PreparedEvent {
 
 /// Which tag names a group for `kind`, and whether the kind requires one.
 ///
-/// NIP-29: relay-signed state events (39000–39003) name the group in `d`; moderation and
+/// NIP-29: relay-signed state events (39000–39003, and 39005 pins) name the group in `d`; moderation and
 /// user requests (9000–9022) must carry `h`; any other kind may carry `h` to be a group
 /// message and is stored ungrouped without it.
 pub fn group_tag_for_kind(kind: u16) -> (&'static str, bool) {
     match kind {
-        39_000..=39_003 => ("d", true),
+        39_000..=39_003 | 39_005 => ("d", true),
         9_000..=9_022 => ("h", true),
         _ => ("h", false),
     }

@@ -6,7 +6,6 @@
 //! `relay-secret.key` (mode 0600) beside the data. On first start the key becomes the
 //! database's relay key; a different key later is refused.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,7 +13,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use highwater_engine::EngineOptions;
-use highwater_projections::Policy;
 use highwater_relay::{Limits, Relay, RelayOptions};
 use nostr::prelude::{Keys, SecretKey, ToBech32};
 
@@ -36,19 +34,10 @@ pub(crate) struct RelayArgs {
     /// Default: `$HIGHWATER_RELAY_SECRET_KEY`, else `DB/relay-secret.key` (created on first start).
     #[arg(long, value_name = "PATH")]
     secret_key_file: Option<PathBuf>,
-    /// A relay admin besides the relay key (hex pubkey); repeatable.
-    #[arg(long = "admin", value_name = "HEX")]
-    admins: Vec<String>,
-    /// Relay admins keep their powers in private groups.
-    #[arg(long)]
-    admins_manage_private: bool,
-    /// Only members read any group (default: anyone reads groups that are neither
-    /// private nor hidden).
-    #[arg(long)]
-    members_only_reads: bool,
-    /// Non-members may post to open, public, unrestricted groups.
-    #[arg(long)]
-    auto_join: bool,
+    /// The write policy (relay admins and options): stored in the database on first
+    /// use, like the relay key; a different value later is refused, naming the option.
+    #[command(flatten)]
+    policy: db::PolicyArgs,
     /// Accept events that belong to no group (default: refused with `restricted:`).
     #[arg(long)]
     allow_ungrouped: bool,
@@ -75,19 +64,9 @@ pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
     let keys = load_keys(&global.db, args, stored.is_none())?;
     db::set_relay_key(&store, &keys.public_key())?;
     let opened = db::open_with(store, EngineOptions::default())?;
-    let relay_admins = args
-        .admins
-        .iter()
-        .map(|hex| db::parse_pubkey(hex).map(nostr::prelude::PublicKey::to_bytes))
-        .collect::<Result<BTreeSet<_>>>()?;
+    db::set_policy(&opened.store, &args.policy.parse()?)?;
     let options = RelayOptions {
-        policy: Policy {
-            relay_admins,
-            admins_manage_private: args.admins_manage_private,
-            open_reads: !args.members_only_reads,
-            auto_join: args.auto_join,
-            ..Policy::default()
-        },
+        policy: db::policy(&opened.store)?,
         allow_ungrouped: args.allow_ungrouped,
         public_url: args.public_url.clone(),
         limits: Limits {

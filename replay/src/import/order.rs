@@ -32,6 +32,8 @@ use super::parse::Refusal;
 const PUT_USER: u16 = 9000;
 const REMOVE_USER: u16 = 9001;
 const EDIT_METADATA: u16 = 9002;
+const CREATE_GROUP: u16 = 9007;
+const DELETE_GROUP: u16 = 9008;
 const CREATE_INVITE: u16 = 9009;
 const JOIN_REQUEST: u16 = 9021;
 const METADATA: u16 = 39_000;
@@ -220,12 +222,19 @@ impl<'a> Pipeline<'a> {
             let kind = event.kind.as_u16();
             let author = event.pubkey.to_bytes();
             let group = prepared.group();
-            if !is_state_kind(kind)
-                && let Some(group) = group
-                && self.pending.get(group).is_some_and(|p| {
-                    p.all || p.keys.contains(&author) || (p.codes && kind == JOIN_REQUEST)
-                })
-            {
+            // Subgroups link groups: whether a 9002 or 9007 may set a parent, list
+            // children or leave one out, or a 9008 may delete, reads other groups'
+            // state (the parent's admins and life, the children's parents). Such an
+            // event waits for every pending change, in any group.
+            let crosses_groups = matches!(kind, EDIT_METADATA | CREATE_GROUP | DELETE_GROUP)
+                && !self.pending.is_empty();
+            let same_group = !is_state_kind(kind)
+                && group.is_some_and(|group| {
+                    self.pending.get(group).is_some_and(|p| {
+                        p.all || p.keys.contains(&author) || (p.codes && kind == JOIN_REQUEST)
+                    })
+                });
+            if crosses_groups || same_group {
                 self.flush()?;
                 self.flushes += 1;
             }
