@@ -23,7 +23,10 @@ fn commits_to_a_loaded_group_are_folded_live() {
     append_n(&engine, &keys, "g", 0, 2);
     assert_eq!(tally.read("g", |n| *n).unwrap(), 2);
     let before = tally.fold_counters();
-    assert_eq!((before.loads, before.live_folds, before.tail_folds), (1, 0, 0));
+    assert_eq!(
+        (before.loads, before.live_folds, before.tail_folds),
+        (1, 0, 0)
+    );
     append_n(&engine, &keys, "g", 2, 3);
     // Events of a kind the projection does not fold still advance the slot live.
     engine
@@ -33,7 +36,11 @@ fn commits_to_a_loaded_group_are_folded_live() {
     append_n(&engine, &keys, "cold", 0, 2);
     let after = tally.fold_counters();
     assert_eq!(after.live_folds, 4);
-    assert_eq!(tally.projection().applied(), 5, "folded at commit, before any read");
+    assert_eq!(
+        tally.projection().applied(),
+        5,
+        "folded at commit, before any read"
+    );
     let status = engine.group_status("tally", "g").unwrap();
     assert!(status.fully_loaded(), "{status:?}");
     assert_eq!(status.lag, 0);
@@ -41,7 +48,10 @@ fn commits_to_a_loaded_group_are_folded_live() {
     let c = tally.fold_counters();
     assert_eq!((c.loads, c.tail_folds, c.busy_skips), (1, 0, 0));
     let cold = engine.group_status("tally", "cold").unwrap();
-    assert_eq!((cold.state, cold.lag, cold.watermark), (LoadState::NotLoaded, 2, 0));
+    assert_eq!(
+        (cold.state, cold.lag, cold.watermark),
+        (LoadState::NotLoaded, 2, 0)
+    );
 }
 
 #[test]
@@ -55,7 +65,10 @@ fn a_live_fold_that_fails_fails_the_group() {
         .append(&mutants_support::message(&keys, "g", 9, "boom"))
         .unwrap();
     let status = engine.group_status("tally", "g").unwrap();
-    assert!(matches!(status.state, LoadState::Failed { .. }), "{status:?}");
+    assert!(
+        matches!(status.state, LoadState::Failed { .. }),
+        "{status:?}"
+    );
     match tally.read("g", |n| *n) {
         Err(EngineError::Failed { seq, .. }) => assert_eq!(seq, engine.store().head()),
         other => panic!("{other:?}"),
@@ -135,7 +148,11 @@ fn a_loaded_group_catches_up_another_process_s_commits_in_place() {
     assert_eq!(sum, 7);
     assert_eq!(at, engine.store().head());
     let c = tally.fold_counters();
-    assert_eq!((c.loads, c.tail_folds), (1, 1), "caught up in place, not reloaded");
+    assert_eq!(
+        (c.loads, c.tail_folds),
+        (1, 1),
+        "caught up in place, not reloaded"
+    );
     assert_eq!(tally.projection().applied(), 7);
     assert_eq!(engine.verify_group("tally", "g").unwrap(), None);
     // Current again: the next read folds nothing.
@@ -170,14 +187,26 @@ fn the_checkpoint_worker_writes_due_groups_only() {
     }
     let (engine, _tally) = open(dir.path(), 1, quiet());
     let found = headers(engine.store());
-    assert_eq!(found.len(), 1, "only the group past the threshold: {found:?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "only the group past the threshold: {found:?}"
+    );
     let (got, (version, watermark, events)) = found[0];
     assert_eq!((got, version), (no, 1));
     // The last due checkpoint covers at least the event that made it due.
     assert!(events > total as u64 - every, "{events}");
     assert!(watermark <= engine.store().head());
-    let raw = engine.store().read_checkpoint("tally", no).unwrap().unwrap();
-    assert_eq!(raw.state, events.to_be_bytes().to_vec(), "state matches its count");
+    let raw = engine
+        .store()
+        .read_checkpoint("tally", no)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        raw.state,
+        events.to_be_bytes().to_vec(),
+        "state matches its count"
+    );
 }
 
 #[test]
@@ -239,7 +268,10 @@ fn a_read_only_engine_refuses_to_checkpoint() {
     assert!(engine.checkpoint().is_err());
     drop((engine, tally));
     let (engine, _tally) = open(dir.path(), 1, quiet());
-    assert!(headers(engine.store()).is_empty(), "no checkpoint at a read-only close");
+    assert!(
+        headers(engine.store()).is_empty(),
+        "no checkpoint at a read-only close"
+    );
 }
 
 #[test]
@@ -256,8 +288,10 @@ fn projection_names_are_validated_at_registration() {
     }
     assert!(builder.add(named("a")).is_err(), "duplicate accepted");
     let engine = builder.build().unwrap();
-    let names = engine.projections();
-    assert_eq!(names, vec!["x".repeat(64), "a".into(), "A_b-9".into(), "z".into()]);
+    assert_eq!(
+        engine.projections(),
+        vec!["x".repeat(64), "a".into(), "A_b-9".into(), "z".into()]
+    );
     assert!(engine.group_status("nope", "g").is_err());
     assert_eq!(
         engine.group_status("a", "absent").unwrap().state,

@@ -39,7 +39,7 @@ impl Tally {
 impl Projection for Tally {
     type State = u64;
 
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "tally"
     }
 
