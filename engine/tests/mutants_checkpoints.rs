@@ -23,6 +23,7 @@ fn a_checkpoint_of_this_version_at_the_head_is_served_without_refolding() {
     assert_eq!(tally.projection().applied(), 0);
     let c = tally.fold_counters();
     assert_eq!((c.loads, c.tail_folds), (1, 0));
+    assert_eq!(engine.checkpoint().unwrap(), 0, "loaded as checkpointed");
     // Its tail is folded on top of it.
     append_n(&engine, &keys, "g", 5, 2);
     assert_eq!(tally.read("g", |n| *n).unwrap(), 1_002);
@@ -46,6 +47,10 @@ fn a_checkpoint_below_the_head_is_used_and_its_tail_folded() {
     assert_eq!(tally.projection().applied(), 4);
     let status = engine.group_status("tally", "g").unwrap();
     assert_eq!((status.lag, status.state), (0, LoadState::Loaded));
+    // The checkpoint's count plus the tail's.
+    assert_eq!(engine.checkpoint().unwrap(), 1);
+    let g = engine.store().group("g").unwrap();
+    assert_eq!(headers(engine.store()), vec![(g.no, (1, g.head, 7))]);
 }
 
 #[test]

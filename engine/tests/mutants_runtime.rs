@@ -1,19 +1,13 @@
-//! The accelerators are observable: live folds at commit, in-place tail folds of a
-//! loaded group that fell behind (another process's commits), eviction, the periodic
+//! The accelerators are observable: live folds at commit, eviction, the periodic
 //! checkpoint worker, and the change tracking behind `Engine::checkpoint`. Each is
 //! checked through `Handle::fold_counters` or the checkpoint table, never by timing.
 
 mod mutants_support;
 
-use std::process::Command;
-
 use highwater_engine::{Engine, EngineError, EngineOptions, LoadState, Store};
 use highwater_store::StoreOptions;
 use mutants_support::{Tally, append_n, chat, headers, open, quiet};
 use nostr::prelude::Keys;
-
-/// Set in a child's environment: the child appends to the store in this directory.
-const CHILD_DIR: &str = "HIGHWATER_MUTANTS_APPEND_DIR";
 
 #[test]
 fn commits_to_a_loaded_group_are_folded_live() {
@@ -106,60 +100,6 @@ fn eviction_drops_states_and_the_next_read_reloads() {
     assert_eq!(tally.projection().applied(), 6);
 }
 
-/// In the child: appends `HIGHWATER_MUTANTS_APPEND_N` events to group `g` and exits.
-fn append_if_child() {
-    let Some(dir) = std::env::var_os(CHILD_DIR) else {
-        return;
-    };
-    let n: usize = std::env::var("HIGHWATER_MUTANTS_APPEND_N")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let store = Store::open(&dir, StoreOptions::default()).unwrap();
-    let keys = Keys::generate();
-    for i in 0..n {
-        store.append(&chat(&keys, "g", 1_000 + i)).unwrap();
-    }
-    std::process::exit(0);
-}
-
-#[test]
-fn a_loaded_group_catches_up_another_process_s_commits_in_place() {
-    append_if_child();
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, tally) = open(dir.path(), 1, quiet());
-    let keys = Keys::generate();
-    append_n(&engine, &keys, "g", 0, 3);
-    assert_eq!(tally.read("g", |n| *n).unwrap(), 3);
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_loaded_group_catches_up_another_process_s_commits_in_place",
-            "--exact",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir.path())
-        .env("HIGHWATER_MUTANTS_APPEND_N", "4")
-        .status()
-        .unwrap();
-    assert!(status.success(), "the appending child failed: {status}");
-    // This process's writer saw none of those commits: the slot is loaded but behind.
-    assert_eq!(tally.fold_counters().live_folds, 0);
-    let (sum, at) = tally.read_at("g", |n| *n).unwrap();
-    assert_eq!(sum, 7);
-    assert_eq!(at, engine.store().head());
-    let c = tally.fold_counters();
-    assert_eq!(
-        (c.loads, c.tail_folds),
-        (1, 1),
-        "caught up in place, not reloaded"
-    );
-    assert_eq!(tally.projection().applied(), 7);
-    assert_eq!(engine.verify_group("tally", "g").unwrap(), None);
-    // Current again: the next read folds nothing.
-    assert_eq!(tally.read("g", |n| *n).unwrap(), 7);
-    assert_eq!(tally.fold_counters().tail_folds, 1);
-}
-
 #[test]
 fn the_checkpoint_worker_writes_due_groups_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,24 +116,40 @@ fn the_checkpoint_worker_writes_due_groups_only() {
                 checkpoint_on_close: false,
             },
         );
-        engine.append(&chat(&keys, "g", 0)).unwrap();
-        engine.append(&chat(&keys, "few", 0)).unwrap();
-        assert_eq!(tally.read("g", |n| *n).unwrap(), 1);
-        assert_eq!(tally.read("few", |n| *n).unwrap(), 1);
+        // "again" is checkpointed now (synchronously, at 2 events), then folds one
+        // more: 1 event since, not due.
+        append_n(&engine, &keys, "again", 0, 2);
+        assert_eq!(tally.read("again", |n| *n).unwrap(), 2);
+        assert_eq!(engine.checkpoint().unwrap(), 1);
+        append_n(&engine, &keys, "again", 2, 1);
+        for group in ["g", "few", "exact"] {
+            engine.append(&chat(&keys, group, 0)).unwrap();
+            assert_eq!(tally.read(group, |n| *n).unwrap(), 1);
+        }
         append_n(&engine, &keys, "g", 1, total - 1);
+        // 2 events since loading: not due. "exact" reaches 3: due.
         append_n(&engine, &keys, "few", 1, 1);
+        append_n(&engine, &keys, "exact", 1, 2);
         no = engine.store().group_no("g").unwrap();
         // Dropping the engine joins the worker once it has written what was due.
     }
     let (engine, _tally) = open(dir.path(), 1, quiet());
-    let found = headers(engine.store());
+    let store = engine.store();
+    let found = headers(store);
+    let exact = store.group("exact").unwrap();
+    let again = store.group("again").unwrap();
     assert_eq!(
         found.len(),
-        1,
-        "only the group past the threshold: {found:?}"
+        3,
+        "only the groups past the threshold: {found:?}"
     );
-    let (got, (version, watermark, events)) = found[0];
-    assert_eq!((got, version), (no, 1));
+    assert!(found.contains(&(exact.no, (1, exact.head, 3))), "{found:?}");
+    assert!(
+        found.contains(&(again.no, (1, again.head - 1, 2))),
+        "{found:?}"
+    );
+    let (_, (version, watermark, events)) = *found.iter().find(|f| f.0 == no).unwrap();
+    assert_eq!(version, 1);
     // The last due checkpoint covers at least the event that made it due.
     assert!(events > total as u64 - every, "{events}");
     assert!(watermark <= engine.store().head());
@@ -264,6 +220,7 @@ fn a_read_only_engine_refuses_to_checkpoint() {
     let mut builder = Engine::builder(store, EngineOptions::default());
     let tally = builder.add(Tally::new(1)).unwrap();
     let engine = builder.build().unwrap();
+    assert!(engine.checkpoint().is_err(), "even with nothing to write");
     assert_eq!(tally.read("g", |n| *n).unwrap(), 2);
     assert!(engine.checkpoint().is_err());
     drop((engine, tally));
