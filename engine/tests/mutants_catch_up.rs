@@ -122,3 +122,55 @@ fn a_store_error_during_an_in_place_catch_up_leaves_the_slot_intact() {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2);
     assert_eq!(tally.read("g", |n| *n).unwrap(), 6);
 }
+
+/// Makes group `g` of `engine` fall behind: a commit made inside a read closure finds
+/// the slot busy and skips its live fold.
+fn leave_behind(
+    engine: &highwater_engine::Engine,
+    tally: &highwater_engine::Handle<mutants_support::Tally>,
+    keys: &Keys,
+    n: usize,
+) {
+    tally
+        .read("g", |_| engine.append(&chat(keys, "g", n)).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn a_slot_left_behind_is_not_folded_live_until_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, tally) = open(dir.path(), 1, quiet());
+    let keys = Keys::generate();
+    append_n(&engine, &keys, "g", 0, 3);
+    assert_eq!(tally.read("g", |n| *n).unwrap(), 3);
+    leave_behind(&engine, &tally, &keys, 3);
+    // Not busy now, but behind: folding this commit alone would skip the one before.
+    append_n(&engine, &keys, "g", 4, 1);
+    assert_eq!(tally.fold_counters().live_folds, 0);
+    assert_eq!(tally.read("g", |n| *n).unwrap(), 5);
+    let c = tally.fold_counters();
+    assert_eq!((c.busy_skips, c.tail_folds, c.loads), (1, 1, 1));
+    // Current again: the next commit is folded live.
+    append_n(&engine, &keys, "g", 5, 1);
+    assert_eq!(tally.fold_counters().live_folds, 1);
+    assert_eq!(tally.read("g", |n| *n).unwrap(), 6);
+}
+
+#[test]
+fn a_rebuild_replaces_a_loaded_state_that_fell_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, tally) = open(dir.path(), 1, quiet());
+    let keys = Keys::generate();
+    append_n(&engine, &keys, "g", 0, 3);
+    let head = engine.store().group("g").unwrap().head;
+    mutants_support::put_checkpoint(&engine, "g", 1, head, 3, 900);
+    assert_eq!(tally.read("g", |n| *n).unwrap(), 900);
+    leave_behind(&engine, &tally, &keys, 3);
+    // The rebuilt state is newer than the loaded one: it replaces it.
+    engine.rebuild(None, None).unwrap();
+    assert_eq!(tally.read("g", |n| *n).unwrap(), 4);
+    assert_eq!(tally.fold_counters().tail_folds, 0, "published at the head");
+    leave_behind(&engine, &tally, &keys, 4);
+    engine.rebuild(Some("tally"), Some("g")).unwrap();
+    assert_eq!(tally.read("g", |n| *n).unwrap(), 5);
+}
