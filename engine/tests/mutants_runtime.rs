@@ -93,6 +93,8 @@ fn eviction_drops_states_and_the_next_read_reloads() {
     append_n(&engine, &keys, "g", 0, 3);
     assert_eq!(tally.read("g", |n| *n).unwrap(), 3);
     engine.evict_all();
+    let status = engine.status().unwrap();
+    assert_eq!((status[0].name.as_str(), status[0].version), ("tally", 1));
     assert_eq!(engine.status().unwrap()[0].loaded, 0);
     assert_eq!(engine.status().unwrap()[0].lag, 3);
     assert_eq!(tally.read("g", |n| *n).unwrap(), 3);
