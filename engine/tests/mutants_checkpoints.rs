@@ -161,6 +161,28 @@ fn a_failed_fold_fails_verify_alike_on_both_sides() {
 }
 
 #[test]
+fn verify_group_reports_folds_that_fail_differently() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, tally) = open(dir.path(), 1, quiet());
+    let keys = Keys::generate();
+    append_n(&engine, &keys, "g", 0, 2);
+    let at = engine.store().group("g").unwrap().head;
+    append_n(&engine, &keys, "g", 2, 1);
+    engine
+        .append(&mutants_support::message(&keys, "g", 9, "boom"))
+        .unwrap();
+    // Served: the planted state fails at the event after `at`; the replay fails at boom.
+    put_checkpoint(&engine, "g", 1, at, 2, mutants_support::UNLUCKY);
+    assert!(tally.read("g", |n| *n).is_err());
+    let diff = engine
+        .verify_group("tally", "g")
+        .unwrap()
+        .expect("a difference");
+    assert!(diff.contains("unlucky"), "{diff}");
+    assert!(diff.contains("boom"), "{diff}");
+}
+
+#[test]
 fn checkpoints_written_at_close_are_loaded_by_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let keys = Keys::generate();

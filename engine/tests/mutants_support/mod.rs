@@ -13,6 +13,9 @@ use highwater_engine::{
 use highwater_store::{Checkpoint, CheckpointWrite, StoreOptions};
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 
+/// A state whose next fold fails (see [`Tally::apply`]).
+pub const UNLUCKY: u64 = 777_777;
+
 /// Sums `step` per folded event (kind 9 only; other kinds advance the watermark).
 /// Version `v` folds with step `v`, so a checkpoint of another version holds a sum
 /// this version would never produce.
@@ -58,6 +61,11 @@ impl Projection for Tally {
     fn apply(&self, state: &mut u64, event: &EventRef<'_>) -> Result<(), ApplyError> {
         if event.content() == "boom" {
             return Err(ApplyError("refusing boom".into()));
+        }
+        // A state no log folds to (only a planted checkpoint holds it) fails the next
+        // event: served and replayed folds then fail differently.
+        if *state == UNLUCKY {
+            return Err(ApplyError("unlucky state".into()));
         }
         self.applied.fetch_add(1, Ordering::Relaxed);
         *state += self.version;
