@@ -16,6 +16,11 @@ fn commits_to_a_loaded_group_are_folded_live() {
     let keys = Keys::generate();
     append_n(&engine, &keys, "g", 0, 2);
     assert_eq!(tally.read("g", |n| *n).unwrap(), 2);
+    let debug = format!("{tally:?}");
+    assert!(
+        debug.contains("Handle") && debug.contains("tally"),
+        "{debug}"
+    );
     let before = tally.fold_counters();
     assert_eq!(
         (before.loads, before.live_folds, before.tail_folds),
@@ -246,7 +251,14 @@ fn projection_names_are_validated_at_registration() {
         assert!(builder.add(named(good)).is_ok(), "{good:?} refused");
     }
     assert!(builder.add(named("a")).is_err(), "duplicate accepted");
+    let debug = format!("{builder:?}");
+    assert!(
+        debug.contains("EngineBuilder") && debug.contains('4'),
+        "{debug}"
+    );
     let engine = builder.build().unwrap();
+    let debug = format!("{engine:?}");
+    assert!(debug.contains("A_b-9"), "{debug}");
     assert_eq!(
         engine.projections(),
         vec!["x".repeat(64), "a".into(), "A_b-9".into(), "z".into()]
