@@ -302,3 +302,24 @@ impl highwater_engine::Projection for Named {
         Tally::new(1).decode(bytes)
     }
 }
+
+#[test]
+fn warm_up_loads_the_most_recent_groups_in_every_projection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, tally) = open(dir.path(), 1, quiet());
+    let keys = Keys::generate();
+    append_n(&engine, &keys, "old", 0, 2);
+    append_n(&engine, &keys, "new", 0, 3);
+    assert_eq!(engine.warm_up(2, Some(1)).wait(), 1);
+    let new = engine.group_status("tally", "new").unwrap();
+    assert!(new.fully_loaded(), "{new:?}");
+    let old = engine.group_status("tally", "old").unwrap();
+    assert_eq!(old.state, LoadState::NotLoaded);
+    assert_eq!(tally.fold_counters().loads, 1);
+    assert_eq!(tally.read("new", |n| *n).unwrap(), 3);
+    assert_eq!(
+        tally.fold_counters().loads,
+        1,
+        "served from the warmed state"
+    );
+}
