@@ -25,7 +25,6 @@ const SECRET_ENV: &str = "HIGHWATER_RELAY_SECRET_KEY";
 const DEFAULT_KEY_FILE: &str = "relay-secret.key";
 
 #[derive(Debug, Args)]
-#[expect(clippy::struct_excessive_bools, reason = "independent policy switches")]
 pub(crate) struct RelayArgs {
     /// Address to listen on (WebSocket and NIP-11 over HTTP).
     #[arg(long, default_value = "127.0.0.1:7777")]
