@@ -3,8 +3,11 @@
 //! and after space comes back a re-run leaves the log holding the file's events in file
 //! order — the same log as a clean import of the same file, not just the same events.
 
+mod mounts;
+
+use mounts::{Unmount, has_cap_sys_admin};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_highwater");
@@ -18,24 +21,6 @@ fn highwater(db: &Path, args: &[&str]) -> Output {
         .env_remove("RUST_LOG")
         .output()
         .unwrap()
-}
-
-/// Whether this process holds `CAP_SYS_ADMIN` (needed to mount), from /proc.
-fn has_cap_sys_admin() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << 21) != 0)
-}
-
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// The event ids of the log, in log order.
@@ -106,7 +91,7 @@ fn an_import_cut_short_by_a_full_disk_resumes_in_file_order() {
         eprintln!("SKIPPED: no CAP_SYS_ADMIN to mount a tmpfs ({reason})");
         return;
     }
-    let tmpfs = Tmpfs(mnt.clone());
+    let tmpfs = Unmount(mnt.clone());
     // A filler takes most of the filesystem; deleting it is how space comes back.
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![0x5au8; 5 << 19]).unwrap();

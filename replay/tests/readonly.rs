@@ -5,6 +5,9 @@
 //! lock file, with a note). A read-only bind mount is tried as well; where the machine
 //! forbids mounts, that one variant is skipped with the reason printed.
 
+mod mounts;
+
+use mounts::{Unmount, has_cap_sys_admin};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -152,24 +155,6 @@ fn reading_commands_work_for_a_user_who_cannot_write_the_database() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ermission denied"), "{err}");
-}
-
-/// Whether this process holds `CAP_SYS_ADMIN` (needed to mount), from /proc.
-fn has_cap_sys_admin() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << 21) != 0)
-}
-
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]
