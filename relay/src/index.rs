@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use highwater_store::{EventRef, Store, StoreError};
 use parking_lot::RwLock;
@@ -31,6 +32,8 @@ pub(crate) struct GroupState {
     pub(crate) hidden: bool,
     /// The newest `created_at` among them (the next rendering is later).
     pub(crate) created_at: u64,
+    /// Sequence number of the group's latest 9008: state events before it are void.
+    pub(crate) deleted_at: u64,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +48,10 @@ struct Inner {
 pub(crate) struct StateIndex {
     relay: [u8; 32],
     inner: RwLock<Inner>,
+    /// Every event up to this sequence number has been observed: the relay's own
+    /// commits as they are acknowledged, other processes' (an import beside the relay)
+    /// by [`StateIndex::follow`].
+    followed: AtomicU64,
 }
 
 impl StateIndex {
@@ -53,7 +60,11 @@ impl StateIndex {
         let index = Self {
             relay,
             inner: RwLock::new(Inner::default()),
+            followed: AtomicU64::new(0),
         };
+        // Read before the scans: anything committed meanwhile is observed again by
+        // `follow`, which is harmless (observing is order-independent and idempotent).
+        let head = store.head();
         for group in store.groups() {
             store.scan_group(
                 group.no,
@@ -65,7 +76,28 @@ impl StateIndex {
                 },
             )?;
         }
+        index.followed.store(head, Ordering::Release);
         Ok(index)
+    }
+
+    /// Observes what other processes committed since the last look (the store notices
+    /// their commits through LMDB's transaction id): a group another process created or
+    /// hid is listed correctly without a restart.
+    pub(crate) fn follow(&self, store: &Store) -> Result<(), StoreError> {
+        let head = store.head();
+        let from = self.followed.load(Ordering::Acquire);
+        if head <= from {
+            return Ok(());
+        }
+        store.scan(from + 1, |seq, event| {
+            if seq > head {
+                return ControlFlow::Break(());
+            }
+            self.observe(seq, event);
+            ControlFlow::Continue(())
+        })?;
+        self.followed.fetch_max(head, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Takes note of a committed event (any kind; only a few matter).
@@ -85,11 +117,20 @@ impl StateIndex {
             }
         } else if kind == DELETE_GROUP {
             if let Some(group) = event.first_tag_value("h") {
-                // A deleted group is listed no more; a new 9007 renders it again.
+                // A deleted group is listed no more; a new 9007 renders it again. The
+                // state events before the 9008 are void, whatever order they are seen in.
                 let mut inner = self.inner.write();
-                if let Some(state) = inner.groups.get_mut(group) {
-                    state.latest = [None; 6];
-                    state.hidden = false;
+                let state = inner.groups.entry(group.into()).or_default();
+                if seq > state.deleted_at {
+                    state.deleted_at = seq;
+                    for latest in &mut state.latest {
+                        if latest.is_some_and(|s| s < seq) {
+                            *latest = None;
+                        }
+                    }
+                    if state.latest[0].is_none() {
+                        state.hidden = false;
+                    }
                 }
             }
         } else if is_state_kind(kind) && event.pubkey() == &self.relay {
@@ -98,7 +139,12 @@ impl StateIndex {
             };
             let mut inner = self.inner.write();
             let state = inner.groups.entry(group.into()).or_default();
-            state.latest[usize::from(kind - STATE_FIRST)] = Some(seq);
+            let slot = &mut state.latest[usize::from(kind - STATE_FIRST)];
+            // The newest event of each kind wins, in any order of observation.
+            if seq < state.deleted_at || slot.is_some_and(|s| s >= seq) {
+                return;
+            }
+            *slot = Some(seq);
             state.created_at = state.created_at.max(event.created_at());
             if kind == STATE_FIRST {
                 state.hidden = event.tags().any(|t| t.name() == Some("hidden"));

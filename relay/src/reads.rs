@@ -137,6 +137,7 @@ pub(crate) fn query(
     reader: Option<[u8; 32]>,
     filters: &[Compiled],
 ) -> Result<Vec<Event>, StoreError> {
+    shared.index.follow(&shared.store)?;
     let mut access = Access::new(shared, reader);
     let mut all: BTreeMap<u64, Event> = BTreeMap::new();
     for filter in filters {

@@ -1,0 +1,68 @@
+//! A relay beside another process that writes the same database (an import, say): the
+//! group the other process created — its 9007 and the relay-signed 39000 a previous run
+//! of the relay wrote — is listed by `{"kinds":[39000]}` without restarting the relay.
+//! The other process is this test binary re-executed, coordinated by its exit.
+
+mod support;
+
+use std::process::Command;
+
+use highwater_relay::RelayOptions;
+use highwater_store::{Store, StoreOptions};
+use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+use nostr_sdk::prelude as sdk;
+
+use support::{client, fetch, relay_keys, start, tag};
+
+const CHILD_ENV: &str = "HIGHWATER_RELAY_OTHER_WRITER";
+const TEST: &str = "a_group_created_by_another_process_is_listed_without_a_restart";
+
+fn signed(keys: &Keys, kind: u16, tags: &[&[&str]]) -> nostr::prelude::Event {
+    EventBuilder::new(Kind::from(kind), "")
+        .tags(tags.iter().map(|t| Tag::parse(t.iter().copied()).unwrap()))
+        .finalize(keys)
+        .unwrap()
+}
+
+/// The other process: appends a group's creation and the relay's 39000 for it.
+fn write_elsewhere(dir: &str) {
+    let store = Store::open(dir, StoreOptions::default()).expect("open from the other process");
+    let alice =
+        Keys::parse("0000000000000000000000000000000000000000000000000000000000000a11").unwrap();
+    store
+        .append(&signed(&alice, 9007, &[&["h", "elsewhere"]]))
+        .expect("append the 9007");
+    store
+        .append(&signed(
+            &relay_keys(),
+            39_000,
+            &[&["d", "elsewhere"], &["name", "Elsewhere"]],
+        ))
+        .expect("append the 39000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_created_by_another_process_is_listed_without_a_restart() {
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        write_elsewhere(&dir.to_string_lossy());
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let relay = start(dir.path(), RelayOptions::default()).await;
+    let reader = client(&relay.url, &sdk::Keys::generate(), true).await;
+    let before = fetch(&reader, sdk::Filter::new().kind(sdk::Kind::Custom(39_000))).await;
+    assert!(before.is_empty(), "{before:?}");
+
+    let status = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
+        .status()
+        .expect("run the other process");
+    assert!(status.success(), "the other process failed: {status}");
+
+    let listed = fetch(&reader, sdk::Filter::new().kind(sdk::Kind::Custom(39_000))).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(tag(&listed[0], "d"), Some("elsewhere"));
+    assert_eq!(tag(&listed[0], "name"), Some("Elsewhere"));
+    relay.stop().await;
+}
