@@ -154,10 +154,8 @@ fn a_failed_fold_fails_verify_alike_on_both_sides() {
     assert!(tally.read("g", |n| *n).is_err());
     assert_eq!(engine.verify_group("tally", "g").unwrap(), None);
     let status = engine.group_status("tally", "g").unwrap();
-    assert!(
-        matches!(status.state, LoadState::Failed { .. }),
-        "{status:?}"
-    );
+    let failed = matches!(status.state, LoadState::Failed { .. });
+    assert!(failed, "{status:?}");
 }
 
 #[test]

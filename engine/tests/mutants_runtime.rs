@@ -64,10 +64,8 @@ fn a_live_fold_that_fails_fails_the_group() {
         .append(&mutants_support::message(&keys, "g", 9, "boom"))
         .unwrap();
     let status = engine.group_status("tally", "g").unwrap();
-    assert!(
-        matches!(status.state, LoadState::Failed { .. }),
-        "{status:?}"
-    );
+    let failed = matches!(status.state, LoadState::Failed { .. });
+    assert!(failed, "{status:?}");
     match tally.read("g", |n| *n) {
         Err(EngineError::Failed { seq, .. }) => assert_eq!(seq, engine.store().head()),
         other => panic!("{other:?}"),

@@ -88,7 +88,7 @@ impl Index {
 
 /// The kinds whose `parent` tags make links.
 fn is_link_kind(k: u16) -> bool {
-    matches!(k, kind::CREATE_GROUP | kind::EDIT_METADATA | kind::METADATA)
+    [kind::CREATE_GROUP, kind::EDIT_METADATA, kind::METADATA].contains(&k)
 }
 
 /// The shared, lazily built index (one per [`Groups`](crate::Groups) and its clones).

@@ -80,7 +80,7 @@ fn is_moderation(kind: u16) -> bool {
 
 /// Kinds after which the relay regenerates the group's state events.
 fn changes_state(kind: u16) -> bool {
-    matches!(kind, 9000 | 9001 | 9002 | 9003 | 9007 | 9008 | 9021 | 9022)
+    [9000, 9001, 9002, 9003, 9007, 9008, 9021, 9022].contains(&kind)
 }
 
 fn sequence(shared: &Arc<Shared>, jobs: &Receiver<Job>, acks: &Sender<Pending>) {
