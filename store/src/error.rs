@@ -334,15 +334,11 @@ mod tests {
         use std::error::Error as _;
         let map = |e: heed::MdbError| StoreError::lmdb("testing")(heed::Error::Mdb(e));
         let readers = map(heed::MdbError::ReadersFull);
-        assert!(
-            matches!(readers, StoreError::ReadersFull { .. }),
-            "{readers:?}"
-        );
+        let is_readers_full = matches!(readers, StoreError::ReadersFull { .. });
+        assert!(is_readers_full, "{readers:?}");
         let resized = map(heed::MdbError::MapResized);
-        assert!(
-            matches!(resized, StoreError::MapResized { .. }),
-            "{resized:?}"
-        );
+        let is_map_resized = matches!(resized, StoreError::MapResized { .. });
+        assert!(is_map_resized, "{resized:?}");
         let exists = map(heed::MdbError::KeyExist);
         assert!(matches!(exists, StoreError::KeyExists { .. }), "{exists:?}");
         let full = map(heed::MdbError::MapFull);

@@ -714,8 +714,8 @@ fn a_corrupted_record_is_reported_with_its_sequence_number() {
     }
     let original = store.raw_record(2).unwrap().unwrap();
     let is_record_2 = |e: &StoreError| {
-        matches!(e, StoreError::Corrupted(Corruption::Record { seq: 2, .. }))
-            && e.to_string().contains("sequence 2")
+        let record_2 = matches!(e, StoreError::Corrupted(Corruption::Record { seq: 2, .. }));
+        record_2 && e.to_string().contains("sequence 2")
     };
     let positions = [0, 3, 4, original.len() / 2, original.len() - 1];
     let mut damaged: Vec<Vec<u8>> = positions

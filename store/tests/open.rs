@@ -27,10 +27,8 @@ fn filled(dir: &Path, events: usize) -> Vec<Event> {
         .collect();
     let store = Store::open(dir, StoreOptions::default()).unwrap();
     for outcome in store.append_batch(&batch).unwrap() {
-        assert!(
-            matches!(outcome, Ok(AppendOutcome::Appended(_))),
-            "{outcome:?}"
-        );
+        let appended = matches!(outcome, Ok(AppendOutcome::Appended(_)));
+        assert!(appended, "{outcome:?}");
     }
     batch
 }
