@@ -3,6 +3,10 @@
 //! status, the import summary, `show --json`, `status --json`, `verify` — including
 //! after a killed import and a tampered checkpoint.
 
+#[allow(
+    dead_code,
+    reason = "each test binary uses a part of the shared helpers"
+)]
 mod support;
 
 use std::collections::BTreeMap;

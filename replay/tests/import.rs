@@ -16,37 +16,11 @@ use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{Groups, Nip29Config};
 use highwater_store::{AppendOutcome, Store, StoreOptions};
 use nostr::prelude::{Event, Timestamp, ToBech32};
-use serde_json::Value;
 
+use support::imports::{import, json, log_ids, summary};
 use support::{RELAY_PUBKEY, Sandbox, key, path_str, relay, sign, write_events};
 
 const AT: u64 = 1_800_000_000;
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).expect("valid JSON")
-}
-
-/// `import --relay-pubkey RELAY [EXTRA] FILE` on `db`: (exit status, stdout, stderr).
-fn import(db: &support::Db, file: &Path, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec!["import", "--relay-pubkey", RELAY_PUBKEY];
-    args.extend_from_slice(extra);
-    args.push(path_str(file));
-    let run = db.run(&args);
-    (run.status.code().expect("exited"), run.stdout, run.stderr)
-}
-
-fn summary(stdout: &str) -> support::Summary {
-    support::Summary::parse(stdout)
-}
-
-/// The ids of the exported log, in log order.
-fn log_ids(sandbox: &Sandbox, db: &support::Db) -> Vec<String> {
-    let file = sandbox.path("export.jsonl");
-    db.export(&file)
-        .iter()
-        .map(|l| json(l)["id"].as_str().expect("an id").to_owned())
-        .collect()
-}
 
 fn members(db: &support::Db, group: &str) -> Vec<String> {
     json(&db.show(group))["members"]

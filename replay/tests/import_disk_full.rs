@@ -23,6 +23,20 @@ fn highwater(db: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `import --no-policy --batch 150 FILE` on `db`: small batches, several in flight.
+fn import(db: &Path, file: &Path) -> Output {
+    highwater(
+        db,
+        &[
+            "import",
+            "--no-policy",
+            "--batch",
+            "150",
+            file.to_str().unwrap(),
+        ],
+    )
+}
+
 /// The event ids of the log, in log order.
 fn log_ids(db: &Path) -> Vec<String> {
     let out = highwater(db, &["export", "-"]);
@@ -57,16 +71,7 @@ fn an_import_cut_short_by_a_full_disk_resumes_in_file_order() {
 
     // The reference: a clean import of the same file.
     let clean = work.path().join("clean");
-    let out = highwater(
-        &clean,
-        &[
-            "import",
-            "--no-policy",
-            "--batch",
-            "150",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = import(&clean, &file);
     assert!(
         out.status.success(),
         "{}",
@@ -97,16 +102,7 @@ fn an_import_cut_short_by_a_full_disk_resumes_in_file_order() {
     std::fs::write(&filler, vec![0x5au8; 5 << 19]).unwrap();
     let db = mnt.join("db");
 
-    let first = highwater(
-        &db,
-        &[
-            "import",
-            "--no-policy",
-            "--batch",
-            "150",
-            file.to_str().unwrap(),
-        ],
-    );
+    let first = import(&db, &file);
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert!(!first.status.success(), "the disk did not fill: {stderr}");
     assert!(
@@ -122,16 +118,7 @@ fn an_import_cut_short_by_a_full_disk_resumes_in_file_order() {
     );
 
     std::fs::remove_file(&filler).unwrap();
-    let second = highwater(
-        &db,
-        &[
-            "import",
-            "--no-policy",
-            "--batch",
-            "150",
-            file.to_str().unwrap(),
-        ],
-    );
+    let second = import(&db, &file);
     assert!(
         second.status.success(),
         "{}",

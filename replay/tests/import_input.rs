@@ -9,40 +9,14 @@
 mod support;
 
 use std::io::Write as _;
-use std::path::Path;
 
 use nostr::prelude::Event;
 use serde_json::Value;
 
-use support::{RELAY_PUBKEY, Sandbox, key, path_str, sign, write_events};
+use support::imports::{import, json, log_ids, summary};
+use support::{Sandbox, key, path_str, sign, write_events};
 
 const AT: u64 = 1_800_000_000;
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).expect("valid JSON")
-}
-
-/// `import --relay-pubkey RELAY [EXTRA] FILE` on `db`: (exit status, stdout, stderr).
-fn import(db: &support::Db, file: &Path, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec!["import", "--relay-pubkey", RELAY_PUBKEY];
-    args.extend_from_slice(extra);
-    args.push(path_str(file));
-    let run = db.run(&args);
-    (run.status.code().expect("exited"), run.stdout, run.stderr)
-}
-
-fn summary(stdout: &str) -> support::Summary {
-    support::Summary::parse(stdout)
-}
-
-/// The ids of the exported log, in log order.
-fn log_ids(sandbox: &Sandbox, db: &support::Db) -> Vec<String> {
-    let file = sandbox.path("export.jsonl");
-    db.export(&file)
-        .iter()
-        .map(|l| json(l)["id"].as_str().expect("an id").to_owned())
-        .collect()
-}
 
 /// The events every format test imports: a group, a member, chat.
 fn small_log() -> Vec<Event> {

@@ -67,7 +67,11 @@ fn positions(len: usize, budget: usize) -> Vec<usize> {
 }
 
 fn is_record_corruption(error: &EngineError, seq: u64) -> bool {
-    matches!(error, EngineError::Store(StoreError::Corrupted(Corruption::Record { seq: s, .. })) if *s == seq)
+    if let EngineError::Store(StoreError::Corrupted(Corruption::Record { seq: s, .. })) = error {
+        *s == seq
+    } else {
+        false
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@
 )]
 
 mod events;
+pub mod imports;
 mod output;
 
 use std::ffi::OsStr;
