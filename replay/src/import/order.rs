@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 use highwater_engine::Kinds;
 use highwater_projections::{AccessPolicy, GroupMetadata, Life, Source};
-use highwater_store::{AppendOutcome, PreparedEvent, Store, Ticket, is_state_kind};
+use highwater_store::{AppendOutcome, PreparedEvent, Store, Ticket};
 use nostr::prelude::{Event, PublicKey};
 
 use super::parse::Refusal;
@@ -35,7 +35,6 @@ const EDIT_METADATA: u16 = 9002;
 const CREATE_GROUP: u16 = 9007;
 const DELETE_GROUP: u16 = 9008;
 const CREATE_INVITE: u16 = 9009;
-const JOIN_REQUEST: u16 = 9021;
 const METADATA: u16 = 39_000;
 const ADMINS: u16 = 39_001;
 const MEMBERS: u16 = 39_002;
@@ -220,7 +219,6 @@ impl<'a> Pipeline<'a> {
         self.recent.insert(*prepared.id(), self.batch);
         if let Some((policy, folded)) = self.policy.clone() {
             let kind = event.kind.as_u16();
-            let author = event.pubkey.to_bytes();
             let group = prepared.group();
             // Subgroups link groups: whether a 9002 or 9007 may set a parent, list
             // children or leave one out, or a 9008 may delete, reads other groups'
@@ -228,12 +226,11 @@ impl<'a> Pipeline<'a> {
             // event waits for every pending change, in any group.
             let crosses_groups = matches!(kind, EDIT_METADATA | CREATE_GROUP | DELETE_GROUP)
                 && !self.pending.is_empty();
-            let same_group = !is_state_kind(kind)
-                && group.is_some_and(|group| {
-                    self.pending.get(group).is_some_and(|p| {
-                        p.all || p.keys.contains(&author) || (p.codes && kind == JOIN_REQUEST)
-                    })
-                });
+            // Any event of a group with a change still in flight waits for it, state
+            // events included: the narrowed rules (by key, by invite code) missed a
+            // case the batch-vs-one-at-a-time property test found, so exactness wins
+            // over fewer commits until that case is understood.
+            let same_group = group.is_some_and(|group| self.pending.contains_key(group));
             if crosses_groups || same_group {
                 self.flush()?;
                 self.flushes += 1;
