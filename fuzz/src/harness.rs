@@ -76,11 +76,8 @@ fn engine_over(store: Store) -> (Engine, Groups) {
         checkpoint_on_close: false,
     };
     let mut builder = Engine::builder(store, options);
-    let groups = Groups::register(
-        &mut builder,
-        Nip29Config::new(relay().public_key().to_bytes()),
-    )
-    .expect("register the projections");
+    let groups = Groups::register(&mut builder, Nip29Config::new(relay().public_key()))
+        .expect("register the projections");
     (builder.build().expect("build the engine"), groups)
 }
 
@@ -286,9 +283,12 @@ fn fold_checks(h: &Harness, group: &str, events: &[Event]) {
     }
     let _ = groups.role_definitions(group).expect("role definitions");
     let _ = groups.invite_codes(group).expect("invite codes");
-    for pubkey in [None, Some(h.keys[0].public_key().to_bytes())] {
-        let _ = h.policy.can_read(pubkey, group).expect("can_read");
-        let _ = h.policy.has_access(pubkey, group).expect("has_access");
+    for pubkey in [None, Some(h.keys[0].public_key())] {
+        let _ = h.policy.can_read(pubkey.as_ref(), group).expect("can_read");
+        let _ = h
+            .policy
+            .has_access(pubkey.as_ref(), group)
+            .expect("has_access");
     }
     for event in events {
         if let Err(rejection) = h.policy.check_write(event) {

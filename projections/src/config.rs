@@ -1,5 +1,7 @@
 //! Configuration shared by the four projections, and the NIP-29 kind numbers.
 
+use nostr::prelude::PublicKey;
+
 /// NIP-29 kind numbers the projections and the policy know.
 pub(crate) mod kind {
     pub(crate) const PUT_USER: u16 = 9000;
@@ -41,32 +43,39 @@ pub(crate) mod kind {
 /// What the NIP-29 projections need to know of the relay they fold for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Nip29Config {
-    /// The relay's public key (x-only, raw bytes). Only snapshot events (39000–39003)
-    /// signed by it count; it is also the author of rendered state events.
-    pub relay_pubkey: [u8; 32],
+    /// The relay's public key. Only snapshot events (39000–39003) signed by it count;
+    /// it is also the author of rendered state events.
+    pub relay_pubkey: PublicKey,
 }
 
 impl Nip29Config {
     /// A configuration for the relay whose public key is `relay_pubkey`.
-    pub fn new(relay_pubkey: [u8; 32]) -> Self {
+    pub fn new(relay_pubkey: PublicKey) -> Self {
         Self { relay_pubkey }
+    }
+
+    /// The relay key's raw bytes, as the folds compare them.
+    pub(crate) fn relay_bytes(&self) -> &[u8; 32] {
+        self.relay_pubkey.as_bytes()
     }
 
     /// A projection version that changes with the relay key: a checkpoint folded for
     /// another relay key is never reused.
     pub(crate) fn version(&self, base: u32) -> u64 {
-        (u64::from(base) << 32) | u64::from(crc32fast::hash(&self.relay_pubkey))
+        (u64::from(base) << 32) | u64::from(crc32fast::hash(self.relay_pubkey.as_bytes()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use nostr::prelude::PublicKey;
+
     use super::Nip29Config;
 
     #[test]
     fn the_version_changes_with_the_relay_key_and_the_base() {
-        let a = Nip29Config::new([1; 32]);
-        let b = Nip29Config::new([2; 32]);
+        let a = Nip29Config::new(PublicKey::from_byte_array([1; 32]));
+        let b = Nip29Config::new(PublicKey::from_byte_array([2; 32]));
         assert_ne!(a.version(1), b.version(1));
         assert_ne!(a.version(1), a.version(2));
         assert_eq!(a.version(1) >> 32, 1);

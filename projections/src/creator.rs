@@ -70,7 +70,7 @@ impl Projection for Creator {
     }
 
     fn apply(&self, state: &mut CreatorState, event: &EventRef<'_>) -> Result<(), ApplyError> {
-        match state.lifecycle.step(*event, &self.config.relay_pubkey) {
+        match state.lifecycle.step(*event, self.config.relay_bytes()) {
             Step::Create => state.creator = Some(*event.pubkey()),
             Step::Delete => state.creator = None,
             Step::Ignore | Step::Moderate { .. } | Step::Snapshot | Step::Other { .. } => {}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use highwater_engine::{EngineBuilder, EngineError, Handle, Projection};
 use highwater_store::Store;
+use nostr::prelude::PublicKey;
 
 use crate::config::Nip29Config;
 use crate::creator::{Creator, CreatorState};
@@ -24,8 +25,14 @@ use crate::roles::{RoleDefinition, Roles, RolesState};
 /// The role the creator of a group is listed with in a rendered 39001, by default.
 pub const DEFAULT_CREATOR_ROLE: &str = "admin";
 
-/// A member's pubkey and roles (sorted).
-pub type MemberRoles = ([u8; 32], Vec<String>);
+/// A member of a group and their roles.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Member {
+    /// The member's public key.
+    pub pubkey: PublicKey,
+    /// Their roles, sorted (empty when they hold none).
+    pub roles: Vec<String>,
+}
 
 /// The four NIP-29 projections of one engine, and the queries over them.
 #[derive(Debug, Clone)]
@@ -57,6 +64,10 @@ fn read<P: Projection, R>(
 
 impl Groups {
     /// Registers the `membership`, `roles`, `metadata` and `creator` projections.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError`] when a projection of the same name is already registered.
     pub fn register(builder: &mut EngineBuilder, config: Nip29Config) -> Result<Self, EngineError> {
         Ok(Self {
             config,
@@ -168,51 +179,97 @@ impl Groups {
     }
 
     /// Whether `pubkey` is a member of `group`.
-    pub fn is_member(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
-        self.with_membership(group, |s| s.is_member(pubkey))
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn is_member(&self, group: &str, pubkey: &PublicKey) -> Result<bool, Error> {
+        self.with_membership(group, |s| s.is_member(pubkey.as_bytes()))
     }
 
     /// The members of `group`, sorted by pubkey.
-    pub fn members(&self, group: &str) -> Result<Vec<[u8; 32]>, Error> {
-        self.with_membership(group, |s| s.members().copied().collect())
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn members(&self, group: &str) -> Result<Vec<PublicKey>, Error> {
+        self.with_membership(group, |s| {
+            s.members()
+                .map(|k| PublicKey::from_byte_array(*k))
+                .collect()
+        })
     }
 
     /// How many members `group` has.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn member_count(&self, group: &str) -> Result<usize, Error> {
         self.with_membership(group, MembershipState::member_count)
     }
 
     /// The members of `group` with their roles, sorted by pubkey (two reads).
-    pub fn members_with_roles(&self, group: &str) -> Result<Vec<MemberRoles>, Error> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn members_with_roles(&self, group: &str) -> Result<Vec<Member>, Error> {
         let members = self.members(group)?;
         self.with_roles(group, |r| {
             members
                 .into_iter()
-                .map(|pk| {
-                    let roles = r.roles(&pk).map(str::to_owned).collect();
-                    (pk, roles)
+                .map(|pubkey| {
+                    let roles = r.roles(pubkey.as_bytes()).map(str::to_owned).collect();
+                    Member { pubkey, roles }
                 })
                 .collect()
         })
     }
 
     /// Whether `pubkey` holds `role` in `group`.
-    pub fn has_role(&self, group: &str, pubkey: &[u8; 32], role: &str) -> Result<bool, Error> {
-        self.with_roles(group, |s| s.has_role(pubkey, role))
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn has_role(&self, group: &str, pubkey: &PublicKey, role: &str) -> Result<bool, Error> {
+        self.with_roles(group, |s| s.has_role(pubkey.as_bytes(), role))
     }
 
     /// The roles of `pubkey` in `group`, sorted (empty for non-members).
-    pub fn roles(&self, group: &str, pubkey: &[u8; 32]) -> Result<Vec<String>, Error> {
-        self.with_roles(group, |s| s.roles(pubkey).map(str::to_owned).collect())
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn roles(&self, group: &str, pubkey: &PublicKey) -> Result<Vec<String>, Error> {
+        self.with_roles(group, |s| {
+            s.roles(pubkey.as_bytes()).map(str::to_owned).collect()
+        })
     }
 
     /// The role definitions of `group` (its latest relay 39003), sorted by name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn role_definitions(&self, group: &str) -> Result<Vec<RoleDefinition>, Error> {
         self.with_roles(group, |s| s.definitions().collect())
     }
 
     /// The metadata of `group` (default, all flags false, when it does not exist), with
     /// its effective parent (see [`Groups::parent`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn metadata(&self, group: &str) -> Result<GroupMetadata, Error> {
         let mut metadata = self.with_metadata(group, |s| s.metadata().clone())?;
         if metadata.parent.is_some() {
@@ -222,6 +279,11 @@ impl Groups {
     }
 
     /// The pinned references of `group` (its latest 9010's `e`/`a` values), in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn pinned(&self, group: &str) -> Result<Vec<String>, Error> {
         self.with_metadata(group, |s| {
             s.pins().iter().map(|p| p.value.clone()).collect()
@@ -229,68 +291,135 @@ impl Groups {
     }
 
     /// The pins of `group` with their tag names (`e` or `a`), in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn pins(&self, group: &str) -> Result<Vec<Pin>, Error> {
         self.with_metadata(group, |s| s.pins().to_vec())
     }
 
     /// Whether `group` is private (only members read).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn is_private(&self, group: &str) -> Result<bool, Error> {
         self.with_metadata(group, |s| s.metadata().private)
     }
 
     /// Whether `group` is closed (joining needs an invite code).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn is_closed(&self, group: &str) -> Result<bool, Error> {
         self.with_metadata(group, |s| s.metadata().closed)
     }
 
     /// Whether `group` is hidden (invisible to non-members).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn is_hidden(&self, group: &str) -> Result<bool, Error> {
         self.with_metadata(group, |s| s.metadata().hidden)
     }
 
     /// Whether `group` is `restricted` (NIP-29: only members write).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn is_restricted(&self, group: &str) -> Result<bool, Error> {
         self.with_metadata(group, |s| s.metadata().restricted)
     }
 
     /// Whether `group` is write-restricted (the seed relay's flag: only `writer` role
     /// holders, the creator and relay admins post).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn is_write_restricted(&self, group: &str) -> Result<bool, Error> {
         self.with_metadata(group, |s| s.metadata().write_restricted)
     }
 
     /// The invite codes of `group`, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn invite_codes(&self, group: &str) -> Result<Vec<String>, Error> {
         self.with_metadata(group, |s| s.invite_codes().map(str::to_owned).collect())
     }
 
     /// Whether `code` is a valid invite code of `group`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn has_invite(&self, group: &str, code: &str) -> Result<bool, Error> {
         self.with_metadata(group, |s| s.has_invite(code))
     }
 
     /// The creator of `group`'s current life.
-    pub fn creator(&self, group: &str) -> Result<Option<[u8; 32]>, Error> {
-        self.with_creator(group, |s| s.creator().copied())
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn creator(&self, group: &str) -> Result<Option<PublicKey>, Error> {
+        self.with_creator(group, |s| {
+            s.creator().map(|k| PublicKey::from_byte_array(*k))
+        })
     }
 
     /// Whether `pubkey` created `group`'s current life.
-    pub fn is_creator(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
-        self.with_creator(group, |s| s.is_creator(pubkey))
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn is_creator(&self, group: &str, pubkey: &PublicKey) -> Result<bool, Error> {
+        self.with_creator(group, |s| s.is_creator(pubkey.as_bytes()))
     }
 
     /// Whether `group` exists (created, moderated or seeded, and not deleted).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn group_exists(&self, group: &str) -> Result<bool, Error> {
         Ok(self.group_state(group)? == Life::Active)
     }
 
     /// Whether `group` is unknown, active or deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn group_state(&self, group: &str) -> Result<Life, Error> {
         Ok(self.lifecycle(group)?.life)
     }
 
     /// `group`'s life and source (from the `creator` projection, the smallest state;
     /// every projection tracks the same lifecycle).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn lifecycle(&self, group: &str) -> Result<Lifecycle, Error> {
         self.with_creator(group, CreatorState::lifecycle)
     }

@@ -29,7 +29,7 @@
 //! let (alice, bob) = (Keys::generate(), Keys::generate());
 //! let store = Store::open(dir.path(), StoreOptions::default())?;
 //! let mut builder = Engine::builder(store, EngineOptions::default());
-//! let groups = Groups::register(&mut builder, Nip29Config::new(relay.public_key().to_bytes()))?;
+//! let groups = Groups::register(&mut builder, Nip29Config::new(relay.public_key()))?;
 //! let engine = builder.build()?;
 //!
 //! let create = EventBuilder::new(Kind::GroupCreateGroup, "")
@@ -41,10 +41,9 @@
 //! engine.append(&create)?;
 //! engine.append(&put)?;
 //!
-//! let bob_key = bob.public_key().to_bytes();
-//! assert!(groups.is_member("pizza", &bob_key)?);
-//! assert_eq!(groups.roles("pizza", &bob_key)?, ["writer"]);
-//! assert_eq!(groups.creator("pizza")?, Some(alice.public_key().to_bytes()));
+//! assert!(groups.is_member("pizza", &bob.public_key())?);
+//! assert_eq!(groups.roles("pizza", &bob.public_key())?, ["writer"]);
+//! assert_eq!(groups.creator("pizza")?, Some(alice.public_key()));
 //! assert_eq!(groups.metadata("pizza")?.name.as_deref(), Some("Pizza"));
 //!
 //! let policy = AccessPolicy::new(groups.clone(), Policy::default());
@@ -57,6 +56,7 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 mod config;
 mod creator;
@@ -78,10 +78,15 @@ pub use crate::config::Nip29Config;
 pub use crate::creator::{Creator, CreatorState};
 pub use crate::error::Error;
 pub use crate::fields::{GroupMetadata, Pin};
-pub use crate::groups::{DEFAULT_CREATOR_ROLE, Groups, MemberRoles};
+pub use crate::groups::{DEFAULT_CREATOR_ROLE, Groups, Member};
 pub use crate::life::{Life, Lifecycle, Source};
 pub use crate::membership::{Membership, MembershipState};
 pub use crate::metadata::{Metadata, MetadataState};
 pub use crate::policy::{AccessPolicy, Policy, Rejection};
 pub use crate::roles::{RoleDefinition, Roles, RolesState};
 pub use crate::view::{GroupView, MemberView};
+
+/// The README's library examples, compiled and run as doc tests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

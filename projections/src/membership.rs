@@ -128,7 +128,7 @@ impl Projection for Membership {
     }
 
     fn apply(&self, state: &mut MembershipState, event: &EventRef<'_>) -> Result<(), ApplyError> {
-        match state.lifecycle.step(*event, &self.config.relay_pubkey) {
+        match state.lifecycle.step(*event, self.config.relay_bytes()) {
             Step::Ignore | Step::Other { .. } => {}
             Step::Create => {
                 state.clear();

@@ -157,7 +157,7 @@ impl Projection for Metadata {
     }
 
     fn apply(&self, state: &mut MetadataState, event: &EventRef<'_>) -> Result<(), ApplyError> {
-        match state.lifecycle.step(*event, &self.config.relay_pubkey) {
+        match state.lifecycle.step(*event, self.config.relay_bytes()) {
             Step::Ignore => {}
             Step::Create => {
                 *state = MetadataState {

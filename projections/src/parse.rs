@@ -66,6 +66,7 @@ pub(crate) fn parse_pubkey(text: &str) -> Option<[u8; 32]> {
 }
 
 /// Lowercase hex of a pubkey.
+#[cfg(test)]
 pub(crate) fn to_hex(pubkey: &[u8; 32]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);

@@ -32,7 +32,7 @@
 
 use std::collections::BTreeSet;
 
-use nostr::prelude::Event;
+use nostr::prelude::{Event, PublicKey};
 
 use crate::config::kind;
 use crate::error::Error;
@@ -49,7 +49,7 @@ use crate::parse;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     /// Relay admins besides the relay key.
-    pub relay_admins: BTreeSet<[u8; 32]>,
+    pub relay_admins: BTreeSet<PublicKey>,
     /// Whether relay admins keep their powers in private groups.
     pub admins_manage_private: bool,
     /// Anyone reads groups that are neither private nor hidden (else members only).
@@ -223,7 +223,7 @@ impl AccessPolicy {
     fn facts(
         &self,
         group: &str,
-        pubkey: Option<&[u8; 32]>,
+        pubkey: Option<&PublicKey>,
         codes: &[&str],
     ) -> Result<Facts, Error> {
         let groups = &self.groups;
@@ -247,7 +247,10 @@ impl AccessPolicy {
         };
         let member = groups.is_member(group, pubkey)?;
         let (group_admin, writer) = groups.with_roles(group, |r| {
-            (r.has_role(pubkey, "admin"), r.has_role(pubkey, "writer"))
+            (
+                r.has_role(pubkey.as_bytes(), "admin"),
+                r.has_role(pubkey.as_bytes(), "writer"),
+            )
         })?;
         let creator = groups.is_creator(group, pubkey)?;
         Ok(Facts {
@@ -262,7 +265,7 @@ impl AccessPolicy {
     }
 
     /// Whether `pubkey` has relay-admin powers in a group with this privacy.
-    fn relay_power(&self, pubkey: Option<&[u8; 32]>, private: bool) -> bool {
+    fn relay_power(&self, pubkey: Option<&PublicKey>, private: bool) -> bool {
         let Some(pubkey) = pubkey else { return false };
         pubkey == &self.groups.config().relay_pubkey
             || (self.policy.relay_admins.contains(pubkey)
@@ -270,26 +273,36 @@ impl AccessPolicy {
     }
 
     /// Members and relay admins (in the sense of [`AccessPolicy::relay_power`]).
-    fn privileged(&self, facts: &Facts, pubkey: Option<&[u8; 32]>) -> bool {
+    fn privileged(&self, facts: &Facts, pubkey: Option<&PublicKey>) -> bool {
         facts.member || self.relay_power(pubkey, facts.metadata.private)
     }
 
     /// Whether `pubkey` (or an unauthenticated reader) may read `group`'s events.
-    pub fn can_read(&self, pubkey: Option<[u8; 32]>, group: &str) -> Result<bool, Error> {
-        let facts = self.facts(group, pubkey.as_ref(), &[])?;
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn can_read(&self, pubkey: Option<&PublicKey>, group: &str) -> Result<bool, Error> {
+        let facts = self.facts(group, pubkey, &[])?;
         if facts.life != Life::Active {
             return Ok(false);
         }
-        let privileged = self.privileged(&facts, pubkey.as_ref());
+        let privileged = self.privileged(&facts, pubkey);
         let public = !facts.metadata.private && !facts.metadata.hidden;
         Ok(privileged || (public && self.policy.open_reads))
     }
 
     /// Whether `pubkey` may see that `group` exists, and its metadata.
-    pub fn has_access(&self, pubkey: Option<[u8; 32]>, group: &str) -> Result<bool, Error> {
-        let facts = self.facts(group, pubkey.as_ref(), &[])?;
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn has_access(&self, pubkey: Option<&PublicKey>, group: &str) -> Result<bool, Error> {
+        let facts = self.facts(group, pubkey, &[])?;
         Ok(facts.life == Life::Active
-            && (!facts.metadata.hidden || self.privileged(&facts, pubkey.as_ref())))
+            && (!facts.metadata.hidden || self.privileged(&facts, pubkey)))
     }
 
     /// Whether `pubkey` may post (non-moderation events) to `group`.
@@ -299,7 +312,12 @@ impl AccessPolicy {
     /// needs: the flags first (a group open to everyone answers without any other
     /// read), then membership, or for write-restricted groups the creator and the
     /// `writer` role. This is asked on every event.
-    pub fn can_write(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn can_write(&self, group: &str, pubkey: &PublicKey) -> Result<bool, Error> {
         let (life, m) = self
             .groups
             .with_metadata(group, |s| (s.lifecycle().life, Flags::of(s.metadata())))?;
@@ -332,7 +350,7 @@ impl AccessPolicy {
         self.policy.auto_join && !m.restricted && !m.closed && !m.private && !m.hidden
     }
 
-    fn may_post(&self, facts: &Facts, pubkey: &[u8; 32]) -> bool {
+    fn may_post(&self, facts: &Facts, pubkey: &PublicKey) -> bool {
         if facts.life != Life::Active {
             return false;
         }
@@ -349,7 +367,7 @@ impl AccessPolicy {
 
     /// Whether `pubkey` may moderate `group` (creator, relay admin, or member holding
     /// `admin`).
-    fn is_admin_of(&self, group: &str, pubkey: &[u8; 32]) -> Result<bool, Error> {
+    fn is_admin_of(&self, group: &str, pubkey: &PublicKey) -> Result<bool, Error> {
         let facts = self.facts(group, Some(pubkey), &[])?;
         Ok(facts.life == Life::Active
             && (facts.creator
@@ -362,7 +380,7 @@ impl AccessPolicy {
         &self,
         event: &Event,
         group: &str,
-        author: &[u8; 32],
+        author: &PublicKey,
     ) -> Result<(), Rejection> {
         if fields::parent_tag_count(event.tags.iter()) > 1 {
             return Err(Rejection::ManyParents);
@@ -391,9 +409,14 @@ impl AccessPolicy {
 
     /// Whether the relay accepts `event`; the error is the NIP-01 `OK` message. Events
     /// of other kinds without an `h` tag are not group events and are accepted.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, as a [`Rejection`] whose text is the NIP-01 `OK` message; also
+    /// [`Rejection::Unavailable`] when a group involved cannot be fully loaded.
     pub fn check_write(&self, event: &Event) -> Result<(), Rejection> {
         let k = event.kind.as_u16();
-        let author = event.pubkey.to_bytes();
+        let author = event.pubkey;
         if (kind::METADATA..=kind::ROLES).contains(&k) {
             return if author == self.groups.config().relay_pubkey {
                 Ok(())

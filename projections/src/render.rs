@@ -15,16 +15,15 @@ use crate::error::Error;
 use crate::fields::{GroupMetadata, Pin};
 use crate::groups::Groups;
 use crate::life::Life;
-use crate::parse::to_hex;
 use crate::roles::RoleDefinition;
 
 /// What the state events of one group are rendered from.
 struct Parts {
     metadata: GroupMetadata,
     children: Vec<String>,
-    members: Vec<[u8; 32]>,
+    members: Vec<PublicKey>,
     /// Every pubkey with moderation power and its roles (role holders, the creator).
-    admins: BTreeMap<[u8; 32], BTreeSet<String>>,
+    admins: BTreeMap<PublicKey, BTreeSet<String>>,
     definitions: Vec<RoleDefinition>,
     pins: Vec<Pin>,
 }
@@ -107,14 +106,14 @@ fn render_parts(
         .map(|(pk, roles)| {
             Tag::custom(
                 "p",
-                std::iter::once(to_hex(pk)).chain(roles.iter().cloned()),
+                std::iter::once(pk.to_hex()).chain(roles.iter().cloned()),
             )
         })
         .collect();
     let members = parts
         .members
         .iter()
-        .map(|pk| Tag::custom("p", [to_hex(pk)]))
+        .map(|pk| Tag::custom("p", [pk.to_hex()]))
         .collect();
     let roles = parts
         .definitions
@@ -150,13 +149,18 @@ impl Groups {
     /// The unsigned 39000, 39001, 39002, 39003 and 39005 of `group`, authored by the
     /// relay key, at `created_at`; empty when the group does not exist (unknown or
     /// deleted).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn render(&self, group: &str, created_at: Timestamp) -> Result<Vec<UnsignedEvent>, Error> {
         if self.group_state(group)? != Life::Active {
             return Ok(Vec::new());
         }
-        let mut admins: BTreeMap<[u8; 32], BTreeSet<String>> = self.with_roles(group, |r| {
+        let mut admins: BTreeMap<PublicKey, BTreeSet<String>> = self.with_roles(group, |r| {
             r.holders()
-                .map(|(pk, roles)| (*pk, roles.clone()))
+                .map(|(pk, roles)| (PublicKey::from_byte_array(*pk), roles.clone()))
                 .collect()
         })?;
         if let Some(creator) = self.creator(group)? {
@@ -173,20 +177,25 @@ impl Groups {
             definitions: self.role_definitions(group)?,
             pins: self.pins(group)?,
         };
-        let relay = PublicKey::from_byte_array(self.config().relay_pubkey);
+        let relay = self.config().relay_pubkey;
         Ok(render_parts(relay, created_at, group, &parts))
     }
 
     /// [`Groups::render`], signed with the relay's `keys`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongRelayKey`] when `keys` are not the configured relay key,
+    /// [`Error::Sign`] when signing fails, and the errors of [`Groups::render`].
     pub fn render_signed(
         &self,
         group: &str,
         keys: &Keys,
         created_at: Timestamp,
     ) -> Result<Vec<Event>, Error> {
-        if keys.public_key().to_bytes() != self.config().relay_pubkey {
+        if keys.public_key() != self.config().relay_pubkey {
             return Err(Error::WrongRelayKey {
-                expected: to_hex(&self.config().relay_pubkey),
+                expected: self.config().relay_pubkey.to_hex(),
             });
         }
         self.render(group, created_at)?

@@ -177,7 +177,7 @@ impl Projection for Roles {
     }
 
     fn apply(&self, state: &mut RolesState, event: &EventRef<'_>) -> Result<(), ApplyError> {
-        match state.lifecycle.step(*event, &self.config.relay_pubkey) {
+        match state.lifecycle.step(*event, self.config.relay_bytes()) {
             Step::Ignore => {}
             Step::Create | Step::Delete => state.clear(),
             Step::Moderate { was_seeded } => {
@@ -215,7 +215,7 @@ impl Projection for Roles {
             Step::Other { .. } => {
                 let stamp = Stamp::of(*event);
                 if event.kind() == kind::ROLES
-                    && event.pubkey() == &self.config.relay_pubkey
+                    && event.pubkey() == self.config.relay_bytes()
                     && stamp.replaces(state.definitions_from)
                 {
                     state.definitions = parse::role_definitions(event.tags());

@@ -77,11 +77,21 @@ impl Groups {
     }
 
     /// The effective parent of `group` (`None` for a root, an unknown or deleted group).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
+    /// reading the relay-wide parent links from the log fails.
     pub fn parent(&self, group: &str) -> Result<Option<String>, Error> {
         Ok(self.link(group)?.map(|l| l.parent))
     }
 
     /// The children of `group`, in order (empty when it does not exist).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
+    /// reading the relay-wide parent links from the log fails.
     pub fn children(&self, group: &str) -> Result<Vec<String>, Error> {
         let (exists, order, order_by) = self.with_metadata(group, |s| {
             let (order, by) = s.child_order();
@@ -118,6 +128,11 @@ impl Groups {
 
     /// Whether making `parent` the parent of `group` would close a cycle: `parent` is
     /// `group` itself or has `group` among its effective ancestors.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
+    /// reading the relay-wide parent links from the log fails.
     pub fn would_cycle(&self, group: &str, parent: &str) -> Result<bool, Error> {
         let mut seen = BTreeSet::new();
         let mut current = Some(parent.to_owned());

@@ -10,7 +10,6 @@ use crate::error::Error;
 use crate::fields::GroupMetadata;
 use crate::groups::Groups;
 use crate::life::{Life, Source};
-use crate::parse::to_hex;
 use crate::roles::RoleDefinition;
 
 /// One member and their roles.
@@ -55,9 +54,14 @@ pub struct GroupView {
 impl Groups {
     /// The whole of `group`, from the four projections (each read fully loaded), with
     /// each projection's watermark from `engine` after the reads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
     pub fn view(&self, engine: &Engine, group: &str) -> Result<GroupView, Error> {
         let lifecycle = self.lifecycle(group)?;
-        let creator = self.creator(group)?.as_ref().map(to_hex);
+        let creator = self.creator(group)?.map(|k| k.to_hex());
         let (metadata, invite_codes, pinned) = self.with_metadata(group, |s| {
             (
                 s.metadata().clone(),
@@ -77,9 +81,9 @@ impl Groups {
         let members: Vec<MemberView> = self
             .members_with_roles(group)?
             .into_iter()
-            .map(|(pubkey, roles)| MemberView {
-                pubkey: to_hex(&pubkey),
-                roles,
+            .map(|m| MemberView {
+                pubkey: m.pubkey.to_hex(),
+                roles: m.roles,
             })
             .collect();
         let mut watermarks = BTreeMap::new();

@@ -3,19 +3,21 @@
 
 use std::collections::BTreeMap;
 
+use nostr::prelude::PublicKey;
+
 use crate::index::is_state_kind;
 use crate::shared::Shared;
 
 /// Read decisions for one reader (`None`: not authenticated).
 pub(crate) struct Access<'a> {
     shared: &'a Shared,
-    reader: Option<[u8; 32]>,
+    reader: Option<PublicKey>,
     read: BTreeMap<String, bool>,
     metadata: BTreeMap<String, bool>,
 }
 
 impl<'a> Access<'a> {
-    pub(crate) fn new(shared: &'a Shared, reader: Option<[u8; 32]>) -> Self {
+    pub(crate) fn new(shared: &'a Shared, reader: Option<PublicKey>) -> Self {
         Self {
             shared,
             reader,
@@ -32,7 +34,7 @@ impl<'a> Access<'a> {
         let answer = self
             .shared
             .policy
-            .can_read(self.reader, group)
+            .can_read(self.reader.as_ref(), group)
             .unwrap_or_else(|e| {
                 tracing::warn!(group, error = %e, "read check failed; refusing");
                 false
@@ -54,7 +56,7 @@ impl<'a> Access<'a> {
         let answer = self
             .shared
             .policy
-            .has_access(self.reader, group)
+            .has_access(self.reader.as_ref(), group)
             .unwrap_or(false);
         self.metadata.insert(group.to_owned(), answer);
         answer

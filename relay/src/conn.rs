@@ -353,7 +353,7 @@ impl Conn {
     fn on_auth(&self, event: &Event) {
         match self.check_auth(event) {
             Ok(()) => {
-                self.outbox.set_reader(event.pubkey.to_bytes());
+                self.outbox.set_reader(event.pubkey);
                 tracing::debug!(pubkey = %event.pubkey, "authenticated");
                 self.ok(event, true, "");
             }

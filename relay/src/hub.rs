@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use nostr::prelude::Event;
+use nostr::prelude::{Event, PublicKey};
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, watch};
@@ -26,7 +26,7 @@ pub(crate) struct Outbox {
     kill: watch::Sender<bool>,
     killed: AtomicBool,
     /// The pubkey authenticated with NIP-42, if any.
-    reader: RwLock<Option<[u8; 32]>>,
+    reader: RwLock<Option<PublicKey>>,
     pub(crate) sent: AtomicU64,
 }
 
@@ -75,11 +75,11 @@ impl Outbox {
         self.killed.load(Ordering::Acquire)
     }
 
-    pub(crate) fn reader(&self) -> Option<[u8; 32]> {
+    pub(crate) fn reader(&self) -> Option<PublicKey> {
         *self.reader.read()
     }
 
-    pub(crate) fn set_reader(&self, pubkey: [u8; 32]) {
+    pub(crate) fn set_reader(&self, pubkey: PublicKey) {
         *self.reader.write() = Some(pubkey);
     }
 }

@@ -42,13 +42,16 @@
 //! let keys = Keys::generate();
 //! let store = Store::open("relay.lmdb", StoreOptions::default())?;
 //! let mut builder = Engine::builder(store, EngineOptions::default());
-//! let groups = Groups::register(&mut builder, Nip29Config::new(keys.public_key().to_bytes()))?;
+//! let groups = Groups::register(&mut builder, Nip29Config::new(keys.public_key()))?;
 //! let engine = builder.build()?;
 //! let relay = Relay::new(engine, groups, keys, RelayOptions::default())?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:7777").await?;
 //! relay.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! # Ok(()) }
 //! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 mod access;
 mod conn;
@@ -90,20 +93,25 @@ impl Relay {
     /// A relay over `engine` and its `groups`, signing with `keys`, which must be the
     /// relay key `groups` was configured with. Reads the relay's latest state events
     /// from the group index (no group is folded).
+    ///
+    /// # Errors
+    ///
+    /// [`RelayError::WrongKey`] when `keys` are not the configured relay key;
+    /// [`RelayError::Store`] when reading the group index fails.
     pub fn new(
         engine: Engine,
         groups: Groups,
         keys: Keys,
         options: RelayOptions,
     ) -> Result<Self, RelayError> {
-        let relay = keys.public_key().to_bytes();
-        if relay != groups.config().relay_pubkey {
+        let relay = groups.config().relay_pubkey;
+        if keys.public_key() != relay {
             return Err(RelayError::WrongKey {
-                expected: PublicKey::from_byte_array(groups.config().relay_pubkey).to_hex(),
+                expected: relay.to_hex(),
             });
         }
         let store = engine.store().clone();
-        let index = StateIndex::build(&store, relay)?;
+        let index = StateIndex::build(&store, relay.to_bytes())?;
         let policy = AccessPolicy::new(groups, options.policy.clone());
         Ok(Self {
             shared: Arc::new(Shared {
@@ -131,6 +139,11 @@ impl Relay {
     /// Serves connections on `listener` until `shutdown` resolves; then stops
     /// accepting, answers the writes in flight, closes every connection, drains the
     /// write path and writes checkpoints.
+    ///
+    /// # Errors
+    ///
+    /// [`RelayError::Io`] when accepting on `listener` fails, and the engine's or the
+    /// store's error when the final drain or checkpoints fail.
     pub async fn serve(
         self,
         listener: TcpListener,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::ops::ControlFlow;
 
 use highwater_store::{EventRef, StoreError};
-use nostr::prelude::Event;
+use nostr::prelude::{Event, PublicKey};
 
 use crate::access::Access;
 use crate::filter::Compiled;
@@ -43,7 +43,7 @@ impl Refusal {
 /// Refuses a `REQ` that names (by `#h`) an existing group the reader may not read.
 pub(crate) fn check_groups(
     shared: &Shared,
-    reader: Option<[u8; 32]>,
+    reader: Option<PublicKey>,
     filters: &[Compiled],
 ) -> Option<Refusal> {
     let mut access = Access::new(shared, reader);
@@ -134,7 +134,7 @@ impl Newest {
 /// The stored events matching any of `filters` that `reader` may see, newest first.
 pub(crate) fn query(
     shared: &Shared,
-    reader: Option<[u8; 32]>,
+    reader: Option<PublicKey>,
     filters: &[Compiled],
 ) -> Result<Vec<Event>, StoreError> {
     shared.index.follow(&shared.store)?;

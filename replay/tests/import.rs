@@ -286,11 +286,8 @@ fn a_relay_39002_of_30000_members_imports_with_default_limits() {
     // with its default limits.
     let store = Store::open(&db.path, StoreOptions::default()).expect("open");
     let mut builder = Engine::builder(store.clone(), EngineOptions::default());
-    let groups = Groups::register(
-        &mut builder,
-        Nip29Config::new(relay.public_key().to_bytes()),
-    )
-    .expect("register");
+    let groups =
+        Groups::register(&mut builder, Nip29Config::new(relay.public_key())).expect("register");
     let _engine = builder.build().expect("engine");
     let rendered = groups
         .render_signed("big", &relay, Timestamp::from_secs(AT + 10))

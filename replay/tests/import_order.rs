@@ -173,7 +173,7 @@ fn events(steps: &[Step]) -> Vec<Event> {
 fn one_at_a_time(dir: &std::path::Path, events: &[Event]) -> (Vec<String>, Vec<(u64, String)>) {
     let store = Store::open(dir, StoreOptions::default()).expect("open");
     let mut builder = Engine::builder(store.clone(), EngineOptions::default());
-    let relay = relay().public_key().to_bytes();
+    let relay = relay().public_key();
     let groups = Groups::register(&mut builder, Nip29Config::new(relay)).expect("register");
     let _engine = builder.build().expect("engine");
     let policy = AccessPolicy::new(groups, Policy::default());

@@ -38,7 +38,7 @@ fn open(dir: &std::path::Path) -> (Engine, Groups) {
         checkpoint_on_close: false,
     };
     let mut builder = Engine::builder(store, options);
-    let relay = logs::relay().public_key().to_bytes();
+    let relay = logs::relay().public_key();
     let groups = Groups::register(&mut builder, Nip29Config::new(relay)).expect("register");
     (builder.build().expect("build engine"), groups)
 }

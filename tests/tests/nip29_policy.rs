@@ -90,13 +90,13 @@ fn hidden_groups_are_not_found_by_outsiders() {
     ] {
         assert_eq!(message(&access, &event), not_found, "{}", event.kind);
     }
-    assert!(!access.can_read(Some(pk(&outsider)), "h").unwrap());
+    assert!(!access.can_read(Some(&pk(&outsider)), "h").unwrap());
     assert!(!access.can_read(None, "h").unwrap());
-    assert!(!access.has_access(Some(pk(&outsider)), "h").unwrap());
-    assert!(access.can_read(Some(pk(&member)), "h").unwrap());
-    assert!(access.has_access(Some(pk(&member)), "h").unwrap());
+    assert!(!access.has_access(Some(&pk(&outsider)), "h").unwrap());
+    assert!(access.can_read(Some(&pk(&member)), "h").unwrap());
+    assert!(access.has_access(Some(&pk(&member)), "h").unwrap());
     assert!(
-        access.can_read(Some(pk(&admin)), "h").unwrap(),
+        access.can_read(Some(&pk(&admin)), "h").unwrap(),
         "a hidden, non-private group is readable by relay admins"
     );
     assert_eq!(
@@ -124,13 +124,13 @@ fn private_groups_need_invites_and_respect_admins_manage_private() {
     ]);
     let access = h.policy(&policy());
     assert!(
-        access.has_access(Some(pk(&outsider)), "p").unwrap(),
+        access.has_access(Some(&pk(&outsider)), "p").unwrap(),
         "private but not hidden: visible"
     );
-    assert!(!access.can_read(Some(pk(&outsider)), "p").unwrap());
-    assert!(!access.can_read(Some(pk(&admin)), "p").unwrap());
-    assert!(access.can_read(Some(pk(&relay())), "p").unwrap());
-    assert!(access.can_read(Some(pk(&member)), "p").unwrap());
+    assert!(!access.can_read(Some(&pk(&outsider)), "p").unwrap());
+    assert!(!access.can_read(Some(&pk(&admin)), "p").unwrap());
+    assert!(access.can_read(Some(&pk(&relay())), "p").unwrap());
+    assert!(access.can_read(Some(&pk(&member)), "p").unwrap());
     assert_eq!(
         message(&access, &ev(9021, "p").sign(&outsider)),
         "restricted: an invite code is required to join this group"
@@ -150,7 +150,7 @@ fn private_groups_need_invites_and_respect_admins_manage_private() {
             ..policy()
         },
     );
-    assert!(managing.can_read(Some(pk(&admin)), "p").unwrap());
+    assert!(managing.can_read(Some(&pk(&admin)), "p").unwrap());
     assert_eq!(
         message(&managing, &ev(9000, "p").p(&outsider, &[]).sign(&admin)),
         "ok"
@@ -365,9 +365,9 @@ fn open_reads_and_auto_join() {
         },
     );
     assert!(!members_only.can_read(None, "g").unwrap());
-    assert!(!members_only.can_read(Some(pk(&outsider)), "g").unwrap());
-    assert!(members_only.can_read(Some(pk(&member)), "g").unwrap());
-    assert!(members_only.can_read(Some(pk(&key(7))), "g").unwrap());
+    assert!(!members_only.can_read(Some(&pk(&outsider)), "g").unwrap());
+    assert!(members_only.can_read(Some(&pk(&member)), "g").unwrap());
+    assert!(members_only.can_read(Some(&pk(&key(7))), "g").unwrap());
     let open = h.policy(&policy());
     assert!(open.can_read(None, "g").unwrap());
     assert!(!open.can_read(None, "unknown").unwrap());

@@ -4,9 +4,9 @@
 
 mod nip29_support;
 
-use highwater_projections::Life;
+use highwater_projections::{Life, Member};
 use nip29_support::{Harness, assert_json_snapshot, ev, foreign, key, relay};
-use nostr::prelude::{Keys, Timestamp};
+use nostr::prelude::{Keys, PublicKey, Timestamp};
 
 const GROUPS: [&str; 8] = [
     "pizza", "slices", "crusts", "secret", "imported", "gone", "reborn", "never",
@@ -175,11 +175,12 @@ fn signed_state_events_seed_an_equal_group() {
         }
         other.append(&signed);
         // The creator comes back listed in the 39001 with the creator role.
-        let mut expected: std::collections::BTreeMap<[u8; 32], Vec<String>> = h
+        let mut expected: std::collections::BTreeMap<PublicKey, Vec<String>> = h
             .groups
             .members_with_roles(group)
             .unwrap()
             .into_iter()
+            .map(|m| (m.pubkey, m.roles))
             .collect();
         if let Some(creator) = h.groups.creator(group).unwrap() {
             let roles = expected.entry(creator).or_default();
@@ -190,7 +191,10 @@ fn signed_state_events_seed_an_equal_group() {
         }
         assert_eq!(
             other.groups.members_with_roles(group).unwrap(),
-            expected.into_iter().collect::<Vec<_>>(),
+            expected
+                .into_iter()
+                .map(|(pubkey, roles)| Member { pubkey, roles })
+                .collect::<Vec<_>>(),
             "{group}"
         );
 

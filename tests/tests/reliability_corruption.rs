@@ -23,6 +23,7 @@ use highwater_engine::{EngineError, Handle, Projection};
 use highwater_projections::Groups;
 use highwater_replay::generate::WorkloadSpec;
 use highwater_store::{Checkpoint, CheckpointWrite, Corruption, StoreError, StoreOptions};
+use nostr::prelude::PublicKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reliability_support::{env_u64, fingerprint, folds, observer_options, open_engine, populate};
@@ -36,8 +37,8 @@ const SPEC: WorkloadSpec = WorkloadSpec {
 
 /// A database with the workload, checkpoints of every group, and a tail after them.
 /// Returns the relay key and the expected fingerprint (full replay) of every group.
-fn build(dir: &Path) -> ([u8; 32], BTreeMap<String, String>) {
-    let relay = SPEC.relay_keys().unwrap().public_key().to_bytes();
+fn build(dir: &Path) -> (PublicKey, BTreeMap<String, String>) {
+    let relay = SPEC.relay_keys().unwrap().public_key();
     let (engine, groups) = open_engine(dir, relay, StoreOptions::default(), observer_options());
     let head = populate(&engine, &SPEC);
     assert_eq!(head, relay);

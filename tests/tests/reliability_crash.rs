@@ -82,7 +82,7 @@ fn sigkill_torture_loses_no_acknowledged_event_and_no_checkpoint_lies() {
         seed,
         relay_secret: None,
     };
-    let relay = spec.relay_keys().unwrap().public_key().to_bytes();
+    let relay = spec.relay_keys().unwrap().public_key();
     {
         let mut out = BufWriter::new(std::fs::File::create(&pool_path).unwrap());
         generate(&spec, &|_| {}, &mut |event| {
@@ -254,7 +254,7 @@ fn run_and_kill(
     db: &Path,
     pool: &Path,
     start: usize,
-    relay: [u8; 32],
+    relay: PublicKey,
     seed: u64,
     rng: &mut ChaCha8Rng,
     totals: &mut Totals,
@@ -265,7 +265,7 @@ fn run_and_kill(
         .env(CHILD_ENV, db)
         .env(POOL_ENV, pool)
         .env(START_ENV, start.to_string())
-        .env(RELAY_ENV, PublicKey::from_byte_array(relay).to_hex())
+        .env(RELAY_ENV, relay.to_hex())
         .env(SEED_ENV, seed.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -317,7 +317,7 @@ fn run_child(dir: &Path) -> ! {
     let deadline = Instant::now() + CHILD_LIFETIME;
     let var =
         |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for the child"));
-    let relay = PublicKey::from_hex(&var(RELAY_ENV)).unwrap().to_bytes();
+    let relay = PublicKey::from_hex(&var(RELAY_ENV)).unwrap();
     let start: usize = var(START_ENV).parse().unwrap();
     let seed: u64 = var(SEED_ENV).parse().unwrap();
     let text = std::fs::read_to_string(var(POOL_ENV)).unwrap();
@@ -383,7 +383,7 @@ fn run_child(dir: &Path) -> ! {
         let (groups_ref, names_ref, members_ref) = (&groups, &names, &members);
         scope.spawn(move || {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xabc);
-            let probe = PublicKey::from_hex(&members_ref[0]).unwrap().to_bytes();
+            let probe = PublicKey::from_hex(&members_ref[0]).unwrap();
             while Instant::now() < deadline {
                 let group = &names_ref[rng.random_range(0..names_ref.len())];
                 groups_ref.is_member(group, &probe).unwrap();

@@ -110,7 +110,7 @@ fn real_inputs() -> Vec<(&'static str, Vec<u8>)> {
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let relay = harness::relay().public_key().to_bytes();
+    let relay = harness::relay().public_key();
     let options = EngineOptions {
         checkpoint_every: 0,
         checkpoint_on_close: false,
@@ -316,7 +316,7 @@ fn harness() -> (tempfile::TempDir, highwater_engine::Engine, Groups) {
     };
     let (engine, groups) = open_engine(
         dir.path(),
-        relay().public_key().to_bytes(),
+        relay().public_key(),
         StoreOptions::default(),
         options,
     );
@@ -455,11 +455,7 @@ fn snapshot_events_signed_by_another_key_change_nothing() {
             before,
             "{group} replay changed"
         );
-        assert!(
-            !groups
-                .is_member(group, &mallory.public_key().to_bytes())
-                .unwrap()
-        );
+        assert!(!groups.is_member(group, &mallory.public_key()).unwrap());
     }
     assert_eq!(
         groups.group_state("unknown").unwrap(),
@@ -598,9 +594,9 @@ fn p_tags_with_invalid_pubkeys_are_ignored_not_a_crash() {
     // Only the well-formed (uppercase hex) `p` counted: alice and bob; roles deduplicated.
     let members = groups.members("g").unwrap();
     assert_eq!(members.len(), 2, "{members:?}");
-    assert!(groups.is_member("g", &bob.public_key().to_bytes()).unwrap());
+    assert!(groups.is_member("g", &bob.public_key()).unwrap());
     assert_eq!(
-        groups.roles("g", &bob.public_key().to_bytes()).unwrap(),
+        groups.roles("g", &bob.public_key()).unwrap(),
         ["writer", "管理者"]
     );
     assert_eq!(groups.member_count("seeded").unwrap(), 0);
@@ -663,7 +659,7 @@ fn outsiders_learn_nothing_of_a_hidden_group() {
             ..Policy::default()
         },
     );
-    let bob_pk = bob.public_key().to_bytes();
+    let bob_pk = bob.public_key();
     let probes = |group: &str| {
         let h = tag(&["h", group]);
         [
@@ -707,7 +703,7 @@ fn outsiders_learn_nothing_of_a_hidden_group() {
         assert_eq!(answer, policy.check_write(absent), "kind {}", hidden.kind);
         assert_eq!(answer.unwrap_err().to_string(), "invalid: group not found");
     }
-    for reader in [None, Some(bob_pk)] {
+    for reader in [None, Some(&bob_pk)] {
         assert!(!policy.can_read(reader, "secret").unwrap());
         assert!(!policy.has_access(reader, "secret").unwrap());
         assert_eq!(
@@ -722,8 +718,8 @@ fn outsiders_learn_nothing_of_a_hidden_group() {
         Err(PolicyRejection::AlreadyExists)
     );
     // Members, and outsiders with a valid invite code, do get through.
-    let carol_pk = carol.public_key().to_bytes();
-    assert!(policy.can_read(Some(carol_pk), "secret").unwrap());
+    let carol_pk = carol.public_key();
+    assert!(policy.can_read(Some(&carol_pk), "secret").unwrap());
     assert_eq!(
         policy.check_write(&signed(&carol, 9, &[tag(&["h", "secret"])], "hi", at + 4)),
         Ok(())

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use highwater_engine::EngineOptions;
 use highwater_projections::{AccessPolicy, Groups, Life, Policy};
 use highwater_store::{AppendOutcome, StoreOptions};
-use nostr::prelude::{Event, Keys, Timestamp};
+use nostr::prelude::{Event, Keys, PublicKey, Timestamp};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -38,9 +38,9 @@ const ROLES: [&str; 4] = ["admin", "writer", "moderator", "bot"];
 #[derive(Debug, Default, Clone)]
 struct Model {
     life: Life,
-    members: BTreeMap<[u8; 32], BTreeSet<String>>,
+    members: BTreeMap<PublicKey, BTreeSet<String>>,
     name: Option<String>,
-    creator: Option<[u8; 32]>,
+    creator: Option<PublicKey>,
 }
 
 fn group_name(writer: usize, g: usize) -> String {
@@ -61,7 +61,7 @@ fn writer(
     deadline: Instant,
 ) -> (BTreeMap<String, Model>, u64) {
     let author = key(100 + writer as u8);
-    let me = author.public_key().to_bytes();
+    let me = author.public_key();
     let mut rng = ChaCha8Rng::seed_from_u64(writer as u64);
     let mut models: BTreeMap<String, Model> = (0..GROUPS_PER_WRITER)
         .map(|g| (group_name(writer, g), Model::default()))
@@ -105,7 +105,7 @@ fn writer(
             continue;
         }
         let member = members.choose(&mut rng).unwrap();
-        let pk = member.public_key().to_bytes();
+        let pk = member.public_key();
         let hex = member.public_key().to_hex();
         match rng.random_range(0..100) {
             0..45 => {
@@ -179,7 +179,7 @@ fn writer(
             }
         }
         if rng.random_ratio(1, 20) {
-            let expected: Vec<[u8; 32]> = model.members.keys().copied().collect();
+            let expected: Vec<PublicKey> = model.members.keys().copied().collect();
             assert_eq!(
                 groups.members(&group).unwrap(),
                 expected,
@@ -205,7 +205,7 @@ fn sustained_concurrent_appends_and_reads_keep_read_your_writes_and_match_a_repl
     };
     let (engine, groups) = open_engine(
         dir.path(),
-        relay.public_key().to_bytes(),
+        relay.public_key(),
         StoreOptions::default(),
         options,
     );
@@ -233,7 +233,7 @@ fn sustained_concurrent_appends_and_reads_keep_read_your_writes_and_match_a_repl
                 let mut rng = ChaCha8Rng::seed_from_u64(1_000 + r as u64);
                 while !stop.load(Ordering::Relaxed) {
                     let group = names.choose(&mut rng).unwrap();
-                    let pk = members.choose(&mut rng).unwrap().public_key().to_bytes();
+                    let pk = members.choose(&mut rng).unwrap().public_key();
                     match rng.random_range(0..6) {
                         0 => {
                             let _ = groups.members_with_roles(group).unwrap();
@@ -242,7 +242,7 @@ fn sustained_concurrent_appends_and_reads_keep_read_your_writes_and_match_a_repl
                             let _ = groups.metadata(group).unwrap();
                         }
                         2 => {
-                            let _ = policy.can_read(Some(pk), group).unwrap();
+                            let _ = policy.can_read(Some(&pk), group).unwrap();
                         }
                         3 => {
                             let _ = policy.can_write(group, &pk).unwrap();
@@ -285,11 +285,11 @@ fn sustained_concurrent_appends_and_reads_keep_read_your_writes_and_match_a_repl
         for (models, _) in &results {
             for (group, model) in models {
                 assert_eq!(groups.group_state(group).unwrap(), model.life, "{group}");
-                let served: BTreeMap<[u8; 32], BTreeSet<String>> = groups
+                let served: BTreeMap<PublicKey, BTreeSet<String>> = groups
                     .members_with_roles(group)
                     .unwrap()
                     .into_iter()
-                    .map(|(pk, roles)| (pk, roles.into_iter().collect()))
+                    .map(|m| (m.pubkey, m.roles.into_iter().collect()))
                     .collect();
                 assert_eq!(served, model.members, "{group}: members and roles");
                 assert_eq!(
@@ -316,7 +316,7 @@ fn sustained_concurrent_appends_and_reads_keep_read_your_writes_and_match_a_repl
     drop(engine);
     let (engine, groups) = open_engine(
         dir.path(),
-        relay.public_key().to_bytes(),
+        relay.public_key(),
         StoreOptions::default(),
         observer_options(),
     );

@@ -92,7 +92,7 @@ fn check_after_failure(engine: &Engine, groups: &Groups, acked: &[(Event, u64)],
             "part of a failed batch was written"
         );
     }
-    let member = key(1).public_key().to_bytes();
+    let member = key(1).public_key();
     for g in 0..4 {
         let group = format!("g{g}");
         assert!(groups.member_count(&group).unwrap() > 0);
@@ -106,7 +106,7 @@ fn check_after_failure(engine: &Engine, groups: &Groups, acked: &[(Event, u64)],
 fn a_full_map_fails_the_batch_keeps_reads_and_accepts_appends_once_the_limit_grows() {
     let dir = tempfile::tempdir().unwrap();
     let author = key(200);
-    let relay = key(201).public_key().to_bytes();
+    let relay = key(201).public_key();
     let tiny = StoreOptions {
         map_size: MIB,
         max_map_size: MIB,
@@ -157,7 +157,7 @@ fn a_full_map_fails_the_batch_keeps_reads_and_accepts_appends_once_the_limit_gro
 fn the_map_grows_under_concurrent_reads_without_losing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let author = key(202);
-    let relay = key(203).public_key().to_bytes();
+    let relay = key(203).public_key();
     let growing = StoreOptions {
         map_size: MIB,
         max_map_size: 64 * MIB,
@@ -168,7 +168,7 @@ fn the_map_grows_under_concurrent_reads_without_losing_anything() {
     let mut reads = 0u64;
     std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
-            let member = key(1).public_key().to_bytes();
+            let member = key(1).public_key();
             let mut reads = 0u64;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 for g in 0..4 {
@@ -251,7 +251,7 @@ fn a_full_disk_fails_the_batch_keeps_reads_and_accepts_appends_once_space_is_fre
     std::fs::write(&filler, vec![0xa5u8; MIB]).unwrap();
     let db = tmpfs.0.join("db");
     let author = key(204);
-    let relay = key(205).public_key().to_bytes();
+    let relay = key(205).public_key();
     let (engine, groups) = open_engine(&db, relay, StoreOptions::default(), observer_options());
     let (acked, failed, error) = fill(&engine, &author, 10_000);
     eprintln!("disk full after {} events: {error}", acked.len());

@@ -189,8 +189,8 @@ fn events() -> Vec<Event> {
     out
 }
 
-fn relay() -> [u8; 32] {
-    SPEC.relay_keys().unwrap().public_key().to_bytes()
+fn relay() -> PublicKey {
+    SPEC.relay_keys().unwrap().public_key()
 }
 
 fn options() -> EngineOptions {
@@ -208,10 +208,7 @@ fn write_fixture(dir: &Path) {
         let (engine, groups) = open_engine(dir, relay(), StoreOptions::default(), options());
         engine
             .store()
-            .set_setting(
-                "relay_pubkey",
-                PublicKey::from_byte_array(relay()).to_hex().as_bytes(),
-            )
+            .set_setting("relay_pubkey", relay().to_hex().as_bytes())
             .unwrap();
         for outcome in engine.append_batch(&events()).unwrap() {
             outcome.unwrap();
@@ -320,10 +317,7 @@ fn a_format_v1_database_opens_with_the_same_state() {
     std::fs::copy(fixture.join("data.mdb"), copy.path().join("data.mdb")).unwrap();
     let store = Store::open(copy.path(), StoreOptions::default()).unwrap();
     let stored_relay = String::from_utf8(store.setting("relay_pubkey").unwrap().unwrap()).unwrap();
-    assert_eq!(
-        PublicKey::from_hex(&stored_relay).unwrap().to_bytes(),
-        relay()
-    );
+    assert_eq!(PublicKey::from_hex(&stored_relay).unwrap(), relay());
     drop(store);
     let (engine, groups) = open_engine(copy.path(), relay(), StoreOptions::default(), options());
     let store = engine.store().clone();

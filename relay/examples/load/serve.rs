@@ -57,7 +57,7 @@ async fn highwater(db: &Path) -> Result<(), String> {
     let keys = Keys::generate();
     let store = Store::open(db, StoreOptions::default()).map_err(|e| e.to_string())?;
     let mut builder = Engine::builder(store, EngineOptions::default());
-    let groups = Groups::register(&mut builder, Nip29Config::new(keys.public_key().to_bytes()))
+    let groups = Groups::register(&mut builder, Nip29Config::new(keys.public_key()))
         .map_err(|e| e.to_string())?;
     let engine = builder.build().map_err(|e| e.to_string())?;
     let options = RelayOptions {

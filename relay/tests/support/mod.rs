@@ -47,7 +47,7 @@ pub async fn start(dir: &Path, options: RelayOptions) -> Running {
     let keys = relay_keys();
     let store = Store::open(dir, StoreOptions::default()).expect("open the store");
     let mut builder = Engine::builder(store, EngineOptions::default());
-    let groups = Groups::register(&mut builder, Nip29Config::new(keys.public_key().to_bytes()))
+    let groups = Groups::register(&mut builder, Nip29Config::new(keys.public_key()))
         .expect("register the projections");
     let engine = builder.build().expect("start the engine");
     let relay = Relay::new(engine, groups, keys, options).expect("start the relay");

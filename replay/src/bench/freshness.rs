@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{Groups, Nip29Config};
 use highwater_store::{Store, StoreOptions};
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, PublicKey, Tag};
 
 use super::say;
 
@@ -62,7 +62,10 @@ pub(super) fn measure(dir: &Path) -> Result<Freshness> {
 
     let store = Store::open(dir, StoreOptions::default())?;
     let mut builder = Engine::builder(store, EngineOptions::default());
-    let groups = Groups::register(&mut builder, Nip29Config::new([0; 32]))?;
+    let groups = Groups::register(
+        &mut builder,
+        Nip29Config::new(PublicKey::from_byte_array([0; 32])),
+    )?;
     let _engine = builder.build()?;
 
     let exe = std::env::current_exe().context("finding this executable")?;
@@ -96,7 +99,7 @@ pub(super) fn measure(dir: &Path) -> Result<Freshness> {
     for (event, member) in puts.iter().zip(&members) {
         send(event)?;
         let started = Instant::now();
-        let pk = member.public_key().to_bytes();
+        let pk = member.public_key();
         let mut reads = 0u64;
         loop {
             reads += 1;

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+use nostr::prelude::PublicKey;
 use serde::{Deserialize, Serialize};
 
 use super::import::{self, Meter};
@@ -84,7 +85,7 @@ pub(super) fn measure(dir: &Path, seed: u64) -> Result<Probe> {
 pub(super) fn probe(dir: &Path) -> Result<()> {
     let (anon_before, rss_before) = resident()?;
     let started = std::time::Instant::now();
-    let db = reads::open(dir, [0; 32], read_only())?;
+    let db = reads::open(dir, PublicKey::from_byte_array([0; 32]), read_only())?;
     db.engine.warm_up(1, None).wait();
     let mut members = 0u64;
     for group in db.store.groups() {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::generate::WorkloadSpec;
 use anyhow::{Context, Result, bail};
-use nostr::prelude::Event;
+use nostr::prelude::{Event, PublicKey};
 
 use self::import::{APPEND_THREADS, to_f64};
 use self::peer::Peer;
@@ -178,7 +178,7 @@ struct EngineRows {
     hot: Row,
     hot_write: Row,
     /// The group with the most events, and one of its members.
-    busiest: (Arc<str>, [u8; 32]),
+    busiest: (Arc<str>, PublicKey),
 }
 
 /// Runs every phase; the rows come back in [`ROW_NAMES`] order.
@@ -239,7 +239,7 @@ fn measure(args: &Options, work: &Path) -> Result<Vec<Row>> {
 }
 
 impl Bench<'_> {
-    fn relay(&self) -> [u8; 32] {
+    fn relay(&self) -> PublicKey {
         self.workload.relay
     }
 
@@ -394,7 +394,7 @@ impl Bench<'_> {
             .members(&busiest)?
             .first()
             .copied()
-            .unwrap_or_default();
+            .unwrap_or(PublicKey::from_byte_array([0; 32]));
         Ok(EngineRows {
             rebuild,
             membership,
@@ -431,7 +431,7 @@ impl Bench<'_> {
     }
 
     /// The cold first read at two log sizes, and the first answer after a restart.
-    fn read_rows(&self, (busiest, member): &(Arc<str>, [u8; 32])) -> Result<(Row, Row)> {
+    fn read_rows(&self, (busiest, member): &(Arc<str>, PublicKey)) -> Result<(Row, Row)> {
         let (_, tail) = self.target.split_at(TARGET_EVENTS - TARGET_TAIL);
         let events = self.workload.events;
         let small = (events / 10).max(1);
@@ -441,7 +441,7 @@ impl Bench<'_> {
         reads::append_tail(&self.log, tail)?;
         let small_dir = self.work.join("cold-small");
         reads::build_cold_log(&small_dir, &self.workload, small, &self.target)?;
-        let creator = self.target[0].pubkey.to_bytes();
+        let creator = self.target[0].pubkey;
         let times = reads::cold_reads(&[&self.log, &small_dir], self.relay(), &creator)?;
         std::fs::remove_dir_all(&small_dir).context("removing the small log")?;
         let micros = |d: Duration| d.as_secs_f64() * 1e6;

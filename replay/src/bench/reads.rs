@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{AccessPolicy, Groups, Nip29Config, Policy};
 use highwater_store::{Store, StoreOptions};
-use nostr::prelude::Event;
+use nostr::prelude::{Event, PublicKey};
 
 use super::import::{self, Meter};
 use super::say;
@@ -34,7 +34,7 @@ impl std::fmt::Debug for Db {
 
 /// Opens `dir` with the four NIP-29 projections. Dropping the result closes it
 /// completely: the next open is a real reopen.
-pub(super) fn open(dir: &Path, relay: [u8; 32], options: EngineOptions) -> Result<Db> {
+pub(super) fn open(dir: &Path, relay: PublicKey, options: EngineOptions) -> Result<Db> {
     let store = Store::open(dir, StoreOptions::default())
         .with_context(|| format!("opening {}", dir.display()))?;
     let mut builder = Engine::builder(store.clone(), options);
@@ -143,10 +143,10 @@ pub(super) fn hot_can_write(db: &Db) -> Result<(f64, u64)> {
 
 /// Median per-call time of `query` over members of the 16 largest groups, timed 1,000
 /// calls at a time; also counts the `true` answers.
-fn hot_query(db: &Db, query: impl Fn(&str, &[u8; 32]) -> Result<bool>) -> Result<(f64, u64)> {
+fn hot_query(db: &Db, query: impl Fn(&str, &PublicKey) -> Result<bool>) -> Result<(f64, u64)> {
     const CALLS: usize = 1_000;
     const ROUNDS: usize = 301;
-    let mut queries: Vec<(Arc<str>, [u8; 32])> = Vec::new();
+    let mut queries: Vec<(Arc<str>, PublicKey)> = Vec::new();
     for group in largest_groups(&db.store).into_iter().take(16) {
         let members = db.groups.members(&group)?;
         let step = (members.len() / 256).max(1);
@@ -208,8 +208,8 @@ const TRIALS: usize = 1_000;
 /// Sorted, per log.
 pub(super) fn cold_reads(
     dirs: &[&Path],
-    relay: [u8; 32],
-    probe: &[u8; 32],
+    relay: PublicKey,
+    probe: &PublicKey,
 ) -> Result<Vec<Vec<Duration>>> {
     let dbs = dirs
         .iter()
@@ -270,7 +270,7 @@ pub(super) fn build_cold_log(
 }
 
 /// A full rebuild, which writes a checkpoint of every group of every projection.
-pub(super) fn checkpoint_everything(dir: &Path, relay: [u8; 32]) -> Result<()> {
+pub(super) fn checkpoint_everything(dir: &Path, relay: PublicKey) -> Result<()> {
     let db = open(dir, relay, read_only())?;
     db.engine.rebuild(None, None)?;
     Ok(())
@@ -280,9 +280,9 @@ pub(super) fn checkpoint_everything(dir: &Path, relay: [u8; 32]) -> Result<()> {
 /// checkpoints (median of seven reopens), and with a full replay first (best of two).
 pub(super) fn first_answer(
     dir: &Path,
-    relay: [u8; 32],
+    relay: PublicKey,
     group: &str,
-    member: &[u8; 32],
+    member: &PublicKey,
 ) -> Result<(Duration, Duration)> {
     let mut times = Vec::new();
     for _ in 0..7 {

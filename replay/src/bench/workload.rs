@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::generate::{self, WorkloadSpec};
 use anyhow::{Context, Result};
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, SecretKey, Tag, Timestamp};
+use nostr::prelude::{
+    Event, EventBuilder, FinalizeEvent, Keys, Kind, PublicKey, SecretKey, Tag, Timestamp,
+};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -35,7 +37,7 @@ pub(super) const TARGET_TAIL: usize = 100;
 pub(super) struct Workload {
     pub(super) path: PathBuf,
     pub(super) events: u64,
-    pub(super) relay: [u8; 32],
+    pub(super) relay: PublicKey,
 }
 
 impl Workload {
@@ -45,8 +47,7 @@ impl Workload {
         let relay = spec
             .relay_keys()
             .context("deriving the relay key")?
-            .public_key()
-            .to_bytes();
+            .public_key();
         if path.exists() {
             let events = count_lines(path)?;
             say(format_args!(

@@ -68,7 +68,7 @@ impl StoredPolicy {
         let relay_admins = self
             .relay_admins
             .iter()
-            .map(|k| Ok(parse_pubkey(k)?.to_bytes()))
+            .map(|k| parse_pubkey(k))
             .collect::<Result<_>>()?;
         // Field by field, so that options added to `Policy` later keep their defaults.
         let mut policy = Policy::default();
@@ -322,7 +322,7 @@ pub(crate) fn open_with(store: Store, options: EngineOptions) -> Result<Db> {
         );
     }
     let config = Nip29Config {
-        relay_pubkey: relay.map_or([0; 32], PublicKey::to_bytes),
+        relay_pubkey: relay.unwrap_or(PublicKey::from_byte_array([0; 32])),
     };
     let mut builder = Engine::builder(store.clone(), options);
     let groups = Groups::register(&mut builder, config)?;

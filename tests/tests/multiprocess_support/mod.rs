@@ -25,7 +25,7 @@ use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{Groups, Nip29Config};
 use highwater_replay::generate::{WorkloadSpec, generate};
 use highwater_store::{AppendOutcome, Prepared, Store, StoreOptions};
-use nostr::prelude::{Event, Keys};
+use nostr::prelude::{Event, Keys, PublicKey};
 use serde_json::{Value, json};
 
 /// Starts every protocol line a worker prints.
@@ -168,11 +168,8 @@ pub fn group_names(events: &[Event]) -> Vec<String> {
 /// Opens the engine and the NIP-29 projections over `store`.
 pub fn engine_over(store: Store) -> (Engine, Groups) {
     let mut builder = Engine::builder(store, EngineOptions::default());
-    let groups = Groups::register(
-        &mut builder,
-        Nip29Config::new(relay_keys().public_key().to_bytes()),
-    )
-    .expect("register the projections");
+    let groups = Groups::register(&mut builder, Nip29Config::new(relay_keys().public_key()))
+        .expect("register the projections");
     (builder.build().expect("start the engine"), groups)
 }
 
@@ -187,14 +184,14 @@ pub fn answer(groups: &Groups, names: &[String]) -> Value {
                 .members(g)
                 .expect("members")
                 .iter()
-                .map(hex::encode)
+                .map(PublicKey::to_hex)
                 .collect();
             json!({
                 "group": g,
                 "exists": groups.group_exists(g).expect("exists"),
                 "member_count": groups.member_count(g).expect("member count"),
                 "members": members,
-                "creator": groups.creator(g).expect("creator").map(hex::encode),
+                "creator": groups.creator(g).expect("creator").map(|k| k.to_hex()),
                 "metadata": serde_json::to_value(groups.metadata(g).expect("metadata")).expect("json"),
             })
         })

@@ -236,7 +236,7 @@ fn group(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
     check(
         g,
         "creator",
-        groups.creator(g).map(|c| c.as_ref().map(who)),
+        groups.creator(g).map(|c| c.map(|k| who(&k.to_bytes()))),
         &f.creator.as_ref().map(who),
     )?;
     // Pubkeys by pool name, so a difference reads.
@@ -245,7 +245,9 @@ fn group(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
     check(
         g,
         "members",
-        groups.members(g).map(names),
+        groups
+            .members(g)
+            .map(|v| names(v.iter().map(|k| k.to_bytes()).collect())),
         &names(members.clone()),
     )?;
     check(g, "member_count", groups.member_count(g), &members.len())?;
@@ -264,32 +266,44 @@ fn group(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
     check(
         g,
         "members_with_roles",
-        groups.members_with_roles(g).map(with_roles),
+        groups.members_with_roles(g).map(|list| {
+            with_roles(
+                list.into_iter()
+                    .map(|m| (m.pubkey.to_bytes(), m.roles))
+                    .collect(),
+            )
+        }),
         &with_roles(expected),
     )?;
     for keys in logs::keys() {
-        let pk = keys.public_key().to_bytes();
+        let key = keys.public_key();
+        let pk = key.to_bytes();
         let person = who(&pk);
         check(
             g,
             &format!("is_member({person})"),
-            groups.is_member(g, &pk),
+            groups.is_member(g, &key),
             &f.members.contains(&pk),
         )?;
         let roles: Vec<String> = f.roles.get(&pk).into_iter().flatten().cloned().collect();
-        check(g, &format!("roles({person})"), groups.roles(g, &pk), &roles)?;
+        check(
+            g,
+            &format!("roles({person})"),
+            groups.roles(g, &key),
+            &roles,
+        )?;
         for role in ROLE_PROBES {
             check(
                 g,
                 &format!("has_role({person}, {role:?})"),
-                groups.has_role(g, &pk, role),
+                groups.has_role(g, &key, role),
                 &roles.iter().any(|r| r == role),
             )?;
         }
         check(
             g,
             &format!("is_creator({person})"),
-            groups.is_creator(g, &pk),
+            groups.is_creator(g, &key),
             &(f.creator == Some(pk)),
         )?;
     }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use highwater_projections::{AccessPolicy, Groups, Policy, Rejection};
-use nostr::prelude::{EventBuilder, FinalizeEvent, Kind, Tag, Timestamp};
+use nostr::prelude::{EventBuilder, FinalizeEvent, Kind, PublicKey, Tag, Timestamp};
 
 use super::logs;
 use super::model::{Event, Facts, Life, Pk, parse_meta, would_cycle};
@@ -16,11 +16,9 @@ use super::model::{Event, Facts, Life, Pk, parse_meta, would_cycle};
 /// The relay configurations compared: NIP-29's defaults with one relay admin, and a
 /// members-only relay with auto-join whose admins keep their powers in private groups.
 pub fn configurations() -> Vec<Policy> {
-    let admin: BTreeSet<Pk> = [logs::keys()[usize::from(logs::MEMBERS) - 1]
-        .public_key()
-        .to_bytes()]
-    .into_iter()
-    .collect();
+    let admin: BTreeSet<PublicKey> = [logs::keys()[usize::from(logs::MEMBERS) - 1].public_key()]
+        .into_iter()
+        .collect();
     vec![
         Policy {
             relay_admins: admin.clone(),
@@ -42,8 +40,13 @@ pub fn configurations() -> Vec<Policy> {
 /// The relay key, or a relay admin whose powers reach this group.
 fn relay_power(p: &Policy, relay: &Pk, who: Option<&Pk>, f: &Facts) -> bool {
     who.is_some_and(|pk| {
-        pk == relay || (p.relay_admins.contains(pk) && (!f.meta.private || p.admins_manage_private))
+        pk == relay || (is_relay_admin(p, pk) && (!f.meta.private || p.admins_manage_private))
     })
+}
+
+/// Whether the library's configuration lists `pk` as a relay admin.
+fn is_relay_admin(p: &Policy, pk: &Pk) -> bool {
+    p.relay_admins.iter().any(|admin| admin.as_bytes() == pk)
 }
 
 fn member(f: &Facts, who: Option<&Pk>) -> bool {
@@ -102,20 +105,20 @@ pub fn compare(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
             super::compare::check(
                 g,
                 &what("can_read"),
-                access.can_read(*who, g),
+                access.can_read(who.map(PublicKey::from_byte_array).as_ref(), g),
                 &can_read(&p, &relay, who.as_ref(), f),
             )?;
             super::compare::check(
                 g,
                 &what("has_access"),
-                access.has_access(*who, g),
+                access.has_access(who.map(PublicKey::from_byte_array).as_ref(), g),
                 &has_access(&p, &relay, who.as_ref(), f),
             )?;
             if let Some(pk) = who {
                 super::compare::check(
                     g,
                     &what("can_write"),
-                    access.can_write(g, pk),
+                    access.can_write(g, &PublicKey::from_byte_array(*pk)),
                     &can_write(&p, &relay, pk, f),
                 )?;
             }
@@ -242,7 +245,7 @@ fn verdict(
 }
 
 fn power(p: &Policy, relay: &Pk, who: &Pk, private: bool) -> bool {
-    who == relay || (p.relay_admins.contains(who) && (!private || p.admins_manage_private))
+    who == relay || (is_relay_admin(p, who) && (!private || p.admins_manage_private))
 }
 
 /// G5 and G6.

@@ -13,7 +13,9 @@ use std::cell::Cell;
 use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{AccessPolicy, Groups, Nip29Config, Policy};
 use highwater_store::{AppendOutcome, Store, StoreOptions};
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, SecretKey, Tag, Timestamp};
+use nostr::prelude::{
+    Event, EventBuilder, FinalizeEvent, Keys, Kind, PublicKey, SecretKey, Tag, Timestamp,
+};
 
 /// Deterministic keys: the secret key is `[n; 32]` (n ≥ 1).
 pub fn key(n: u8) -> Keys {
@@ -31,9 +33,9 @@ pub fn foreign() -> Keys {
     key(0xdd)
 }
 
-/// Raw pubkey bytes.
-pub fn pk(keys: &Keys) -> [u8; 32] {
-    keys.public_key().to_bytes()
+/// The public key of `keys`.
+pub fn pk(keys: &Keys) -> PublicKey {
+    keys.public_key()
 }
 
 /// Lowercase hex pubkey.

@@ -2,7 +2,7 @@
 //! cold engine, and compare it with the oracle (full replay).
 
 use highwater_projections::{AccessPolicy, Groups, Policy};
-use nostr::prelude::{Event, Keys, Timestamp};
+use nostr::prelude::{Event, Keys, PublicKey, Timestamp};
 
 use super::{ev, pk};
 
@@ -89,7 +89,7 @@ pub fn test_policy(admin: &Keys) -> Policy {
 /// Who asks, and what they try to write, for one group.
 #[derive(Debug, Clone)]
 pub struct Probes {
-    pub people: Vec<[u8; 32]>,
+    pub people: Vec<PublicKey>,
     pub events: Vec<Event>,
 }
 
@@ -128,7 +128,7 @@ pub fn ask(groups: &Groups, policy: &Policy, query: Query, group: &str, probes: 
     let access = AccessPolicy::new(groups.clone(), policy.clone());
     let people = &probes.people;
     let per_person =
-        |f: &dyn Fn(&[u8; 32]) -> String| people.iter().map(f).collect::<Vec<_>>().join(" ");
+        |f: &dyn Fn(&PublicKey) -> String| people.iter().map(f).collect::<Vec<_>>().join(" ");
     match query {
         Query::IsMember => per_person(&|p| format!("{:?}", groups.is_member(group, p))),
         Query::Members => format!("{:?}", groups.members(group)),
@@ -166,12 +166,12 @@ pub fn ask(groups: &Groups, policy: &Policy, query: Query, group: &str, probes: 
         Query::Render => format!("{:?}", groups.render(group, Timestamp::from_secs(1))),
         Query::CanRead => {
             let anonymous = format!("{:?}", access.can_read(None, group));
-            anonymous + &per_person(&|p| format!("{:?}", access.can_read(Some(*p), group)))
+            anonymous + &per_person(&|p| format!("{:?}", access.can_read(Some(p), group)))
         }
         Query::CanWrite => per_person(&|p| format!("{:?}", access.can_write(group, p))),
         Query::HasAccess => {
             let anonymous = format!("{:?}", access.has_access(None, group));
-            anonymous + &per_person(&|p| format!("{:?}", access.has_access(Some(*p), group)))
+            anonymous + &per_person(&|p| format!("{:?}", access.has_access(Some(p), group)))
         }
         Query::CheckWrite => probes
             .events

@@ -20,7 +20,9 @@ use std::path::Path;
 use highwater_engine::{Engine, EngineOptions, Handle, Kinds, Projection};
 use highwater_projections::{Groups, Nip29Config};
 use highwater_store::{Store, StoreOptions};
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, SecretKey, Tag, Timestamp};
+use nostr::prelude::{
+    Event, EventBuilder, FinalizeEvent, Keys, Kind, PublicKey, SecretKey, Tag, Timestamp,
+};
 
 /// Reads a numeric knob from the environment (`default` when unset or unparsable).
 pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
@@ -70,7 +72,7 @@ pub(crate) fn observer_options() -> EngineOptions {
 /// Opens the store in `dir` and an engine with the four NIP-29 projections over it.
 pub(crate) fn open_engine(
     dir: &Path,
-    relay: [u8; 32],
+    relay: PublicKey,
     store_options: StoreOptions,
     options: EngineOptions,
 ) -> (Engine, Groups) {
@@ -238,7 +240,7 @@ pub(crate) fn check_checkpoints<P: Projection>(store: &Store, handle: &Handle<P>
 pub(crate) fn populate(
     engine: &Engine,
     spec: &highwater_replay::generate::WorkloadSpec,
-) -> [u8; 32] {
+) -> PublicKey {
     let mut batch = Vec::new();
     let flush = |batch: &mut Vec<Event>| {
         for outcome in engine.append_batch(batch).expect("append a batch") {
@@ -255,10 +257,7 @@ pub(crate) fn populate(
     })
     .expect("generate");
     flush(&mut batch);
-    spec.relay_keys()
-        .expect("relay keys")
-        .public_key()
-        .to_bytes()
+    spec.relay_keys().expect("relay keys").public_key()
 }
 
 /// The four projections' states of `group`, as served (or as replayed, with `oracle`),
