@@ -18,6 +18,8 @@
 
 use std::collections::BTreeSet;
 
+use nostr::prelude::EventId;
+
 use crate::error::Error;
 use crate::groups::Groups;
 use crate::links::Links;
@@ -33,7 +35,10 @@ impl Groups {
     /// The log position of a folded event (0 if the id index does not know it, which a
     /// folded event never is).
     fn position(&self, id: &[u8; 32]) -> Result<u64, Error> {
-        Ok(self.store().seq_of(id)?.unwrap_or(0))
+        Ok(self
+            .store()
+            .seq_of(&EventId::from_byte_array(*id))?
+            .unwrap_or(0))
     }
 
     fn link(&self, child: &str) -> Result<Option<Link>, Error> {

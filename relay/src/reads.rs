@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::ops::ControlFlow;
 
 use highwater_store::{EventRef, StoreError};
-use nostr::prelude::{Event, PublicKey};
+use nostr::prelude::{Event, EventId, PublicKey};
 
 use crate::access::Access;
 use crate::filter::Compiled;
@@ -182,7 +182,7 @@ fn run_filter(
     };
     if let Some(ids) = &filter.ids {
         for id in ids {
-            if let Some(seq) = store.seq_of(id)? {
+            if let Some(seq) = store.seq_of(&EventId::from_byte_array(*id))? {
                 store
                     .with_event(seq, |e| consider(seq, e, access))?
                     .transpose()?;

@@ -4,7 +4,7 @@
 
 use std::ops::{Bound, ControlFlow};
 
-use nostr::prelude::Event;
+use nostr::prelude::{Event, EventId};
 
 use crate::codec;
 use crate::error::{Corruption, StoreError};
@@ -91,7 +91,8 @@ impl Store {
     /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
     /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) for a malformed index
     /// entry.
-    pub fn seq_of(&self, id: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+    pub fn seq_of(&self, id: &EventId) -> Result<Option<u64>, StoreError> {
+        let id = id.as_bytes();
         self.read(|txn, dbs| {
             let value = dbs
                 .ids
@@ -124,7 +125,7 @@ impl Store {
     /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
     /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) when the record or the
     /// index entry is malformed.
-    pub fn get_by_id(&self, id: &[u8; 32]) -> Result<Option<(u64, Event)>, StoreError> {
+    pub fn get_by_id(&self, id: &EventId) -> Result<Option<(u64, Event)>, StoreError> {
         let Some(seq) = self.seq_of(id)? else {
             return Ok(None);
         };

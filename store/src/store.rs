@@ -504,7 +504,7 @@ impl Store {
     /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
     pub fn prepare(&self, event: &Event) -> Result<Prepared, StoreError> {
         let prepared = validate::check_and_encode(event, &self.inner.options.limits)?;
-        if let Some(seq) = self.seq_of(&prepared.id)? {
+        if let Some(seq) = self.seq_of(&event.id)? {
             return Ok(Prepared::Duplicate(seq));
         }
         if !self.inner.options.trusted {

@@ -12,7 +12,7 @@ use highwater_store::{
     AppendOutcome, Checkpoint, CheckpointWrite, Corruption, Limits, Prepared, Rejection, Store,
     StoreError, StoreOptions,
 };
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag, Timestamp};
+use nostr::prelude::{Event, EventBuilder, EventId, FinalizeEvent, Keys, Kind, Tag, Timestamp};
 
 fn tag(values: &[&str]) -> Tag {
     Tag::parse(values.iter().copied()).unwrap()
@@ -75,7 +75,7 @@ fn scan_all(store: &Store) -> Vec<(u64, Event)> {
 fn assert_readable(store: &Store, seq: u64, original: &Event) {
     assert_eq!(store.get(seq).unwrap().as_ref(), Some(original));
     assert_eq!(
-        store.get_by_id(&original.id.to_bytes()).unwrap(),
+        store.get_by_id(&original.id).unwrap(),
         Some((seq, original.clone()))
     );
 }
@@ -144,7 +144,12 @@ fn real_events_round_trip_through_every_read_path() {
         expected[3..]
     );
     assert!(store.get(7).unwrap().is_none());
-    assert!(store.get_by_id(&[7; 32]).unwrap().is_none());
+    assert!(
+        store
+            .get_by_id(&EventId::from_byte_array([7; 32]))
+            .unwrap()
+            .is_none()
+    );
 
     // The zero-copy view agrees with the original field by field.
     store
@@ -347,7 +352,7 @@ fn every_rejection_is_typed_and_leaves_the_log_unchanged() {
         assert_eq!(&got, expected, "{name}");
         assert!(got.to_string().starts_with("invalid: "), "{name}: {got}");
         assert_eq!(store.head(), 1, "{name}: nothing written");
-        assert_eq!(store.seq_of(&event.id.to_bytes()).unwrap(), None, "{name}");
+        assert_eq!(store.seq_of(&event.id).unwrap(), None, "{name}");
     }
     for (name, event) in [("content", too_large), ("encoded", too_large_encoded)] {
         match rejection(store.append(&event)) {
@@ -732,7 +737,7 @@ fn a_corrupted_record_is_reported_with_its_sequence_number() {
         store.put_raw_record(2, bytes).unwrap();
         let e = store.get(2).unwrap_err();
         assert!(is_record_2(&e), "{e}");
-        let e = store.get_by_id(&events[1].id.to_bytes()).unwrap_err();
+        let e = store.get_by_id(&events[1].id).unwrap_err();
         assert!(is_record_2(&e), "{e}");
         assert!(is_record_2(&store.with_event(2, |_| ()).unwrap_err()));
 
@@ -944,7 +949,7 @@ fn a_full_map_fails_the_batch_cleanly_and_reads_keep_working() {
         "nothing of the failed batch was written"
     );
     for event in &failed {
-        assert_eq!(store.seq_of(&event.id.to_bytes()).unwrap(), None);
+        assert_eq!(store.seq_of(&event.id).unwrap(), None);
     }
     for (seq, event) in &acked {
         assert_readable(&store, *seq, event);

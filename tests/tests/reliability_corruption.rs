@@ -311,7 +311,7 @@ fn a_flipped_log_record_is_reported_with_its_sequence_number_and_never_folded() 
                 other => panic!("seq {seq}: flip at byte {position} not detected: {other:?}"),
             }
             assert!(matches!(
-                store.get_by_id(&event.id.to_bytes()),
+                store.get_by_id(&event.id),
                 Err(StoreError::Corrupted(Corruption::Record { seq: s, .. })) if s == *seq
             ));
             if n % 16 == 0 {

@@ -81,13 +81,13 @@ fn check_after_failure(engine: &Engine, groups: &Groups, acked: &[(Event, u64)],
     );
     for (event, seq) in acked {
         assert_eq!(
-            store.get_by_id(&event.id.to_bytes()).unwrap(),
+            store.get_by_id(&event.id).unwrap(),
             Some((*seq, event.clone()))
         );
     }
     for event in failed {
         assert_eq!(
-            store.get_by_id(&event.id.to_bytes()).unwrap(),
+            store.get_by_id(&event.id).unwrap(),
             None,
             "part of a failed batch was written"
         );

@@ -331,10 +331,7 @@ fn a_format_v1_database_opens_with_the_same_state() {
         let event = store.get(seq).unwrap().unwrap();
         assert_eq!(event.id.to_hex(), id.as_str().unwrap(), "event {seq}");
         assert!(event.verify().is_ok(), "event {seq}");
-        assert_eq!(
-            store.get_by_id(&event.id.to_bytes()).unwrap(),
-            Some((seq, event))
-        );
+        assert_eq!(store.get_by_id(&event.id).unwrap(), Some((seq, event)));
     }
 
     // Checkpoints: as served from them and as replayed, the same expected state.
