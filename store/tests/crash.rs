@@ -119,7 +119,7 @@ fn verify(dir: &Path, acked: &BTreeMap<EventId, u64>) -> u64 {
     assert_eq!(expected_seq - 1, head, "dense 1..=head");
     for (id, seq) in acked {
         let (stored_seq, event) = store
-            .get_by_id(&id)
+            .get_by_id(id)
             .unwrap()
             .unwrap_or_else(|| panic!("acknowledged event {id} (seq {seq}) is missing"));
         assert_eq!(stored_seq, *seq, "{id} moved");

@@ -275,6 +275,34 @@ fn group(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
         }),
         &with_roles(expected),
     )?;
+    people(groups, g, f)?;
+    let definitions: Vec<(String, Option<String>)> = f
+        .definitions
+        .iter()
+        .map(|(n, d)| (n.clone(), d.clone()))
+        .collect();
+    let served = groups.role_definitions(g).map(|ds| {
+        ds.into_iter()
+            .map(|d| (d.name, d.description))
+            .collect::<Vec<_>>()
+    });
+    check(g, "role_definitions", served, &definitions)?;
+    metadata(groups, g, f)?;
+    let codes: Vec<String> = f.invites.iter().cloned().collect();
+    check(g, "invite_codes", groups.invite_codes(g), &codes)?;
+    for code in CODE_PROBES {
+        check(
+            g,
+            &format!("has_invite({code:?})"),
+            groups.has_invite(g, code),
+            &f.invites.contains(code),
+        )?;
+    }
+    rendered(groups, g, f)
+}
+
+/// The per-person answers: membership, roles and creator, for every key of the pool.
+fn people(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
     for keys in logs::keys() {
         let key = keys.public_key();
         let pk = key.to_bytes();
@@ -307,29 +335,7 @@ fn group(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
             &(f.creator == Some(pk)),
         )?;
     }
-    let definitions: Vec<(String, Option<String>)> = f
-        .definitions
-        .iter()
-        .map(|(n, d)| (n.clone(), d.clone()))
-        .collect();
-    let served = groups.role_definitions(g).map(|ds| {
-        ds.into_iter()
-            .map(|d| (d.name, d.description))
-            .collect::<Vec<_>>()
-    });
-    check(g, "role_definitions", served, &definitions)?;
-    metadata(groups, g, f)?;
-    let codes: Vec<String> = f.invites.iter().cloned().collect();
-    check(g, "invite_codes", groups.invite_codes(g), &codes)?;
-    for code in CODE_PROBES {
-        check(
-            g,
-            &format!("has_invite({code:?})"),
-            groups.has_invite(g, code),
-            &f.invites.contains(code),
-        )?;
-    }
-    rendered(groups, g, f)
+    Ok(())
 }
 
 fn metadata(groups: &Groups, g: &str, f: &Facts) -> Result<(), String> {
