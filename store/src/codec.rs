@@ -44,6 +44,10 @@ pub(crate) const FORMAT_VERSION_V1: u32 = 1;
 /// Bytes ahead of a record's rkyv body.
 pub(crate) const HEADER_LEN: usize = 24;
 
+/// Test support: bytes ahead of a record's rkyv body (the header and both checks).
+#[cfg(feature = "test-support")]
+pub const RECORD_HEADER_LEN: usize = HEADER_LEN;
+
 /// The header's group number of an event that belongs to no group.
 pub(crate) const NO_GROUP: u32 = u32::MAX;
 
@@ -302,6 +306,16 @@ pub(crate) fn v2_from_v1(archive: &[u8], record: &ArchivedRecord, group: Option<
         record.created_at.to_native(),
         archive,
     )
+}
+
+/// Test support: a record around raw body bytes, with both checks correct and a
+/// header that agrees with the body when the body is a valid archive (kind and
+/// `created_at` 0 otherwise), so fuzzers reach the body's validation.
+#[cfg(feature = "test-support")]
+pub fn seal_record(body: &[u8]) -> Vec<u8> {
+    let (kind, created_at) = rkyv::access::<ArchivedRecord, rancor::Error>(body)
+        .map_or((0, 0), |r| (r.kind.to_native(), r.created_at.to_native()));
+    record_from_archive(kind, NO_GROUP, created_at, body)
 }
 
 /// The format-1 record of a format-2 record (tests write format-1 databases this way).

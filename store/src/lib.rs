@@ -57,6 +57,8 @@ mod writer;
 pub use crate::baseline::RawLog;
 pub use crate::checkpoints::{Checkpoint, CheckpointHeader, CheckpointWrite};
 pub use crate::codec::RecordHeader;
+#[cfg(feature = "test-support")]
+pub use crate::codec::{RECORD_HEADER_LEN, seal_record};
 pub use crate::error::{Corruption, Rejection, StoreError};
 pub use crate::event::{EventRef, TagRef};
 pub use crate::groups::GroupInfo;
