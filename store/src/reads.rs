@@ -355,6 +355,36 @@ impl Store {
         Ok((records, bytes))
     }
 
+    /// Benchmark diagnostic: the time to checksum every record body of the log with
+    /// this format's CRC-32C and with format 1's CRC-32 (`crc32fast`), over the same
+    /// bytes, after one untimed walk that brings them into memory. Returns (bytes,
+    /// CRC-32C time, CRC-32 time).
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
+    #[cfg(feature = "test-support")]
+    pub fn checksum_times(
+        &self,
+    ) -> Result<(u64, std::time::Duration, std::time::Duration), StoreError> {
+        let mut bytes = 0u64;
+        self.raw_scan_with(|value| bytes += value.len() as u64)?;
+        let mut sink = 0u32;
+        let started = std::time::Instant::now();
+        self.raw_scan_with(|value| {
+            sink ^= crc32c::crc32c(value.get(codec::HEADER_LEN..).unwrap_or_default());
+        })?;
+        let fast = started.elapsed();
+        let started = std::time::Instant::now();
+        self.raw_scan_with(|value| {
+            sink ^= crc32fast::hash(value.get(codec::HEADER_LEN..).unwrap_or_default());
+        })?;
+        let ieee = started.elapsed();
+        std::hint::black_box(sink);
+        Ok((bytes, fast, ieee))
+    }
+
     /// Benchmark baseline: walks the log with a raw cursor and hands every raw value
     /// to `f` (no checksum, no validation). Returns the number of records.
     ///
