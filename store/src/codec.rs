@@ -11,7 +11,7 @@
 //! |---------------|---------------------------------------|----------------------------------------|
 //! | `meta`        | UTF-8 name                            | raw bytes (format version: u32 BE)     |
 //! | `events`      | seq u64 BE                            | record header (24 bytes) ‖ rkyv `Record` |
-//! | `id_prefix`   | first 8 bytes of the event id (DUPSORT, DUP_FIXED) | seq u64 BE (one per event) |
+//! | `id_prefix`   | first 8 bytes of the event id (`DUP_SORT`, `DUP_FIXED`) | seq u64 BE (one per event) |
 //! | `groups`      | group id, UTF-8, 1..=255 bytes        | group no u32 BE ‖ head u64 BE ‖ count u64 BE |
 //! | `group_index` | group no u32 BE ‖ seq u64 BE          | kind u16 BE                            |
 //! | `checkpoints` | projection name ‖ 0x00 ‖ group no u32 BE | crc32 LE ‖ rkyv `CheckpointRecord`  |

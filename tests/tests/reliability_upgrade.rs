@@ -289,6 +289,30 @@ fn checkpoints<P: Projection>(store: &Store, handle: &Handle<P>) -> usize {
     current
 }
 
+/// The copy is refused as it is, with the way out in the message (read-write and
+/// read-only); then upgraded: every record rewritten, every checkpoint kept.
+fn refused_then_upgraded(copy: &Path, events: u64) {
+    // Refused as it is, with the way out in the message; nothing written.
+    for options in [StoreOptions::default(), StoreOptions::read_only()] {
+        let error = Store::open(copy, options).unwrap_err();
+        assert!(error.to_string().contains("highwater upgrade"), "{error}");
+        let needs = matches!(error, StoreError::UpgradeNeeded { found: 1, .. });
+        assert!(needs, "{error:?}");
+    }
+    let mut reports = 0;
+    let outcome = highwater_store::upgrade(copy, &mut |_, _| reports += 1).unwrap();
+    assert_eq!(
+        outcome,
+        UpgradeOutcome::Upgraded {
+            from: 1,
+            to: 2,
+            events,
+            checkpoints: 32,
+        }
+    );
+    assert!(reports >= 2, "progress at the start and after each chunk");
+}
+
 #[test]
 fn a_format_v1_database_opens_with_the_same_state() {
     let fixture = fixture_dir();
@@ -323,26 +347,8 @@ fn a_format_v1_database_opens_with_the_same_state() {
     // Open a copy: the fixture itself is never written.
     let copy = tempfile::tempdir().unwrap();
     std::fs::copy(fixture.join("data.mdb"), copy.path().join("data.mdb")).unwrap();
-    // Refused as it is, with the way out in the message; nothing written.
-    for options in [StoreOptions::default(), StoreOptions::read_only()] {
-        let error = Store::open(copy.path(), options).unwrap_err();
-        assert!(error.to_string().contains("highwater upgrade"), "{error}");
-        let needs = matches!(error, StoreError::UpgradeNeeded { found: 1, .. });
-        assert!(needs, "{error:?}");
-    }
     let ids = expected["ids"].as_array().unwrap();
-    let mut reports = 0;
-    let outcome = highwater_store::upgrade(copy.path(), &mut |_, _| reports += 1).unwrap();
-    assert_eq!(
-        outcome,
-        UpgradeOutcome::Upgraded {
-            from: 1,
-            to: 2,
-            events: ids.len() as u64,
-            checkpoints: 32,
-        }
-    );
-    assert!(reports >= 2, "progress at the start and after each chunk");
+    refused_then_upgraded(copy.path(), ids.len() as u64);
     let store = Store::open(copy.path(), StoreOptions::default()).unwrap();
     let stored_relay = String::from_utf8(store.setting("relay_pubkey").unwrap().unwrap()).unwrap();
     assert_eq!(
