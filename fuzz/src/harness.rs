@@ -348,7 +348,8 @@ pub fn validate_event(h: &mut Harness, data: &[u8]) {
     let _ = prepare_checked(h.engine.store(), &event);
 }
 
-/// Bytes stored as a log record (first byte: 0 raw, else behind a correct checksum).
+/// Bytes stored as a log record (first byte: 0 raw, else behind a correct header and
+/// checks).
 pub fn record_decode(h: &mut Harness, data: &[u8]) {
     h.runs += 1;
     let Some((&mode, body)) = data.split_first() else {
@@ -357,7 +358,7 @@ pub fn record_decode(h: &mut Harness, data: &[u8]) {
     let bytes = if mode % 2 == 0 {
         body.to_vec()
     } else {
-        seal(body)
+        highwater_store::seal_record(body)
     };
     // Far beyond the scratch log's head, so the real records stay intact.
     let seq = 1_000_000;
@@ -500,7 +501,7 @@ pub fn fold_tags(h: &mut Harness, data: &[u8]) {
     }
 }
 
-/// Prefixes `body` with its CRC-32 (little-endian), as the store seals values.
+/// Prefixes `body` with its CRC-32 (little-endian), as the store seals checkpoints.
 fn seal(body: &[u8]) -> Vec<u8> {
     let mut out = crc32fast::hash(body).to_le_bytes().to_vec();
     out.extend_from_slice(body);

@@ -1,24 +1,55 @@
 //! Every byte layout of the store, in one place.
 //!
-//! Keys are big-endian so LMDB's byte order is numeric order; values are rkyv archives
-//! behind a CRC-32C-style checksum (`crc32fast`, IEEE polynomial). Nothing outside this
-//! module converts integers to bytes or reads archived bytes.
+//! Keys are big-endian so LMDB's byte order is numeric order. Log records are a fixed
+//! header (kind, group number, `created_at`) with its own CRC-32C, then the rkyv
+//! archive of the event behind a second CRC-32C (hardware-accelerated, `crc32c`), so a
+//! scan can skip a record by its header without reading its body. Checkpoints are rkyv
+//! archives behind a CRC-32 (`crc32fast`, IEEE polynomial), unchanged since format 1.
+//! Nothing outside this module converts integers to bytes or reads archived bytes.
 //!
 //! | database      | key                                   | value                                  |
 //! |---------------|---------------------------------------|----------------------------------------|
 //! | `meta`        | UTF-8 name                            | raw bytes (format version: u32 BE)     |
-//! | `events`      | seq u64 BE                            | crc32 LE ‖ rkyv `Record`               |
-//! | `ids`         | event id, 32 bytes                    | seq u64 BE                             |
+//! | `events`      | seq u64 BE                            | record header (24 bytes) ‖ rkyv `Record` |
+//! | `id_prefix`   | first 8 bytes of the event id (`DUP_SORT`, `DUP_FIXED`) | seq u64 BE (one per event) |
 //! | `groups`      | group id, UTF-8, 1..=255 bytes        | group no u32 BE ‖ head u64 BE ‖ count u64 BE |
 //! | `group_index` | group no u32 BE ‖ seq u64 BE          | kind u16 BE                            |
 //! | `checkpoints` | projection name ‖ 0x00 ‖ group no u32 BE | crc32 LE ‖ rkyv `CheckpointRecord`  |
+//!
+//! The record header, little-endian:
+//!
+//! | bytes  | field                                                          |
+//! |--------|----------------------------------------------------------------|
+//! | 0..2   | kind u16                                                       |
+//! | 2..4   | reserved, zero                                                 |
+//! | 4..8   | group no u32 (`u32::MAX`: no group)                            |
+//! | 8..16  | `created_at` u64                                               |
+//! | 16..20 | CRC-32C of bytes 0..16 (the header check)                      |
+//! | 20..24 | CRC-32C of bytes 24.. (the body check)                         |
+//! | 24..   | rkyv `Record` (the body; the same archive as format 1's)       |
+//!
+//! Format 1 stored `crc32fast(archive) LE ‖ archive` under `events` and the full
+//! 32-byte id under `ids`; `upgrade` reads that through [`v1_archive`].
 
 use rkyv::rancor;
 
 use crate::error::{Corruption, StoreError};
 
 /// Version of every layout in this module. Bump it when any of them changes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// The format version `highwater upgrade` upgrades from.
+pub(crate) const FORMAT_VERSION_V1: u32 = 1;
+
+/// Bytes ahead of a record's rkyv body.
+pub(crate) const HEADER_LEN: usize = 24;
+
+/// Test support: bytes ahead of a record's rkyv body (the header and both checks).
+#[cfg(feature = "test-support")]
+pub const RECORD_HEADER_LEN: usize = HEADER_LEN;
+
+/// The header's group number of an event that belongs to no group.
+pub(crate) const NO_GROUP: u32 = u32::MAX;
 
 pub(crate) const META_FORMAT_VERSION: &str = "format_version";
 
@@ -143,17 +174,155 @@ fn unseal(bytes: &[u8]) -> Result<&[u8], &'static str> {
     Ok(archive)
 }
 
+/// The fixed header of a log record, readable without its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// The event kind.
+    pub kind: u16,
+    /// The number of the group the event is indexed under, if any.
+    pub group: Option<u32>,
+    /// The event's `created_at`, in seconds.
+    pub created_at: u64,
+}
+
+fn header_bytes(kind: u16, group: u32, created_at: u64) -> [u8; 16] {
+    let mut out = [0; 16];
+    out[..2].copy_from_slice(&kind.to_le_bytes());
+    out[4..8].copy_from_slice(&group.to_le_bytes());
+    out[8..16].copy_from_slice(&created_at.to_le_bytes());
+    out
+}
+
+/// A record from an archive: header (no group yet), both checks, the archive.
+fn record_from_archive(kind: u16, group: u32, created_at: u64, archive: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + archive.len());
+    let header = header_bytes(kind, group, created_at);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&crc32c::crc32c(&header).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(archive).to_le_bytes());
+    out.extend_from_slice(archive);
+    out
+}
+
+/// Encodes an event as a record with no group number yet ([`set_record_group`] writes
+/// it in the writer's transaction, where group numbers are assigned).
 pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, StoreError> {
     let archive =
         rkyv::to_bytes::<rancor::Error>(record).map_err(|e| StoreError::Encode(e.to_string()))?;
-    Ok(seal(&archive))
+    Ok(record_from_archive(
+        record.kind,
+        NO_GROUP,
+        record.created_at,
+        &archive,
+    ))
 }
 
-/// Validates a stored event value and returns a zero-copy view of it.
+/// Writes the group number into an encoded record's header and renews the header check.
+/// The body and its check are untouched.
+pub(crate) fn set_record_group(bytes: &mut [u8], group: Option<u32>) {
+    if bytes.len() < HEADER_LEN {
+        return;
+    }
+    bytes[4..8].copy_from_slice(&group.unwrap_or(NO_GROUP).to_le_bytes());
+    let check = crc32c::crc32c(&bytes[..16]);
+    bytes[16..20].copy_from_slice(&check.to_le_bytes());
+}
+
+fn record_corrupted(seq: u64) -> impl Fn(String) -> StoreError {
+    move |reason| StoreError::Corrupted(Corruption::Record { seq, reason })
+}
+
+/// Checks a record's header (its own check only: the body is not read) and decodes it.
+pub(crate) fn read_header(bytes: &[u8], seq: u64) -> Result<RecordHeader, StoreError> {
+    let corrupted = record_corrupted(seq);
+    let header = bytes
+        .get(..HEADER_LEN)
+        .ok_or_else(|| corrupted("value shorter than the record header".into()))?;
+    let le16 = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
+    let le32 = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().unwrap_or([0; 4]));
+    if crc32c::crc32c(&header[..16]) != le32(16) {
+        return Err(corrupted("record header check mismatch".into()));
+    }
+    if le16(2) != 0 {
+        return Err(corrupted("reserved header bytes are not zero".into()));
+    }
+    let group = le32(4);
+    Ok(RecordHeader {
+        kind: le16(0),
+        group: (group != NO_GROUP).then_some(group),
+        created_at: u64::from_le_bytes(header[8..16].try_into().unwrap_or([0; 8])),
+    })
+}
+
+/// Validates a stored record — header check, body check, rkyv validation, and that the
+/// header's kind and `created_at` are the body's — and returns a zero-copy view of it.
 pub(crate) fn access_record(bytes: &[u8], seq: u64) -> Result<&ArchivedRecord, StoreError> {
-    let corrupted = |reason: String| StoreError::Corrupted(Corruption::Record { seq, reason });
+    let header = read_header(bytes, seq)?;
+    access_body(bytes, &header, seq)
+}
+
+/// [`access_record`] for a record whose header [`read_header`] already checked.
+pub(crate) fn access_body<'a>(
+    bytes: &'a [u8],
+    header: &RecordHeader,
+    seq: u64,
+) -> Result<&'a ArchivedRecord, StoreError> {
+    let corrupted = record_corrupted(seq);
+    let (head, body) = bytes.split_at(HEADER_LEN.min(bytes.len()));
+    let expected = u32::from_le_bytes(head[20..24].try_into().unwrap_or([0; 4]));
+    if crc32c::crc32c(body) != expected {
+        return Err(corrupted("record body check mismatch".into()));
+    }
+    let record = rkyv::access::<ArchivedRecord, rancor::Error>(body)
+        .map_err(|e| corrupted(e.to_string()))?;
+    if record.kind.to_native() != header.kind || record.created_at.to_native() != header.created_at
+    {
+        return Err(corrupted("record header disagrees with its body".into()));
+    }
+    Ok(record)
+}
+
+/// The first 8 bytes of an event id: the key of the `id_prefix` index.
+pub(crate) fn id_prefix(id: &[u8; 32]) -> [u8; 8] {
+    let mut out = [0; 8];
+    out.copy_from_slice(&id[..8]);
+    out
+}
+
+/// A format-1 record (`crc32fast LE ‖ archive`): its checked archive and view.
+pub(crate) fn v1_archive(bytes: &[u8], seq: u64) -> Result<(&[u8], &ArchivedRecord), StoreError> {
+    let corrupted = record_corrupted(seq);
     let archive = unseal(bytes).map_err(|r| corrupted(r.to_owned()))?;
-    rkyv::access::<ArchivedRecord, rancor::Error>(archive).map_err(|e| corrupted(e.to_string()))
+    let record = rkyv::access::<ArchivedRecord, rancor::Error>(archive)
+        .map_err(|e| corrupted(e.to_string()))?;
+    Ok((archive, record))
+}
+
+/// The format-2 record of a format-1 record's archive, with its group number.
+pub(crate) fn v2_from_v1(archive: &[u8], record: &ArchivedRecord, group: Option<u32>) -> Vec<u8> {
+    record_from_archive(
+        record.kind.to_native(),
+        group.unwrap_or(NO_GROUP),
+        record.created_at.to_native(),
+        archive,
+    )
+}
+
+/// Test support: a record around raw body bytes, with both checks correct and a
+/// header that agrees with the body when the body is a valid archive (kind and
+/// `created_at` 0 otherwise), so fuzzers reach the body's validation.
+#[cfg(feature = "test-support")]
+pub fn seal_record(body: &[u8]) -> Vec<u8> {
+    let (kind, created_at) = rkyv::access::<ArchivedRecord, rancor::Error>(body)
+        .map_or((0, 0), |r| (r.kind.to_native(), r.created_at.to_native()));
+    record_from_archive(kind, NO_GROUP, created_at, body)
+}
+
+/// The format-1 record of a format-2 record (tests write format-1 databases this way).
+#[cfg(feature = "test-support")]
+pub(crate) fn v1_from_v2(bytes: &[u8], seq: u64) -> Result<Vec<u8>, StoreError> {
+    access_record(bytes, seq)?;
+    Ok(seal(&bytes[HEADER_LEN..]))
 }
 
 pub(crate) fn encode_checkpoint(record: &CheckpointRecord) -> Result<Vec<u8>, StoreError> {
@@ -219,6 +388,67 @@ mod tests {
             );
             assert!(matched, "{err}");
         }
+    }
+
+    fn sample() -> Record {
+        Record {
+            id: [9; 32],
+            pubkey: [2; 32],
+            sig: [3; 64],
+            created_at: 1_700_000_123,
+            kind: 9001,
+            tags: vec![vec!["h".into(), "g".into()]],
+            content: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_header_carries_kind_group_and_time_and_the_writer_can_set_the_group() {
+        let mut bytes = encode_record(&sample()).unwrap();
+        let header = read_header(&bytes, 1).unwrap();
+        assert_eq!(
+            header,
+            RecordHeader {
+                kind: 9001,
+                group: None,
+                created_at: 1_700_000_123
+            }
+        );
+        set_record_group(&mut bytes, Some(42));
+        assert_eq!(read_header(&bytes, 1).unwrap().group, Some(42));
+        assert_eq!(access_record(&bytes, 1).unwrap().kind.to_native(), 9001);
+        // The header is checked on its own: a reader that skips the body still sees a
+        // flipped group number.
+        let mut bad = bytes.clone();
+        bad[5] ^= 1;
+        assert!(read_header(&bad, 1).is_err());
+        // A consistent header that disagrees with the body is caught with the body.
+        let mut lying = bytes.clone();
+        lying[..2].copy_from_slice(&9u16.to_le_bytes());
+        let check = crc32c::crc32c(&lying[..16]);
+        lying[16..20].copy_from_slice(&check.to_le_bytes());
+        assert_eq!(read_header(&lying, 1).unwrap().kind, 9);
+        let Err(err) = access_record(&lying, 1) else {
+            panic!("a header that disagrees with its body went unnoticed");
+        };
+        assert!(err.to_string().contains("disagrees"), "{err}");
+        assert!(read_header(&bytes[..10], 1).is_err());
+    }
+
+    #[test]
+    fn a_format_1_record_converts_to_format_2_with_the_same_body() {
+        let archive = rkyv::to_bytes::<rancor::Error>(&sample()).unwrap();
+        let v1 = seal(&archive);
+        let (body, view) = v1_archive(&v1, 3).unwrap();
+        let v2 = v2_from_v1(body, view, Some(7));
+        assert_eq!(&v2[HEADER_LEN..], &archive[..]);
+        let header = read_header(&v2, 3).unwrap();
+        assert_eq!((header.kind, header.group), (9001, Some(7)));
+        assert_eq!(access_record(&v2, 3).unwrap().id, [9; 32]);
+        let mut bad = v1.clone();
+        bad[6] ^= 1;
+        assert!(v1_archive(&bad, 3).is_err());
+        assert_eq!(id_prefix(&[5; 32]), [5; 8]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use heed::types::Bytes;
-use heed::{Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
+use heed::{DatabaseFlags, Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
 
 use crate::codec::{self, GroupEntry};
 use crate::error::StoreError;
@@ -38,7 +38,7 @@ fn open_env_with(
     let page = 1 << 16;
     let map_size = options.map_size.max(page) / page * page;
     let mut builder = EnvOpenOptions::new().read_txn_without_tls();
-    builder.map_size(map_size).max_dbs(8).max_readers(1_024);
+    builder.map_size(map_size).max_dbs(10).max_readers(1_024);
     if options.read_only {
         let mut flags = EnvFlags::READ_ONLY;
         if lockless {
@@ -101,6 +101,38 @@ pub(crate) fn check_file_length(env: &Env<WithoutTls>, path: &Path) -> Result<()
     Ok(())
 }
 
+/// The stored format version (0 when none is stored), and refusal of anything but the
+/// current one: a format-1 database gets [`StoreError::UpgradeNeeded`].
+fn check_version(
+    meta: heed::Database<Bytes, Bytes>,
+    txn: &RoTxn<'_, WithoutTls>,
+    path: &Path,
+    ctx: &'static str,
+) -> Result<Option<u32>, StoreError> {
+    let stored = meta
+        .get(txn, codec::META_FORMAT_VERSION.as_bytes())
+        .map_err(StoreError::lmdb(ctx))?
+        .map(|bytes| bytes.try_into().map_or(0, u32::from_be_bytes));
+    match stored {
+        None | Some(codec::FORMAT_VERSION) => Ok(stored),
+        Some(codec::FORMAT_VERSION_V1) => Err(StoreError::UpgradeNeeded {
+            path: path.to_owned(),
+            found: codec::FORMAT_VERSION_V1,
+            expected: codec::FORMAT_VERSION,
+        }),
+        Some(found) => Err(StoreError::FormatVersion {
+            path: path.to_owned(),
+            found,
+            expected: codec::FORMAT_VERSION,
+        }),
+    }
+}
+
+/// The flags of the `id_prefix` index: several events may share an 8-byte prefix.
+pub(crate) fn id_prefix_flags() -> DatabaseFlags {
+    DatabaseFlags::DUP_SORT | DatabaseFlags::DUP_FIXED
+}
+
 /// The databases of an existing environment, without writing (read-only opens).
 pub(crate) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, StoreError> {
     let ctx = "opening the databases";
@@ -112,61 +144,106 @@ pub(crate) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, 
                 path: path.to_owned(),
             })
     };
+    let meta = open("meta")?;
+    if check_version(meta, &txn, path, ctx)? != Some(codec::FORMAT_VERSION) {
+        return Err(StoreError::FormatVersion {
+            path: path.to_owned(),
+            found: 0,
+            expected: codec::FORMAT_VERSION,
+        });
+    }
+    let ids = env
+        .database_options()
+        .types::<Bytes, Bytes>()
+        .name("id_prefix")
+        .flags(id_prefix_flags())
+        .open(&txn)
+        .map_err(StoreError::lmdb(ctx))?
+        .ok_or_else(|| StoreError::Missing {
+            path: path.to_owned(),
+        })?;
     let dbs = Dbs {
-        meta: open("meta")?,
+        meta,
         events: open("events")?,
-        ids: open("ids")?,
+        ids,
         groups: open("groups")?,
         group_index: open("group_index")?,
         checkpoints: open("checkpoints")?,
     };
-    let found = dbs
-        .meta
-        .get(&txn, codec::META_FORMAT_VERSION.as_bytes())
-        .map_err(StoreError::lmdb(ctx))?
-        .and_then(|bytes| bytes.try_into().ok())
-        .map_or(0, u32::from_be_bytes);
-    if found != codec::FORMAT_VERSION {
-        return Err(StoreError::FormatVersion {
-            path: path.to_owned(),
-            found,
-            expected: codec::FORMAT_VERSION,
-        });
-    }
     // Database handles opened in a transaction live on only if it commits.
     txn.commit().map_err(StoreError::lmdb(ctx))?;
     Ok(dbs)
 }
 
+/// Every database of a current-format environment, opened in `txn` (test support).
+#[cfg(feature = "test-support")]
+pub(crate) fn open_databases_in(
+    env: &Env<WithoutTls>,
+    txn: &RoTxn<'_, WithoutTls>,
+    path: &Path,
+) -> Result<Dbs, StoreError> {
+    let ctx = "opening the databases";
+    let open = |name, flags| {
+        env.database_options()
+            .types::<Bytes, Bytes>()
+            .name(name)
+            .flags(flags)
+            .open(txn)
+            .map_err(StoreError::lmdb(ctx))?
+            .ok_or_else(|| StoreError::Missing {
+                path: path.to_owned(),
+            })
+    };
+    let none = DatabaseFlags::empty();
+    let meta = open("meta", none)?;
+    if check_version(meta, txn, path, ctx)? != Some(codec::FORMAT_VERSION) {
+        return Err(StoreError::Missing {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Dbs {
+        meta,
+        events: open("events", none)?,
+        ids: open("id_prefix", id_prefix_flags())?,
+        groups: open("groups", none)?,
+        group_index: open("group_index", none)?,
+        checkpoints: open("checkpoints", none)?,
+    })
+}
+
 pub(crate) fn create_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, StoreError> {
     let ctx = "creating the databases";
     let mut txn = env.write_txn().map_err(StoreError::lmdb(ctx))?;
+    let meta = env
+        .create_database::<Bytes, Bytes>(&mut txn, Some("meta"))
+        .map_err(StoreError::lmdb(ctx))?;
+    // The version first: a database of another format is refused before any of its
+    // databases is opened with this format's flags (the transaction is then aborted).
+    let stored = check_version(meta, &txn, path, ctx)?;
     let mut create = |name| {
         env.create_database::<Bytes, Bytes>(&mut txn, Some(name))
             .map_err(StoreError::lmdb(ctx))
     };
-    let dbs = Dbs {
-        meta: create("meta")?,
-        events: create("events")?,
-        ids: create("ids")?,
-        groups: create("groups")?,
-        group_index: create("group_index")?,
-        checkpoints: create("checkpoints")?,
-    };
-    let stored = dbs
-        .meta
-        .get(&txn, codec::META_FORMAT_VERSION.as_bytes())
+    let events = create("events")?;
+    let groups = create("groups")?;
+    let group_index = create("group_index")?;
+    let checkpoints = create("checkpoints")?;
+    let ids = env
+        .database_options()
+        .types::<Bytes, Bytes>()
+        .name("id_prefix")
+        .flags(id_prefix_flags())
+        .create(&mut txn)
         .map_err(StoreError::lmdb(ctx))?;
-    if let Some(bytes) = stored {
-        let found = bytes.try_into().map_or(0, u32::from_be_bytes);
-        if found != codec::FORMAT_VERSION {
-            return Err(StoreError::FormatVersion {
-                path: path.to_owned(),
-                found,
-                expected: codec::FORMAT_VERSION,
-            });
-        }
-    } else {
+    let dbs = Dbs {
+        meta,
+        events,
+        ids,
+        groups,
+        group_index,
+        checkpoints,
+    };
+    if stored.is_none() {
         if !dbs.events.is_empty(&txn).map_err(StoreError::lmdb(ctx))? {
             return Err(StoreError::FormatVersion {
                 path: path.to_owned(),

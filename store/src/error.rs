@@ -111,6 +111,19 @@ pub enum StoreError {
         /// The version this build reads and writes.
         expected: u32,
     },
+    /// The database was written by an older format version that `highwater upgrade`
+    /// converts; nothing was changed.
+    #[error(
+        "database at {path} has format version {found}, this build reads version {expected}: run `highwater upgrade --db {path}` to upgrade it (one atomic transaction; a crash leaves it as it was)"
+    )]
+    UpgradeNeeded {
+        /// The database directory.
+        path: PathBuf,
+        /// The version stored in the database.
+        found: u32,
+        /// The version this build reads and writes.
+        expected: u32,
+    },
     /// The LMDB map is full and may not grow further; the batch was not written.
     #[error(
         "the database map is full ({map_size} bytes, limit {max_map_size}); the batch was not written — raise the map size limit"

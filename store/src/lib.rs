@@ -45,20 +45,28 @@ mod error;
 mod event;
 mod follow;
 mod groups;
+mod ids;
 mod oneshot;
 mod reads;
 mod store;
+mod upgrade;
 mod validate;
 mod writer;
 
 #[cfg(feature = "test-support")]
 pub use crate::baseline::RawLog;
 pub use crate::checkpoints::{Checkpoint, CheckpointHeader, CheckpointWrite};
+pub use crate::codec::RecordHeader;
+#[cfg(feature = "test-support")]
+pub use crate::codec::{RECORD_HEADER_LEN, seal_record};
 pub use crate::error::{Corruption, Rejection, StoreError};
 pub use crate::event::{EventRef, TagRef};
 pub use crate::groups::GroupInfo;
 pub use crate::reads::{GroupScan, LogIter};
 pub use crate::store::{Pipeline, Prepared, Store, StoreOptions, Ticket};
+pub use crate::upgrade::{UpgradeOutcome, upgrade};
+#[cfg(feature = "test-support")]
+pub use crate::upgrade::{content_digest, downgrade_to_v1};
 pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind, is_state_kind};
 pub use crate::writer::{AppendOutcome, CommitObserver, Committed};
 /// LMDB's error types (from heed), the sources a [`StoreError`] carries.

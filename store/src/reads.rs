@@ -6,7 +6,7 @@ use std::ops::{Bound, ControlFlow};
 
 use nostr::prelude::{Event, EventId};
 
-use crate::codec;
+use crate::codec::{self, RecordHeader};
 use crate::error::{Corruption, StoreError};
 use crate::event::EventRef;
 use crate::store::{Store, index_corrupted};
@@ -92,16 +92,7 @@ impl Store {
     /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) for a malformed index
     /// entry.
     pub fn seq_of(&self, id: &EventId) -> Result<Option<u64>, StoreError> {
-        let id = id.as_bytes();
-        self.read(|txn, dbs| {
-            let value = dbs
-                .ids
-                .get(txn, id)
-                .map_err(StoreError::lmdb("reading the id index"))?;
-            value
-                .map(|v| codec::decode_seq(v).ok_or_else(|| index_corrupted("ids")))
-                .transpose()
-        })
+        self.read(|txn, dbs| crate::ids::lookup(txn, dbs, id.as_bytes()))
     }
 
     /// The event at `seq`.
@@ -174,6 +165,63 @@ impl Store {
         self.walk(from, |seq, value| {
             Ok(f(seq, EventRef::new(codec::access_record(value, seq)?)))
         })
+    }
+
+    /// Visits the log from `from` to `to` (both inclusive) in sequence order, reading
+    /// only the header of each record (kind, group number, `created_at`; checked by its
+    /// own CRC-32C) and the body only of those `wanted` accepts: the rest are skipped
+    /// without checksumming or decoding them. `f` gets each wanted record's sequence
+    /// number, header and zero-copy view, and may stop the scan early. A full rebuild
+    /// scans with the union of its projections' kinds (or, per thread, with the groups
+    /// that thread folds).
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …);
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) at the first header that
+    /// fails its check, or the first wanted record that fails its body check or
+    /// validation.
+    pub fn scan_where(
+        &self,
+        from: u64,
+        to: u64,
+        wanted: impl Fn(&RecordHeader) -> bool,
+        mut f: impl FnMut(u64, &RecordHeader, EventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        self.walk(from, |seq, value| {
+            if seq > to {
+                return Ok(ControlFlow::Break(()));
+            }
+            let header = codec::read_header(value, seq)?;
+            if !wanted(&header) {
+                return Ok(ControlFlow::Continue(()));
+            }
+            let record = codec::access_body(value, &header, seq)?;
+            Ok(f(seq, &header, EventRef::new(record)))
+        })
+    }
+
+    /// [`Store::scan_where`] by kind: visits the records from `from` to `to` (both
+    /// inclusive) whose kind `wanted` accepts, with their group number (`None` for an
+    /// event of no group); the others are skipped by their header alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::scan_where`].
+    pub fn scan_kinds(
+        &self,
+        from: u64,
+        to: u64,
+        wanted: impl Fn(u16) -> bool,
+        mut f: impl FnMut(Option<u32>, u64, EventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        self.scan_where(
+            from,
+            to,
+            |header| wanted(header.kind),
+            |seq, header, event| f(header.group, seq, event),
+        )
     }
 
     /// The cursor walk under [`Store::scan`] and the raw baselines: every (seq, raw
@@ -305,6 +353,36 @@ impl Store {
             bytes += u64::from(value.first().copied().unwrap_or(0)) + value.len() as u64;
         })?;
         Ok((records, bytes))
+    }
+
+    /// Benchmark diagnostic: the time to checksum every record body of the log with
+    /// this format's CRC-32C and with format 1's CRC-32 (`crc32fast`), over the same
+    /// bytes, after one untimed walk that brings them into memory. Returns (bytes,
+    /// CRC-32C time, CRC-32 time).
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
+    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
+    #[cfg(feature = "test-support")]
+    pub fn checksum_times(
+        &self,
+    ) -> Result<(u64, std::time::Duration, std::time::Duration), StoreError> {
+        let mut bytes = 0u64;
+        self.raw_scan_with(|value| bytes += value.len() as u64)?;
+        let mut sink = 0u32;
+        let started = std::time::Instant::now();
+        self.raw_scan_with(|value| {
+            sink ^= crc32c::crc32c(value.get(codec::HEADER_LEN..).unwrap_or_default());
+        })?;
+        let fast = started.elapsed();
+        let started = std::time::Instant::now();
+        self.raw_scan_with(|value| {
+            sink ^= crc32fast::hash(value.get(codec::HEADER_LEN..).unwrap_or_default());
+        })?;
+        let ieee = started.elapsed();
+        std::hint::black_box(sink);
+        Ok((bytes, fast, ieee))
     }
 
     /// Benchmark baseline: walks the log with a raw cursor and hands every raw value

@@ -15,7 +15,6 @@ use heed::{Database, Env, RoTxn, WithoutTls};
 use nostr::prelude::Event;
 use parking_lot::{Mutex, RwLock};
 
-use crate::codec;
 use crate::env::{
     check_file_length, create_databases, last_seq, load_groups, open_databases, open_env,
 };
@@ -615,15 +614,9 @@ impl Store {
             let mut found = Vec::new();
             for (i, p) in out.iter().enumerate() {
                 if let Ok(Prepared::Ready(p)) = p
-                    && let Some(v) = dbs
-                        .ids
-                        .get(txn, &p.id)
-                        .map_err(StoreError::lmdb("reading the id index"))?
+                    && let Some(seq) = crate::ids::lookup(txn, dbs, &p.id)?
                 {
-                    found.push((
-                        i,
-                        codec::decode_seq(v).ok_or_else(|| index_corrupted("ids"))?,
-                    ));
+                    found.push((i, seq));
                 }
             }
             Ok(found)
@@ -734,6 +727,7 @@ mod tests {
     use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 
     use super::*;
+    use crate::codec;
 
     /// Rewrites (or removes) the stored format version, with the store closed.
     fn set_stored_version(path: &Path, version: Option<u32>) {
@@ -764,10 +758,27 @@ mod tests {
             assert_eq!(store.append(&event).unwrap(), AppendOutcome::Appended(1));
         }
 
-        set_stored_version(dir.path(), Some(2));
+        // Format 1 is upgraded by `highwater upgrade`, and the error says so.
+        set_stored_version(dir.path(), Some(1));
+        let error = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
+        assert!(error.to_string().contains("highwater upgrade"), "{error}");
+        let upgrade = matches!(
+            error,
+            StoreError::UpgradeNeeded {
+                found: 1,
+                expected: 2,
+                ..
+            }
+        );
+        assert!(upgrade, "{error:?}");
+        let read_only = Store::open(dir.path(), StoreOptions::read_only()).unwrap_err();
+        let upgrade = matches!(read_only, StoreError::UpgradeNeeded { found: 1, .. });
+        assert!(upgrade, "{read_only:?}");
+
+        set_stored_version(dir.path(), Some(3));
         match Store::open(dir.path(), StoreOptions::default()) {
             Err(StoreError::FormatVersion {
-                found: 2,
+                found: 3,
                 expected,
                 path,
             }) => {

@@ -237,25 +237,25 @@ fn write_appends(
     let mut next_seq = start;
     let mut outcomes = Vec::with_capacity(pending.len());
     let mut new = Vec::new();
+    // This transaction's ids: a repeat inside one commit is found here; the index gets
+    // them all at the end, sorted by key.
+    let mut fresh: FxHashMap<[u8; 32], u64> = FxHashMap::default();
+    let mut record = Vec::new();
     for (r, (events, _, _)) in pending.iter().enumerate() {
         let mut out = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
-            let seq = next_seq;
-            let key = codec::seq_key(seq);
-            // One descent of the id index: insert unless present, else read it.
-            if let Some(existing) = dbs
-                .ids
-                .get_or_put(txn, &event.id, &key)
-                .map_err(StoreError::lmdb("writing the id index"))?
-            {
-                let seq = codec::decode_seq(existing).ok_or_else(|| bad_index("ids"))?;
+            if let Some(&seq) = fresh.get(&event.id) {
                 out.push(AppendOutcome::Duplicate(seq));
                 continue;
             }
+            if let Some(seq) = crate::ids::lookup(txn, dbs, &event.id)? {
+                out.push(AppendOutcome::Duplicate(seq));
+                continue;
+            }
+            let seq = next_seq;
+            let key = codec::seq_key(seq);
             next_seq += 1;
-            dbs.events
-                .put_with_flags(txn, PutFlags::APPEND, &key, &event.bytes)
-                .map_err(StoreError::lmdb("appending a record"))?;
+            fresh.insert(event.id, seq);
             let mut group_no = None;
             let mut prev_head = 0;
             if let Some(name) = event.group.as_deref() {
@@ -298,10 +298,28 @@ fn write_appends(
                     )
                     .map_err(StoreError::lmdb("writing the group index"))?;
             }
+            // The group number is known only now: it goes into the record's header.
+            record.clear();
+            record.extend_from_slice(&event.bytes);
+            codec::set_record_group(&mut record, group_no);
+            dbs.events
+                .put_with_flags(txn, PutFlags::APPEND, &key, &record)
+                .map_err(StoreError::lmdb("appending a record"))?;
             new.push((r, i, seq, group_no, prev_head));
             out.push(AppendOutcome::Appended(seq));
         }
         outcomes.push(out);
+    }
+    // Sorted by key, so that neighbours in a leaf are written one after the other.
+    let mut keys: Vec<([u8; 8], u64)> = fresh
+        .iter()
+        .map(|(id, &seq)| (codec::id_prefix(id), seq))
+        .collect();
+    keys.sort_unstable();
+    for (prefix, seq) in keys {
+        dbs.ids
+            .put(txn, &prefix, &codec::seq_key(seq))
+            .map_err(StoreError::lmdb("writing the id index"))?;
     }
     for (name, entry) in &groups {
         dbs.groups

@@ -137,7 +137,10 @@ fn real_inputs() -> Vec<(&'static str, Vec<u8>)> {
     for seq in (1..=store.head()).step_by(9) {
         let raw = store.raw_record(seq).unwrap().unwrap();
         out.push(("record_decode", [&[0u8][..], &raw].concat()));
-        out.push(("record_decode", [&[1u8][..], &raw[4..]].concat()));
+        out.push((
+            "record_decode",
+            [&[1u8][..], &raw[highwater_store::RECORD_HEADER_LEN..]].concat(),
+        ));
     }
     for (n, group) in store.groups().iter().enumerate() {
         let states = [

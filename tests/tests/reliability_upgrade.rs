@@ -1,16 +1,19 @@
 //! Upgrades: a database written by format version 1 is kept, frozen, in
 //! `tests/fixtures/format-v1/data.mdb`, with the state it must show in
-//! `tests/fixtures/format-v1/expected.json`. This test opens a copy of it with the
-//! current code and checks every event, every group's state (members, roles, metadata,
-//! creator, invite codes, role definitions), its checkpoints, and that it still takes
-//! appends — so a change of any byte layout, or of what the folds make of an existing
-//! log, fails here instead of in a user's database.
+//! `tests/fixtures/format-v1/expected.json`. This test checks that the current code
+//! refuses to open a copy of it with an error that names `highwater upgrade`, upgrades
+//! the copy (`highwater_store::upgrade`, what the command runs), and checks every
+//! event, every group's state (members, roles, metadata, creator, invite codes, role
+//! definitions), its checkpoints, and that it still takes appends — so a change of any
+//! byte layout, or of what the folds make of an existing log, fails here instead of in
+//! a user's database.
 //!
 //! The fixture is a deterministic workload (`highwater generate`'s generator, seed 1:
 //! real signed events with deterministic signatures, including relay snapshots, forged
 //! snapshots, deletions and re-creations) appended in one batch, checkpoints of every
-//! (projection, group), and the relay key stored as the CLI stores it. To write it anew
-//! (only together with a deliberate format change):
+//! (projection, group), and the relay key stored as the CLI stores it, converted to
+//! format 1 (`downgrade_to_v1`). To write it anew (only together with a deliberate
+//! format change):
 //!
 //! ```text
 //! HIGHWATER_WRITE_FIXTURE=1 cargo test -p highwater-tests --test reliability_upgrade
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 use highwater_engine::{Engine, EngineOptions, Handle, Projection};
 use highwater_projections::Groups;
 use highwater_replay::generate::{WorkloadSpec, generate};
-use highwater_store::{Store, StoreOptions};
+use highwater_store::{Store, StoreError, StoreOptions, UpgradeOutcome};
 use nostr::prelude::{Event, EventId, Keys, Kind, PublicKey, SecretKey, Tag, Tags, Timestamp};
 use reliability_support::{open_engine, signed, tag};
 
@@ -216,6 +219,7 @@ fn write_fixture(dir: &Path) {
         engine.rebuild(None, None).unwrap();
         drop(groups);
     }
+    highwater_store::downgrade_to_v1(dir).unwrap();
     std::fs::remove_file(dir.join("lock.mdb")).unwrap();
 }
 
@@ -282,6 +286,30 @@ fn checkpoints<P: Projection>(store: &Store, handle: &Handle<P>) -> usize {
     current
 }
 
+/// The copy is refused as it is, with the way out in the message (read-write and
+/// read-only); then upgraded: every record rewritten, every checkpoint kept.
+fn refused_then_upgraded(copy: &Path, events: u64) {
+    // Refused as it is, with the way out in the message; nothing written.
+    for options in [StoreOptions::default(), StoreOptions::read_only()] {
+        let error = Store::open(copy, options).unwrap_err();
+        assert!(error.to_string().contains("highwater upgrade"), "{error}");
+        let needs = matches!(error, StoreError::UpgradeNeeded { found: 1, .. });
+        assert!(needs, "{error:?}");
+    }
+    let mut reports = 0;
+    let outcome = highwater_store::upgrade(copy, &mut |_, _| reports += 1).unwrap();
+    assert_eq!(
+        outcome,
+        UpgradeOutcome::Upgraded {
+            from: 1,
+            to: 2,
+            events,
+            checkpoints: 32,
+        }
+    );
+    assert!(reports >= 2, "progress at the start and after each chunk");
+}
+
 #[test]
 fn a_format_v1_database_opens_with_the_same_state() {
     let fixture = fixture_dir();
@@ -291,6 +319,7 @@ fn a_format_v1_database_opens_with_the_same_state() {
         let (engine, groups) = {
             let copy = tempfile::tempdir().unwrap();
             std::fs::copy(fixture.join("data.mdb"), copy.path().join("data.mdb")).unwrap();
+            highwater_store::upgrade(copy.path(), &mut |_, _| {}).unwrap();
             let opened = open_engine(copy.path(), relay(), StoreOptions::default(), options());
             let expected = state(&opened.0, &opened.1);
             std::fs::write(
@@ -315,6 +344,8 @@ fn a_format_v1_database_opens_with_the_same_state() {
     // Open a copy: the fixture itself is never written.
     let copy = tempfile::tempdir().unwrap();
     std::fs::copy(fixture.join("data.mdb"), copy.path().join("data.mdb")).unwrap();
+    let ids = expected["ids"].as_array().unwrap();
+    refused_then_upgraded(copy.path(), ids.len() as u64);
     let store = Store::open(copy.path(), StoreOptions::default()).unwrap();
     let stored_relay = String::from_utf8(store.setting("relay_pubkey").unwrap().unwrap()).unwrap();
     assert_eq!(PublicKey::from_hex(&stored_relay).unwrap(), relay());
@@ -325,7 +356,6 @@ fn a_format_v1_database_opens_with_the_same_state() {
     // Every event reads back with its recorded id, its id and signature verify (so
     // every field came back byte for byte), and the id index finds it. The generator is
     // not consulted here: it may change without the storage format changing.
-    let ids = expected["ids"].as_array().unwrap();
     assert_eq!(store.head(), ids.len() as u64);
     for (seq, id) in (1..).zip(ids) {
         let event = store.get(seq).unwrap().unwrap();

@@ -8,6 +8,7 @@
 //! failure: the command fails only when a measurement cannot be made.
 
 mod freshness;
+mod growth;
 mod import;
 mod memory;
 mod peer;
@@ -45,6 +46,8 @@ pub struct Options {
     /// Reuse this workload file if it exists (it must come from the same `events`,
     /// `groups` and `seed`), or generate it there and keep it.
     pub workload: Option<PathBuf>,
+    /// Measure only the import-rate-as-the-log-grows row (for `--events 10000000`).
+    pub growth_only: bool,
 }
 
 static START: OnceLock<Instant> = OnceLock::new();
@@ -142,7 +145,7 @@ pub fn freshness_writer(dir: &Path) -> Result<()> {
 }
 
 /// Names of the rows, in order; `.ci/bench-smoke` checks that each one is printed.
-pub const ROW_NAMES: [&str; 13] = [
+pub const ROW_NAMES: [&str; 14] = [
     "bulk import, trusted",
     "bulk import, verified",
     "8 threads × single-event durable appends",
@@ -156,6 +159,7 @@ pub const ROW_NAMES: [&str; 13] = [
     "hot can_write, median",
     "bulk import, verified, with policy",
     "cross-process freshness, p99",
+    growth::ROW_NAME,
 ];
 
 /// Everything the phases share.
@@ -194,6 +198,10 @@ fn measure(args: &Options, work: &Path) -> Result<Vec<Row>> {
         .clone()
         .unwrap_or_else(|| work.join("workload.jsonl"));
     say(format_args!("generating the workload"));
+    if args.growth_only {
+        let workload = Workload::prepare(&spec, &path)?;
+        return Ok(vec![growth::growth_row(work, &workload)?]);
+    }
     let bench = Bench {
         work,
         workload: Workload::prepare(&spec, &path)?,
@@ -221,6 +229,7 @@ fn measure(args: &Options, work: &Path) -> Result<Vec<Row>> {
     let (cold, first) = bench.read_rows(&engine.busiest)?;
     let memory = bench.memory_row()?;
     let fresh = bench.freshness_row()?;
+    let growth = growth::growth_row(work, &bench.workload)?;
     Ok(vec![
         trusted,
         verified,
@@ -235,6 +244,7 @@ fn measure(args: &Options, work: &Path) -> Result<Vec<Row>> {
         engine.hot_write,
         policy,
         fresh,
+        growth,
     ])
 }
 

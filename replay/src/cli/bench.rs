@@ -29,6 +29,10 @@ pub(crate) struct BenchArgs {
     /// --groups and --seed), or generate it there and keep it.
     #[arg(long, value_name = "FILE")]
     workload: Option<PathBuf>,
+    /// Measure only the row "trusted import rate, last tenth vs first tenth of the log"
+    /// (e.g. with --events 10000000, where the other rows would take hours).
+    #[arg(long)]
+    growth_only: bool,
     /// Internal: measure the memory of a loaded roster in DIR (run by the benchmark
     /// itself in a child process).
     #[arg(long, value_name = "DIR", hide = true)]
@@ -52,6 +56,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
             json: args.json,
             dir: args.dir.clone(),
             workload: args.workload.clone(),
+            growth_only: args.growth_only,
         })?;
     }
     Ok(ExitCode::SUCCESS)

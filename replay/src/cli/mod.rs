@@ -9,6 +9,7 @@ mod groups;
 mod import;
 mod inspect;
 mod relay;
+mod upgrade;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -121,6 +122,11 @@ enum Command {
         after_help = "Examples:\n  highwater relay\n  highwater relay --bind 0.0.0.0:7777 --secret-key-file relay.key --admin <HEX>\n  HIGHWATER_RELAY_SECRET_KEY=nsec1... highwater relay --public-url wss://groups.example.com"
     )]
     Relay(relay::RelayArgs),
+    /// Upgrade a database written by an older storage format to the current one, in
+    /// one atomic transaction: a crash or kill midway leaves it as it was. Stop every
+    /// other process using the database first. A current database is left alone.
+    #[command(after_help = "Example:\n  highwater upgrade --db ./highwater.lmdb")]
+    Upgrade(upgrade::UpgradeArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -145,6 +151,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&cli.global, &args),
         Command::Bench(args) => bench::run(&args),
         Command::Relay(args) => relay::run(&cli.global, &args),
+        Command::Upgrade(args) => upgrade::run(&cli.global, &args),
     };
     match result {
         Ok(code) => code,
