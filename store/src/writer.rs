@@ -1,15 +1,19 @@
 //! The single writer thread: group commit of appends, and every other write transaction.
 //!
 //! Callers send requests over a crossbeam channel. The writer blocks for one request,
-//! drains whatever else is queued (up to a cap), writes consecutive appends in one
-//! transaction with one durable commit, publishes the new heads, tells the commit
-//! observers, and only then acknowledges each caller. A failed transaction is aborted
-//! as a whole, so a batch is either fully committed and acknowledged or not written.
+//! drains whatever else is queued (up to a cap), and — when fewer requests are queued
+//! than it expects (see [`collect`]) — waits up to `StoreOptions::commit_wait` for more,
+//! so that concurrent single-event callers share one fsync. It then writes consecutive
+//! appends in one transaction with one durable commit, publishes the new heads, tells
+//! the commit observers, and only then acknowledges each caller. A failed transaction
+//! is aborted as a whole, so a batch is either fully committed and acknowledged or not
+//! written.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use heed::{PutFlags, RwTxn};
@@ -87,14 +91,14 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
     // Pipelines with a failed batch: their later batches are cancelled, not written.
     let mut failed: FxHashSet<u64> = FxHashSet::default();
     let mut commits = 0u64;
+    // Append requests the next commit can expect (see `collect`).
+    let mut expected = 0usize;
     while let Ok(first) = rx.recv() {
-        let mut queue = vec![first];
-        let mut events = queued_events(&queue[0]);
-        while events < MAX_EVENTS_PER_COMMIT {
-            let Ok(more) = rx.try_recv() else { break };
-            events += queued_events(&more);
-            queue.push(more);
-        }
+        let queue = collect(rx, first, shared.commit_wait, expected);
+        let appends = queue
+            .iter()
+            .filter(|r| matches!(r, Request::Append { .. }))
+            .count();
         let mut queue = queue.into_iter().peekable();
         while let Some(request) = queue.next() {
             match request {
@@ -151,7 +155,58 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
                 }
             }
         }
+        // Every caller of this round is answered. Those callers may each send again
+        // soon, and whatever is queued now arrived while this round committed: the
+        // next commit can expect both.
+        expected = appends + rx.len();
     }
+}
+
+/// The requests of one round: `first`, whatever is queued behind it (up to
+/// [`MAX_EVENTS_PER_COMMIT`] events), and — when `wait` is not zero and fewer append
+/// requests are queued than `expected` — those that arrive within `wait`, until
+/// `expected` are there.
+///
+/// `expected` is the number of append requests the previous round answered plus those
+/// that were already queued when it had answered them. Callers that append one event
+/// at a time and wait for it fall into cohorts otherwise: while one cohort's commit is
+/// flushed the next queues, and each commit carries only the callers that happened to
+/// be queued. Waiting for the answered callers to come back merges the cohorts. A lone
+/// caller is never delayed: the round that answered it expects only one request, and
+/// its next one is that. The wait ends early on anything but an append (a write job
+/// ends the run of appends a commit can take anyway), and never exceeds `wait`, so no
+/// caller is delayed by more than that; requests keep their order.
+fn collect(
+    rx: &Receiver<Request>,
+    first: Request,
+    wait: Duration,
+    expected: usize,
+) -> Vec<Request> {
+    let mut events = queued_events(&first);
+    let mut queue = vec![first];
+    while events < MAX_EVENTS_PER_COMMIT {
+        let Ok(more) = rx.try_recv() else { break };
+        events += queued_events(&more);
+        queue.push(more);
+    }
+    let only_appends =
+        |queue: &[Request]| queue.iter().all(|r| matches!(r, Request::Append { .. }));
+    if wait.is_zero() || queue.len() >= expected || !only_appends(&queue) {
+        return queue;
+    }
+    let deadline = Instant::now() + wait;
+    while queue.len() < expected && events < MAX_EVENTS_PER_COMMIT {
+        let Ok(more) = rx.recv_deadline(deadline) else {
+            break;
+        };
+        events += queued_events(&more);
+        let append = matches!(more, Request::Append { .. });
+        queue.push(more);
+        if !append {
+            break;
+        }
+    }
+    queue
 }
 
 /// Adds a request to the commit being formed, or cancels it when its pipeline failed.
