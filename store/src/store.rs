@@ -115,7 +115,7 @@ const DEFAULT_APPEND_CHUNK: usize = 8_192;
 /// Events validated together on one thread: one read transaction looks their ids up.
 /// Small enough that the threads of [`Store::prepare_all`] stay balanced while the
 /// writer shares their cores.
-const PREPARE_BLOCK: usize = 128;
+const PREPARE_BLOCK: usize = 64;
 
 /// An event after validation: ready for the writer, or already in the log.
 #[derive(Debug, Clone)]
