@@ -309,7 +309,7 @@ const APPEND_ROUNDS: usize = 5;
 
 /// One durable-append row: `callers` threads appending one event at a time.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Callers {
+pub(super) struct AppendRow {
     pub(super) callers: usize,
     pub(super) meter: Meter,
     /// Mean events per group commit.
@@ -319,7 +319,7 @@ pub(super) struct Callers {
 /// (one row per entry of [`APPEND_CALLERS`]: that many threads appending one event at
 /// a time into a trusted store with the default commit wait; events/s of one durable
 /// raw commit per event).
-pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Vec<Callers>, Meter)> {
+pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Vec<AppendRow>, Meter)> {
     let most = APPEND_CALLERS.iter().map(|&(_, n)| n).max().unwrap_or(0);
     let limit = (most as u64).min(workload.events);
     let mut events = Vec::new();
@@ -364,7 +364,7 @@ pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Vec<C
     }
     let rows = stores
         .iter()
-        .map(|(callers, _, commits, _, meter)| Callers {
+        .map(|(callers, _, commits, _, meter)| AppendRow {
             callers: *callers,
             meter: *meter,
             per_commit: to_f64(meter.events)
