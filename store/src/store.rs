@@ -633,12 +633,17 @@ impl Store {
         // The chunk being committed: its prepared events and the writer's ticket.
         let mut in_flight: Option<(PreparedChunk, Option<Ticket>)> = None;
         for chunk in events.chunks(self.inner.options.append_chunk.max(1)) {
-            let prepared = self.prepare_all(chunk);
-            let ready: Vec<PreparedEvent> = prepared
-                .iter()
-                .filter_map(|p| match p {
-                    Ok(Prepared::Ready(e)) => Some(e.clone()),
-                    _ => None,
+            let mut ready = Vec::new();
+            let prepared: PreparedChunk = self
+                .prepare_all(chunk)
+                .into_iter()
+                .map(|p| match p {
+                    Ok(Prepared::Ready(e)) => {
+                        ready.push(e);
+                        Ok(None)
+                    }
+                    Ok(Prepared::Duplicate(seq)) => Ok(Some(seq)),
+                    Err(e) => Err(e),
                 })
                 .collect();
             let ticket = if ready.is_empty() {
@@ -757,8 +762,9 @@ impl Store {
     }
 }
 
-/// The results of [`Store::prepare_all`] for one chunk of a batch.
-type PreparedChunk = Vec<Result<Prepared, StoreError>>;
+/// One chunk of a batch after [`Store::prepare_all`]: per event, `None` when it went to
+/// the writer, the sequence number of a duplicate, or its rejection.
+type PreparedChunk = Vec<Result<Option<u64>, StoreError>>;
 
 /// Adds one chunk's results to `results`: its prepared events, with the writer's
 /// outcomes (through `ticket`) for those that were ready.
@@ -772,8 +778,8 @@ fn merge_outcomes(
         None => Vec::new().into_iter(),
     };
     results.extend(prepared.into_iter().map(|p| match p {
-        Ok(Prepared::Ready(_)) => committed.next().ok_or(StoreError::WriterGone),
-        Ok(Prepared::Duplicate(seq)) => Ok(AppendOutcome::Duplicate(seq)),
+        Ok(None) => committed.next().ok_or(StoreError::WriterGone),
+        Ok(Some(seq)) => Ok(AppendOutcome::Duplicate(seq)),
         Err(e) => Err(e),
     }));
     Ok(())
@@ -800,8 +806,17 @@ fn par_blocks<T: Sync, R: Send>(items: &[T], block: usize, f: impl Fn(&[T]) -> R
         done
     };
     let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        // Named, so that a profile tells validation from the writer and the caller.
         let helpers: Vec<_> = (1..threads.min(blocks.len()))
-            .map(|_| scope.spawn(work))
+            .filter_map(|_| {
+                let helper = std::thread::Builder::new()
+                    .name("highwater-prepare".into())
+                    .spawn_scoped(scope, work);
+                // Without a thread to spare, the calling thread takes its blocks.
+                helper
+                    .map_err(|error| tracing::warn!(%error, "could not start a validation thread"))
+                    .ok()
+            })
             .collect();
         let mut done = work();
         // A panicking helper is a bug in validation; re-raise it rather than return a
