@@ -269,7 +269,7 @@ impl Bench<'_> {
             ROW_NAMES[1],
             pass.verified.rate(),
             "events/s",
-            Goal::RatioAtLeast(0.8),
+            Goal::RatioAtLeast(0.9),
         )
         .against(
             format!("raw Schnorr verification on all {} cores", cores()),
