@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use highwater_store::{Store, StoreOptions, content_digest, downgrade_to_v1};
+use nostr::prelude::EventId;
 use serde_json::Value;
 use support::{RELAY_SECRET, Sandbox, command, highwater, path_str};
 
@@ -110,7 +111,10 @@ fn a_killed_upgrade_leaves_format_1_and_a_rerun_upgrades_with_the_same_content()
     for (seq, line) in (1u64..).zip(&before) {
         let event: Value = serde_json::from_str(line).unwrap();
         let id: [u8; 32] = hex_bytes(event["id"].as_str().unwrap());
-        let (found, stored) = store.get_by_id(&id).unwrap().unwrap();
+        let (found, stored) = store
+            .get_by_id(&EventId::from_byte_array(id))
+            .unwrap()
+            .unwrap();
         assert_eq!(found, seq);
         assert_eq!(stored.id.to_bytes(), id);
     }

@@ -82,19 +82,16 @@ mod tests {
             .unwrap();
 
         // The candidate under b's prefix is a, so b is not found, nor a duplicate.
-        assert_eq!(store.seq_of(&b.id.to_bytes()).unwrap(), None);
-        assert_eq!(store.get_by_id(&b.id.to_bytes()).unwrap(), None);
+        assert_eq!(store.seq_of(&b.id).unwrap(), None);
+        assert_eq!(store.get_by_id(&b.id).unwrap(), None);
         let ready = matches!(store.prepare(&b).unwrap(), Prepared::Ready(_));
         assert!(ready);
         assert_eq!(store.append(&b).unwrap(), AppendOutcome::Appended(2));
 
         // Now the prefix has two candidates (1 and 2): each id finds its own.
-        assert_eq!(store.seq_of(&b.id.to_bytes()).unwrap(), Some(2));
-        assert_eq!(store.seq_of(&a.id.to_bytes()).unwrap(), Some(1));
-        assert_eq!(
-            store.get_by_id(&b.id.to_bytes()).unwrap(),
-            Some((2, b.clone()))
-        );
+        assert_eq!(store.seq_of(&b.id).unwrap(), Some(2));
+        assert_eq!(store.seq_of(&a.id).unwrap(), Some(1));
+        assert_eq!(store.get_by_id(&b.id).unwrap(), Some((2, b.clone())));
         assert_eq!(store.append(&b).unwrap(), AppendOutcome::Duplicate(2));
         // In one batch too, past the prepare step's check (straight to the writer).
         let prepared = crate::validate::check_and_encode(&b, &store.options().limits).unwrap();
@@ -119,7 +116,7 @@ mod tests {
             outcomes,
             vec![AppendOutcome::Appended(3), AppendOutcome::Duplicate(3)]
         );
-        assert_eq!(store.seq_of(&c.id.to_bytes()).unwrap(), Some(3));
+        assert_eq!(store.seq_of(&c.id).unwrap(), Some(3));
         assert_eq!(store.head(), 3);
     }
 }

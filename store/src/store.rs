@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use heed::types::Bytes;
@@ -41,6 +42,20 @@ pub struct StoreOptions {
     /// directory the process cannot write works (see [`Store::is_lockless`]). Appends,
     /// checkpoints and settings fail with [`StoreError::ReadOnly`].
     pub read_only: bool,
+    /// Group commit: how long the writer may wait for more requests before it commits,
+    /// when fewer are queued than it expects — the callers its previous commit answered
+    /// (each may send again at once) and those that were already waiting behind it. So
+    /// many callers that append one event at a time and wait share one fsync instead of
+    /// splitting into cohorts that alternate. A lone caller is never delayed (its
+    /// previous commit answered only it); no request waits longer than this for the
+    /// linger, requests keep their order, and every caller is still acknowledged only
+    /// after the durable commit. Zero disables the wait (the writer then commits what
+    /// is queued as soon as it is free). Default: 250 µs.
+    pub commit_wait: Duration,
+    /// [`Store::append_batch`] commits a batch of up to this many events in one
+    /// transaction (all or nothing); a larger batch is split into chunks of this size,
+    /// validated one chunk ahead of the commit. At least 1. Default: 8,192.
+    pub append_chunk: usize,
 }
 
 impl StoreOptions {
@@ -64,6 +79,10 @@ impl StoreOptions {
             Some("map_size")
         } else if self.max_map_size != other.max_map_size {
             Some("max_map_size")
+        } else if self.commit_wait != other.commit_wait {
+            Some("commit_wait")
+        } else if self.append_chunk != other.append_chunk {
+            Some("append_chunk")
         } else {
             None
         }
@@ -78,9 +97,24 @@ impl Default for StoreOptions {
             limits: Limits::default(),
             trusted: false,
             read_only: false,
+            commit_wait: DEFAULT_COMMIT_WAIT,
+            append_chunk: DEFAULT_APPEND_CHUNK,
         }
     }
 }
+
+/// The default [`StoreOptions::commit_wait`]: long enough for a caller woken by its
+/// acknowledgement to hash and send its next event on a busy machine, short beside a
+/// durable commit on most disks.
+const DEFAULT_COMMIT_WAIT: Duration = Duration::from_micros(250);
+
+/// The default [`StoreOptions::append_chunk`].
+const DEFAULT_APPEND_CHUNK: usize = 8_192;
+
+/// Events validated together on one thread: one read transaction looks their ids up.
+/// Small enough that the threads of [`Store::prepare_all`] stay balanced while the
+/// writer shares their cores.
+const PREPARE_BLOCK: usize = 64;
 
 /// An event after validation: ready for the writer, or already in the log.
 #[derive(Debug, Clone)]
@@ -158,6 +192,8 @@ pub(crate) struct Shared {
     /// Opened without LMDB's lock file (read-only on a directory this process cannot
     /// write): safe only while no other process writes.
     pub(crate) lockless: bool,
+    /// [`StoreOptions::commit_wait`].
+    pub(crate) commit_wait: Duration,
 }
 
 impl Shared {
@@ -356,6 +392,7 @@ impl Store {
             map_size: AtomicUsize::new(map_size),
             max_map_size: options.max_map_size.max(map_size),
             lockless,
+            commit_wait: options.commit_wait,
         });
         let (tx, writer) = if options.read_only {
             (None, None)
@@ -569,78 +606,106 @@ impl Store {
         }
     }
 
-    /// Validates (on all cores) and appends a batch in one commit, in order. The outer
-    /// error means nothing of the batch was written; inner errors are per-event
-    /// rejections, which leave the rest of the batch unaffected.
+    /// Validates (on all cores) and appends a batch, in order: in one commit when it
+    /// has at most [`StoreOptions::append_chunk`] events, otherwise in chunks of that
+    /// size through one ordered pipeline ([`Store::pipeline`]), validating chunk *k+1*
+    /// while chunk *k* commits. Inner errors are per-event rejections, which leave the
+    /// rest of the batch unaffected.
     ///
     /// # Errors
     ///
     /// The outer error is a failed write transaction: the map or the disk is full, an
     /// I/O or LMDB error, or the writer has stopped
-    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
-    /// written; inner errors are per-event rejections.
+    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)). Nothing of the
+    /// failing chunk nor of any later one was written; the chunks before it are durable
+    /// (a retry of the batch reports their events as duplicates). A batch of one chunk
+    /// is all or nothing.
     pub fn append_batch(
         &self,
         events: &[Event],
     ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-        let prepared = self.prepare_all(events);
-        let ready: Vec<PreparedEvent> = prepared
-            .iter()
-            .filter_map(|p| match p {
-                Ok(Prepared::Ready(e)) => Some(e.clone()),
-                _ => None,
-            })
-            .collect();
-        let mut committed = self.submit(ready)?.wait()?.into_iter();
-        Ok(prepared
-            .into_iter()
-            .map(|p| match p {
-                Ok(Prepared::Ready(_)) => committed.next().ok_or(StoreError::WriterGone),
-                Ok(Prepared::Duplicate(seq)) => Ok(AppendOutcome::Duplicate(seq)),
-                Err(e) => Err(e),
-            })
-            .collect())
+        // A read-only store or a stopped writer fails the batch even when every event
+        // turns out to be a duplicate or rejected.
+        self.sender()?;
+        let pipeline = self.inner.next_pipeline.fetch_add(1, Ordering::Relaxed);
+        let mut results = Vec::with_capacity(events.len());
+        // The chunk being committed: its prepared events and the writer's ticket.
+        let mut in_flight: Option<(PreparedChunk, Option<Ticket>)> = None;
+        for chunk in events.chunks(self.inner.options.append_chunk.max(1)) {
+            let mut ready = Vec::new();
+            let prepared: PreparedChunk = self
+                .prepare_all(chunk)
+                .into_iter()
+                .map(|p| match p {
+                    Ok(Prepared::Ready(e)) => {
+                        ready.push(e);
+                        Ok(None)
+                    }
+                    Ok(Prepared::Duplicate(seq)) => Ok(Some(seq)),
+                    Err(e) => Err(e),
+                })
+                .collect();
+            let ticket = if ready.is_empty() {
+                None
+            } else {
+                Some(self.submit_in(ready, Some(pipeline))?)
+            };
+            if let Some((prepared, ticket)) = in_flight.replace((prepared, ticket)) {
+                merge_outcomes(prepared, ticket, &mut results)?;
+            }
+        }
+        if let Some((prepared, ticket)) = in_flight {
+            merge_outcomes(prepared, ticket, &mut results)?;
+        }
+        Ok(results)
     }
 
-    /// [`Store::prepare`] for each event: limits, group ids and id hashes on all
-    /// cores, then the duplicate index for the whole batch in one read transaction,
-    /// then signatures (on all cores) for the events that are new.
+    /// [`Store::prepare`] for each event, on all cores: each thread takes blocks of
+    /// events in turn and, per block, checks limits, group ids and id hashes, looks the
+    /// ids up in one read transaction, then verifies the signatures of the events that
+    /// are new (unless trusted). A failed read transaction fails every event.
     pub fn prepare_all(&self, events: &[Event]) -> Vec<Result<Prepared, StoreError>> {
-        let limits = self.inner.options.limits;
-        let mut out: Vec<Result<Prepared, StoreError>> = par_map(events, |e| {
-            validate::check_and_encode(e, &limits).map(Prepared::Ready)
-        });
-        let duplicates = self.read(|txn, dbs| {
-            let mut found = Vec::new();
-            for (i, p) in out.iter().enumerate() {
-                if let Ok(Prepared::Ready(p)) = p
-                    && let Some(seq) = crate::ids::lookup(txn, dbs, &p.id)?
-                {
-                    found.push((i, seq));
-                }
-            }
-            Ok(found)
-        });
-        match duplicates {
-            Ok(found) => {
-                for (i, seq) in found {
-                    out[i] = Ok(Prepared::Duplicate(seq));
-                }
-            }
-            Err(e) => return events.iter().map(|_| Err(e.clone())).collect(),
-        }
-        if !self.inner.options.trusted {
-            let ready: Vec<usize> = (0..out.len())
-                .filter(|&i| matches!(out[i], Ok(Prepared::Ready(_))))
-                .collect();
-            let checks = par_map(&ready, |&i| validate::check_signature(&events[i]));
-            for (i, check) in ready.into_iter().zip(checks) {
-                if let Err(rejection) = check {
-                    out[i] = Err(rejection.into());
-                }
+        let blocks = par_blocks(events, PREPARE_BLOCK, |block| self.prepare_block(block));
+        let mut out = Vec::with_capacity(events.len());
+        for block in blocks {
+            match block {
+                Ok(block) => out.extend(block),
+                Err(e) => return events.iter().map(|_| Err(e.clone())).collect(),
             }
         }
         out
+    }
+
+    /// One block of [`Store::prepare_all`]; the error is a failed read transaction.
+    fn prepare_block(
+        &self,
+        events: &[Event],
+    ) -> Result<Vec<Result<Prepared, StoreError>>, StoreError> {
+        let limits = self.inner.options.limits;
+        let mut out: Vec<Result<Prepared, StoreError>> = events
+            .iter()
+            .map(|e| validate::check_and_encode(e, &limits).map(Prepared::Ready))
+            .collect();
+        self.read(|txn, dbs| {
+            for p in &mut out {
+                if let Ok(Prepared::Ready(ready)) = p
+                    && let Some(seq) = crate::ids::lookup(txn, dbs, &ready.id)?
+                {
+                    *p = Ok(Prepared::Duplicate(seq));
+                }
+            }
+            Ok(())
+        })?;
+        if !self.inner.options.trusted {
+            for (p, event) in out.iter_mut().zip(events) {
+                if let Ok(Prepared::Ready(_)) = p
+                    && let Err(rejection) = validate::check_signature(event)
+                {
+                    *p = Err(rejection.into());
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn sender(&self) -> Result<&Sender<Request>, StoreError> {
@@ -692,26 +757,76 @@ impl Store {
     }
 }
 
-/// `f` over `items` in order, split over the machine's cores for large inputs.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// One chunk of a batch after [`Store::prepare_all`]: per event, `None` when it went to
+/// the writer, the sequence number of a duplicate, or its rejection.
+type PreparedChunk = Vec<Result<Option<u64>, StoreError>>;
+
+/// Adds one chunk's results to `results`: its prepared events, with the writer's
+/// outcomes (through `ticket`) for those that were ready.
+fn merge_outcomes(
+    prepared: PreparedChunk,
+    ticket: Option<Ticket>,
+    results: &mut Vec<Result<AppendOutcome, StoreError>>,
+) -> Result<(), StoreError> {
+    let mut committed = match ticket {
+        Some(ticket) => ticket.wait()?.into_iter(),
+        None => Vec::new().into_iter(),
+    };
+    results.extend(prepared.into_iter().map(|p| match p {
+        Ok(None) => committed.next().ok_or(StoreError::WriterGone),
+        Ok(Some(seq)) => Ok(AppendOutcome::Duplicate(seq)),
+        Err(e) => Err(e),
+    }));
+    Ok(())
+}
+
+/// `f` over consecutive blocks of `block` items, in order, on the machine's cores: the
+/// calling thread and one helper per further core take the next block in turn, so a
+/// thread slowed by another (the writer shares these cores) takes fewer blocks
+/// instead of holding the others up at the end.
+fn par_blocks<T: Sync, R: Send>(items: &[T], block: usize, f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if items.len() < 64 || threads == 1 {
-        return items.iter().map(&f).collect();
+    let blocks: Vec<&[T]> = items.chunks(block.max(1)).collect();
+    if blocks.len() < 2 || threads == 1 {
+        return blocks.into_iter().map(&f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(part) = blocks.get(i) else { break };
+            done.push((i, f(part)));
+        }
+        done
+    };
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        // Named, so that a profile tells validation from the writer and the caller.
+        let helpers: Vec<_> = (1..threads.min(blocks.len()))
+            .filter_map(|_| {
+                let helper = std::thread::Builder::new()
+                    .name("highwater-prepare".into())
+                    .spawn_scoped(scope, work);
+                // Without a thread to spare, the calling thread takes its blocks.
+                helper
+                    .map_err(|error| tracing::warn!(%error, "could not start a validation thread"))
+                    .ok()
+            })
             .collect();
-        // A panicking worker is a bug in validation; re-raise it rather than return a
+        let mut done = work();
+        // A panicking helper is a bug in validation; re-raise it rather than return a
         // result vector that no longer lines up with the input.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+        for helper in helpers {
+            done.extend(
+                helper
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The same error again, for every event of a batch that failed as a whole.

@@ -1,15 +1,19 @@
 //! The single writer thread: group commit of appends, and every other write transaction.
 //!
 //! Callers send requests over a crossbeam channel. The writer blocks for one request,
-//! drains whatever else is queued (up to a cap), writes consecutive appends in one
-//! transaction with one durable commit, publishes the new heads, tells the commit
-//! observers, and only then acknowledges each caller. A failed transaction is aborted
-//! as a whole, so a batch is either fully committed and acknowledged or not written.
+//! drains whatever else is queued (up to a cap), and — when fewer requests are queued
+//! than it expects (see [`collect`]) — waits up to `StoreOptions::commit_wait` for more,
+//! so that concurrent single-event callers share one fsync. It then writes consecutive
+//! appends in one transaction with one durable commit, publishes the new heads, tells
+//! the commit observers, and only then acknowledges each caller. A failed transaction
+//! is aborted as a whole, so a batch is either fully committed and acknowledged or not
+//! written.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use heed::{PutFlags, RwTxn};
@@ -87,13 +91,15 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
     // Pipelines with a failed batch: their later batches are cancelled, not written.
     let mut failed: FxHashSet<u64> = FxHashSet::default();
     let mut commits = 0u64;
+    // The callers the last round answered, and how many requests were queued by then
+    // (see `collect`).
+    let mut answered = Callers::default();
+    let mut waiting = 0usize;
     while let Ok(first) = rx.recv() {
-        let mut queue = vec![first];
-        let mut events = queued_events(&queue[0]);
-        while events < MAX_EVENTS_PER_COMMIT {
-            let Ok(more) = rx.try_recv() else { break };
-            events += queued_events(&more);
-            queue.push(more);
+        let queue = collect(rx, first, shared.commit_wait, &answered, waiting);
+        answered = Callers::default();
+        for request in &queue {
+            answered.add(request);
         }
         let mut queue = queue.into_iter().peekable();
         while let Some(request) = queue.next() {
@@ -151,7 +157,99 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
                 }
             }
         }
+        // Every caller of this round is answered. Those callers may each send again
+        // soon, and whatever is queued now arrived while this round committed: the
+        // next commit can expect both.
+        waiting = rx.len();
     }
+}
+
+/// The callers whose append requests a round holds: each request without a pipeline
+/// is its own caller (it waits for its answer); the batches of one ordered pipeline
+/// come from one submitter that queues ahead, so they count once.
+#[derive(Default, Clone)]
+struct Callers {
+    single: usize,
+    pipelines: FxHashSet<u64>,
+}
+
+impl Callers {
+    fn add(&mut self, request: &Request) {
+        match request {
+            Request::Append {
+                pipeline: Some(p), ..
+            } => {
+                self.pipelines.insert(*p);
+            }
+            Request::Append { pipeline: None, .. } => self.single += 1,
+            Request::Exec { .. } => {}
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.single + self.pipelines.len()
+    }
+}
+
+/// The requests of one round: `first`, whatever is queued behind it (up to
+/// [`MAX_EVENTS_PER_COMMIT`] events), and — when `wait` is not zero and they come from
+/// fewer callers than expected — those that arrive within `wait`, until the expected
+/// callers are there.
+///
+/// The round expects the callers the previous round `answered` and those of the first
+/// `waiting` requests of this one (queued before the previous round had answered).
+/// Callers that append one event at a time and wait fall into cohorts otherwise: while
+/// one cohort's commit is flushed the next queues, and each commit carries only the
+/// callers that happened to be queued. Waiting for the answered callers to come back
+/// merges the cohorts. A lone caller is never delayed: the round that answered it
+/// expects only it, and its next request is that; nor is a lone pipeline that queues
+/// ahead (its batches are one caller). The wait ends early on anything but an append (a
+/// write job ends the run of appends a commit can take anyway), and never exceeds
+/// `wait`, so no caller is delayed by more than that; requests keep their order.
+fn collect(
+    rx: &Receiver<Request>,
+    first: Request,
+    wait: Duration,
+    answered: &Callers,
+    waiting: usize,
+) -> Vec<Request> {
+    let mut callers = Callers::default();
+    let mut events = queued_events(&first);
+    let mut only_appends = matches!(first, Request::Append { .. });
+    callers.add(&first);
+    let mut queue = vec![first];
+    while events < MAX_EVENTS_PER_COMMIT {
+        let Ok(more) = rx.try_recv() else { break };
+        events += queued_events(&more);
+        only_appends &= matches!(more, Request::Append { .. });
+        callers.add(&more);
+        queue.push(more);
+    }
+    if wait.is_zero() || !only_appends {
+        return queue;
+    }
+    let mut expected = answered.clone();
+    for request in queue.iter().take(waiting) {
+        expected.add(request);
+    }
+    let expected = expected.count();
+    if callers.count() >= expected {
+        return queue;
+    }
+    let deadline = Instant::now() + wait;
+    while callers.count() < expected && events < MAX_EVENTS_PER_COMMIT {
+        let Ok(more) = rx.recv_deadline(deadline) else {
+            break;
+        };
+        events += queued_events(&more);
+        let append = matches!(more, Request::Append { .. });
+        callers.add(&more);
+        queue.push(more);
+        if !append {
+            break;
+        }
+    }
+    queue
 }
 
 /// Adds a request to the commit being formed, or cancels it when its pipeline failed.

@@ -217,7 +217,7 @@ fn a_format_1_database_is_refused_until_upgraded_and_then_reads_the_same() {
     for (seq, event) in (1u64..).zip(&events) {
         assert_eq!(store.get(seq).unwrap().as_ref(), Some(event));
         assert_eq!(
-            store.get_by_id(&event.id.to_bytes()).unwrap(),
+            store.get_by_id(&event.id).unwrap(),
             Some((seq, event.clone()))
         );
     }

@@ -301,18 +301,27 @@ pub(super) fn import(store: &Store, events: &[Event]) -> Result<u64> {
 /// Events the per-event-commit baseline writes (each one is a durable commit, a few
 /// milliseconds on a real disk).
 pub(super) const SINGLE_COMMITS: usize = 500;
-/// Events the 8 threads append one at a time.
-pub(super) const THREADED_APPENDS: usize = 4_000;
-pub(super) const APPEND_THREADS: usize = 8;
-/// The two measurements alternate in this many rounds: the latency of a durable
-/// commit drifts a lot on a shared disk, and alternating puts both under the same.
+/// The caller counts of the durable-append rows, and the events each row appends.
+pub(super) const APPEND_CALLERS: [(usize, usize); 2] = [(8, 4_000), (256, 8_192)];
+/// The measurements alternate in this many rounds: the latency of a durable commit
+/// drifts a lot on a shared disk, and alternating puts all of them under the same.
 const APPEND_ROUNDS: usize = 5;
 
-/// (events/s of [`APPEND_THREADS`] threads appending one event at a time into a
-/// trusted store, events/s of one durable raw commit per event, events per group
-/// commit).
-pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Meter, Meter, f64)> {
-    let limit = (THREADED_APPENDS as u64).min(workload.events);
+/// One durable-append row: `callers` threads appending one event at a time.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AppendRow {
+    pub(super) callers: usize,
+    pub(super) meter: Meter,
+    /// Mean events per group commit.
+    pub(super) per_commit: f64,
+}
+
+/// (one row per entry of [`APPEND_CALLERS`]: that many threads appending one event at
+/// a time into a trusted store with the default commit wait; events/s of one durable
+/// raw commit per event).
+pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Vec<AppendRow>, Meter)> {
+    let most = APPEND_CALLERS.iter().map(|&(_, n)| n).max().unwrap_or(0);
+    let limit = (most as u64).min(workload.events);
     let mut events = Vec::new();
     for window in workload.windows(limit)? {
         events.extend(window?);
@@ -321,45 +330,72 @@ pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Meter
     let scratch = Store::open(work.join("append-scratch"), trusted())?;
     let records = encode(&scratch, &events[..single])?;
     let mut raw = RawLog::create(&work.join("append-raw"), 1 << 30)?;
-    // Trusted, like the baseline: the row is about commits, and on a disk with fast
-    // flushes, signature checks on two cores would decide it instead.
-    let store = Store::open(work.join("append-store"), trusted())?;
-    let commits = Arc::new(Commits::default());
-    store.add_observer(commits.clone());
+    // Trusted, like the baseline: the rows are about commits, and on a disk with fast
+    // flushes, signature checks on two cores would decide them instead.
+    let mut stores = Vec::new();
+    for (i, &(callers, count)) in APPEND_CALLERS.iter().enumerate() {
+        let store = Store::open(work.join(format!("append-store-{i}")), trusted())?;
+        let commits = Arc::new(Commits::default());
+        store.add_observer(commits.clone());
+        let mine = &events[..count.min(events.len())];
+        let rounds: Vec<&[Event]> = mine
+            .chunks(mine.len().div_ceil(APPEND_ROUNDS).max(1))
+            .collect();
+        stores.push((callers, store, commits, rounds, Meter::default()));
+    }
 
-    let (mut baseline, mut threaded) = (Meter::default(), Meter::default());
+    let mut baseline = Meter::default();
     let single_rounds = records.chunks(single.div_ceil(APPEND_ROUNDS).max(1));
-    let threaded_rounds = events.chunks(events.len().div_ceil(APPEND_ROUNDS).max(1));
-    for (records, events) in single_rounds.zip(threaded_rounds) {
+    for (round, records) in single_rounds.enumerate() {
         let started = Instant::now();
         for record in records.chunks(1) {
             raw.append(record)?;
         }
         baseline.add(records.len(), started.elapsed());
 
-        let started = Instant::now();
-        append_concurrently(&store, events)?;
-        threaded.add(events.len(), started.elapsed());
+        for (callers, store, _, rounds, meter) in &mut stores {
+            let Some(events) = rounds.get(round) else {
+                continue;
+            };
+            let started = Instant::now();
+            append_concurrently(store, events, *callers)?;
+            meter.add(events.len(), started.elapsed());
+        }
     }
-    let per_commit =
-        to_f64(threaded.events) / to_f64(commits.0.load(Ordering::Relaxed).max(1) as u64);
-    drop((scratch, raw, store));
-    for dir in ["append-scratch", "append-raw", "append-store"] {
-        std::fs::remove_dir_all(work.join(dir)).with_context(|| format!("removing {dir}"))?;
+    let rows = stores
+        .iter()
+        .map(|(callers, _, commits, _, meter)| AppendRow {
+            callers: *callers,
+            meter: *meter,
+            per_commit: to_f64(meter.events)
+                / to_f64(commits.0.load(Ordering::Relaxed).max(1) as u64),
+        })
+        .collect();
+    drop((scratch, raw, stores));
+    let mut dirs = vec!["append-scratch".to_owned(), "append-raw".to_owned()];
+    dirs.extend((0..APPEND_CALLERS.len()).map(|i| format!("append-store-{i}")));
+    for dir in dirs {
+        std::fs::remove_dir_all(work.join(&dir)).with_context(|| format!("removing {dir}"))?;
     }
-    Ok((threaded, baseline, per_commit))
+    Ok((rows, baseline))
 }
 
-/// [`APPEND_THREADS`] threads, each appending its share of `events` one at a time and
-/// waiting for each to be durable.
-fn append_concurrently(store: &Store, events: &[Event]) -> Result<()> {
-    let per_thread = events.len().div_ceil(APPEND_THREADS).max(1);
+/// `callers` threads, each appending its share of `events` one at a time and waiting
+/// for each to be durable; all start together.
+fn append_concurrently(store: &Store, events: &[Event], callers: usize) -> Result<()> {
+    let per_thread = events.len().div_ceil(callers).max(1);
+    let parts: Vec<&[Event]> = events.chunks(per_thread).collect();
+    let start = std::sync::Barrier::new(parts.len());
     std::thread::scope(|scope| {
-        let workers: Vec<_> = events
-            .chunks(per_thread)
+        let workers: Vec<_> = parts
+            .into_iter()
             .map(|mine| {
                 let store = store.clone();
-                scope.spawn(move || mine.iter().try_for_each(|e| store.append(e).map(drop)))
+                let start = &start;
+                scope.spawn(move || {
+                    start.wait();
+                    mine.iter().try_for_each(|e| store.append(e).map(drop))
+                })
             })
             .collect();
         workers.into_iter().try_for_each(|w| match w.join() {
