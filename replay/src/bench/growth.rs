@@ -54,8 +54,8 @@ pub(super) fn growth_row(work: &Path, workload: &Workload) -> Result<Row> {
         say(format_args!(
             "  tenth {} (events {}–{}): {:.0} events/s",
             n + 1,
-            number(to_f64(total * n as u64 / 10)),
-            number(to_f64(total * (n as u64 + 1) / 10)),
+            (total * n as u64).div_ceil(10),
+            (total * (n as u64 + 1)).div_ceil(10),
             tenth.rate()
         ));
     }
