@@ -34,21 +34,28 @@ pub(super) fn growth_row(work: &Path, workload: &Workload) -> Result<Row> {
     let mut tenths = [Meter::default(); 10];
     let mut done = 0u64;
     for window in workload.windows(workload.events)? {
-        let window = window?;
-        // A window is timed into the tenth it starts in; windows are 65,536 events, so
-        // tenths are exact from 655,360 events on.
-        let tenth = usize::try_from(done * 10 / total).unwrap_or(9).min(9);
-        let started = Instant::now();
-        import::import(&store, &window)?;
-        tenths[tenth].add(window.len(), started.elapsed());
-        done += window.len() as u64;
+        let mut window = &window?[..];
+        // Split at tenth boundaries, so every event is timed in its own tenth.
+        while !window.is_empty() {
+            let tenth = usize::try_from(done * 10 / total).unwrap_or(9).min(9);
+            let boundary = (total * (tenth as u64 + 1)).div_ceil(10);
+            let take = usize::try_from(boundary.saturating_sub(done))
+                .unwrap_or(usize::MAX)
+                .clamp(1, window.len());
+            let (part, rest) = window.split_at(take);
+            let started = Instant::now();
+            import::import(&store, part)?;
+            tenths[tenth].add(part.len(), started.elapsed());
+            done += part.len() as u64;
+            window = rest;
+        }
     }
     for (n, tenth) in tenths.iter().enumerate() {
         say(format_args!(
             "  tenth {} (events {}–{}): {:.0} events/s",
             n + 1,
-            number(to_f64(total * n as u64 / 10)),
-            number(to_f64(total * (n as u64 + 1) / 10)),
+            (total * n as u64).div_ceil(10),
+            (total * (n as u64 + 1)).div_ceil(10),
             tenth.rate()
         ));
     }
