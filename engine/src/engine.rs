@@ -292,12 +292,15 @@ impl Engine {
         Ok(self.inner.store.append(event)?)
     }
 
-    /// Appends a batch in one commit (see [`Store::append_batch`]).
+    /// Appends a batch: one commit up to `StoreOptions::append_chunk` events, larger
+    /// batches in chunks committed in order (see [`Store::append_batch`]).
     ///
     /// # Errors
     ///
-    /// [`EngineError::Store`] when the whole batch failed (nothing written); per-event
-    /// rejections are the inner results.
+    /// [`EngineError::Store`] when a commit failed: nothing of that chunk or of any
+    /// later one was written, earlier chunks are durable (a retry reports them as
+    /// duplicates); a batch of one chunk is all or nothing. Per-event rejections are
+    /// the inner results.
     pub fn append_batch(
         &self,
         events: &[Event],
