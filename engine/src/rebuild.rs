@@ -1,91 +1,168 @@
-//! Full rebuilds: one scan of the log feeds every projection being rebuilt.
+//! Full rebuilds on every core: groups are independent, so worker threads take whole
+//! groups from a shared queue (largest first) and fold each from sequence 1.
 //!
-//! Each projection folds into fresh states (indexed by group number); when the scan
-//! ends, its checkpoints are replaced in one transaction and the states published.
-//! Reads keep being served from the old states until then.
+//! A worker walks the group's index (`Store::scan_group`), whose entries carry the
+//! event's kind: a record of a kind that no projection being rebuilt folds is passed
+//! without being read, checksummed or decoded; each record that is read feeds every
+//! projection that folds its kind. The worker also encodes the group's checkpoints, so
+//! that work is spread over the cores too. When every group is folded, each projection
+//! replaces its checkpoints in one transaction and publishes its states; reads keep
+//! being served from the old states until then. A group is folded on one thread from
+//! start to end, so the result does not depend on the number of threads.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use highwater_store::{EventRef, Store};
+use highwater_store::{CheckpointWrite, EventRef, GroupScan, Store};
+use parking_lot::Mutex;
 
 use crate::error::EngineError;
 use crate::projection::Projection;
 use crate::runtime::{Acc, Runtime, apply_guarded};
 use crate::status::RebuildReport;
 
-/// One projection's side of a full rebuild.
-pub(crate) trait RebuildSink {
-    /// Folds (or skips, by kind) one event of group `no`.
-    fn fold(&mut self, no: u32, seq: u64, event: EventRef<'_>);
-    /// Replaces the checkpoints and publishes the states.
-    fn finish(self: Box<Self>, events: u64, started: Instant)
-    -> Result<RebuildReport, EngineError>;
+/// How a full rebuild ([`Engine::rebuild_with`](crate::Engine::rebuild_with)) runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildOptions {
+    /// Worker threads folding groups in parallel (at least 1; never more than there
+    /// are groups). The default is the number of cores available to the process.
+    pub threads: usize,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        }
+    }
+}
+
+impl RebuildOptions {
+    /// A rebuild on `threads` worker threads (0 counts as 1).
+    pub fn threads(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+        }
+    }
+}
+
+/// One projection's side of a full rebuild, shared by the worker threads.
+pub(crate) trait RebuildSink: Sync {
+    /// Whether this projection folds events of `kind`.
+    fn wants(&self, kind: u16) -> bool;
+    /// Starts folding group `no` from its initial state, on the calling thread.
+    fn group(&self, no: u32) -> Box<dyn GroupFold + '_>;
+    /// Replaces the checkpoints and publishes the states of every group folded.
+    fn finish(self: Box<Self>, started: Instant) -> Result<RebuildReport, EngineError>;
+}
+
+/// One (projection, group) being folded by one worker.
+pub(crate) trait GroupFold {
+    /// Folds one event of the group (or skips it, when the projection does not fold
+    /// its kind or the group already failed).
+    fn fold(&mut self, seq: u64, event: EventRef<'_>);
+    /// The group's walk ended at `scan`: encodes its checkpoint and hands it over.
+    fn done(self: Box<Self>, scan: GroupScan) -> Result<(), EngineError>;
+}
+
+/// A group folded by a worker, waiting for the rebuild to finish.
+struct Rebuilt<S> {
+    no: u32,
+    acc: Acc<S>,
+    /// Its checkpoint, encoded on the worker (none for a failed group).
+    checkpoint: Option<CheckpointWrite>,
 }
 
 pub(crate) struct FullRebuild<'a, P: Projection> {
     runtime: &'a Runtime<P>,
-    accs: Vec<Option<Acc<P::State>>>,
+    rebuilt: Mutex<Vec<Rebuilt<P::State>>>,
 }
 
 impl<'a, P: Projection> FullRebuild<'a, P> {
     pub(crate) fn new(runtime: &'a Runtime<P>) -> Self {
         Self {
             runtime,
-            accs: Vec::new(),
+            rebuilt: Mutex::new(Vec::new()),
         }
     }
 }
 
-impl<P: Projection> RebuildSink for FullRebuild<'_, P> {
-    fn fold(&mut self, no: u32, seq: u64, event: EventRef<'_>) {
-        let index = no as usize;
-        if self.accs.len() <= index {
-            self.accs.resize_with(index + 1, || None);
-        }
-        let rt = self.runtime;
-        let acc = self.accs[index].get_or_insert_with(|| Acc {
-            value: rt.projection.init(),
-            watermark: 0,
-            events: 0,
-            failure: None,
-        });
-        if acc.failure.is_none()
+struct OneGroup<'s, 'a, P: Projection> {
+    sink: &'s FullRebuild<'a, P>,
+    no: u32,
+    acc: Acc<P::State>,
+}
+
+impl<P: Projection> GroupFold for OneGroup<'_, '_, P> {
+    fn fold(&mut self, seq: u64, event: EventRef<'_>) {
+        let rt = self.sink.runtime;
+        if self.acc.failure.is_none()
             && rt.kinds.contains(event.kind())
-            && let Err(f) = apply_guarded(&rt.projection, &mut acc.value, seq, event)
+            && let Err(f) = apply_guarded(&rt.projection, &mut self.acc.value, seq, event)
         {
-            acc.failure = Some(f);
+            self.acc.failure = Some(f);
         }
-        acc.watermark = seq;
-        acc.events += 1;
     }
 
-    fn finish(
-        self: Box<Self>,
-        events: u64,
-        started: Instant,
-    ) -> Result<RebuildReport, EngineError> {
+    fn done(self: Box<Self>, scan: GroupScan) -> Result<(), EngineError> {
+        let OneGroup { sink, no, mut acc } = *self;
+        acc.watermark = scan.last;
+        acc.events = scan.events;
+        let checkpoint = match acc.failure {
+            None => Some(sink.runtime.checkpoint_of(no, &acc)?),
+            Some(_) => None,
+        };
+        sink.rebuilt.lock().push(Rebuilt {
+            no,
+            acc,
+            checkpoint,
+        });
+        Ok(())
+    }
+}
+
+impl<P: Projection> RebuildSink for FullRebuild<'_, P> {
+    fn wants(&self, kind: u16) -> bool {
+        self.runtime.kinds.contains(kind)
+    }
+
+    fn group(&self, no: u32) -> Box<dyn GroupFold + '_> {
+        Box::new(OneGroup {
+            sink: self,
+            no,
+            acc: Acc {
+                value: self.runtime.projection.init(),
+                watermark: 0,
+                events: 0,
+                failure: None,
+            },
+        })
+    }
+
+    fn finish(self: Box<Self>, started: Instant) -> Result<RebuildReport, EngineError> {
         let rt = self.runtime;
-        let mut writes = Vec::new();
+        let mut rebuilt = self.rebuilt.into_inner();
+        rebuilt.sort_unstable_by_key(|r| r.no);
+        let mut writes = Vec::with_capacity(rebuilt.len());
         let mut failed = 0;
-        for (no, acc) in self.accs.iter().enumerate() {
-            let Some(acc) = acc else { continue };
-            match &acc.failure {
-                None => writes.push(rt.checkpoint_of(no as u32, acc)?),
-                Some(f) => {
+        let mut events = 0;
+        for r in &mut rebuilt {
+            events += r.acc.events;
+            match (&r.acc.failure, r.checkpoint.take()) {
+                (None, Some(write)) => writes.push(write),
+                (Some(f), _) => {
                     failed += 1;
-                    tracing::error!(projection = %rt.name, group = %rt.group_name(no as u32), seq = f.seq,
+                    tracing::error!(projection = %rt.name, group = %rt.group_name(r.no), seq = f.seq,
                         error = %f.message, "fold failed during rebuild");
                 }
+                (None, None) => {}
             }
         }
         rt.store.write_checkpoints(writes, Some(&rt.name))?;
-        let mut groups = 0;
-        for (no, acc) in self.accs.into_iter().enumerate() {
-            if let Some(acc) = acc {
-                groups += 1;
-                rt.publish_rebuilt(no as u32, acc);
-            }
+        let groups = rebuilt.len();
+        for r in rebuilt {
+            rt.publish_rebuilt(r.no, r.acc);
         }
         let report = RebuildReport {
             projection: rt.name.clone(),
@@ -99,39 +176,114 @@ impl<P: Projection> RebuildSink for FullRebuild<'_, P> {
     }
 }
 
-/// Scans the log once from sequence 1, feeding every sink, then finishes each.
+/// Folds every group of the log from sequence 1 into every sink, on
+/// `options.threads` threads (the calling one included), then finishes each sink.
 pub(crate) fn rebuild_all(
     store: &Store,
-    mut sinks: Vec<Box<dyn RebuildSink + '_>>,
+    sinks: Vec<Box<dyn RebuildSink + '_>>,
+    options: &RebuildOptions,
 ) -> Result<Vec<RebuildReport>, EngineError> {
     let started = Instant::now();
     let span = tracing::info_span!("rebuild", projections = sinks.len());
     let _enter = span.enter();
-    let mut events = 0u64;
-    let mut last: Option<(String, u32)> = None;
     store.refresh()?;
-    store.scan(1, |seq, event| {
-        events += 1;
-        let Some(id) = event.group_id() else {
-            return ControlFlow::Continue(());
-        };
-        let no = match &last {
-            Some((name, no)) if name == id => *no,
-            _ => match store.group_no(id) {
-                Some(no) => {
-                    last = Some((id.to_owned(), no));
-                    no
+    let mut groups = store.groups();
+    // Largest first: the longest folds start early, so the threads finish together.
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    let order: Vec<u32> = groups.iter().map(|g| g.no).collect();
+    let threads = options.threads.clamp(1, order.len().max(1));
+    let queue = Queue {
+        store,
+        sinks: &sinks,
+        order: &order,
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+    };
+    if threads == 1 {
+        queue.work()?;
+    } else {
+        std::thread::scope(|scope| -> Result<(), EngineError> {
+            let mut handles = Vec::with_capacity(threads - 1);
+            for _ in 1..threads {
+                let queue = &queue;
+                let span = span.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("highwater-rebuild".into())
+                    .spawn_scoped(scope, move || span.in_scope(|| queue.work()));
+                match spawned {
+                    Ok(handle) => handles.push(handle),
+                    // The threads already started take the whole queue between them.
+                    Err(error) => {
+                        tracing::warn!(%error, started = handles.len() + 1, "could not start every rebuild thread");
+                        break;
+                    }
                 }
-                None => return ControlFlow::Continue(()),
-            },
-        };
-        for sink in &mut sinks {
-            sink.fold(no, seq, event);
+            }
+            let mut result = queue.work();
+            for handle in handles {
+                let joined = match handle.join() {
+                    Ok(r) => r,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                result = result.and(joined);
+            }
+            result
+        })?;
+    }
+    tracing::debug!(
+        groups = order.len(),
+        threads,
+        millis = started.elapsed().as_millis() as u64,
+        "every group folded"
+    );
+    sinks.into_iter().map(|s| s.finish(started)).collect()
+}
+
+/// The groups left to fold, shared by the workers.
+struct Queue<'q, 's> {
+    store: &'q Store,
+    sinks: &'q [Box<dyn RebuildSink + 's>],
+    /// Group numbers, in the order the workers take them.
+    order: &'q [u32],
+    next: AtomicUsize,
+    /// Set by the first worker that fails, so the others stop early.
+    stop: AtomicBool,
+}
+
+impl Queue<'_, '_> {
+    /// Takes groups until none is left (or another worker failed), folding each.
+    fn work(&self) -> Result<(), EngineError> {
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(&no) = self.order.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            if let Err(e) = self.fold_group(no) {
+                self.stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
         }
-        ControlFlow::Continue(())
-    })?;
-    sinks
-        .into_iter()
-        .map(|s| s.finish(events, started))
-        .collect()
+        Ok(())
+    }
+
+    /// One walk of group `no`'s index, reading only the records some sink folds.
+    fn fold_group(&self, no: u32) -> Result<(), EngineError> {
+        let mut folds: Vec<Box<dyn GroupFold + '_>> =
+            self.sinks.iter().map(|s| s.group(no)).collect();
+        let sinks = self.sinks;
+        let scan = self.store.scan_group(
+            no,
+            0,
+            |kind| sinks.iter().any(|s| s.wants(kind)),
+            |seq, event| {
+                for fold in &mut folds {
+                    fold.fold(seq, event);
+                }
+                ControlFlow::Continue(())
+            },
+        )?;
+        for fold in folds {
+            fold.done(scan)?;
+        }
+        Ok(())
+    }
 }
