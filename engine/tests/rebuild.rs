@@ -148,12 +148,15 @@ fn pool() -> &'static [Event] {
     })
 }
 
+/// A stored checkpoint: version, watermark, events, encoded state.
+type Stored = (u64, u64, u64, Vec<u8>);
+
 /// Everything a rebuild leaves behind, per projection and group: the checkpoint
 /// (version, watermark, events, encoded state), whether the group serves an error,
 /// and the reports without their timings.
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
-    checkpoints: Vec<(String, String, Option<(u64, u64, u64, Vec<u8>)>)>,
+    checkpoints: Vec<(String, String, Option<Stored>)>,
     served: Vec<(String, String, Result<String, String>)>,
     reports: Vec<(String, u64, usize, usize)>,
 }
