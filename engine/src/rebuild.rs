@@ -28,22 +28,47 @@ pub struct RebuildOptions {
     /// Worker threads folding groups in parallel (at least 1; never more than there
     /// are groups). The default is the number of cores available to the process.
     pub threads: usize,
+    /// How the workers read the log.
+    pub walk: RebuildWalk,
+}
+
+/// How the workers of a full rebuild read the log. Both give the same result; they
+/// differ in what they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RebuildWalk {
+    /// Each worker takes whole groups from a queue (largest first) and walks each
+    /// one's index, reading only the records of kinds some projection folds: the
+    /// reads are random, but records of other kinds are never read.
+    #[default]
+    GroupIndex,
+    /// The groups are split into one part per worker (balanced by event count), and
+    /// each worker scans the whole log in sequence order, folding its part's events:
+    /// sequential reads, but every worker reads and validates every record.
+    Log,
 }
 
 impl Default for RebuildOptions {
     fn default() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            walk: RebuildWalk::default(),
         }
     }
 }
 
 impl RebuildOptions {
-    /// A rebuild on `threads` worker threads (0 counts as 1).
+    /// A rebuild on `threads` worker threads (0 counts as 1), walking group indexes.
     pub fn threads(threads: usize) -> Self {
         Self {
             threads: threads.max(1),
+            walk: RebuildWalk::default(),
         }
+    }
+
+    /// The same options, reading the log as `walk` says.
+    #[must_use]
+    pub fn walk(self, walk: RebuildWalk) -> Self {
+        Self { walk, ..self }
     }
 }
 
@@ -192,10 +217,33 @@ pub(crate) fn rebuild_all(
     groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     let order: Vec<u32> = groups.iter().map(|g| g.no).collect();
     let threads = options.threads.clamp(1, order.len().max(1));
+    let units = match options.walk {
+        RebuildWalk::GroupIndex => Units::Groups(order),
+        RebuildWalk::Log => {
+            // Longest-processing-time first: each group goes to the lightest part.
+            let mut owner = vec![u32::MAX; store.group_count()];
+            let mut load = vec![0u64; threads];
+            for g in &groups {
+                let (part, _) = load
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|&(i, l)| (*l, i))
+                    .expect("at least one part");
+                load[part] += g.count;
+                if let Some(o) = owner.get_mut(g.no as usize) {
+                    *o = part as u32;
+                }
+            }
+            Units::Parts {
+                owner,
+                parts: threads as u32,
+            }
+        }
+    };
     let queue = Queue {
         store,
         sinks: &sinks,
-        order: &order,
+        units,
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
     };
@@ -212,7 +260,7 @@ pub(crate) fn rebuild_all(
                     .spawn_scoped(scope, move || span.in_scope(|| queue.work()));
                 match spawned {
                     Ok(handle) => handles.push(handle),
-                    // The threads already started take the whole queue between them.
+                    // The threads already started take every unit between them.
                     Err(error) => {
                         tracing::warn!(%error, started = handles.len() + 1, "could not start every rebuild thread");
                         break;
@@ -231,7 +279,7 @@ pub(crate) fn rebuild_all(
         })?;
     }
     tracing::debug!(
-        groups = order.len(),
+        groups = groups.len(),
         threads,
         millis = started.elapsed().as_millis() as u64,
         "every group folded"
@@ -239,27 +287,101 @@ pub(crate) fn rebuild_all(
     sinks.into_iter().map(|s| s.finish(started)).collect()
 }
 
-/// The groups left to fold, shared by the workers.
+/// The units of work the workers take in turn.
+enum Units {
+    /// Group numbers, each folded by one walk of its index.
+    Groups(Vec<u32>),
+    /// Parts of the groups, each folded by one scan of the log.
+    Parts {
+        /// The part of each group, by group number (`u32::MAX`: none).
+        owner: Vec<u32>,
+        parts: u32,
+    },
+}
+
+/// The work left, shared by the workers.
 struct Queue<'q, 's> {
     store: &'q Store,
     sinks: &'q [Box<dyn RebuildSink + 's>],
-    /// Group numbers, in the order the workers take them.
-    order: &'q [u32],
+    units: Units,
     next: AtomicUsize,
     /// Set by the first worker that fails, so the others stop early.
     stop: AtomicBool,
 }
 
 impl Queue<'_, '_> {
-    /// Takes groups until none is left (or another worker failed), folding each.
+    /// Takes units until none is left (or another worker failed), folding each.
     fn work(&self) -> Result<(), EngineError> {
         while !self.stop.load(Ordering::Relaxed) {
-            let Some(&no) = self.order.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
-                break;
+            let next = self.next.fetch_add(1, Ordering::Relaxed);
+            let done = match &self.units {
+                Units::Groups(order) => match order.get(next) {
+                    Some(&no) => self.fold_group(no),
+                    None => break,
+                },
+                Units::Parts { owner, parts } => match u32::try_from(next) {
+                    Ok(part) if part < *parts => self.fold_part(owner, part),
+                    _ => break,
+                },
             };
-            if let Err(e) = self.fold_group(no) {
+            if let Err(e) = done {
                 self.stop.store(true, Ordering::Relaxed);
                 return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// One scan of the whole log, folding the events of the groups of `part`.
+    fn fold_part(&self, owner: &[u32], part: u32) -> Result<(), EngineError> {
+        struct Folding<'f> {
+            folds: Vec<Box<dyn GroupFold + 'f>>,
+            scan: GroupScan,
+        }
+        let sinks = self.sinks;
+        let mut groups: Vec<Option<Folding<'_>>> = Vec::new();
+        groups.resize_with(owner.len(), || None);
+        let mut last: Option<(String, u32)> = None;
+        self.store.scan(1, |seq, event| {
+            if self.stop.load(Ordering::Relaxed) {
+                return ControlFlow::Break(());
+            }
+            let Some(id) = event.group_id() else {
+                return ControlFlow::Continue(());
+            };
+            let no = match &last {
+                Some((name, no)) if name == id => *no,
+                _ => match self.store.group_no(id) {
+                    Some(no) => {
+                        last = Some((id.to_owned(), no));
+                        no
+                    }
+                    None => return ControlFlow::Continue(()),
+                },
+            };
+            if owner.get(no as usize) != Some(&part) {
+                return ControlFlow::Continue(());
+            }
+            let folding = groups[no as usize].get_or_insert_with(|| Folding {
+                folds: sinks.iter().map(|s| s.group(no)).collect(),
+                scan: GroupScan { last: 0, events: 0 },
+            });
+            let kind = event.kind();
+            if sinks.iter().any(|s| s.wants(kind)) {
+                for fold in &mut folding.folds {
+                    fold.fold(seq, event);
+                }
+            }
+            folding.scan.last = seq;
+            folding.scan.events += 1;
+            ControlFlow::Continue(())
+        })?;
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        for folding in groups.into_iter().flatten() {
+            for fold in folding.folds {
+                fold.done(folding.scan)?;
             }
         }
         Ok(())

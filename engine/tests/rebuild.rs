@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use highwater_engine::{
     ApplyError, CodecError, Engine, EngineOptions, EventRef, Kinds, Projection, RebuildOptions,
-    decode_rkyv, encode_rkyv,
+    RebuildWalk, decode_rkyv, encode_rkyv,
 };
 use highwater_store::{Store, StoreOptions};
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag, Timestamp};
@@ -161,9 +161,9 @@ struct Outcome {
     reports: Vec<(String, u64, usize, usize)>,
 }
 
-fn rebuild(engine: &Engine, projection: Option<&str>, threads: usize) -> Outcome {
+fn rebuild(engine: &Engine, projection: Option<&str>, options: &RebuildOptions) -> Outcome {
     let reports = engine
-        .rebuild_with(projection, None, &RebuildOptions::threads(threads))
+        .rebuild_with(projection, None, options)
         .unwrap()
         .into_iter()
         .map(|r| (r.projection, r.events, r.groups, r.failed))
@@ -232,24 +232,32 @@ proptest! {
         picks in prop::collection::vec(0..POOL, 1..400),
         threads in 2..9usize,
     ) {
+        let one_thread = RebuildOptions::threads(1);
+        let many = RebuildOptions::threads(threads);
         let dir = tempfile::tempdir().unwrap();
         let (engine, names) = open(dir.path());
         let events: Vec<Event> = picks.iter().map(|&i| pool()[i].clone()).collect();
         for outcome in engine.append_batch(&events).unwrap() {
             outcome.unwrap();
         }
-        let one = rebuild(&engine, None, 1);
+        let one = rebuild(&engine, None, &one_thread);
         prop_assert_eq!(one.reports.len(), 3);
-        let many = rebuild(&engine, None, threads);
-        prop_assert_eq!(&one, &many);
+        prop_assert_eq!(&rebuild(&engine, None, &many), &one);
+        // Scanning the log instead of walking group indexes, on one thread or many.
+        for options in [&one_thread, &many] {
+            let by_log = options.clone().walk(RebuildWalk::Log);
+            prop_assert_eq!(&rebuild(&engine, None, &by_log), &one);
+        }
         // The default (every core) and a single projection agree as well.
         let default = engine.rebuild(None, None).unwrap();
         prop_assert_eq!(default.len(), 3);
-        prop_assert_eq!(&rebuild(&engine, None, threads), &one);
+        prop_assert_eq!(&rebuild(&engine, None, &many), &one);
         for name in &names {
-            let alone = rebuild(&engine, Some(name), threads);
-            prop_assert_eq!(&alone.checkpoints, &one.checkpoints);
-            prop_assert_eq!(&alone.served, &one.served);
+            for walk in [RebuildWalk::GroupIndex, RebuildWalk::Log] {
+                let alone = rebuild(&engine, Some(name), &many.clone().walk(walk));
+                prop_assert_eq!(&alone.checkpoints, &one.checkpoints);
+                prop_assert_eq!(&alone.served, &one.served);
+            }
         }
         // And each group is what a full replay of it gives.
         for g in engine.store().groups() {
@@ -284,14 +292,17 @@ fn a_parallel_rebuild_reports_failed_groups_and_checkpoints_the_rest() {
     for outcome in engine.append_batch(&events).unwrap() {
         outcome.unwrap();
     }
-    let reports = engine
-        .rebuild_with(Some("digest"), None, &RebuildOptions::threads(4))
-        .unwrap();
-    assert_eq!(reports.len(), 1);
-    assert_eq!(
-        (reports[0].events, reports[0].groups, reports[0].failed),
-        (30, 6, 1)
-    );
+    for walk in [RebuildWalk::Log, RebuildWalk::GroupIndex] {
+        let reports = engine
+            .rebuild_with(Some("digest"), None, &RebuildOptions::threads(4).walk(walk))
+            .unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(
+            (reports[0].events, reports[0].groups, reports[0].failed),
+            (30, 6, 1),
+            "{walk:?}"
+        );
+    }
     let store = engine.store();
     assert_eq!(store.checkpointed_groups("digest").unwrap().len(), 5);
     let failed = store.group("g2").unwrap();
