@@ -5,9 +5,10 @@
 //! event's kind: a record of a kind that no projection being rebuilt folds is passed
 //! without being read, checksummed or decoded; each record that is read feeds every
 //! projection that folds its kind. The worker also encodes the group's checkpoints, so
-//! that work is spread over the cores too. When every group is folded, each projection
-//! replaces its checkpoints in one transaction and publishes its states; reads keep
-//! being served from the old states until then. A group is folded on one thread from
+//! that work is spread over the cores too. When every group is folded, the checkpoints
+//! of every projection being rebuilt replace theirs in one transaction (one commit,
+//! one fsync), then the states are published; reads keep being served from the old
+//! states until then. A group is folded on one thread from
 //! start to end, so the result does not depend on the number of threads.
 
 use std::ops::ControlFlow;
@@ -78,8 +79,12 @@ pub(crate) trait RebuildSink: Sync {
     fn wants(&self, kind: u16) -> bool;
     /// Starts folding group `no` from its initial state, on the calling thread.
     fn group(&self, no: u32) -> Box<dyn GroupFold + '_>;
-    /// Replaces the checkpoints and publishes the states of every group folded.
-    fn finish(self: Box<Self>, started: Instant) -> Result<RebuildReport, EngineError>;
+    /// The projection's name.
+    fn name(&self) -> &str;
+    /// The checkpoints of every group folded without failure (failures are logged).
+    fn checkpoints(&mut self) -> Vec<CheckpointWrite>;
+    /// Publishes the states of every group folded, once the checkpoints are written.
+    fn publish(self: Box<Self>, started: Instant) -> RebuildReport;
 }
 
 /// One (projection, group) being folded by one worker.
@@ -165,28 +170,36 @@ impl<P: Projection> RebuildSink for FullRebuild<'_, P> {
         })
     }
 
-    fn finish(self: Box<Self>, started: Instant) -> Result<RebuildReport, EngineError> {
+    fn name(&self) -> &str {
+        &self.runtime.name
+    }
+
+    fn checkpoints(&mut self) -> Vec<CheckpointWrite> {
         let rt = self.runtime;
-        let mut rebuilt = self.rebuilt.into_inner();
+        let rebuilt = self.rebuilt.get_mut();
         rebuilt.sort_unstable_by_key(|r| r.no);
         let mut writes = Vec::with_capacity(rebuilt.len());
-        let mut failed = 0;
-        let mut events = 0;
-        for r in &mut rebuilt {
-            events += r.acc.events;
+        for r in rebuilt.iter_mut() {
             match (&r.acc.failure, r.checkpoint.take()) {
                 (None, Some(write)) => writes.push(write),
                 (Some(f), _) => {
-                    failed += 1;
                     tracing::error!(projection = %rt.name, group = %rt.group_name(r.no), seq = f.seq,
                         error = %f.message, "fold failed during rebuild");
                 }
                 (None, None) => {}
             }
         }
-        rt.store.write_checkpoints(writes, Some(&rt.name))?;
+        writes
+    }
+
+    fn publish(self: Box<Self>, started: Instant) -> RebuildReport {
+        let rt = self.runtime;
+        let rebuilt = self.rebuilt.into_inner();
         let groups = rebuilt.len();
+        let (mut events, mut failed) = (0, 0);
         for r in rebuilt {
+            events += r.acc.events;
+            failed += usize::from(r.acc.failure.is_some());
             rt.publish_rebuilt(r.no, r.acc);
         }
         let report = RebuildReport {
@@ -197,12 +210,13 @@ impl<P: Projection> RebuildSink for FullRebuild<'_, P> {
             elapsed: started.elapsed(),
         };
         tracing::info!(projection = %rt.name, events, groups, failed, millis = report.elapsed.as_millis() as u64, "rebuilt");
-        Ok(report)
+        report
     }
 }
 
 /// Folds every group of the log from sequence 1 into every sink, on
-/// `options.threads` threads (the calling one included), then finishes each sink.
+/// `options.threads` threads (the calling one included), then writes every sink's
+/// checkpoints in one transaction and publishes their states.
 pub(crate) fn rebuild_all(
     store: &Store,
     sinks: Vec<Box<dyn RebuildSink + '_>>,
@@ -284,7 +298,12 @@ pub(crate) fn rebuild_all(
         millis = started.elapsed().as_millis() as u64,
         "every group folded"
     );
-    sinks.into_iter().map(|s| s.finish(started)).collect()
+    // Every projection's checkpoints in one transaction, then the states published.
+    let mut sinks = sinks;
+    let writes: Vec<CheckpointWrite> = sinks.iter_mut().flat_map(|s| s.checkpoints()).collect();
+    let names: Vec<&str> = sinks.iter().map(|s| s.name()).collect();
+    store.replace_checkpoints(writes, &names)?;
+    Ok(sinks.into_iter().map(|s| s.publish(started)).collect())
 }
 
 /// The units of work the workers take in turn.
