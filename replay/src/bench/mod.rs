@@ -309,30 +309,7 @@ impl Bench<'_> {
         say(format_args!("full rebuilds and a raw scan"));
         let db = reads::open(&self.log, self.relay(), read_only())?;
         let rebuilds = reads::rebuilds(&db)?;
-        let rebuild = Row::new(
-            ROW_NAMES[3],
-            rebuilds.all.rate(),
-            "events/s",
-            Goal::RatioAtLeast(0.3),
-        )
-        .against("raw cursor scan of the log", rebuilds.raw_scan.rate());
-        say(format_args!(
-            "  4 projections: {:.3} s on {} threads, {:.3} s on one; membership alone: {:.3} s on {} threads, {:.3} s on one; raw scan {:.3} s",
-            rebuilds.all.time.as_secs_f64(),
-            cores(),
-            rebuilds.one_thread.time.as_secs_f64(),
-            rebuilds.membership.time.as_secs_f64(),
-            cores(),
-            rebuilds.membership_one_thread.time.as_secs_f64(),
-            rebuilds.raw_scan.time.as_secs_f64(),
-        ));
-        let parallel = Row::new(
-            format!("{} ({} threads)", ROW_NAMES[13], cores()),
-            rebuilds.all.rate(),
-            "events/s",
-            Goal::RatioAtLeast(1.7),
-        )
-        .against("the same rebuild on one thread", rebuilds.one_thread.rate());
+        let (rebuild, parallel) = rebuild_rows(&rebuilds);
 
         let largest = reads::largest_groups(&db.store);
         let mut members = 0u64;
@@ -537,6 +514,35 @@ impl Bench<'_> {
             Goal::AtMost(150.0),
         ))
     }
+}
+
+/// The full rebuild against a raw scan, and on every core against one thread.
+fn rebuild_rows(rebuilds: &reads::Rebuilds) -> (Row, Row) {
+    let rebuild = Row::new(
+        ROW_NAMES[3],
+        rebuilds.all.rate(),
+        "events/s",
+        Goal::RatioAtLeast(0.3),
+    )
+    .against("raw cursor scan of the log", rebuilds.raw_scan.rate());
+    say(format_args!(
+        "  4 projections: {:.3} s on {} threads, {:.3} s on one; membership alone: {:.3} s on {} threads, {:.3} s on one; raw scan {:.3} s",
+        rebuilds.all.time.as_secs_f64(),
+        cores(),
+        rebuilds.one_thread.time.as_secs_f64(),
+        rebuilds.membership.time.as_secs_f64(),
+        cores(),
+        rebuilds.membership_one_thread.time.as_secs_f64(),
+        rebuilds.raw_scan.time.as_secs_f64(),
+    ));
+    let parallel = Row::new(
+        format!("{} ({} threads)", ROW_NAMES[13], cores()),
+        rebuilds.all.rate(),
+        "events/s",
+        Goal::RatioAtLeast(1.7),
+    )
+    .against("the same rebuild on one thread", rebuilds.one_thread.rate());
+    (rebuild, parallel)
 }
 
 #[cfg(feature = "peer")]
