@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use crate::error::EngineError;
 use crate::projection::Projection;
+use crate::rebuild::RebuildOptions;
 use crate::runtime::{ErasedRuntime, Runtime};
 use crate::status::{FoldCounters, GroupStatus, ProjectionStatus, RebuildReport};
 use crate::subscribe::{Channel, Subscription};
@@ -340,7 +341,9 @@ impl Engine {
     }
 
     /// Rebuilds one projection (or all) from sequence 1, for all groups or one, and
-    /// replaces its checkpoints. Reads keep being served from memory meanwhile.
+    /// replaces its checkpoints. Reads keep being served from memory meanwhile. A full
+    /// rebuild uses every core ([`RebuildOptions::default`]; see
+    /// [`rebuild_with`](Self::rebuild_with)).
     ///
     /// # Errors
     ///
@@ -350,6 +353,23 @@ impl Engine {
         &self,
         projection: Option<&str>,
         group: Option<&str>,
+    ) -> Result<Vec<RebuildReport>, EngineError> {
+        self.rebuild_with(projection, group, &RebuildOptions::default())
+    }
+
+    /// [`Engine::rebuild`] with explicit options. A full rebuild folds whole groups on
+    /// `options.threads` threads (largest groups first), reading only the records of
+    /// kinds the projections being rebuilt fold; the result does not depend on the
+    /// number of threads. A one-group rebuild runs on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::rebuild`].
+    pub fn rebuild_with(
+        &self,
+        projection: Option<&str>,
+        group: Option<&str>,
+        options: &RebuildOptions,
     ) -> Result<Vec<RebuildReport>, EngineError> {
         let runtimes: Vec<&Arc<dyn ErasedRuntime>> = match projection {
             Some(name) => vec![self.runtime(name)?],
@@ -362,7 +382,7 @@ impl Engine {
             return runtimes.into_iter().map(|r| r.rebuild_group(no)).collect();
         }
         let sinks = runtimes.into_iter().map(|r| r.full_rebuild()).collect();
-        crate::rebuild::rebuild_all(&self.inner.store, sinks)
+        crate::rebuild::rebuild_all(&self.inner.store, sinks, options)
     }
 
     /// Loads a group in every projection (checkpoint plus tail) without reading it.

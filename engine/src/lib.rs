@@ -134,6 +134,7 @@ pub use crate::engine::{
 };
 pub use crate::error::EngineError;
 pub use crate::projection::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
+pub use crate::rebuild::{RebuildOptions, RebuildWalk};
 pub use crate::status::{FoldCounters, GroupStatus, LoadState, ProjectionStatus, RebuildReport};
 pub use crate::subscribe::{Notification, RecvError, Subscription};
 pub use crate::warmup::Warmup;

@@ -1,91 +1,206 @@
-//! Full rebuilds: one scan of the log feeds every projection being rebuilt.
+//! Full rebuilds on every core: groups are independent, so worker threads take whole
+//! groups from a shared queue (largest first) and fold each from sequence 1.
 //!
-//! Each projection folds into fresh states (indexed by group number); when the scan
-//! ends, its checkpoints are replaced in one transaction and the states published.
-//! Reads keep being served from the old states until then.
+//! A worker walks the group's index (`Store::scan_group`), whose entries carry the
+//! event's kind: a record of a kind that no projection being rebuilt folds is passed
+//! without being read, checksummed or decoded; each record that is read feeds every
+//! projection that folds its kind. The worker also encodes the group's checkpoints, so
+//! that work is spread over the cores too. When every group is folded, the checkpoints
+//! of every projection being rebuilt replace theirs in one transaction (one commit,
+//! one fsync), then the states are published; reads keep being served from the old
+//! states until then. A group is folded on one thread from
+//! start to end, so the result does not depend on the number of threads.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use highwater_store::{EventRef, Store};
+use highwater_store::{CheckpointWrite, EventRef, GroupScan, Store};
+use parking_lot::Mutex;
 
 use crate::error::EngineError;
 use crate::projection::Projection;
 use crate::runtime::{Acc, Runtime, apply_guarded};
 use crate::status::RebuildReport;
 
-/// One projection's side of a full rebuild.
-pub(crate) trait RebuildSink {
-    /// Folds (or skips, by kind) one event of group `no`.
-    fn fold(&mut self, no: u32, seq: u64, event: EventRef<'_>);
-    /// Replaces the checkpoints and publishes the states.
-    fn finish(self: Box<Self>, events: u64, started: Instant)
-    -> Result<RebuildReport, EngineError>;
+/// How a full rebuild ([`Engine::rebuild_with`](crate::Engine::rebuild_with)) runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildOptions {
+    /// Worker threads folding groups in parallel (at least 1; never more than there
+    /// are groups). The default is the number of cores available to the process.
+    pub threads: usize,
+    /// How the workers read the log.
+    pub walk: RebuildWalk,
+}
+
+/// How the workers of a full rebuild read the log. Both give the same result; they
+/// differ in what they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RebuildWalk {
+    /// Each worker takes whole groups from a queue (largest first) and walks each
+    /// one's index, reading only the records of kinds some projection folds: the
+    /// reads are random, but records of other kinds are never read.
+    #[default]
+    GroupIndex,
+    /// The groups are split into one part per worker (balanced by event count), and
+    /// each worker scans the whole log in sequence order, folding its part's events:
+    /// sequential reads, but every worker reads and validates every record.
+    Log,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            walk: RebuildWalk::default(),
+        }
+    }
+}
+
+impl RebuildOptions {
+    /// A rebuild on `threads` worker threads (0 counts as 1), walking group indexes.
+    pub fn threads(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            walk: RebuildWalk::default(),
+        }
+    }
+
+    /// The same options, reading the log as `walk` says.
+    #[must_use]
+    pub fn walk(self, walk: RebuildWalk) -> Self {
+        Self { walk, ..self }
+    }
+}
+
+/// One projection's side of a full rebuild, shared by the worker threads.
+pub(crate) trait RebuildSink: Sync {
+    /// Whether this projection folds events of `kind`.
+    fn wants(&self, kind: u16) -> bool;
+    /// Starts folding group `no` from its initial state, on the calling thread.
+    fn group(&self, no: u32) -> Box<dyn GroupFold + '_>;
+    /// The projection's name.
+    fn name(&self) -> &str;
+    /// The checkpoints of every group folded without failure (failures are logged).
+    fn checkpoints(&mut self) -> Vec<CheckpointWrite>;
+    /// Publishes the states of every group folded, once the checkpoints are written.
+    fn publish(self: Box<Self>, started: Instant) -> RebuildReport;
+}
+
+/// One (projection, group) being folded by one worker.
+pub(crate) trait GroupFold {
+    /// Folds one event of the group (or skips it, when the projection does not fold
+    /// its kind or the group already failed).
+    fn fold(&mut self, seq: u64, event: EventRef<'_>);
+    /// The group's walk ended at `scan`: encodes its checkpoint and hands it over.
+    fn done(self: Box<Self>, scan: GroupScan) -> Result<(), EngineError>;
+}
+
+/// A group folded by a worker, waiting for the rebuild to finish.
+struct Rebuilt<S> {
+    no: u32,
+    acc: Acc<S>,
+    /// Its checkpoint, encoded on the worker (none for a failed group).
+    checkpoint: Option<CheckpointWrite>,
 }
 
 pub(crate) struct FullRebuild<'a, P: Projection> {
     runtime: &'a Runtime<P>,
-    accs: Vec<Option<Acc<P::State>>>,
+    rebuilt: Mutex<Vec<Rebuilt<P::State>>>,
 }
 
 impl<'a, P: Projection> FullRebuild<'a, P> {
     pub(crate) fn new(runtime: &'a Runtime<P>) -> Self {
         Self {
             runtime,
-            accs: Vec::new(),
+            rebuilt: Mutex::new(Vec::new()),
         }
     }
 }
 
-impl<P: Projection> RebuildSink for FullRebuild<'_, P> {
-    fn fold(&mut self, no: u32, seq: u64, event: EventRef<'_>) {
-        let index = no as usize;
-        if self.accs.len() <= index {
-            self.accs.resize_with(index + 1, || None);
-        }
-        let rt = self.runtime;
-        let acc = self.accs[index].get_or_insert_with(|| Acc {
-            value: rt.projection.init(),
-            watermark: 0,
-            events: 0,
-            failure: None,
-        });
-        if acc.failure.is_none()
+struct OneGroup<'s, 'a, P: Projection> {
+    sink: &'s FullRebuild<'a, P>,
+    no: u32,
+    acc: Acc<P::State>,
+}
+
+impl<P: Projection> GroupFold for OneGroup<'_, '_, P> {
+    fn fold(&mut self, seq: u64, event: EventRef<'_>) {
+        let rt = self.sink.runtime;
+        if self.acc.failure.is_none()
             && rt.kinds.contains(event.kind())
-            && let Err(f) = apply_guarded(&rt.projection, &mut acc.value, seq, event)
+            && let Err(f) = apply_guarded(&rt.projection, &mut self.acc.value, seq, event)
         {
-            acc.failure = Some(f);
+            self.acc.failure = Some(f);
         }
-        acc.watermark = seq;
-        acc.events += 1;
     }
 
-    fn finish(
-        self: Box<Self>,
-        events: u64,
-        started: Instant,
-    ) -> Result<RebuildReport, EngineError> {
+    fn done(self: Box<Self>, scan: GroupScan) -> Result<(), EngineError> {
+        let OneGroup { sink, no, mut acc } = *self;
+        acc.watermark = scan.last;
+        acc.events = scan.events;
+        let checkpoint = match acc.failure {
+            None => Some(sink.runtime.checkpoint_of(no, &acc)?),
+            Some(_) => None,
+        };
+        sink.rebuilt.lock().push(Rebuilt {
+            no,
+            acc,
+            checkpoint,
+        });
+        Ok(())
+    }
+}
+
+impl<P: Projection> RebuildSink for FullRebuild<'_, P> {
+    fn wants(&self, kind: u16) -> bool {
+        self.runtime.kinds.contains(kind)
+    }
+
+    fn group(&self, no: u32) -> Box<dyn GroupFold + '_> {
+        Box::new(OneGroup {
+            sink: self,
+            no,
+            acc: Acc {
+                value: self.runtime.projection.init(),
+                watermark: 0,
+                events: 0,
+                failure: None,
+            },
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.runtime.name
+    }
+
+    fn checkpoints(&mut self) -> Vec<CheckpointWrite> {
         let rt = self.runtime;
-        let mut writes = Vec::new();
-        let mut failed = 0;
-        for (no, acc) in self.accs.iter().enumerate() {
-            let Some(acc) = acc else { continue };
-            match &acc.failure {
-                None => writes.push(rt.checkpoint_of(no as u32, acc)?),
-                Some(f) => {
-                    failed += 1;
-                    tracing::error!(projection = %rt.name, group = %rt.group_name(no as u32), seq = f.seq,
+        let rebuilt = self.rebuilt.get_mut();
+        rebuilt.sort_unstable_by_key(|r| r.no);
+        let mut writes = Vec::with_capacity(rebuilt.len());
+        for r in rebuilt.iter_mut() {
+            match (&r.acc.failure, r.checkpoint.take()) {
+                (None, Some(write)) => writes.push(write),
+                (Some(f), _) => {
+                    tracing::error!(projection = %rt.name, group = %rt.group_name(r.no), seq = f.seq,
                         error = %f.message, "fold failed during rebuild");
                 }
+                (None, None) => {}
             }
         }
-        rt.store.write_checkpoints(writes, Some(&rt.name))?;
-        let mut groups = 0;
-        for (no, acc) in self.accs.into_iter().enumerate() {
-            if let Some(acc) = acc {
-                groups += 1;
-                rt.publish_rebuilt(no as u32, acc);
-            }
+        writes
+    }
+
+    fn publish(self: Box<Self>, started: Instant) -> RebuildReport {
+        let rt = self.runtime;
+        let rebuilt = self.rebuilt.into_inner();
+        let groups = rebuilt.len();
+        let (mut events, mut failed) = (0, 0);
+        for r in rebuilt {
+            events += r.acc.events;
+            failed += usize::from(r.acc.failure.is_some());
+            rt.publish_rebuilt(r.no, r.acc);
         }
         let report = RebuildReport {
             projection: rt.name.clone(),
@@ -95,43 +210,221 @@ impl<P: Projection> RebuildSink for FullRebuild<'_, P> {
             elapsed: started.elapsed(),
         };
         tracing::info!(projection = %rt.name, events, groups, failed, millis = report.elapsed.as_millis() as u64, "rebuilt");
-        Ok(report)
+        report
     }
 }
 
-/// Scans the log once from sequence 1, feeding every sink, then finishes each.
+/// Folds every group of the log from sequence 1 into every sink, on
+/// `options.threads` threads (the calling one included), then writes every sink's
+/// checkpoints in one transaction and publishes their states.
 pub(crate) fn rebuild_all(
     store: &Store,
-    mut sinks: Vec<Box<dyn RebuildSink + '_>>,
+    sinks: Vec<Box<dyn RebuildSink + '_>>,
+    options: &RebuildOptions,
 ) -> Result<Vec<RebuildReport>, EngineError> {
     let started = Instant::now();
     let span = tracing::info_span!("rebuild", projections = sinks.len());
     let _enter = span.enter();
-    let mut events = 0u64;
-    let mut last: Option<(String, u32)> = None;
     store.refresh()?;
-    store.scan(1, |seq, event| {
-        events += 1;
-        let Some(id) = event.group_id() else {
-            return ControlFlow::Continue(());
-        };
-        let no = match &last {
-            Some((name, no)) if name == id => *no,
-            _ => match store.group_no(id) {
-                Some(no) => {
-                    last = Some((id.to_owned(), no));
-                    no
+    let mut groups = store.groups();
+    // Largest first: the longest folds start early, so the threads finish together.
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    let order: Vec<u32> = groups.iter().map(|g| g.no).collect();
+    let threads = options.threads.clamp(1, order.len().max(1));
+    let units = match options.walk {
+        RebuildWalk::GroupIndex => Units::Groups(order),
+        RebuildWalk::Log => {
+            // Longest-processing-time first: each group goes to the lightest part.
+            let mut owner = vec![u32::MAX; store.group_count()];
+            let mut load = vec![0u64; threads];
+            for g in &groups {
+                let (part, _) = load
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|&(i, l)| (*l, i))
+                    .expect("at least one part");
+                load[part] += g.count;
+                if let Some(o) = owner.get_mut(g.no as usize) {
+                    *o = part as u32;
                 }
-                None => return ControlFlow::Continue(()),
-            },
-        };
-        for sink in &mut sinks {
-            sink.fold(no, seq, event);
+            }
+            Units::Parts {
+                owner,
+                parts: threads as u32,
+            }
         }
-        ControlFlow::Continue(())
-    })?;
-    sinks
-        .into_iter()
-        .map(|s| s.finish(events, started))
-        .collect()
+    };
+    let queue = Queue {
+        store,
+        sinks: &sinks,
+        units,
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+    };
+    if threads == 1 {
+        queue.work()?;
+    } else {
+        std::thread::scope(|scope| -> Result<(), EngineError> {
+            let mut handles = Vec::with_capacity(threads - 1);
+            for _ in 1..threads {
+                let queue = &queue;
+                let span = span.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("highwater-rebuild".into())
+                    .spawn_scoped(scope, move || span.in_scope(|| queue.work()));
+                match spawned {
+                    Ok(handle) => handles.push(handle),
+                    // The threads already started take every unit between them.
+                    Err(error) => {
+                        tracing::warn!(%error, started = handles.len() + 1, "could not start every rebuild thread");
+                        break;
+                    }
+                }
+            }
+            let mut result = queue.work();
+            for handle in handles {
+                let joined = match handle.join() {
+                    Ok(r) => r,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                result = result.and(joined);
+            }
+            result
+        })?;
+    }
+    tracing::debug!(
+        groups = groups.len(),
+        threads,
+        millis = started.elapsed().as_millis() as u64,
+        "every group folded"
+    );
+    // Every projection's checkpoints in one transaction, then the states published.
+    let mut sinks = sinks;
+    let writes: Vec<CheckpointWrite> = sinks.iter_mut().flat_map(|s| s.checkpoints()).collect();
+    let names: Vec<&str> = sinks.iter().map(|s| s.name()).collect();
+    store.replace_checkpoints(writes, &names)?;
+    Ok(sinks.into_iter().map(|s| s.publish(started)).collect())
+}
+
+/// The units of work the workers take in turn.
+enum Units {
+    /// Group numbers, each folded by one walk of its index.
+    Groups(Vec<u32>),
+    /// Parts of the groups, each folded by one scan of the log.
+    Parts {
+        /// The part of each group, by group number (`u32::MAX`: none).
+        owner: Vec<u32>,
+        parts: u32,
+    },
+}
+
+/// The work left, shared by the workers.
+struct Queue<'q, 's> {
+    store: &'q Store,
+    sinks: &'q [Box<dyn RebuildSink + 's>],
+    units: Units,
+    next: AtomicUsize,
+    /// Set by the first worker that fails, so the others stop early.
+    stop: AtomicBool,
+}
+
+impl Queue<'_, '_> {
+    /// Takes units until none is left (or another worker failed), folding each.
+    fn work(&self) -> Result<(), EngineError> {
+        while !self.stop.load(Ordering::Relaxed) {
+            let next = self.next.fetch_add(1, Ordering::Relaxed);
+            let done = match &self.units {
+                Units::Groups(order) => match order.get(next) {
+                    Some(&no) => self.fold_group(no),
+                    None => break,
+                },
+                Units::Parts { owner, parts } => match u32::try_from(next) {
+                    Ok(part) if part < *parts => self.fold_part(owner, part),
+                    _ => break,
+                },
+            };
+            if let Err(e) = done {
+                self.stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// One scan of the whole log, folding the events of the groups of `part`.
+    fn fold_part(&self, owner: &[u32], part: u32) -> Result<(), EngineError> {
+        struct Folding<'f> {
+            folds: Vec<Box<dyn GroupFold + 'f>>,
+            scan: GroupScan,
+        }
+        let sinks = self.sinks;
+        let mut groups: Vec<Option<Folding<'_>>> = Vec::new();
+        groups.resize_with(owner.len(), || None);
+        let mut last: Option<(String, u32)> = None;
+        self.store.scan(1, |seq, event| {
+            if self.stop.load(Ordering::Relaxed) {
+                return ControlFlow::Break(());
+            }
+            let Some(id) = event.group_id() else {
+                return ControlFlow::Continue(());
+            };
+            let no = match &last {
+                Some((name, no)) if name == id => *no,
+                _ => match self.store.group_no(id) {
+                    Some(no) => {
+                        last = Some((id.to_owned(), no));
+                        no
+                    }
+                    None => return ControlFlow::Continue(()),
+                },
+            };
+            if owner.get(no as usize) != Some(&part) {
+                return ControlFlow::Continue(());
+            }
+            let folding = groups[no as usize].get_or_insert_with(|| Folding {
+                folds: sinks.iter().map(|s| s.group(no)).collect(),
+                scan: GroupScan { last: 0, events: 0 },
+            });
+            let kind = event.kind();
+            if sinks.iter().any(|s| s.wants(kind)) {
+                for fold in &mut folding.folds {
+                    fold.fold(seq, event);
+                }
+            }
+            folding.scan.last = seq;
+            folding.scan.events += 1;
+            ControlFlow::Continue(())
+        })?;
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        for folding in groups.into_iter().flatten() {
+            for fold in folding.folds {
+                fold.done(folding.scan)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One walk of group `no`'s index, reading only the records some sink folds.
+    fn fold_group(&self, no: u32) -> Result<(), EngineError> {
+        let mut folds: Vec<Box<dyn GroupFold + '_>> =
+            self.sinks.iter().map(|s| s.group(no)).collect();
+        let sinks = self.sinks;
+        let scan = self.store.scan_group(
+            no,
+            0,
+            |kind| sinks.iter().any(|s| s.wants(kind)),
+            |seq, event| {
+                for fold in &mut folds {
+                    fold.fold(seq, event);
+                }
+                ControlFlow::Continue(())
+            },
+        )?;
+        for fold in folds {
+            fold.done(scan)?;
+        }
+        Ok(())
+    }
 }

@@ -63,7 +63,8 @@ pub struct ProjectionStatus {
 pub struct RebuildReport {
     /// The projection rebuilt.
     pub projection: String,
-    /// Events scanned.
+    /// Events of the rebuilt groups passed: folded, or (kinds the projection does not
+    /// fold) skipped. Events that belong to no group are not counted.
     pub events: u64,
     /// Groups rebuilt.
     pub groups: usize,

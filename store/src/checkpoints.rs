@@ -201,6 +201,21 @@ impl Store {
         writes: Vec<CheckpointWrite>,
         replace_all: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.replace_checkpoints(writes, replace_all.as_slice())
+    }
+
+    /// Writes checkpoints in one transaction, deleting in the same transaction every
+    /// other checkpoint of each projection in `replace_all` (a full rebuild of several
+    /// projections replaces all of theirs with one commit).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::write_checkpoints`]; nothing was written or deleted.
+    pub fn replace_checkpoints(
+        &self,
+        writes: Vec<CheckpointWrite>,
+        replace_all: &[&str],
+    ) -> Result<(), StoreError> {
         let mut encoded = Vec::with_capacity(writes.len());
         for w in writes {
             check_projection_name(&w.projection)?;
@@ -215,12 +230,13 @@ impl Store {
                 codec::encode_checkpoint(&record)?,
             ));
         }
-        if let Some(p) = replace_all {
+        let mut prefixes = Vec::with_capacity(replace_all.len());
+        for p in replace_all {
             check_projection_name(p)?;
+            prefixes.push(codec::checkpoint_prefix(p));
         }
-        let prefix = replace_all.map(codec::checkpoint_prefix);
         self.exec(move |txn, dbs| {
-            if let Some(prefix) = &prefix {
+            for prefix in &prefixes {
                 delete_prefix(txn, dbs, prefix)?;
             }
             for (key, value) in &encoded {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use highwater_engine::RebuildOptions;
 use highwater_projections::GroupView;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -30,6 +31,9 @@ pub(crate) struct ReplayArgs {
     /// Rebuild only this group.
     #[arg(long, value_name = "ID")]
     group: Option<String>,
+    /// Threads folding groups in parallel in a full rebuild (default: every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -246,11 +250,20 @@ pub(crate) fn replay(global: &Global, args: &ReplayArgs) -> Result<ExitCode> {
     {
         bail!("group {group:?} has no events in this database");
     }
-    let reports = db
-        .engine
-        .rebuild(args.projection.as_deref(), args.group.as_deref())?;
-    if args.group.is_none() && reports.len() > 1 {
-        println!("one scan of the log fed {} projections:", reports.len());
+    let options = args.threads.map_or_else(RebuildOptions::default, |n| {
+        RebuildOptions::threads(usize::from(n))
+    });
+    let reports =
+        db.engine
+            .rebuild_with(args.projection.as_deref(), args.group.as_deref(), &options)?;
+    if args.group.is_none() {
+        println!(
+            "{} projection{} rebuilt on up to {} thread{} (one walk of each group):",
+            reports.len(),
+            if reports.len() == 1 { "" } else { "s" },
+            options.threads,
+            if options.threads == 1 { "" } else { "s" }
+        );
     }
     for r in &reports {
         let secs = r.elapsed.as_secs_f64();
