@@ -353,54 +353,51 @@ impl Queue<'_, '_> {
 
     /// One scan of the whole log, folding the events of the groups of `part`.
     fn fold_part(&self, owner: &[u32], part: u32) -> Result<(), EngineError> {
-        struct Folding<'f> {
-            folds: Vec<Box<dyn GroupFold + 'f>>,
-            scan: GroupScan,
-        }
         let sinks = self.sinks;
-        let mut groups: Vec<Option<Folding<'_>>> = Vec::new();
-        groups.resize_with(owner.len(), || None);
-        let mut last: Option<(String, u32)> = None;
-        self.store.scan(1, |seq, event| {
-            if self.stop.load(Ordering::Relaxed) {
-                return ControlFlow::Break(());
-            }
-            let Some(id) = event.group_id() else {
-                return ControlFlow::Continue(());
-            };
-            let no = match &last {
-                Some((name, no)) if name == id => *no,
-                _ => match self.store.group_no(id) {
-                    Some(no) => {
-                        last = Some((id.to_owned(), no));
-                        no
-                    }
-                    None => return ControlFlow::Continue(()),
-                },
-            };
-            if owner.get(no as usize) != Some(&part) {
-                return ControlFlow::Continue(());
-            }
-            let folding = groups[no as usize].get_or_insert_with(|| Folding {
-                folds: sinks.iter().map(|s| s.group(no)).collect(),
-                scan: GroupScan { last: 0, events: 0 },
-            });
-            let kind = event.kind();
-            if sinks.iter().any(|s| s.wants(kind)) {
-                for fold in &mut folding.folds {
+        let stop = &self.stop;
+        let mine = |group: Option<u32>| group.filter(|&no| owner.get(no as usize) == Some(&part));
+        // What the headers say of each of this part's groups: every record is counted,
+        // only the records some sink folds are read.
+        let mut scans: Vec<Option<GroupScan>> = vec![None; owner.len()];
+        let mut folds: Vec<Option<Vec<Box<dyn GroupFold + '_>>>> = Vec::new();
+        folds.resize_with(owner.len(), || None);
+        self.store.scan_where(
+            1,
+            u64::MAX,
+            |seq, header| {
+                let Some(no) = mine(header.group) else {
+                    return false;
+                };
+                let scan = scans[no as usize].get_or_insert(GroupScan { last: 0, events: 0 });
+                scan.last = seq;
+                scan.events += 1;
+                sinks.iter().any(|s| s.wants(header.kind))
+            },
+            |seq, header, event| {
+                if stop.load(Ordering::Relaxed) {
+                    return ControlFlow::Break(());
+                }
+                let Some(no) = mine(header.group) else {
+                    return ControlFlow::Continue(());
+                };
+                let group = folds[no as usize]
+                    .get_or_insert_with(|| sinks.iter().map(|s| s.group(no)).collect());
+                for fold in group {
                     fold.fold(seq, event);
                 }
-            }
-            folding.scan.last = seq;
-            folding.scan.events += 1;
-            ControlFlow::Continue(())
-        })?;
+                ControlFlow::Continue(())
+            },
+        )?;
         if self.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        for folding in groups.into_iter().flatten() {
-            for fold in folding.folds {
-                fold.done(folding.scan)?;
+        for (no, scan) in (0u32..).zip(scans) {
+            let Some(scan) = scan else { continue };
+            let group = folds[no as usize]
+                .take()
+                .unwrap_or_else(|| sinks.iter().map(|s| s.group(no)).collect());
+            for fold in group {
+                fold.done(scan)?;
             }
         }
         Ok(())

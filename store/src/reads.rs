@@ -169,8 +169,9 @@ impl Store {
 
     /// Visits the log from `from` to `to` (both inclusive) in sequence order, reading
     /// only the header of each record (kind, group number, `created_at`; checked by its
-    /// own CRC-32C) and the body only of those `wanted` accepts: the rest are skipped
-    /// without checksumming or decoding them. `f` gets each wanted record's sequence
+    /// own CRC-32C) and the body only of those `wanted` accepts (it sees every record's
+    /// sequence number and header, in order): the rest are skipped without checksumming
+    /// or decoding them. `f` gets each wanted record's sequence
     /// number, header and zero-copy view, and may stop the scan early. A full rebuild
     /// scans with the union of its projections' kinds (or, per thread, with the groups
     /// that thread folds).
@@ -186,7 +187,7 @@ impl Store {
         &self,
         from: u64,
         to: u64,
-        wanted: impl Fn(&RecordHeader) -> bool,
+        mut wanted: impl FnMut(u64, &RecordHeader) -> bool,
         mut f: impl FnMut(u64, &RecordHeader, EventRef<'_>) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
         self.walk(from, |seq, value| {
@@ -194,7 +195,7 @@ impl Store {
                 return Ok(ControlFlow::Break(()));
             }
             let header = codec::read_header(value, seq)?;
-            if !wanted(&header) {
+            if !wanted(seq, &header) {
                 return Ok(ControlFlow::Continue(()));
             }
             let record = codec::access_body(value, &header, seq)?;
@@ -219,7 +220,7 @@ impl Store {
         self.scan_where(
             from,
             to,
-            |header| wanted(header.kind),
+            |_, header| wanted(header.kind),
             |seq, header, event| f(header.group, seq, event),
         )
     }
