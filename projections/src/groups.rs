@@ -13,6 +13,7 @@ use highwater_store::Store;
 
 use crate::config::Nip29Config;
 use crate::creator::{Creator, CreatorState};
+use crate::dict::Dictionary;
 use crate::error::Error;
 use crate::fields::{GroupMetadata, Pin};
 use crate::life::{Life, Lifecycle};
@@ -57,13 +58,17 @@ fn read<P: Projection, R>(
 
 impl Groups {
     /// Registers the `membership`, `roles`, `metadata` and `creator` projections.
+    ///
+    /// Membership, roles and creator share one pubkey dictionary (see `dict.rs`): their
+    /// per-group states hold dense ids, not 32-byte keys.
     pub fn register(builder: &mut EngineBuilder, config: Nip29Config) -> Result<Self, EngineError> {
+        let dict = Arc::new(Dictionary::default());
         Ok(Self {
             config,
-            membership: builder.add(Membership::new(config))?,
-            roles: builder.add(Roles::new(config))?,
+            membership: builder.add(Membership::with_dictionary(config, dict.clone()))?,
+            roles: builder.add(Roles::with_dictionary(config, dict.clone()))?,
             metadata: builder.add(Metadata::new(config))?,
-            creator: builder.add(Creator::new(config))?,
+            creator: builder.add(Creator::with_dictionary(config, dict))?,
             store: builder.store().clone(),
             links: Links::default(),
             creator_role: Arc::from(DEFAULT_CREATOR_ROLE),
@@ -174,7 +179,7 @@ impl Groups {
 
     /// The members of `group`, sorted by pubkey.
     pub fn members(&self, group: &str) -> Result<Vec<[u8; 32]>, Error> {
-        self.with_membership(group, |s| s.members().copied().collect())
+        self.with_membership(group, MembershipState::members)
     }
 
     /// How many members `group` has.
@@ -271,7 +276,7 @@ impl Groups {
 
     /// The creator of `group`'s current life.
     pub fn creator(&self, group: &str) -> Result<Option<[u8; 32]>, Error> {
-        self.with_creator(group, |s| s.creator().copied())
+        self.with_creator(group, CreatorState::creator)
     }
 
     /// Whether `pubkey` created `group`'s current life.

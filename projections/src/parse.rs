@@ -76,6 +76,16 @@ pub(crate) fn to_hex(pubkey: &[u8; 32]) -> String {
     out
 }
 
+/// A pubkey that prints (`Debug`) as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Hex(pub(crate) [u8; 32]);
+
+impl std::fmt::Debug for Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&to_hex(&self.0))
+    }
+}
+
 /// Calls `f` with the pubkey and the tag of every well-formed `p` tag, in tag order.
 /// Malformed ones (no value, not 64 hex digits) are skipped with a warning.
 pub(crate) fn each_p<'a, T: TagView<'a>>(

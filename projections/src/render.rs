@@ -154,11 +154,8 @@ impl Groups {
         if self.group_state(group)? != Life::Active {
             return Ok(Vec::new());
         }
-        let mut admins: BTreeMap<[u8; 32], BTreeSet<String>> = self.with_roles(group, |r| {
-            r.holders()
-                .map(|(pk, roles)| (*pk, roles.clone()))
-                .collect()
-        })?;
+        let mut admins: BTreeMap<[u8; 32], BTreeSet<String>> =
+            self.with_roles(group, |r| r.holders().into_iter().collect())?;
         if let Some(creator) = self.creator(group)? {
             admins
                 .entry(creator)
