@@ -580,8 +580,7 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
         let mut out = Vec::new();
         for (no, slot) in slots {
             let st = slot.state.read();
-            if !matches!(st.status(epoch), Status::Loaded) || st.events <= st.checkpointed_events
-            {
+            if !matches!(st.status(epoch), Status::Loaded) || st.events <= st.checkpointed_events {
                 continue;
             }
             // State and watermark are read under one lock: a checkpoint never claims a

@@ -27,7 +27,10 @@ fn locate(no: u32) -> (usize, usize) {
     let n = u64::from(no) + (1 << FIRST_BITS);
     let k = n.ilog2() - FIRST_BITS;
     let offset = n - (1 << (k + FIRST_BITS));
-    (k as usize, usize::try_from(offset).expect("a chunk fits in memory"))
+    (
+        k as usize,
+        usize::try_from(offset).expect("a chunk fits in memory"),
+    )
 }
 
 impl<T> Default for SlotTable<T> {
@@ -98,10 +101,13 @@ mod tests {
         }
         assert_eq!(table.get(6), None);
         assert_eq!(table.get(2000).map(|s| **s), Some(2000));
-        let listed: Vec<u32> = table.iter().map(|(no, s)| {
-            assert_eq!(no, **s);
-            no
-        }).collect();
+        let listed: Vec<u32> = table
+            .iter()
+            .map(|(no, s)| {
+                assert_eq!(no, **s);
+                no
+            })
+            .collect();
         assert_eq!(listed, [0, 5, 1023, 1024, 2000, 70_000]);
     }
 }

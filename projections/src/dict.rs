@@ -141,7 +141,10 @@ impl Dictionary {
     pub(crate) fn get(&self, key: &[u8; 32]) -> Option<Id> {
         let h = hash(key);
         let s = shard_of(h);
-        self.shards[s].read_recursive().find(h, key).map(|l| join(s, l))
+        self.shards[s]
+            .read_recursive()
+            .find(h, key)
+            .map(|l| join(s, l))
     }
 
     /// The id of `key`, numbering it if it is new.
@@ -178,7 +181,10 @@ impl Dictionary {
 
     /// How many keys are numbered.
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read_recursive().keys.len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.read_recursive().keys.len())
+            .sum()
     }
 }
 
