@@ -125,6 +125,7 @@ mod error;
 mod projection;
 mod rebuild;
 mod runtime;
+mod slots;
 mod status;
 mod subscribe;
 mod warmup;

@@ -10,6 +10,8 @@ use std::time::Instant;
 use highwater_store::{Checkpoint, CheckpointWrite, Committed, EventRef, Store, StoreError};
 use parking_lot::{Mutex, RwLock};
 
+use crate::slots::SlotTable;
+
 use crate::error::EngineError;
 use crate::projection::{KindSet, Projection};
 use crate::status::{FoldCounters, GroupStatus, LoadState, ProjectionStatus, RebuildReport};
@@ -37,10 +39,24 @@ struct SlotState<S> {
     /// `events` at the last checkpoint written or loaded.
     checkpointed_events: u64,
     status: Status,
+    /// The runtime's eviction epoch this status belongs to: a slot of an older epoch
+    /// is not loaded, whatever its status says (see `Runtime::evict_all`).
+    epoch: u64,
 }
 
-/// Slots by group number; `None` for groups never touched.
-type Slots<S> = RwLock<Vec<Option<Arc<Slot<S>>>>>;
+impl<S> SlotState<S> {
+    /// The status, as of eviction epoch `epoch`.
+    fn status(&self, epoch: u64) -> &Status {
+        if self.epoch == epoch {
+            &self.status
+        } else {
+            &Status::NotLoaded
+        }
+    }
+}
+
+/// Slots by group number, created on first use and never removed.
+type Slots<S> = SlotTable<Slot<S>>;
 
 struct Slot<S> {
     state: RwLock<SlotState<S>>,
@@ -74,6 +90,8 @@ pub(crate) struct Runtime<P: Projection> {
     pub(crate) kinds: KindSet,
     pub(crate) store: Store,
     slots: Slots<P::State>,
+    /// Bumped by `evict_all`: every slot of an older epoch reads as not loaded.
+    epoch: AtomicU64,
     empty: P::State,
     counters: Counters,
 }
@@ -123,7 +141,8 @@ impl<P: Projection> Runtime<P> {
             version,
             kinds,
             store,
-            slots: RwLock::new(Vec::new()),
+            slots: SlotTable::default(),
+            epoch: AtomicU64::new(0),
             empty,
             counters: Counters::default(),
         }
@@ -172,11 +191,11 @@ impl<P: Projection> Runtime<P> {
         };
         let mut f = Some(f);
         loop {
-            if let Some(slot) = self.existing_slot(no) {
-                let nested = held::contains(&slot);
-                let _held = held::enter(&slot);
+            if let Some(slot) = self.slots.get(no) {
+                let nested = held::contains(slot);
+                let _held = held::enter(slot);
                 let st = slot.state.read_recursive();
-                match &st.status {
+                match st.status(self.epoch.load(Ordering::Acquire)) {
                     Status::Loaded if st.watermark >= head => {
                         let f = f.take().expect("called once: we return right after");
                         return Ok((f(&st.value), st.watermark));
@@ -195,32 +214,22 @@ impl<P: Projection> Runtime<P> {
         }
     }
 
-    fn existing_slot(&self, no: u32) -> Option<Arc<Slot<P::State>>> {
-        self.slots.read().get(no as usize).and_then(Option::clone)
+    fn slot(&self, no: u32) -> &Arc<Slot<P::State>> {
+        self.slots.get_or_init(no, || Slot {
+            state: RwLock::new(SlotState {
+                value: self.projection.init(),
+                watermark: 0,
+                events: 0,
+                checkpointed_events: 0,
+                status: Status::NotLoaded,
+                epoch: 0,
+            }),
+            flight: Mutex::new(()),
+        })
     }
 
-    fn slot(&self, no: u32) -> Arc<Slot<P::State>> {
-        if let Some(slot) = self.existing_slot(no) {
-            return slot;
-        }
-        let mut slots = self.slots.write();
-        if slots.len() <= no as usize {
-            slots.resize_with(no as usize + 1, || None);
-        }
-        slots[no as usize]
-            .get_or_insert_with(|| {
-                Arc::new(Slot {
-                    state: RwLock::new(SlotState {
-                        value: self.projection.init(),
-                        watermark: 0,
-                        events: 0,
-                        checkpointed_events: 0,
-                        status: Status::NotLoaded,
-                    }),
-                    flight: Mutex::new(()),
-                })
-            })
-            .clone()
+    fn current_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Folds the group's events after `after` into `value`. Returns the last sequence
@@ -260,7 +269,7 @@ impl<P: Projection> Runtime<P> {
         let _flight = slot.flight.lock();
         let loaded = {
             let st = slot.state.read_recursive();
-            match &st.status {
+            match st.status(self.current_epoch()) {
                 Status::Loaded if st.watermark >= target => return Ok(()),
                 Status::Failed(failure) => return Err(self.failed(no, failure)),
                 Status::Loaded => true,
@@ -306,6 +315,7 @@ impl<P: Projection> Runtime<P> {
         st.events = events + scanned;
         st.checkpointed_events = checkpointed;
         st.status = Status::Loaded;
+        st.epoch = self.current_epoch();
         tracing::debug!(projection = %self.name, group = no, from_checkpoint = watermark > 0, from = watermark,
             to = reached, scanned, micros = started.elapsed().as_micros() as u64, "loaded");
         Ok(())
@@ -326,6 +336,7 @@ impl<P: Projection> Runtime<P> {
                 seq: *seq,
                 message: message.clone(),
             }));
+            st.epoch = self.current_epoch();
         }
         error
     }
@@ -413,9 +424,11 @@ impl<P: Projection> Runtime<P> {
     pub(crate) fn publish_rebuilt(&self, no: u32, acc: Acc<P::State>) {
         let slot = self.slot(no);
         let mut st = slot.state.write();
-        if matches!(st.status, Status::Loaded) && st.watermark > acc.watermark {
+        let epoch = self.current_epoch();
+        if matches!(st.status(epoch), Status::Loaded) && st.watermark > acc.watermark {
             return;
         }
+        st.epoch = epoch;
         st.value = acc.value;
         st.watermark = acc.watermark;
         st.events = acc.events;
@@ -515,7 +528,7 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
     fn on_commit(&self, batch: &[Committed<'_>], checkpoint_every: u64, due: &mut Vec<u32>) {
         for c in batch {
             let Some((_, no)) = c.group else { continue };
-            let Some(slot) = self.existing_slot(no) else {
+            let Some(slot) = self.slots.get(no) else {
                 continue;
             };
             // Never wait for a reader: a busy slot is left behind, and its next read
@@ -524,7 +537,9 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
                 self.counters.busy_skips.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            if !matches!(st.status, Status::Loaded) || st.watermark != c.prev_head {
+            if !matches!(st.status(self.current_epoch()), Status::Loaded)
+                || st.watermark != c.prev_head
+            {
                 continue;
             }
             if self.kinds.contains(c.event.kind())
@@ -554,22 +569,18 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
         &self,
         only: Option<&[u32]>,
     ) -> Result<Vec<(CheckpointWrite, u64)>, EngineError> {
-        let slots: Vec<(u32, Arc<Slot<P::State>>)> = {
-            let all = self.slots.read();
-            let pick = |no: u32| {
-                all.get(no as usize)
-                    .and_then(Option::clone)
-                    .map(|s| (no, s))
-            };
-            match only {
-                Some(list) => list.iter().filter_map(|&no| pick(no)).collect(),
-                None => (0..all.len() as u32).filter_map(pick).collect(),
-            }
+        let slots: Vec<(u32, &Arc<Slot<P::State>>)> = match only {
+            Some(list) => list
+                .iter()
+                .filter_map(|&no| self.slots.get(no).map(|s| (no, s)))
+                .collect(),
+            None => self.slots.iter().collect(),
         };
+        let epoch = self.current_epoch();
         let mut out = Vec::new();
         for (no, slot) in slots {
             let st = slot.state.read();
-            if !matches!(st.status, Status::Loaded) || st.events <= st.checkpointed_events {
+            if !matches!(st.status(epoch), Status::Loaded) || st.events <= st.checkpointed_events {
                 continue;
             }
             // State and watermark are read under one lock: a checkpoint never claims a
@@ -600,7 +611,7 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
     }
 
     fn mark_checkpointed(&self, no: u32, events: u64) {
-        if let Some(Some(slot)) = self.slots.read().get(no as usize) {
+        if let Some(slot) = self.slots.get(no) {
             let mut st = slot.state.write();
             st.checkpointed_events = st.checkpointed_events.max(events);
         }
@@ -642,8 +653,7 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
             .store
             .group_by_no(no)
             .map_or((0, 0), |g| (g.head, g.count));
-        let slot = self.slots.read().get(no as usize).and_then(Option::clone);
-        let Some(slot) = slot else {
+        let Some(slot) = self.slots.get(no) else {
             return GroupStatus {
                 head,
                 watermark: 0,
@@ -652,7 +662,7 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
             };
         };
         let st = slot.state.read();
-        let state = match &st.status {
+        let state = match st.status(self.current_epoch()) {
             Status::NotLoaded => LoadState::NotLoaded,
             Status::Loaded => LoadState::Loaded,
             Status::Failed(f) => LoadState::Failed {
@@ -708,8 +718,22 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
         }
     }
 
+    /// Every slot reads as not loaded from now on (a new epoch), and the state of
+    /// each slot nobody holds is dropped at once; a slot busy with a reader or a load
+    /// drops its old state when its next read reloads it. Never waits for a reader.
     fn evict_all(&self) {
-        self.slots.write().clear();
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        for (_, slot) in self.slots.iter() {
+            if let Some(mut st) = slot.state.try_write()
+                && st.epoch != epoch
+            {
+                st.value = self.projection.init();
+                st.status = Status::NotLoaded;
+                st.watermark = 0;
+                st.events = 0;
+                st.checkpointed_events = 0;
+            }
+        }
     }
 }
 

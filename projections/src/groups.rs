@@ -14,6 +14,7 @@ use nostr::prelude::PublicKey;
 
 use crate::config::Nip29Config;
 use crate::creator::{Creator, CreatorState};
+use crate::dict::Dictionary;
 use crate::error::Error;
 use crate::fields::{GroupMetadata, Pin};
 use crate::life::{Life, Lifecycle};
@@ -65,16 +66,20 @@ fn read<P: Projection, R>(
 impl Groups {
     /// Registers the `membership`, `roles`, `metadata` and `creator` projections.
     ///
+    /// Membership, roles and creator share one pubkey dictionary (see `dict.rs`): their
+    /// per-group states hold dense ids, not 32-byte keys.
+    ///
     /// # Errors
     ///
     /// [`EngineError`] when a projection of the same name is already registered.
     pub fn register(builder: &mut EngineBuilder, config: Nip29Config) -> Result<Self, EngineError> {
+        let dict = Arc::new(Dictionary::default());
         Ok(Self {
             config,
-            membership: builder.add(Membership::new(config))?,
-            roles: builder.add(Roles::new(config))?,
+            membership: builder.add(Membership::with_dictionary(config, dict.clone()))?,
+            roles: builder.add(Roles::with_dictionary(config, dict.clone()))?,
             metadata: builder.add(Metadata::new(config))?,
-            creator: builder.add(Creator::new(config))?,
+            creator: builder.add(Creator::with_dictionary(config, dict))?,
             store: builder.store().clone(),
             links: Links::default(),
             creator_role: Arc::from(DEFAULT_CREATOR_ROLE),
@@ -197,7 +202,8 @@ impl Groups {
     pub fn members(&self, group: &str) -> Result<Vec<PublicKey>, Error> {
         self.with_membership(group, |s| {
             s.members()
-                .map(|k| PublicKey::from_byte_array(*k))
+                .into_iter()
+                .map(PublicKey::from_byte_array)
                 .collect()
         })
     }
@@ -378,9 +384,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn creator(&self, group: &str) -> Result<Option<PublicKey>, Error> {
-        self.with_creator(group, |s| {
-            s.creator().map(|k| PublicKey::from_byte_array(*k))
-        })
+        self.with_creator(group, |s| s.creator().map(PublicKey::from_byte_array))
     }
 
     /// Whether `pubkey` created `group`'s current life.

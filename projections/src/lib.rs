@@ -60,6 +60,7 @@
 
 mod config;
 mod creator;
+mod dict;
 mod error;
 mod fields;
 mod groups;

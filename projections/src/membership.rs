@@ -8,38 +8,51 @@
 //! snapshot by `created_at`, the lowest id winning a tie (NIP-01, whatever the log
 //! order); the raw snapshots stay in the state so every new one recomputes.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use highwater_engine::{ApplyError, CodecError, Kinds, Projection, encode_rkyv};
 use highwater_store::EventRef;
 
 use crate::config::{Nip29Config, kind};
+use crate::dict::{self, Dictionary, Id};
 use crate::life::{Lifecycle, Stamp, Step};
-use crate::parse;
+use crate::parse::{self, Hex};
 
 /// Bumped whenever the fold or the state layout changes.
-const BASE_VERSION: u32 = 2;
+const BASE_VERSION: u32 = 3;
 
 /// The pubkeys of one relay snapshot (39001 or 39002) and when it was made.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub(crate) struct KeySnapshot {
+#[derive(Clone, PartialEq, Eq)]
+struct KeySnapshot {
     stamp: Stamp,
-    keys: BTreeSet<[u8; 32]>,
+    /// Sorted by id.
+    keys: Vec<Id>,
 }
 
-/// The membership of one group.
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+/// The membership of one group: member ids of the registration's pubkey dictionary,
+/// sorted by id. It compares, prints and encodes through the pubkeys, so two states
+/// of the same log are equal whatever the dictionary's numbering.
+#[derive(Clone)]
 pub struct MembershipState {
+    dict: Arc<Dictionary>,
     lifecycle: Lifecycle,
-    members: BTreeSet<[u8; 32]>,
+    members: Vec<Id>,
     /// Raw snapshots, kept while the group is seeded from them (`Source::Snapshots`).
     members_snapshot: Option<KeySnapshot>,
     admins_snapshot: Option<KeySnapshot>,
 }
 
 impl MembershipState {
+    fn new(dict: Arc<Dictionary>) -> Self {
+        Self {
+            dict,
+            lifecycle: Lifecycle::default(),
+            members: Vec::new(),
+            members_snapshot: None,
+            admins_snapshot: None,
+        }
+    }
+
     /// The group's life and source.
     pub fn lifecycle(&self) -> Lifecycle {
         self.lifecycle
@@ -47,12 +60,15 @@ impl MembershipState {
 
     /// Whether `pubkey` is a member.
     pub fn is_member(&self, pubkey: &[u8; 32]) -> bool {
-        self.members.contains(pubkey)
+        // A key the dictionary never numbered is in no state.
+        self.dict
+            .get(pubkey)
+            .is_some_and(|id| dict::contains(&self.members, id))
     }
 
     /// The members, sorted by pubkey.
-    pub fn members(&self) -> impl ExactSizeIterator<Item = &[u8; 32]> {
-        self.members.iter()
+    pub fn members(&self) -> Vec<[u8; 32]> {
+        dict::sorted_keys(&self.dict, &self.members)
     }
 
     /// How many members.
@@ -74,23 +90,94 @@ impl MembershipState {
             (Some(_), None) => true,
             (None, _) => false,
         };
-        let mut set = members.map(|m| m.keys.clone()).unwrap_or_default();
-        if admins_newer {
-            set.extend(admins.iter().flat_map(|a| a.keys.iter().copied()));
+        let listed = members.map_or(&[][..], |m| &m.keys);
+        self.members = match admins {
+            Some(a) if admins_newer => dict::union(listed, &a.keys),
+            _ => listed.to_vec(),
+        };
+    }
+
+    /// The state as pubkeys, each list sorted: what equality, `Debug` and checkpoints
+    /// see.
+    fn record(&self) -> MembershipRecord {
+        let reader = self.dict.reader();
+        let keys = |snapshot: &Option<KeySnapshot>| {
+            snapshot.as_ref().map(|s| KeysRecord {
+                stamp: s.stamp,
+                keys: reader.sorted_keys(s.keys.iter().copied()),
+            })
+        };
+        MembershipRecord {
+            lifecycle: self.lifecycle,
+            members: reader.sorted_keys(self.members.iter().copied()),
+            members_snapshot: keys(&self.members_snapshot),
+            admins_snapshot: keys(&self.admins_snapshot),
         }
-        self.members = set;
     }
 }
 
+impl PartialEq for MembershipState {
+    fn eq(&self, other: &Self) -> bool {
+        if Arc::ptr_eq(&self.dict, &other.dict) {
+            self.lifecycle == other.lifecycle
+                && self.members == other.members
+                && self.members_snapshot == other.members_snapshot
+                && self.admins_snapshot == other.admins_snapshot
+        } else {
+            self.record() == other.record()
+        }
+    }
+}
+
+impl Eq for MembershipState {}
+
+impl std::fmt::Debug for MembershipState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let record = self.record();
+        let snapshot = |s: &Option<KeysRecord>| {
+            s.as_ref()
+                .map(|s| (s.stamp, s.keys.iter().map(|k| Hex(*k)).collect::<Vec<_>>()))
+        };
+        f.debug_struct("MembershipState")
+            .field("lifecycle", &record.lifecycle)
+            .field(
+                "members",
+                &record.members.iter().map(|k| Hex(*k)).collect::<Vec<_>>(),
+            )
+            .field("members_snapshot", &snapshot(&record.members_snapshot))
+            .field("admins_snapshot", &snapshot(&record.admins_snapshot))
+            .finish()
+    }
+}
+
+/// A relay snapshot's pubkeys in a checkpoint: sorted, each once.
+#[derive(Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct KeysRecord {
+    stamp: Stamp,
+    keys: Vec<[u8; 32]>,
+}
+
+/// A membership checkpoint: pubkeys, never dictionary ids, which belong to one process.
+#[derive(Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct MembershipRecord {
+    lifecycle: Lifecycle,
+    members: Vec<[u8; 32]>,
+    members_snapshot: Option<KeysRecord>,
+    admins_snapshot: Option<KeysRecord>,
+}
+
 /// Replaces `slot` with the snapshot in `event` if it supersedes the stored one.
-fn offer(slot: &mut Option<KeySnapshot>, event: EventRef<'_>) -> bool {
+fn offer(dict: &Dictionary, slot: &mut Option<KeySnapshot>, event: EventRef<'_>) -> bool {
     let stamp = Stamp::of(event);
     if !stamp.replaces(slot.as_ref().map(|s| s.stamp)) {
         return false;
     }
-    let keys = parse::roster(event.kind(), event.tags())
-        .into_keys()
-        .collect();
+    let mut keys = Vec::new();
+    parse::each_p(event.kind(), event.tags(), |pubkey, _| {
+        keys.push(dict.intern(&pubkey));
+    });
+    keys.sort_unstable();
+    keys.dedup();
     *slot = Some(KeySnapshot { stamp, keys });
     true
 }
@@ -99,12 +186,19 @@ fn offer(slot: &mut Option<KeySnapshot>, event: EventRef<'_>) -> bool {
 #[derive(Debug, Clone)]
 pub struct Membership {
     config: Nip29Config,
+    dict: Arc<Dictionary>,
 }
 
 impl Membership {
-    /// The projection for the relay in `config`.
+    /// The projection for the relay in `config`, with a pubkey dictionary of its own.
     pub fn new(config: Nip29Config) -> Self {
-        Self { config }
+        Self::with_dictionary(config, Arc::default())
+    }
+
+    /// The projection numbering pubkeys in `dict`, shared with the other projections
+    /// of one registration.
+    pub(crate) fn with_dictionary(config: Nip29Config, dict: Arc<Dictionary>) -> Self {
+        Self { config, dict }
     }
 }
 
@@ -124,7 +218,7 @@ impl Projection for Membership {
     }
 
     fn init(&self) -> MembershipState {
-        MembershipState::default()
+        MembershipState::new(self.dict.clone())
     }
 
     fn apply(&self, state: &mut MembershipState, event: &EventRef<'_>) -> Result<(), ApplyError> {
@@ -132,7 +226,7 @@ impl Projection for Membership {
             Step::Ignore | Step::Other { .. } => {}
             Step::Create => {
                 state.clear();
-                state.members.insert(*event.pubkey());
+                state.members.push(self.dict.intern(event.pubkey()));
             }
             Step::Delete => state.clear(),
             Step::Moderate { was_seeded } => {
@@ -142,11 +236,13 @@ impl Projection for Membership {
                 }
                 match event.kind() {
                     kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, _| {
-                        state.members.insert(pubkey);
+                        dict::insert(&mut state.members, self.dict.intern(&pubkey));
                     }),
                     kind::REMOVE_USER => {
                         parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
-                            state.members.remove(&pubkey);
+                            if let Some(id) = self.dict.get(&pubkey) {
+                                dict::remove(&mut state.members, id);
+                            }
                         });
                     }
                     _ => {}
@@ -154,8 +250,8 @@ impl Projection for Membership {
             }
             Step::Snapshot => {
                 let changed = match event.kind() {
-                    kind::MEMBERS => offer(&mut state.members_snapshot, *event),
-                    kind::ADMINS => offer(&mut state.admins_snapshot, *event),
+                    kind::MEMBERS => offer(&self.dict, &mut state.members_snapshot, *event),
+                    kind::ADMINS => offer(&self.dict, &mut state.admins_snapshot, *event),
                     _ => false,
                 };
                 if changed {
@@ -167,27 +263,35 @@ impl Projection for Membership {
     }
 
     fn encode(&self, state: &MembershipState) -> Result<Vec<u8>, CodecError> {
-        encode_rkyv(state)
+        encode_rkyv(&state.record())
     }
 
-    /// Validates the archive, then builds the member set in one sorted bulk load
-    /// (`BTreeSet::from_iter`) instead of one insert per member: a checkpoint of a
-    /// group with tens of thousands of members decodes about ten times faster, and
-    /// that decode is most of a cold first read.
+    /// Validates the archive, then numbers its pubkeys in place (no owned copy of the
+    /// archived lists): a cold first read of a big group is mostly this decode.
     fn decode(&self, bytes: &[u8]) -> Result<MembershipState, CodecError> {
         let codec = |e: rkyv::rancor::Error| CodecError(e.to_string());
         let archived =
-            rkyv::access::<ArchivedMembershipState, rkyv::rancor::Error>(bytes).map_err(codec)?;
+            rkyv::access::<ArchivedMembershipRecord, rkyv::rancor::Error>(bytes).map_err(codec)?;
+        let snapshot = |s: &rkyv::option::ArchivedOption<ArchivedKeysRecord>| {
+            s.as_ref()
+                .map(|s| -> Result<KeySnapshot, CodecError> {
+                    Ok(KeySnapshot {
+                        stamp: rkyv::deserialize::<Stamp, rkyv::rancor::Error>(&s.stamp)
+                            .map_err(codec)?,
+                        keys: dict::sorted_ids(&self.dict, s.keys.iter()),
+                    })
+                })
+                .transpose()
+        };
+        let mut members = dict::sorted_ids(&self.dict, archived.members.iter());
+        members.shrink_to_fit();
         Ok(MembershipState {
+            dict: self.dict.clone(),
             lifecycle: rkyv::deserialize::<Lifecycle, rkyv::rancor::Error>(&archived.lifecycle)
                 .map_err(codec)?,
-            members: archived.members.iter().copied().collect(),
-            members_snapshot: rkyv::deserialize::<_, rkyv::rancor::Error>(
-                &archived.members_snapshot,
-            )
-            .map_err(codec)?,
-            admins_snapshot: rkyv::deserialize::<_, rkyv::rancor::Error>(&archived.admins_snapshot)
-                .map_err(codec)?,
+            members,
+            members_snapshot: snapshot(&archived.members_snapshot)?,
+            admins_snapshot: snapshot(&archived.admins_snapshot)?,
         })
     }
 }

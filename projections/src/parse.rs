@@ -66,7 +66,6 @@ pub(crate) fn parse_pubkey(text: &str) -> Option<[u8; 32]> {
 }
 
 /// Lowercase hex of a pubkey.
-#[cfg(test)]
 pub(crate) fn to_hex(pubkey: &[u8; 32]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
@@ -75,6 +74,16 @@ pub(crate) fn to_hex(pubkey: &[u8; 32]) -> String {
         out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     out
+}
+
+/// A pubkey that prints (`Debug`) as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Hex(pub(crate) [u8; 32]);
+
+impl std::fmt::Debug for Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&to_hex(&self.0))
+    }
 }
 
 /// Calls `f` with the pubkey and the tag of every well-formed `p` tag, in tag order.

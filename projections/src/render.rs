@@ -160,7 +160,8 @@ impl Groups {
         }
         let mut admins: BTreeMap<PublicKey, BTreeSet<String>> = self.with_roles(group, |r| {
             r.holders()
-                .map(|(pk, roles)| (PublicKey::from_byte_array(*pk), roles.clone()))
+                .into_iter()
+                .map(|(pk, roles)| (PublicKey::from_byte_array(pk), roles))
                 .collect()
         })?;
         if let Some(creator) = self.creator(group)? {

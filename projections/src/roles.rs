@@ -13,19 +13,25 @@
 //! definitions with everything else.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use highwater_engine::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
 use highwater_store::EventRef;
 use serde::Serialize;
 
 use crate::config::{Nip29Config, kind};
+use crate::dict::{Dictionary, Id, Reader};
 use crate::life::{Lifecycle, Stamp, Step};
-use crate::parse;
+use crate::parse::{self, Hex};
 
 /// Bumped whenever the fold or the state layout changes.
-const BASE_VERSION: u32 = 2;
+const BASE_VERSION: u32 = 3;
 
-type Roster = BTreeMap<[u8; 32], BTreeSet<String>>;
+/// One member's role names: sorted, each once.
+type RoleSet = Box<[Box<str>]>;
+
+/// Role sets by member id, sorted by id.
+type Roster = Vec<(Id, RoleSet)>;
 
 /// One role a group defines (a `role` tag of its 39003).
 #[derive(
@@ -49,17 +55,18 @@ pub struct RoleDefinition {
 }
 
 /// One relay snapshot roster (39001 or 39002) and when it was made.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub(crate) struct RosterSnapshot {
+#[derive(Clone, PartialEq, Eq)]
+struct RosterSnapshot {
     stamp: Stamp,
+    /// Every listed member, with its roles (maybe none).
     roster: Roster,
 }
 
-/// The roles of one group.
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+/// The roles of one group: role sets by member id of the registration's pubkey
+/// dictionary. It compares, prints and encodes through the pubkeys.
+#[derive(Clone)]
 pub struct RolesState {
+    dict: Arc<Dictionary>,
     lifecycle: Lifecycle,
     /// Members with at least one role; members without roles are absent.
     roles: Roster,
@@ -72,29 +79,66 @@ pub struct RolesState {
     admins_snapshot: Option<RosterSnapshot>,
 }
 
+/// Where `id` is in `roster`.
+fn position(roster: &Roster, id: Id) -> Result<usize, usize> {
+    roster.binary_search_by_key(&id, |(member, _)| *member)
+}
+
+/// A role set from parsed role names (already sorted and deduplicated).
+fn role_set(roles: BTreeSet<String>) -> RoleSet {
+    roles.into_iter().map(String::into_boxed_str).collect()
+}
+
 impl RolesState {
+    fn new(dict: Arc<Dictionary>) -> Self {
+        Self {
+            dict,
+            lifecycle: Lifecycle::default(),
+            roles: Vec::new(),
+            definitions: BTreeMap::new(),
+            definitions_from: None,
+            members_snapshot: None,
+            admins_snapshot: None,
+        }
+    }
+
     /// The group's life and source.
     pub fn lifecycle(&self) -> Lifecycle {
         self.lifecycle
     }
 
+    fn role_set(&self, pubkey: &[u8; 32]) -> &[Box<str>] {
+        self.dict
+            .get(pubkey)
+            .and_then(|id| position(&self.roles, id).ok())
+            .map_or(&[], |at| &self.roles[at].1)
+    }
+
     /// The roles of `pubkey`, sorted (empty for non-members).
     pub fn roles(&self, pubkey: &[u8; 32]) -> impl Iterator<Item = &str> {
-        self.roles
-            .get(pubkey)
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
+        self.role_set(pubkey).iter().map(|r| &**r)
     }
 
     /// Whether `pubkey` holds `role`.
     pub fn has_role(&self, pubkey: &[u8; 32], role: &str) -> bool {
-        self.roles.get(pubkey).is_some_and(|r| r.contains(role))
+        self.role_set(pubkey).iter().any(|r| &**r == role)
     }
 
     /// Every member holding at least one role, sorted by pubkey, with their roles.
-    pub fn holders(&self) -> impl Iterator<Item = (&[u8; 32], &BTreeSet<String>)> {
-        self.roles.iter()
+    pub fn holders(&self) -> Vec<([u8; 32], BTreeSet<String>)> {
+        let reader = self.dict.reader();
+        let mut holders: Vec<([u8; 32], BTreeSet<String>)> = self
+            .roles
+            .iter()
+            .map(|(id, roles)| {
+                (
+                    reader.key(*id),
+                    roles.iter().map(|r| String::from(&**r)).collect(),
+                )
+            })
+            .collect();
+        holders.sort_unstable_by_key(|h| h.0);
+        holders
     }
 
     /// The role definitions, sorted by name.
@@ -110,8 +154,19 @@ impl RolesState {
     fn clear(&mut self) {
         *self = RolesState {
             lifecycle: self.lifecycle,
-            ..RolesState::default()
+            ..RolesState::new(self.dict.clone())
         };
+    }
+
+    fn set(&mut self, id: Id, roles: RoleSet) {
+        match position(&self.roles, id) {
+            Ok(at) if roles.is_empty() => {
+                self.roles.remove(at);
+            }
+            Ok(at) => self.roles[at].1 = roles,
+            Err(_) if roles.is_empty() => {}
+            Err(at) => self.roles.insert(at, (id, roles)),
+        }
     }
 
     fn reseed(&mut self) {
@@ -122,24 +177,136 @@ impl RolesState {
             (Some(_), None) => true,
             (None, _) => false,
         };
-        let mut roles = members.map(|m| m.roster.clone()).unwrap_or_default();
+        let mut roles: Roster = members.map(|m| m.roster.clone()).unwrap_or_default();
         if admins_newer {
-            for (pubkey, set) in admins.iter().flat_map(|a| a.roster.iter()) {
-                roles.insert(*pubkey, set.clone());
+            for (id, set) in admins.iter().flat_map(|a| a.roster.iter()) {
+                match position(&roles, *id) {
+                    Ok(at) => roles[at].1.clone_from(set),
+                    Err(at) => roles.insert(at, (*id, set.clone())),
+                }
             }
         }
-        roles.retain(|_, set| !set.is_empty());
+        roles.retain(|(_, set)| !set.is_empty());
         self.roles = roles;
+    }
+
+    /// The state as pubkeys, each list sorted by pubkey: what equality, `Debug` and
+    /// checkpoints see.
+    fn record(&self) -> RolesRecord {
+        let reader = self.dict.reader();
+        let snapshot = |s: &Option<RosterSnapshot>| {
+            s.as_ref().map(|s| RosterRecord {
+                stamp: s.stamp,
+                roster: roster_record(&reader, &s.roster),
+            })
+        };
+        RolesRecord {
+            lifecycle: self.lifecycle,
+            roles: roster_record(&reader, &self.roles),
+            definitions: self.definitions.clone(),
+            definitions_from: self.definitions_from,
+            members_snapshot: snapshot(&self.members_snapshot),
+            admins_snapshot: snapshot(&self.admins_snapshot),
+        }
     }
 }
 
+/// A roster as (pubkey, roles), sorted by pubkey.
+fn roster_record(reader: &Reader<'_>, roster: &Roster) -> Vec<([u8; 32], Vec<String>)> {
+    let mut out: Vec<([u8; 32], Vec<String>)> = roster
+        .iter()
+        .map(|(id, roles)| {
+            (
+                reader.key(*id),
+                roles.iter().map(|r| String::from(&**r)).collect(),
+            )
+        })
+        .collect();
+    out.sort_unstable_by_key(|h| h.0);
+    out
+}
+
+/// A roster from a checkpoint, numbered in `dict` and sorted by id; role lists are
+/// re-sorted and deduplicated, so a damaged order cannot break a lookup.
+fn roster_from(dict: &Dictionary, record: Vec<([u8; 32], Vec<String>)>) -> Roster {
+    let mut roster: Roster = record
+        .into_iter()
+        .map(|(key, roles)| {
+            let roles: BTreeSet<String> = roles.into_iter().collect();
+            (dict.intern(&key), role_set(roles))
+        })
+        .collect();
+    roster.sort_unstable_by_key(|(id, _)| *id);
+    roster.dedup_by_key(|(id, _)| *id);
+    roster
+}
+
+impl PartialEq for RolesState {
+    fn eq(&self, other: &Self) -> bool {
+        if Arc::ptr_eq(&self.dict, &other.dict) {
+            self.lifecycle == other.lifecycle
+                && self.roles == other.roles
+                && self.definitions == other.definitions
+                && self.definitions_from == other.definitions_from
+                && self.members_snapshot == other.members_snapshot
+                && self.admins_snapshot == other.admins_snapshot
+        } else {
+            self.record() == other.record()
+        }
+    }
+}
+
+impl Eq for RolesState {}
+
+impl std::fmt::Debug for RolesState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let record = self.record();
+        let roster = |r: &[([u8; 32], Vec<String>)]| {
+            r.iter()
+                .map(|(k, roles)| (Hex(*k), roles.clone()))
+                .collect::<Vec<_>>()
+        };
+        let snapshot = |s: &Option<RosterRecord>| s.as_ref().map(|s| (s.stamp, roster(&s.roster)));
+        f.debug_struct("RolesState")
+            .field("lifecycle", &record.lifecycle)
+            .field("roles", &roster(&record.roles))
+            .field("definitions", &record.definitions)
+            .field("definitions_from", &record.definitions_from)
+            .field("members_snapshot", &snapshot(&record.members_snapshot))
+            .field("admins_snapshot", &snapshot(&record.admins_snapshot))
+            .finish()
+    }
+}
+
+/// A relay snapshot roster in a checkpoint.
+#[derive(Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct RosterRecord {
+    stamp: Stamp,
+    roster: Vec<([u8; 32], Vec<String>)>,
+}
+
+/// A roles checkpoint: pubkeys (sorted, each once), never dictionary ids.
+#[derive(Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct RolesRecord {
+    lifecycle: Lifecycle,
+    roles: Vec<([u8; 32], Vec<String>)>,
+    definitions: BTreeMap<String, Option<String>>,
+    definitions_from: Option<Stamp>,
+    members_snapshot: Option<RosterRecord>,
+    admins_snapshot: Option<RosterRecord>,
+}
+
 /// Replaces `slot` with the snapshot in `event` if it supersedes the stored one.
-fn offer(slot: &mut Option<RosterSnapshot>, event: EventRef<'_>) -> bool {
+fn offer(dict: &Dictionary, slot: &mut Option<RosterSnapshot>, event: EventRef<'_>) -> bool {
     let stamp = Stamp::of(event);
     if !stamp.replaces(slot.as_ref().map(|s| s.stamp)) {
         return false;
     }
-    let roster = parse::roster(event.kind(), event.tags());
+    let mut roster: Roster = parse::roster(event.kind(), event.tags())
+        .into_iter()
+        .map(|(key, roles)| (dict.intern(&key), role_set(roles)))
+        .collect();
+    roster.sort_unstable_by_key(|(id, _)| *id);
     *slot = Some(RosterSnapshot { stamp, roster });
     true
 }
@@ -148,12 +315,19 @@ fn offer(slot: &mut Option<RosterSnapshot>, event: EventRef<'_>) -> bool {
 #[derive(Debug, Clone)]
 pub struct Roles {
     config: Nip29Config,
+    dict: Arc<Dictionary>,
 }
 
 impl Roles {
-    /// The projection for the relay in `config`.
+    /// The projection for the relay in `config`, with a pubkey dictionary of its own.
     pub fn new(config: Nip29Config) -> Self {
-        Self { config }
+        Self::with_dictionary(config, Arc::default())
+    }
+
+    /// The projection numbering pubkeys in `dict`, shared with the other projections
+    /// of one registration.
+    pub(crate) fn with_dictionary(config: Nip29Config, dict: Arc<Dictionary>) -> Self {
+        Self { config, dict }
     }
 }
 
@@ -173,7 +347,7 @@ impl Projection for Roles {
     }
 
     fn init(&self) -> RolesState {
-        RolesState::default()
+        RolesState::new(self.dict.clone())
     }
 
     fn apply(&self, state: &mut RolesState, event: &EventRef<'_>) -> Result<(), ApplyError> {
@@ -189,14 +363,19 @@ impl Projection for Roles {
                     kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, tag| {
                         let roles = parse::roles_of(tag);
                         if roles.is_empty() {
-                            state.roles.remove(&pubkey);
+                            // Clearing needs no number: an unnumbered key holds nothing.
+                            if let Some(id) = self.dict.get(&pubkey) {
+                                state.set(id, RoleSet::default());
+                            }
                         } else {
-                            state.roles.insert(pubkey, roles);
+                            state.set(self.dict.intern(&pubkey), role_set(roles));
                         }
                     }),
                     kind::REMOVE_USER => {
                         parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
-                            state.roles.remove(&pubkey);
+                            if let Some(id) = self.dict.get(&pubkey) {
+                                state.set(id, RoleSet::default());
+                            }
                         });
                     }
                     _ => {}
@@ -204,8 +383,8 @@ impl Projection for Roles {
             }
             Step::Snapshot => {
                 let changed = match event.kind() {
-                    kind::MEMBERS => offer(&mut state.members_snapshot, *event),
-                    kind::ADMINS => offer(&mut state.admins_snapshot, *event),
+                    kind::MEMBERS => offer(&self.dict, &mut state.members_snapshot, *event),
+                    kind::ADMINS => offer(&self.dict, &mut state.admins_snapshot, *event),
                     _ => false,
                 };
                 if changed {
@@ -227,10 +406,27 @@ impl Projection for Roles {
     }
 
     fn encode(&self, state: &RolesState) -> Result<Vec<u8>, CodecError> {
-        encode_rkyv(state)
+        encode_rkyv(&state.record())
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<RolesState, CodecError> {
-        decode_rkyv(bytes)
+        let record: RolesRecord = decode_rkyv(bytes)?;
+        let snapshot = |s: Option<RosterRecord>| {
+            s.map(|s| RosterSnapshot {
+                stamp: s.stamp,
+                roster: roster_from(&self.dict, s.roster),
+            })
+        };
+        let mut roles = roster_from(&self.dict, record.roles);
+        roles.retain(|(_, set)| !set.is_empty());
+        Ok(RolesState {
+            dict: self.dict.clone(),
+            lifecycle: record.lifecycle,
+            roles,
+            definitions: record.definitions,
+            definitions_from: record.definitions_from,
+            members_snapshot: snapshot(record.members_snapshot),
+            admins_snapshot: snapshot(record.admins_snapshot),
+        })
     }
 }

@@ -97,7 +97,10 @@ fn main() -> Result<()> {
             checkpoint_on_close: false,
         },
     );
-    let _groups = Groups::register(&mut builder, Nip29Config::new(nostr::prelude::PublicKey::from_byte_array(key)))?;
+    let _groups = Groups::register(
+        &mut builder,
+        Nip29Config::new(nostr::prelude::PublicKey::from_byte_array(key)),
+    )?;
     let engine = builder.build()?;
     for projection in [None, Some("membership")] {
         for walk in [RebuildWalk::GroupIndex, RebuildWalk::Log] {

@@ -409,11 +409,11 @@ impl Bench<'_> {
         say(format_args!("hot is_member"));
         let (median, hits) = reads::hot_is_member(&db)?;
         say(format_args!("  {median:.0} ns median, {hits} hits"));
-        let hot = Row::new(ROW_NAMES[7], median, "ns", Goal::AtMost(100.0));
+        let hot = Row::new(ROW_NAMES[7], median, "ns", Goal::AtMost(60.0));
         say(format_args!("hot can_write"));
         let (median, allowed) = reads::hot_can_write(&db)?;
         say(format_args!("  {median:.0} ns median, {allowed} allowed"));
-        let hot_write = Row::new(ROW_NAMES[10], median, "ns", Goal::AtMost(200.0));
+        let hot_write = Row::new(ROW_NAMES[10], median, "ns", Goal::AtMost(100.0));
         let busiest = largest.first().cloned().context("the log has no group")?;
         let member = db
             .groups
@@ -540,7 +540,7 @@ impl Bench<'_> {
             format!("{} (heap: growth of RssAnon)", ROW_NAMES[9]),
             probe.anon_mb(),
             "MB",
-            Goal::AtMost(150.0),
+            Goal::AtMost(30.0),
         ))
     }
 }

@@ -1,0 +1,332 @@
+//! The pubkey dictionary: each 32-byte pubkey a process has folded gets a dense `u32`
+//! id, shared by every group and by the membership, roles and creator projections of
+//! one [`Groups`](crate::Groups) registration, so that per-group state holds 4-byte ids
+//! instead of 32-byte keys.
+//!
+//! The dictionary lives in memory only and its numbering depends on the order in which
+//! this process happened to fold groups, so an id never leaves the process: checkpoints
+//! encode pubkeys (see the projections' codecs), every listing is sorted by pubkey, and
+//! states compare and print through their pubkeys. Ids are never reused or forgotten
+//! while the dictionary lives (a removed member's key stays; a restart compacts).
+//!
+//! Lookups hash a pubkey by its first 8 bytes: pubkeys are x-only curve points, as good
+//! as random, so no keyed hash is needed (a key ground to collide costs its author
+//! about 2^17 key generations per colliding key and only lengthens one probe chain).
+//! The table is split into shards by another 4 bits of the key, each behind its own
+//! lock, so that folds on several threads rarely meet.
+
+use parking_lot::{RwLock, RwLockReadGuard};
+
+/// log2 of the number of shards.
+const SHARD_BITS: u32 = 4;
+const SHARDS: usize = 1 << SHARD_BITS;
+/// The most keys one shard can number (ids are `local << SHARD_BITS | shard`).
+const MAX_LOCAL: usize = 1 << (32 - SHARD_BITS);
+/// An empty slot of a shard's index.
+const EMPTY: u32 = u32::MAX;
+
+/// A dense id of a pubkey in one [`Dictionary`].
+pub(crate) type Id = u32;
+
+/// The first 8 bytes of a key, as the hash of the key.
+fn hash(key: &[u8; 32]) -> u64 {
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&key[..8]);
+    u64::from_le_bytes(prefix)
+}
+
+/// The shard of a hash: its top bits (the slot within the shard uses the low bits).
+fn shard_of(hash: u64) -> usize {
+    usize::try_from(hash >> (64 - SHARD_BITS)).expect("fewer than 2^SHARD_BITS shards")
+}
+
+/// One shard: its keys by local id, and an open-addressing index (linear probing) of
+/// local ids by hash.
+#[derive(Default)]
+struct Shard {
+    keys: Vec<[u8; 32]>,
+    /// A power-of-two number of slots (or none), each a local id or [`EMPTY`].
+    slots: Vec<u32>,
+}
+
+impl Shard {
+    fn find(&self, hash: u64, key: &[u8; 32]) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        // Truncation keeps the low bits, which is the point.
+        #[expect(clippy::cast_possible_truncation, reason = "masked to the table size")]
+        let mut at = (hash as usize) & mask;
+        loop {
+            let local = self.slots[at];
+            if local == EMPTY {
+                return None;
+            }
+            if &self.keys[local as usize] == key {
+                return Some(local);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn insert(&mut self, hash: u64, key: [u8; 32]) -> u32 {
+        // Grow at 7/8 full: linear probing stays short for random keys.
+        if (self.keys.len() + 1) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+        assert!(
+            self.keys.len() < MAX_LOCAL,
+            "the pubkey dictionary is full ({MAX_LOCAL} keys in one shard)"
+        );
+        let local = u32::try_from(self.keys.len()).expect("checked against MAX_LOCAL");
+        self.keys.push(key);
+        self.place(hash, local);
+        local
+    }
+
+    fn place(&mut self, hash: u64, local: u32) {
+        let mask = self.slots.len() - 1;
+        #[expect(clippy::cast_possible_truncation, reason = "masked to the table size")]
+        let mut at = (hash as usize) & mask;
+        while self.slots[at] != EMPTY {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = local;
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(64);
+        self.slots = vec![EMPTY; size];
+        for local in 0..self.keys.len() {
+            let h = hash(&self.keys[local]);
+            self.place(h, u32::try_from(local).expect("checked against MAX_LOCAL"));
+        }
+    }
+}
+
+/// Pubkey ↔ dense id, for one registration of the NIP-29 projections.
+pub(crate) struct Dictionary {
+    shards: Box<[RwLock<Shard>]>,
+}
+
+impl Default for Dictionary {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Dictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dictionary")
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
+fn split(id: Id) -> (usize, usize) {
+    let shard = (id as usize) & (SHARDS - 1);
+    (shard, (id >> SHARD_BITS) as usize)
+}
+
+fn join(shard: usize, local: u32) -> Id {
+    (local << SHARD_BITS) | u32::try_from(shard).expect("fewer than 2^SHARD_BITS shards")
+}
+
+impl Dictionary {
+    /// The id of `key`, if this dictionary has numbered it. A key without an id is in
+    /// no state of this dictionary.
+    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<Id> {
+        let h = hash(key);
+        let s = shard_of(h);
+        self.shards[s]
+            .read_recursive()
+            .find(h, key)
+            .map(|l| join(s, l))
+    }
+
+    /// The id of `key`, numbering it if it is new.
+    pub(crate) fn intern(&self, key: &[u8; 32]) -> Id {
+        let h = hash(key);
+        let s = shard_of(h);
+        if let Some(local) = self.shards[s].read_recursive().find(h, key) {
+            return join(s, local);
+        }
+        let mut shard = self.shards[s].write();
+        let local = match shard.find(h, key) {
+            Some(local) => local,
+            None => shard.insert(h, *key),
+        };
+        join(s, local)
+    }
+
+    /// The key of `id`.
+    ///
+    /// # Panics
+    ///
+    /// If `id` was not handed out by this dictionary (a bug).
+    pub(crate) fn key(&self, id: Id) -> [u8; 32] {
+        let (s, local) = split(id);
+        self.shards[s].read_recursive().keys[local]
+    }
+
+    /// A view that resolves many ids under one set of locks (listings, codecs).
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader {
+            shards: self.shards.iter().map(RwLock::read_recursive).collect(),
+        }
+    }
+
+    /// How many keys are numbered.
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read_recursive().keys.len())
+            .sum()
+    }
+}
+
+/// Every shard of a [`Dictionary`] held for reading: resolves ids without a lock each.
+/// Hold it briefly: numbering a new key waits for it.
+pub(crate) struct Reader<'a> {
+    shards: Vec<RwLockReadGuard<'a, Shard>>,
+}
+
+impl Reader<'_> {
+    /// The key of `id` (panics on an id of another dictionary, a bug).
+    pub(crate) fn key(&self, id: Id) -> [u8; 32] {
+        let (s, local) = split(id);
+        self.shards[s].keys[local]
+    }
+
+    /// The keys of `ids`, sorted by key.
+    pub(crate) fn sorted_keys(&self, ids: impl IntoIterator<Item = Id>) -> Vec<[u8; 32]> {
+        let mut keys: Vec<[u8; 32]> = ids.into_iter().map(|id| self.key(id)).collect();
+        keys.sort_unstable();
+        keys
+    }
+}
+
+/// The keys of `ids` in `dict`, sorted by key.
+pub(crate) fn sorted_keys(dict: &Dictionary, ids: &[Id]) -> Vec<[u8; 32]> {
+    dict.reader().sorted_keys(ids.iter().copied())
+}
+
+/// The ids of `keys` in `dict` (numbering new ones), sorted by id and deduplicated.
+pub(crate) fn sorted_ids<'k>(
+    dict: &Dictionary,
+    keys: impl IntoIterator<Item = &'k [u8; 32]>,
+) -> Vec<Id> {
+    let mut ids: Vec<Id> = keys.into_iter().map(|k| dict.intern(k)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Whether the sorted id set `set` holds `id`.
+pub(crate) fn contains(set: &[Id], id: Id) -> bool {
+    set.binary_search(&id).is_ok()
+}
+
+/// Adds `id` to the sorted id set `set`.
+pub(crate) fn insert(set: &mut Vec<Id>, id: Id) {
+    // New keys get the highest ids: appending is the common case.
+    if set.last().is_none_or(|&last| last < id) {
+        set.push(id);
+    } else if let Err(at) = set.binary_search(&id) {
+        set.insert(at, id);
+    }
+}
+
+/// Removes `id` from the sorted id set `set`.
+pub(crate) fn remove(set: &mut Vec<Id>, id: Id) {
+    if let Ok(at) = set.binary_search(&id) {
+        set.remove(at);
+    }
+}
+
+/// The union of two sorted id sets.
+pub(crate) fn union(a: &[Id], b: &[Id]) -> Vec<Id> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> [u8; 32] {
+        // Spread over shards and slots like real keys: a cheap mix of n in every byte.
+        let mut k = [0u8; 32];
+        let mut x = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        for chunk in k.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        k
+    }
+
+    #[test]
+    fn numbers_each_key_once_and_resolves_it_back() {
+        let dict = Dictionary::default();
+        let ids: Vec<Id> = (0..10_000).map(|n| dict.intern(&key(n))).collect();
+        assert_eq!(dict.len(), 10_000);
+        for (n, &id) in (0..10_000).zip(&ids) {
+            assert_eq!(dict.intern(&key(n)), id);
+            assert_eq!(dict.get(&key(n)), Some(id));
+            assert_eq!(dict.key(id), key(n));
+        }
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+        assert_eq!(dict.get(&key(10_001)), None);
+        assert_eq!(dict.len(), 10_000);
+    }
+
+    #[test]
+    fn keys_sharing_a_prefix_stay_apart() {
+        let dict = Dictionary::default();
+        let a = [7u8; 32];
+        let mut b = a;
+        b[31] = 8;
+        let (ia, ib) = (dict.intern(&a), dict.intern(&b));
+        assert_ne!(ia, ib);
+        assert_eq!(dict.get(&a), Some(ia));
+        assert_eq!(dict.get(&b), Some(ib));
+    }
+
+    #[test]
+    fn listings_come_out_sorted_by_key() {
+        let dict = Dictionary::default();
+        let keys: Vec<[u8; 32]> = (0..500).map(key).collect();
+        let ids = sorted_ids(&dict, keys.iter().rev());
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        assert_eq!(sorted_keys(&dict, &ids), expected);
+    }
+}
