@@ -9,11 +9,16 @@
 //! states compare and print through their pubkeys. Ids are never reused or forgotten
 //! while the dictionary lives (a removed member's key stays; a restart compacts).
 //!
-//! Lookups hash a pubkey by its first 8 bytes: pubkeys are x-only curve points, as good
-//! as random, so no keyed hash is needed (a key ground to collide costs its author
-//! about 2^17 key generations per colliding key and only lengthens one probe chain).
-//! The table is split into shards by another 4 bits of the key, each behind its own
-//! lock, so that folds on several threads rarely meet.
+//! Lookups hash all 32 bytes of a pubkey: its four 8-byte words, each xored with a
+//! secret drawn once per dictionary, folded by full 64 × 64 → 128-bit multiplications
+//! whose halves are xored (wyhash's "mum"), so every input bit reaches the top bits that
+//! pick the shard and the slot.
+//! A `p` tag may carry any 32 bytes, not only a curve point, so a hash of the first 8
+//! bytes alone (or any fixed function) lets one event full of crafted keys turn linear
+//! probing quadratic: 30,000 keys that differ only in their first 4 bytes took minutes.
+//! The multipliers are secret to the process, which also makes the numbering differ
+//! between runs — harmless, since no id leaves the process. The table is split into 16
+//! shards, each behind its own lock, so that folds on several threads rarely meet.
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
@@ -28,22 +33,51 @@ const EMPTY: u32 = u32::MAX;
 /// A dense id of a pubkey in one [`Dictionary`].
 pub(crate) type Id = u32;
 
-/// The first 8 bytes of a key, as the hash of the key.
-fn hash(key: &[u8; 32]) -> u64 {
-    let mut prefix = [0u8; 8];
-    prefix.copy_from_slice(&key[..8]);
-    u64::from_le_bytes(prefix)
+/// The per-dictionary secrets of [`Seed::hash`].
+#[derive(Clone, Copy)]
+struct Seed([u64; 4]);
+
+/// Multiplies into 128 bits and folds the halves together.
+fn mum(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r >> 64) as u64 ^ r as u64
 }
 
-/// The shard of a hash: its top bits (the slot within the shard uses the low bits).
+impl Seed {
+    /// Four secrets from the process's random source.
+    fn random() -> Self {
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        Self(std::array::from_fn(|i| state.hash_one(i) | 1))
+    }
+
+    /// The hash of `key` (use its top bits).
+    fn hash(self, key: &[u8; 32]) -> u64 {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&key[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w) ^ self.0[i]
+        };
+        let h = mum(word(0), word(1)) ^ mum(word(2), word(3));
+        mum(h ^ self.0[0], self.0[3])
+    }
+}
+
+/// The shard of a hash: its top bits.
 fn shard_of(hash: u64) -> usize {
     usize::try_from(hash >> (64 - SHARD_BITS)).expect("fewer than 2^SHARD_BITS shards")
 }
 
+/// The first slot to probe for `hash` in a table of `2^bits` slots: the hash's bits
+/// right below the shard's.
+fn home(hash: u64, bits: u32) -> usize {
+    usize::try_from((hash << SHARD_BITS) >> (64 - bits)).expect("a slot index fits")
+}
+
 /// One shard: its keys by local id, and an open-addressing index (linear probing) of
 /// local ids by hash.
-#[derive(Default)]
 struct Shard {
+    seed: Seed,
     keys: Vec<[u8; 32]>,
     /// A power-of-two number of slots (or none), each a local id or [`EMPTY`].
     slots: Vec<u32>,
@@ -55,9 +89,7 @@ impl Shard {
             return None;
         }
         let mask = self.slots.len() - 1;
-        // Truncation keeps the low bits, which is the point.
-        #[expect(clippy::cast_possible_truncation, reason = "masked to the table size")]
-        let mut at = (hash as usize) & mask;
+        let mut at = home(hash, self.slots.len().trailing_zeros());
         loop {
             let local = self.slots[at];
             if local == EMPTY {
@@ -87,8 +119,7 @@ impl Shard {
 
     fn place(&mut self, hash: u64, local: u32) {
         let mask = self.slots.len() - 1;
-        #[expect(clippy::cast_possible_truncation, reason = "masked to the table size")]
-        let mut at = (hash as usize) & mask;
+        let mut at = home(hash, self.slots.len().trailing_zeros());
         while self.slots[at] != EMPTY {
             at = (at + 1) & mask;
         }
@@ -99,7 +130,7 @@ impl Shard {
         let size = (self.slots.len() * 2).max(64);
         self.slots = vec![EMPTY; size];
         for local in 0..self.keys.len() {
-            let h = hash(&self.keys[local]);
+            let h = self.seed.hash(&self.keys[local]);
             self.place(h, u32::try_from(local).expect("checked against MAX_LOCAL"));
         }
     }
@@ -107,13 +138,24 @@ impl Shard {
 
 /// Pubkey ↔ dense id, for one registration of the NIP-29 projections.
 pub(crate) struct Dictionary {
+    seed: Seed,
     shards: Box<[RwLock<Shard>]>,
 }
 
 impl Default for Dictionary {
     fn default() -> Self {
+        let seed = Seed::random();
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            seed,
+            shards: (0..SHARDS)
+                .map(|_| {
+                    RwLock::new(Shard {
+                        seed,
+                        keys: Vec::new(),
+                        slots: Vec::new(),
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -139,7 +181,7 @@ impl Dictionary {
     /// The id of `key`, if this dictionary has numbered it. A key without an id is in
     /// no state of this dictionary.
     pub(crate) fn get(&self, key: &[u8; 32]) -> Option<Id> {
-        let h = hash(key);
+        let h = self.seed.hash(key);
         let s = shard_of(h);
         self.shards[s]
             .read_recursive()
@@ -149,7 +191,7 @@ impl Dictionary {
 
     /// The id of `key`, numbering it if it is new.
     pub(crate) fn intern(&self, key: &[u8; 32]) -> Id {
-        let h = hash(key);
+        let h = self.seed.hash(key);
         let s = shard_of(h);
         if let Some(local) = self.shards[s].read_recursive().find(h, key) {
             return join(s, local);
@@ -306,6 +348,60 @@ mod tests {
         assert_eq!(unique.len(), ids.len());
         assert_eq!(dict.get(&key(10_001)), None);
         assert_eq!(dict.len(), 10_000);
+    }
+
+    /// The longest run of occupied slots in any shard: what a probe can cost.
+    fn longest_run(dict: &Dictionary) -> usize {
+        dict.shards
+            .iter()
+            .map(|s| {
+                let s = s.read();
+                s.slots
+                    .split(|&slot| slot == EMPTY)
+                    .map(<[u32]>::len)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn crafted_keys_do_not_pile_up_in_one_probe_run() {
+        // What one hostile event can carry: keys that differ only in a few bytes, in
+        // the first word (a relay roster numbered by index) or past it.
+        for at in [0usize, 4, 12, 24] {
+            let dict = Dictionary::default();
+            for i in 0..30_000u32 {
+                let mut k = [0u8; 32];
+                k[at..at + 4].copy_from_slice(&i.to_be_bytes());
+                k[31] |= 1;
+                dict.intern(&k);
+            }
+            assert_eq!(dict.len(), 30_000);
+            // Random keys at this load give runs of a few dozen; a pile-up gives
+            // thousands.
+            let run = longest_run(&dict);
+            assert!(
+                run < 1_000,
+                "a run of {run} slots with the keys at byte {at}"
+            );
+        }
+        // Keys that differ only in the top byte of each word.
+        let dict = Dictionary::default();
+        for i in 0..30_000u32 {
+            let mut k = [0u8; 32];
+            for (n, byte) in i.to_le_bytes().into_iter().enumerate() {
+                k[n * 8 + 7] = byte;
+            }
+            dict.intern(&k);
+        }
+        assert_eq!(dict.len(), 30_000);
+        let run = longest_run(&dict);
+        assert!(
+            run < 1_000,
+            "a run of {run} slots with the keys in the top bytes"
+        );
     }
 
     #[test]

@@ -295,3 +295,58 @@ impl Projection for Membership {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> [u8; 32] {
+        let mut k = [n.wrapping_mul(37); 32];
+        k[31] = n;
+        k
+    }
+
+    fn record(members: &[u8]) -> MembershipRecord {
+        let mut members: Vec<[u8; 32]> = members.iter().map(|&n| key(n)).collect();
+        members.sort_unstable();
+        MembershipRecord {
+            lifecycle: Lifecycle::default(),
+            members,
+            members_snapshot: Some(KeysRecord {
+                stamp: Stamp {
+                    created_at: 7,
+                    id: [1; 32],
+                },
+                keys: vec![key(3)],
+            }),
+            admins_snapshot: None,
+        }
+    }
+
+    #[test]
+    fn checkpoints_and_answers_do_not_depend_on_the_numbering() {
+        let bytes = encode_rkyv(&record(&[5, 1, 9, 3])).unwrap();
+        let config = Nip29Config::new([0; 32]);
+        let a = Membership::new(config);
+        // Another process numbered other keys first, in another order.
+        let b = Membership::new(config);
+        b.dict.intern(&[key(9)[0]; 32]);
+        for n in [9, 200, 3, 77, 5] {
+            b.dict.intern(&key(n));
+        }
+        let (sa, sb) = (a.decode(&bytes).unwrap(), b.decode(&bytes).unwrap());
+        assert_ne!(a.dict.get(&key(9)), b.dict.get(&key(9)));
+        assert_eq!(sa, sb);
+        assert_eq!(format!("{sa:?}"), format!("{sb:?}"));
+        assert_eq!(a.encode(&sa).unwrap(), bytes);
+        assert_eq!(b.encode(&sb).unwrap(), bytes);
+        let mut sorted = vec![key(1), key(3), key(5), key(9)];
+        sorted.sort_unstable();
+        assert_eq!(sb.members(), sorted);
+        assert!(sb.is_member(&key(9)) && !sb.is_member(&key(200)) && !sb.is_member(&key(4)));
+        assert_ne!(
+            sa,
+            a.decode(&encode_rkyv(&record(&[5, 1])).unwrap()).unwrap()
+        );
+    }
+}
