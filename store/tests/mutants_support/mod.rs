@@ -1,0 +1,91 @@
+//! Shared by the store's `mutants_*` tests: events, checkpoints, child processes that
+//! write to the same database, and a reader table filled with held read transactions.
+
+#![allow(dead_code, unreachable_pub, reason = "shared by several test binaries")]
+
+use std::path::Path;
+use std::process::Command;
+
+use highwater_store::{Checkpoint, CheckpointWrite, Store, StoreError};
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+
+/// Set in a child's environment: the database directory it works on.
+const CHILD_DIR: &str = "HIGHWATER_STORE_MUTANTS_DIR";
+/// Set in a child's environment: what it does there.
+const CHILD_STEP: &str = "HIGHWATER_STORE_MUTANTS_STEP";
+
+/// A kind-9 message of `group`.
+pub fn chat(keys: &Keys, group: &str, content: &str) -> Event {
+    EventBuilder::new(Kind::from(9u16), content)
+        .tags(vec![Tag::parse(["h", group]).unwrap()])
+        .finalize(keys)
+        .unwrap()
+}
+
+/// A checkpoint write whose `events` equals its watermark.
+pub fn checkpoint_write(
+    projection: &str,
+    group: u32,
+    watermark: u64,
+    state: &[u8],
+) -> CheckpointWrite {
+    CheckpointWrite {
+        projection: projection.into(),
+        group,
+        checkpoint: Checkpoint {
+            version: 1,
+            watermark,
+            events: watermark,
+            state: state.to_vec(),
+        },
+    }
+}
+
+/// In a child started by [`run_child`]: runs `step` on its directory and exits.
+/// Call first thing in the test that starts the child; does nothing in the parent.
+pub fn in_child(step: impl FnOnce(&str, &Path)) {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        return;
+    };
+    let name = std::env::var(CHILD_STEP).expect("a child step");
+    step(&name, Path::new(&dir));
+    std::process::exit(0);
+}
+
+/// Runs this test binary's test `test` as a child process doing `step` on `dir`, and
+/// waits for it to succeed.
+pub fn run_child(test: &str, step: &str, dir: &Path) {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD_DIR, dir)
+        .env(CHILD_STEP, step)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "child step {step} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Opens nested read transactions (reading event 1) until the reader table is full,
+/// then calls `full` with how many are held and the error of the one that failed,
+/// while all of them are still held. Runs on a thread with a large stack.
+pub fn fill_readers(store: &Store, full: &mut (dyn FnMut(usize, StoreError) + Send)) {
+    fn nest(store: &Store, held: usize, full: &mut (dyn FnMut(usize, StoreError) + Send)) {
+        match store.with_event(1, |_| nest(store, held + 1, full)) {
+            Ok(Some(())) => {}
+            Ok(None) => panic!("event 1 is missing"),
+            Err(error) => full(held, error),
+        }
+    }
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn_scoped(s, || nest(store, 0, full))
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+}
