@@ -1,8 +1,6 @@
 //! Shared by the store's `mutants_*` tests: events, checkpoints, child processes that
 //! write to the same database, and a reader table filled with held read transactions.
 
-#![allow(dead_code, unreachable_pub, reason = "shared by several test binaries")]
-
 use std::path::Path;
 use std::process::Command;
 
@@ -13,6 +11,8 @@ use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 const CHILD_DIR: &str = "HIGHWATER_STORE_MUTANTS_DIR";
 /// Set in a child's environment: what it does there.
 const CHILD_STEP: &str = "HIGHWATER_STORE_MUTANTS_STEP";
+/// Printed by a child that did its step (a test filter matching nothing also exits 0).
+const DONE: &str = "highwater-store child step done:";
 
 /// A kind-9 message of `group`.
 pub fn chat(keys: &Keys, group: &str, content: &str) -> Event {
@@ -49,6 +49,12 @@ pub fn in_child(step: impl FnOnce(&str, &Path)) {
     };
     let name = std::env::var(CHILD_STEP).expect("a child step");
     step(&name, Path::new(&dir));
+    exit_child(&name);
+}
+
+/// Ends a child that did `step` (also from inside a step: no destructor runs).
+pub fn exit_child(step: &str) -> ! {
+    println!("{DONE} {step}");
     std::process::exit(0);
 }
 
@@ -66,6 +72,11 @@ pub fn run_child(test: &str, step: &str, dir: &Path) {
         "child step {step} failed: {}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("{DONE} {step}")),
+        "child step {step} did not run: {stdout}"
     );
 }
 

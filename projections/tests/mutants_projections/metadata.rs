@@ -3,11 +3,9 @@
 //! while the group exists, moderation that is not an edit, relay snapshots by
 //! `created_at`, and the projection's identity and codec.
 
-mod mutants_support;
-
+use crate::support::{Relay, event_at, group_event, key};
 use highwater_engine::{Kinds, Projection};
 use highwater_projections::{Life, Lifecycle, Metadata, MetadataState, Nip29Config, Source};
-use mutants_support::{Relay, event_at, group_event, key};
 use nostr::prelude::Keys;
 
 fn state(relay: &Relay, group: &str) -> MetadataState {

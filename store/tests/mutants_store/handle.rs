@@ -2,14 +2,12 @@
 //! removed by id, lookups of groups it does not know, and a close that waits for the
 //! writer to finish what was submitted.
 
-mod mutants_support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::{chat, in_child, run_child};
 use highwater_store::{CommitObserver, Committed, Store, StoreOptions};
-use mutants_support::{chat, in_child, run_child};
 use nostr::prelude::{Event, Keys};
 
 /// Counts the events it was shown.
@@ -117,7 +115,7 @@ fn child_step(step: &str, dir: &Path) {
 
 #[test]
 fn closing_waits_for_the_writer_to_commit_what_was_submitted() {
-    const TEST: &str = "closing_waits_for_the_writer_to_commit_what_was_submitted";
+    const TEST: &str = "handle::closing_waits_for_the_writer_to_commit_what_was_submitted";
     in_child(child_step);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();

@@ -2,10 +2,8 @@
 //! accepted, headers of good and corrupted checkpoints, how many a delete removed,
 //! settings written and overwritten, and the raw hooks the corruption tests use.
 
-mod mutants_support;
-
+use crate::support::{chat, checkpoint_write};
 use highwater_store::{Corruption, Store, StoreError, StoreOptions};
-use mutants_support::{chat, checkpoint_write};
 use nostr::prelude::Keys;
 
 fn open_with_groups(dir: &std::path::Path, groups: &[&str]) -> Store {

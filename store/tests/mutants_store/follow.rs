@@ -2,12 +2,10 @@
 //! process writes): new groups and heads, a commit that adds no event, a map the other
 //! process grew, and reader slots a dead process left behind.
 
-mod mutants_support;
-
 use std::path::Path;
 
+use crate::support::{chat, checkpoint_write, exit_child, fill_readers, in_child, run_child};
 use highwater_store::{GroupInfo, Store, StoreError, StoreOptions};
-use mutants_support::{chat, checkpoint_write, fill_readers, in_child, run_child};
 use nostr::prelude::Keys;
 
 /// What the child does, by step name (see [`in_child`]).
@@ -50,7 +48,7 @@ fn child_step(step: &str, dir: &Path) {
         "hold-readers" => {
             let store = Store::open(dir, StoreOptions::default()).unwrap();
             // Exits while every slot is held: the slots stay behind with a dead pid.
-            fill_readers(&store, &mut |_, _| std::process::exit(0));
+            fill_readers(&store, &mut |_, _| exit_child(step));
             panic!("the reader table never filled");
         }
         other => panic!("unknown child step {other}"),
@@ -76,7 +74,7 @@ fn info(name: &str, no: u32, head: u64, count: u64) -> Option<GroupInfo> {
 
 #[test]
 fn another_process_s_appends_are_taken_in() {
-    const TEST: &str = "another_process_s_appends_are_taken_in";
+    const TEST: &str = "follow::another_process_s_appends_are_taken_in";
     in_child(child_step);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
@@ -127,7 +125,7 @@ fn another_process_s_appends_are_taken_in() {
 
 #[test]
 fn a_read_adopts_the_map_size_another_process_grew() {
-    const TEST: &str = "a_read_adopts_the_map_size_another_process_grew";
+    const TEST: &str = "follow::a_read_adopts_the_map_size_another_process_grew";
     in_child(child_step);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), small_map()).unwrap();
@@ -147,7 +145,7 @@ fn a_read_adopts_the_map_size_another_process_grew() {
 
 #[test]
 fn reader_slots_of_a_dead_process_are_cleared() {
-    const TEST: &str = "reader_slots_of_a_dead_process_are_cleared";
+    const TEST: &str = "follow::reader_slots_of_a_dead_process_are_cleared";
     in_child(child_step);
     let dir = tempfile::tempdir().unwrap();
     let keys = Keys::generate();

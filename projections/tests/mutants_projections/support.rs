@@ -4,8 +4,6 @@
 //! Public keys reach the queries through [`key`] only, so a change of the queries' key
 //! type touches this module and not the tests.
 
-#![allow(dead_code, unreachable_pub, reason = "shared by several test binaries")]
-
 use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{AccessPolicy, Groups, Nip29Config, Policy};
 use highwater_store::{Store, StoreOptions};

@@ -3,10 +3,8 @@
 //! group exist, relay snapshots count only from the relay and only before history, and
 //! the raw snapshot copies are dropped at the first moderation.
 
-mod mutants_support;
-
+use crate::support::{Relay, event_at, group_event, key};
 use highwater_projections::{Life, Lifecycle, MembershipState, Source};
-use mutants_support::{Relay, event_at, group_event, key};
 use nostr::prelude::Keys;
 
 fn hex(keys: &Keys) -> String {
