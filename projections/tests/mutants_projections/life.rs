@@ -4,7 +4,7 @@
 //! the raw snapshot copies are dropped at the first moderation.
 
 use crate::support::{Relay, event_at, group_event, key};
-use highwater_projections::{Life, Lifecycle, MembershipState, Source};
+use highwater_projections::{Life, Lifecycle, MembershipState, MetadataState, Source};
 use nostr::prelude::Keys;
 
 fn hex(keys: &Keys) -> String {
@@ -17,7 +17,7 @@ fn lifecycle(relay: &Relay, group: &str) -> Lifecycle {
     let metadata = relay
         .groups
         .metadata_projection()
-        .read(group, |s| s.lifecycle())
+        .read(group, MetadataState::lifecycle)
         .unwrap();
     let membership = relay
         .groups

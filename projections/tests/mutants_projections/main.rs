@@ -4,4 +4,5 @@
 
 mod life;
 mod metadata;
+mod policy_matrix;
 mod support;

@@ -161,7 +161,7 @@ fn moderation_other_than_an_edit_keeps_the_metadata() {
 }
 
 fn hex(key: &[u8; 32]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
+    nostr::prelude::PublicKey::from_slice(key).unwrap().to_hex()
 }
 
 #[test]

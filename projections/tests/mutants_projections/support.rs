@@ -10,23 +10,23 @@ use highwater_store::{Store, StoreOptions};
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag, Timestamp};
 
 /// The key type the queries take.
-pub type Key = [u8; 32];
+pub(crate) type Key = [u8; 32];
 
 /// The query key of `keys`.
-pub fn key(keys: &Keys) -> Key {
+pub(crate) fn key(keys: &Keys) -> Key {
     keys.public_key().to_bytes()
 }
 
 /// A relay: its keys, an engine over a temporary store, and the queries.
-pub struct Relay {
-    pub keys: Keys,
-    pub engine: Engine,
-    pub groups: Groups,
+pub(crate) struct Relay {
+    pub(crate) keys: Keys,
+    pub(crate) engine: Engine,
+    pub(crate) groups: Groups,
     _dir: tempfile::TempDir,
 }
 
 impl Relay {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keys::generate();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
@@ -42,25 +42,25 @@ impl Relay {
     }
 
     /// Appends `event` (it must be new).
-    pub fn append(&self, event: &Event) {
+    pub(crate) fn append(&self, event: &Event) {
         let outcome = self.engine.append(event).unwrap();
         let appended = matches!(outcome, highwater_store::AppendOutcome::Appended(_));
         assert!(appended, "{outcome:?}");
     }
 
     /// An access policy over this relay's queries.
-    pub fn policy(&self, policy: Policy) -> AccessPolicy {
+    pub(crate) fn policy(&self, policy: Policy) -> AccessPolicy {
         AccessPolicy::new(self.groups.clone(), policy)
     }
 }
 
 /// An event of `kind` by `keys` with these tags and content, at the current time.
-pub fn event(keys: &Keys, kind: u16, tags: &[&[&str]], content: &str) -> Event {
+pub(crate) fn event(keys: &Keys, kind: u16, tags: &[&[&str]], content: &str) -> Event {
     builder(kind, tags, content).finalize(keys).unwrap()
 }
 
 /// The same, at `created_at`.
-pub fn event_at(keys: &Keys, kind: u16, tags: &[&[&str]], created_at: u64) -> Event {
+pub(crate) fn event_at(keys: &Keys, kind: u16, tags: &[&[&str]], created_at: u64) -> Event {
     builder(kind, tags, "")
         .custom_created_at(Timestamp::from(created_at))
         .finalize(keys)
@@ -73,7 +73,7 @@ fn builder(kind: u16, tags: &[&[&str]], content: &str) -> EventBuilder {
 }
 
 /// A moderation or group event (`h` tag) of `kind` for `group`, with extra tags.
-pub fn group_event(keys: &Keys, kind: u16, group: &str, extra: &[&[&str]]) -> Event {
+pub(crate) fn group_event(keys: &Keys, kind: u16, group: &str, extra: &[&[&str]]) -> Event {
     let h = ["h", group];
     let mut tags: Vec<&[&str]> = vec![&h];
     tags.extend_from_slice(extra);

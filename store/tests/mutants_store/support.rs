@@ -15,7 +15,7 @@ const CHILD_STEP: &str = "HIGHWATER_STORE_MUTANTS_STEP";
 const DONE: &str = "highwater-store child step done:";
 
 /// A kind-9 message of `group`.
-pub fn chat(keys: &Keys, group: &str, content: &str) -> Event {
+pub(crate) fn chat(keys: &Keys, group: &str, content: &str) -> Event {
     EventBuilder::new(Kind::from(9u16), content)
         .tags(vec![Tag::parse(["h", group]).unwrap()])
         .finalize(keys)
@@ -23,7 +23,7 @@ pub fn chat(keys: &Keys, group: &str, content: &str) -> Event {
 }
 
 /// A checkpoint write whose `events` equals its watermark.
-pub fn checkpoint_write(
+pub(crate) fn checkpoint_write(
     projection: &str,
     group: u32,
     watermark: u64,
@@ -43,7 +43,7 @@ pub fn checkpoint_write(
 
 /// In a child started by [`run_child`]: runs `step` on its directory and exits.
 /// Call first thing in the test that starts the child; does nothing in the parent.
-pub fn in_child(step: impl FnOnce(&str, &Path)) {
+pub(crate) fn in_child(step: impl FnOnce(&str, &Path)) {
     let Some(dir) = std::env::var_os(CHILD_DIR) else {
         return;
     };
@@ -53,14 +53,14 @@ pub fn in_child(step: impl FnOnce(&str, &Path)) {
 }
 
 /// Ends a child that did `step` (also from inside a step: no destructor runs).
-pub fn exit_child(step: &str) -> ! {
+pub(crate) fn exit_child(step: &str) -> ! {
     println!("{DONE} {step}");
     std::process::exit(0);
 }
 
 /// Runs this test binary's test `test` as a child process doing `step` on `dir`, and
 /// waits for it to succeed.
-pub fn run_child(test: &str, step: &str, dir: &Path) {
+pub(crate) fn run_child(test: &str, step: &str, dir: &Path) {
     let output = Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--test-threads=1", "--nocapture"])
         .env(CHILD_DIR, dir)
@@ -83,7 +83,7 @@ pub fn run_child(test: &str, step: &str, dir: &Path) {
 /// Opens nested read transactions (reading event 1) until the reader table is full,
 /// then calls `full` with how many are held and the error of the one that failed,
 /// while all of them are still held. Runs on a thread with a large stack.
-pub fn fill_readers(store: &Store, full: &mut (dyn FnMut(usize, StoreError) + Send)) {
+pub(crate) fn fill_readers(store: &Store, full: &mut (dyn FnMut(usize, StoreError) + Send)) {
     fn nest(store: &Store, held: usize, full: &mut (dyn FnMut(usize, StoreError) + Send)) {
         match store.with_event(1, |_| nest(store, held + 1, full)) {
             Ok(Some(())) => {}
