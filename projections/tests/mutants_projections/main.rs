@@ -5,4 +5,5 @@
 mod life;
 mod metadata;
 mod policy_matrix;
+mod policy_rules;
 mod support;
