@@ -109,6 +109,15 @@ fn invite_codes_and_pins_count_only_while_the_group_exists() {
     // Before the group exists: ignored.
     relay.append(&group_event(&alice, 9009, "g", &[&["code", "early"]]));
     relay.append(&group_event(&alice, 9010, "g", &[&["e", &id_hex]]));
+    assert!(!relay.groups.has_invite("g", "early").unwrap());
+    assert_eq!(relay.groups.pinned("g").unwrap(), Vec::<String>::new());
+    // Nor do they count once moderation makes the group exist (no fresh start).
+    relay.append(&group_event(&alice, 9009, "m", &[&["code", "early"]]));
+    relay.append(&group_event(&alice, 9010, "m", &[&["e", &id_hex]]));
+    relay.append(&group_event(&alice, 9000, "m", &[&["p", &id_hex]]));
+    assert!(relay.groups.group_exists("m").unwrap());
+    assert!(!relay.groups.has_invite("m", "early").unwrap());
+    assert_eq!(relay.groups.pinned("m").unwrap(), Vec::<String>::new());
     relay.append(&group_event(&alice, 9007, "g", &[]));
     assert!(!relay.groups.has_invite("g", "early").unwrap());
     assert_eq!(relay.groups.pinned("g").unwrap(), Vec::<String>::new());
