@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use crate::support::{chat, checkpoint_write, exit_child, fill_readers, in_child, run_child};
+use crate::support::{
+    READY, chat, checkpoint_write, exit_child, fill_readers, finish_child, in_child, run_child,
+    spawn_child,
+};
 use highwater_store::{GroupInfo, Store, StoreError, StoreOptions};
 use nostr::prelude::Keys;
 
@@ -50,6 +53,14 @@ fn child_step(step: &str, dir: &Path) {
             // Exits while every slot is held: the slots stay behind with a dead pid.
             fill_readers(&store, &mut |_, _| exit_child(step));
             panic!("the reader table never filled");
+        }
+        "hold-open" => {
+            let store = Store::open(dir, StoreOptions::default()).unwrap();
+            println!("{READY}");
+            // Holds the environment open (and LMDB's lock file in use) until the
+            // parent closes stdin.
+            std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).unwrap();
+            drop(store);
         }
         other => panic!("unknown child step {other}"),
     }
@@ -152,10 +163,13 @@ fn reader_slots_of_a_dead_process_are_cleared() {
         store.append(&first).unwrap();
     }
 
-    // A dead process's slots fill the table: opening clears them.
+    // A dead process's slots fill the table while another process has the database
+    // open (so LMDB does not reset its lock file): opening clears them.
+    let holder = spawn_child(TEST, "hold-open", dir.path());
     run_child(TEST, "hold-readers", dir.path());
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(store.get(1).unwrap(), Some(first.clone()));
+    finish_child(holder, "hold-open");
 
     // Filled again while this store is open: the read that finds the table full
     // clears them and retries.

@@ -1,8 +1,9 @@
 //! Shared by the store's `mutants_*` tests: events, checkpoints, child processes that
 //! write to the same database, and a reader table filled with held read transactions.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use highwater_store::{Checkpoint, CheckpointWrite, Store, StoreError};
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
@@ -77,6 +78,49 @@ pub(crate) fn run_child(test: &str, step: &str, dir: &Path) {
     assert!(
         stdout.contains(&format!("{DONE} {step}")),
         "child step {step} did not run: {stdout}"
+    );
+}
+
+/// Printed by a child that holds the store open (see [`spawn_child`]).
+pub(crate) const READY: &str = "highwater-store child ready";
+
+/// Starts this test binary's test `test` as a child process doing `step` on `dir`,
+/// and waits until it prints [`READY`]. The child ends when its stdin is closed: see
+/// [`finish_child`].
+pub(crate) fn spawn_child(test: &str, step: &str, dir: &Path) -> Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD_DIR, dir)
+        .env(CHILD_STEP, step)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.as_mut().unwrap());
+    let mut line = String::new();
+    while !line.contains(READY) {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "child step {step} ended early"
+        );
+    }
+    child
+}
+
+/// Closes the stdin of a child started by [`spawn_child`] and waits for it to succeed.
+pub(crate) fn finish_child(mut child: Child, step: &str) {
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "child step {step} failed: {}",
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("{DONE} {step}")),
+        "child step {step}: {stdout}"
     );
 }
 
