@@ -155,7 +155,7 @@ fn invite_codes_and_pins_count_only_while_the_group_exists() {
 fn moderation_other_than_an_edit_keeps_the_metadata() {
     let relay = Relay::new();
     let alice = Keys::generate();
-    let bob = key(&Keys::generate());
+    let bob = Keys::generate();
     relay.append(&group_event(
         &alice,
         9007,
@@ -169,8 +169,8 @@ fn moderation_other_than_an_edit_keeps_the_metadata() {
     assert!(m.private);
 }
 
-fn hex(key: &[u8; 32]) -> String {
-    nostr::prelude::PublicKey::from_slice(key).unwrap().to_hex()
+fn hex(keys: &Keys) -> String {
+    keys.public_key().to_hex()
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn relay_metadata_snapshots_replace_by_created_at_and_other_snapshots_do_not() {
     relay.append(&event_at(r, 39_000, &[&["d", "g"], &["name", "C"]], 2_000));
     assert_eq!(name(&relay).as_deref(), Some("C"));
     // Another snapshot kind, even newer, does not touch the metadata.
-    let bob = key(&Keys::generate());
+    let bob = Keys::generate();
     relay.append(&event_at(
         r,
         39_002,
@@ -206,7 +206,7 @@ fn relay_metadata_snapshots_replace_by_created_at_and_other_snapshots_do_not() {
         3_000,
     ));
     assert_eq!(name(&relay).as_deref(), Some("C"));
-    assert!(relay.groups.is_member("g", &bob).unwrap());
+    assert!(relay.groups.is_member("g", &key(&bob)).unwrap());
     // A metadata snapshot not signed by the relay is not one.
     let stranger = Keys::generate();
     relay.append(&event_at(

@@ -240,7 +240,7 @@ fn a_parent_must_be_one_existing_group_outside_the_child_s_subtree_administered_
 fn the_policy_reports_its_configuration_and_queries() {
     let relay = Relay::new();
     let p = Policy {
-        relay_admins: [[9; 32]].into(),
+        relay_admins: [key(&Keys::generate())].into(),
         open_reads: true,
         auto_join: true,
         ..Policy::default()
