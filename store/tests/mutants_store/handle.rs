@@ -1,0 +1,139 @@
+//! The store handle itself: what it says about itself, commit observers added and
+//! removed by id, lookups of groups it does not know, and a close that waits for the
+//! writer to finish what was submitted.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::support::{chat, in_child, run_child};
+use highwater_store::{CommitObserver, Committed, Store, StoreOptions};
+use nostr::prelude::{Event, Keys};
+
+/// Counts the events it was shown.
+#[derive(Default)]
+struct Count(AtomicUsize);
+
+impl CommitObserver for Count {
+    fn on_commit(&self, batch: &[Committed<'_>]) {
+        self.0.fetch_add(batch.len(), Ordering::Relaxed);
+    }
+}
+
+impl Count {
+    fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn the_handle_reports_its_path_options_and_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        map_size: 1 << 21,
+        max_map_size: 1 << 31,
+        trusted: true,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), options).unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    assert_eq!(store.path(), path);
+    assert_eq!(
+        (store.options().map_size, store.options().max_map_size),
+        (1 << 21, 1 << 31)
+    );
+    assert!(store.options().trusted);
+    assert!(!store.options().read_only);
+    assert!(!store.is_read_only());
+    assert!(!store.is_lockless());
+    assert_eq!(store.map_size(), 1 << 21);
+    store.append(&chat(&Keys::generate(), "g", "one")).unwrap();
+    assert_eq!(
+        format!("{store:?}"),
+        format!("Store {{ path: {path:?}, head: 1 }}")
+    );
+    drop(store);
+    let store = Store::open(dir.path(), StoreOptions::read_only()).unwrap();
+    assert!(store.is_read_only());
+    assert!(store.options().read_only);
+    assert!(!store.is_lockless(), "root can write lock.mdb");
+}
+
+#[test]
+fn unknown_groups_have_no_number_and_no_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let keys = Keys::generate();
+    for (i, group) in ["a", "b", "a"].into_iter().enumerate() {
+        store.append(&chat(&keys, group, &i.to_string())).unwrap();
+    }
+    assert_eq!(store.group_no("b"), Some(1));
+    assert_eq!(store.group_no("c"), None);
+    assert_eq!(store.group_head(0), 3);
+    assert_eq!(store.group_head(1), 2);
+    assert_eq!(store.group_head(2), 0);
+    assert_eq!(store.group_by_no(2), None);
+    assert_eq!(
+        store.group_by_no(0).map(|g| (g.head, g.count)),
+        Some((3, 2))
+    );
+    assert_eq!(store.group_no_head("a").unwrap(), Some((0, 3)));
+    assert_eq!(store.group_no_head("c").unwrap(), None);
+    assert_eq!(store.group("c"), None);
+    assert_eq!(store.group_count(), 2);
+    assert_eq!(store.head(), 3);
+}
+
+#[test]
+fn observers_are_told_of_commits_until_removed_by_their_own_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let keys = Keys::generate();
+    let (a, b) = (Arc::new(Count::default()), Arc::new(Count::default()));
+    let id_a = store.add_observer(a.clone());
+    let id_b = store.add_observer(b.clone());
+    assert_ne!(id_a, id_b);
+    store.append(&chat(&keys, "g", "1")).unwrap();
+    store
+        .append_batch(&[chat(&keys, "g", "2"), chat(&keys, "h", "3")])
+        .unwrap();
+    assert_eq!((a.get(), b.get()), (3, 3));
+    store.remove_observer(id_a);
+    store.append(&chat(&keys, "g", "4")).unwrap();
+    assert_eq!((a.get(), b.get()), (3, 4));
+    store.remove_observer(id_b);
+    store.append(&chat(&keys, "g", "5")).unwrap();
+    assert_eq!((a.get(), b.get()), (3, 4));
+}
+
+/// Child step `head=N`: a read-only open sees exactly N events.
+fn child_step(step: &str, dir: &Path) {
+    let expected: u64 = step.strip_prefix("head=").unwrap().parse().unwrap();
+    let store = Store::open(dir, StoreOptions::read_only()).unwrap();
+    assert_eq!(store.head(), expected);
+}
+
+#[test]
+fn closing_waits_for_the_writer_to_commit_what_was_submitted() {
+    const TEST: &str = "handle::closing_waits_for_the_writer_to_commit_what_was_submitted";
+    in_child(child_step);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let keys = Keys::generate();
+    let events: Vec<Event> = (0..3_000)
+        .map(|i| chat(&keys, &format!("g{}", i % 50), &format!("event {i}")))
+        .collect();
+    let ready = store
+        .prepare_all(&events)
+        .into_iter()
+        .map(|p| match p.unwrap() {
+            highwater_store::Prepared::Ready(e) => e,
+            highwater_store::Prepared::Duplicate(seq) => panic!("duplicate of {seq}"),
+        })
+        .collect();
+    let ticket = store.submit(ready).unwrap();
+    // The last handle goes before the batch was waited for: closing drains the writer.
+    drop(store);
+    run_child(TEST, "head=3000", dir.path());
+    assert_eq!(ticket.wait().unwrap().len(), 3_000);
+}
