@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn checkpoints_and_answers_do_not_depend_on_the_numbering() {
         let bytes = encode_rkyv(&record(&[5, 1, 9, 3])).unwrap();
-        let config = Nip29Config::new([0; 32]);
+        let config = Nip29Config::new(nostr::prelude::PublicKey::from_byte_array([0; 32]));
         let a = Membership::new(config);
         // Another process numbered other keys first, in another order.
         let b = Membership::new(config);

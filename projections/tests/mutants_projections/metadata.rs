@@ -248,10 +248,15 @@ fn the_projection_s_identity_and_codec() {
     }
     assert!(!kinds.contains(&9), "{kinds:?}");
     // A checkpoint folded for another relay key is never reused.
-    let other = Metadata::new(Nip29Config::new([7; 32]));
+    let other = Metadata::new(Nip29Config::new(
+        nostr::prelude::PublicKey::from_byte_array([7; 32]),
+    ));
     assert_ne!(metadata.version(), other.version());
     assert_ne!(
         other.version(),
-        Metadata::new(Nip29Config::new([8; 32])).version()
+        Metadata::new(Nip29Config::new(
+            nostr::prelude::PublicKey::from_byte_array([8; 32])
+        ))
+        .version()
     );
 }

@@ -324,12 +324,12 @@ fn the_policy_agrees_with_the_model_for_every_flag_author_and_configuration() {
                 let k = key(keys);
                 let at = format!("{p:?} {g} {who:?}");
                 assert_eq!(
-                    policy.can_read(Some(k), &g).unwrap(),
+                    policy.can_read(Some(&k), &g).unwrap(),
                     model.can_read(),
                     "{at} read"
                 );
                 assert_eq!(
-                    policy.has_access(Some(k), &g).unwrap(),
+                    policy.has_access(Some(&k), &g).unwrap(),
                     model.has_access(),
                     "{at} access"
                 );
@@ -372,8 +372,8 @@ fn nothing_is_allowed_in_a_group_that_does_not_exist() {
             assert!(!policy.has_access(None, g).unwrap());
             for (who, keys) in &cast.keys {
                 let k = key(keys);
-                assert!(!policy.can_read(Some(k), g).unwrap(), "{who:?} {g}");
-                assert!(!policy.has_access(Some(k), g).unwrap(), "{who:?} {g}");
+                assert!(!policy.can_read(Some(&k), g).unwrap(), "{who:?} {g}");
+                assert!(!policy.has_access(Some(&k), g).unwrap(), "{who:?} {g}");
                 assert!(!policy.can_write(g, &k).unwrap(), "{who:?} {g}");
                 for (label, event, ..) in events(keys, g, 0) {
                     assert_eq!(

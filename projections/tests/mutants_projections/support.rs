@@ -7,14 +7,14 @@
 use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{AccessPolicy, Groups, Nip29Config, Policy};
 use highwater_store::{Store, StoreOptions};
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag, Timestamp};
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, PublicKey, Tag, Timestamp};
 
 /// The key type the queries take.
-pub(crate) type Key = [u8; 32];
+pub(crate) type Key = PublicKey;
 
 /// The query key of `keys`.
 pub(crate) fn key(keys: &Keys) -> Key {
-    keys.public_key().to_bytes()
+    keys.public_key()
 }
 
 /// A relay: its keys, an engine over a temporary store, and the queries.
