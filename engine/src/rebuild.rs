@@ -40,11 +40,13 @@ pub enum RebuildWalk {
     /// Each worker takes whole groups from a queue (largest first) and walks each
     /// one's index, reading only the records of kinds some projection folds: the
     /// reads are random, but records of other kinds are never read.
-    #[default]
     GroupIndex,
     /// The groups are split into one part per worker (balanced by event count), and
-    /// each worker scans the whole log in sequence order, folding its part's events:
-    /// sequential reads, but every worker reads and validates every record.
+    /// each worker scans the whole log in sequence order: every record's header
+    /// (kind, group number) is read and checked, but only the bodies of the part's
+    /// records of kinds some projection folds are read, checksummed and folded.
+    /// Sequential reads; the default (the faster walk in BENCHMARKS.md).
+    #[default]
     Log,
 }
 
