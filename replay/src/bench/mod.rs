@@ -269,7 +269,7 @@ impl Bench<'_> {
             ROW_NAMES[0],
             pass.trusted.rate(),
             "events/s",
-            Goal::RatioAtLeast(0.5),
+            Goal::RatioAtLeast(0.3),
         )
         .against(
             format!(
