@@ -9,6 +9,7 @@
 //! - [`progress`]: progress bars on stderr, shared by the commands and the harness.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod bench;
 pub mod generate;

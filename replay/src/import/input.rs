@@ -15,14 +15,30 @@ use flate2::read::MultiGzDecoder;
 #[derive(Debug)]
 pub enum Item {
     /// The bytes of one record (a line, or an element of the array).
-    Record { line: u64, bytes: Vec<u8> },
+    Record {
+        /// The line the record starts on.
+        line: u64,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
     /// A record longer than the cap; `size` is its full length in bytes.
-    Oversized { line: u64, size: u64 },
+    Oversized {
+        /// The line the record starts on.
+        line: u64,
+        /// Its full length in bytes.
+        size: u64,
+    },
     /// Something that is not a record: an array that ends early, data after the array.
-    Malformed { line: u64, message: String },
+    Malformed {
+        /// The line where reading failed.
+        line: u64,
+        /// What was wrong.
+        message: String,
+    },
 }
 
 impl Item {
+    /// The line the item starts on (1-based).
     pub fn line(&self) -> u64 {
         match self {
             Item::Record { line, .. }

@@ -47,6 +47,7 @@ pub enum KindFilter {
 }
 
 impl KindFilter {
+    /// Whether an import with this filter keeps `event`.
     pub fn keeps(self, event: &Event) -> bool {
         match self {
             KindFilter::All => true,
@@ -63,9 +64,13 @@ impl KindFilter {
 /// How to import.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
+    /// Stop at the first refused record (`--strict`) instead of counting it.
     pub strict: bool,
+    /// Which events to keep (`--kinds`).
     pub kinds: KindFilter,
+    /// Most events per submitted batch.
     pub batch: usize,
+    /// Most encoded bytes per submitted batch.
     pub batch_bytes: usize,
 }
 
@@ -87,7 +92,9 @@ pub struct Summary {
     pub records: u64,
     /// Records that were events.
     pub events: u64,
+    /// Events appended to the log.
     pub accepted: u64,
+    /// Events the log already held.
     pub duplicate: u64,
     /// Left out by `--kinds`.
     pub skipped: u64,
@@ -102,10 +109,12 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Refused records, all categories together.
     pub fn refused_total(&self) -> u64 {
         self.refused.values().sum()
     }
 
+    /// Counts a refusal of the record at `line`, keeping its message among the first few.
     pub fn refuse(&mut self, line: u64, refusal: &Refusal) {
         *self.refused.entry(refusal.category.clone()).or_default() += 1;
         if self.first.len() < SHOWN_REFUSALS {

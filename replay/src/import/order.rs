@@ -158,6 +158,7 @@ pub struct Pipeline<'a> {
     batch: u64,
     /// Most batches in flight besides the one being filled.
     depth: usize,
+    /// How far the log is known to hold the input (last acknowledged line and counts).
     pub acked: Acked,
     /// Commits forced by decisions (for the bench's notes).
     pub flushes: u64,
@@ -183,6 +184,8 @@ pub enum Decision {
 }
 
 impl<'a> Pipeline<'a> {
+    /// A pipeline into `store`, deciding with `policy` (none: no write policy) and keeping at most
+    /// `depth` batches in flight besides the one being filled.
     pub fn new(store: &'a Store, policy: Option<&'a AccessPolicy>, depth: usize) -> Self {
         Self {
             writer: store.pipeline(),

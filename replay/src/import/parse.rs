@@ -9,11 +9,14 @@ use serde_json::Value;
 /// Why a record was refused: a short category to count by, and the full message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The category it is counted under.
     pub category: String,
+    /// The full message, as printed and written to `--rejects`.
     pub message: String,
 }
 
 impl Refusal {
+    /// A refusal counted under `category`, with `message`.
     pub fn new(category: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             category: category.into(),

@@ -29,6 +29,11 @@ struct Entry<'a> {
 }
 
 impl Rejects {
+    /// Creates (or truncates) the rejects file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be created.
     pub fn create(path: &Path) -> Result<Self> {
         let file = std::fs::File::create(path)
             .with_context(|| format!("creating the rejects file {}", path.display()))?;
@@ -38,6 +43,12 @@ impl Rejects {
         })
     }
 
+    /// Writes one refused record as a JSON line: its line, the reason, the record (when it
+    /// was read whole) and its size.
+    ///
+    /// # Errors
+    ///
+    /// When writing fails.
     pub fn write(&mut self, line: u64, refusal: &Refusal, item: &Item) -> Result<()> {
         let (record, bytes) = match item {
             Item::Record { bytes, .. } => {
@@ -60,6 +71,11 @@ impl Rejects {
             .with_context(|| format!("writing {}", self.path.display()))
     }
 
+    /// Flushes the file.
+    ///
+    /// # Errors
+    ///
+    /// When flushing fails.
     pub fn finish(mut self) -> Result<()> {
         self.out
             .flush()
