@@ -219,7 +219,6 @@ impl<'a> Pipeline<'a> {
         if self.recent.contains_key(prepared.id()) {
             return Ok(Decision::Duplicate);
         }
-        self.recent.insert(*prepared.id(), self.batch);
         if let Some((policy, folded)) = self.policy.clone() {
             let kind = event.kind.as_u16();
             let group = prepared.group();
@@ -239,7 +238,6 @@ impl<'a> Pipeline<'a> {
                 self.flushes += 1;
             }
             if let Err(rejection) = policy.check_write(event) {
-                self.recent.remove(prepared.id());
                 return Ok(Decision::Refused(Refusal::plain(rejection.to_string())));
             }
             if folded.contains(kind)
@@ -248,6 +246,10 @@ impl<'a> Pipeline<'a> {
                 self.mark_pending(policy, group, event);
             }
         }
+        // Remembered with the batch it will be committed in: a flush above moved the
+        // queue on, and an id recorded with the flushed batch's number would be
+        // forgotten (`begin_validation`) before its own batch is in the index.
+        self.recent.insert(*prepared.id(), self.batch);
         self.queued.push(prepared);
         Ok(Decision::Queued)
     }
