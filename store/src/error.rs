@@ -323,10 +323,11 @@ impl StoreError {
     /// Whether this error came from a refused write (map or disk full, I/O), after
     /// which the store keeps serving reads and a later batch may succeed.
     pub fn is_resource_error(&self) -> bool {
-        matches!(
+        let full = matches!(
             self,
-            StoreError::MapFull { .. } | StoreError::DiskFull { .. } | StoreError::Io { .. }
-        )
+            StoreError::MapFull { .. } | StoreError::DiskFull { .. }
+        );
+        full || matches!(self, StoreError::Io { .. })
     }
 }
 

@@ -125,9 +125,7 @@ fn scan_kinds_reads_only_the_wanted_kinds_and_only_their_bodies() {
     let error = store
         .scan_kinds(1, u64::MAX, |_| true, |_, _, _| ControlFlow::Continue(()))
         .unwrap_err();
-    let at_chat =
-        matches!(error, StoreError::Corrupted(Corruption::Record { seq, .. }) if seq == chat_seq);
-    assert!(at_chat, "{error:?}");
+    assert!(corrupted_at(&error, chat_seq), "{error:?}");
     // A damaged header is reported even by a scan that would skip the record.
     let mut bad_header = original.clone();
     bad_header[1] ^= 0x01;
@@ -140,9 +138,7 @@ fn scan_kinds_reads_only_the_wanted_kinds_and_only_their_bodies() {
             |_, _, _| ControlFlow::Continue(()),
         )
         .unwrap_err();
-    let at_chat =
-        matches!(error, StoreError::Corrupted(Corruption::Record { seq, .. }) if seq == chat_seq);
-    assert!(at_chat, "{error:?}");
+    assert!(corrupted_at(&error, chat_seq), "{error:?}");
     store.put_raw_record(chat_seq, original).unwrap();
     assert_eq!(store.get(chat_seq).unwrap().as_ref(), Some(&events[2]));
 }
@@ -246,4 +242,12 @@ fn upgrading_a_directory_without_a_database_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let error = upgrade(dir.path(), &mut |_, _| {}).unwrap_err();
     assert!(matches!(error, StoreError::Missing { .. }), "{error:?}");
+}
+
+/// Whether `error` reports the record at `at` as corrupted.
+fn corrupted_at(error: &StoreError, at: u64) -> bool {
+    let StoreError::Corrupted(Corruption::Record { seq, .. }) = error else {
+        return false;
+    };
+    *seq == at
 }

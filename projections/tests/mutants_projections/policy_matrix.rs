@@ -84,10 +84,8 @@ struct Model<'a> {
 
 impl Model<'_> {
     fn member(&self) -> bool {
-        matches!(
-            self.who,
-            Some(Who::Creator | Who::GroupAdmin | Who::Writer | Who::Member)
-        )
+        const MEMBERS: [Who; 4] = [Who::Creator, Who::GroupAdmin, Who::Writer, Who::Member];
+        self.who.is_some_and(|w| MEMBERS.contains(&w))
     }
 
     fn power(&self, private: bool) -> bool {
