@@ -1,12 +1,13 @@
 //! The store handle itself: what it says about itself, commit observers added and
 //! removed by id, lookups of groups it does not know, and a close that waits for the
-//! writer to finish what was submitted.
+//! writer to finish what was submitted, and a read-only open by a user who cannot write
+//! the lock file.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::support::{chat, in_child, run_child};
+use crate::support::{chat, in_child, is_root, run_child, run_child_as_nobody};
 use highwater_store::{CommitObserver, Committed, Store, StoreOptions};
 use nostr::prelude::{Event, Keys};
 
@@ -136,4 +137,52 @@ fn closing_waits_for_the_writer_to_commit_what_was_submitted() {
     drop(store);
     run_child(TEST, "head=3000", dir.path());
     assert_eq!(ticket.wait().unwrap().len(), 3_000);
+}
+
+/// Child step `lockless head=N`: a read-only open that cannot write `lock.mdb` falls
+/// back to reading without it, says so, and sees exactly N events.
+fn lockless_step(step: &str, dir: &Path) {
+    let expected: u64 = step
+        .strip_prefix("lockless head=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = Store::open(dir, StoreOptions::read_only()).unwrap();
+    assert!(store.is_lockless(), "lock.mdb is not writable here");
+    assert_eq!(store.head(), expected);
+    assert_eq!(store.group_count(), 2);
+}
+
+#[test]
+fn a_read_only_open_without_a_writable_lock_file_reads_lockless() {
+    const TEST: &str = "handle::a_read_only_open_without_a_writable_lock_file_reads_lockless";
+    in_child(lockless_step);
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    {
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        assert!(!store.is_lockless());
+        for i in 0..5 {
+            store
+                .append(&chat(&keys, ["a", "b"][i % 2], &format!("{i}")))
+                .unwrap();
+        }
+    }
+    // A user who can write the lock file reads with it.
+    let store = Store::open(dir.path(), StoreOptions::read_only()).unwrap();
+    assert!(!store.is_lockless());
+    drop(store);
+    // Everything readable, nothing writable by others: root's database seen by nobody.
+    let mode = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    mode(dir.path(), 0o755);
+    mode(&dir.path().join("data.mdb"), 0o644);
+    mode(&dir.path().join("lock.mdb"), 0o444);
+    if is_root() {
+        run_child_as_nobody(TEST, "lockless head=5", dir.path());
+    } else {
+        lockless_step("lockless head=5", dir.path());
+    }
 }

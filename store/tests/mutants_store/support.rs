@@ -81,6 +81,43 @@ pub(crate) fn run_child(test: &str, step: &str, dir: &Path) {
     );
 }
 
+/// Whether this process runs as root (the owner of `/proc/self` is the effective user).
+pub(crate) fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+/// [`run_child`] as the user `nobody` (uid and gid 65534, through `setpriv`), from a
+/// copy of this test binary that user can run. The caller must be root.
+pub(crate) fn run_child_as_nobody(test: &str, step: &str, dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("child");
+    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
+    for (path, mode) in [(bin_dir.path(), 0o755), (bin.as_path(), 0o755)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD_DIR, dir)
+        .env(CHILD_STEP, step)
+        .output()
+        .expect("setpriv (util-linux) runs the child as nobody");
+    assert!(
+        output.status.success(),
+        "child step {step} as nobody failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("{DONE} {step}")),
+        "child step {step} as nobody did not run: {stdout}"
+    );
+}
+
 /// Printed by a child that holds the store open (see [`spawn_child`]).
 pub(crate) const READY: &str = "highwater-store child ready";
 
