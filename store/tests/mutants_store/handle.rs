@@ -3,6 +3,7 @@
 //! writer to finish what was submitted, and a read-only open by a user who cannot write
 //! the lock file.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -157,7 +158,6 @@ fn lockless_step(step: &str, dir: &Path) {
 fn a_read_only_open_without_a_writable_lock_file_reads_lockless() {
     const TEST: &str = "handle::a_read_only_open_without_a_writable_lock_file_reads_lockless";
     in_child(lockless_step);
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let keys = Keys::generate();
     {
