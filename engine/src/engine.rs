@@ -125,6 +125,22 @@ impl EngineBuilder {
     }
 }
 
+/// A group resolved by [`Handle::resolve`]: its number and the head that reads of it
+/// must reach, for several reads that look the group up once.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolvedGroup<'a> {
+    store: &'a Store,
+    /// The group's number and head; `None` when no event of the group is in the log.
+    at: Option<(u32, u64)>,
+}
+
+impl ResolvedGroup<'_> {
+    /// The head the reads of this group reach at least (0 for a group with no event).
+    pub fn head(&self) -> u64 {
+        self.at.map_or(0, |(_, head)| head)
+    }
+}
+
 /// A typed handle to one projection: the fully-loaded read goes through it.
 pub struct Handle<P: Projection> {
     runtime: Arc<Runtime<P>>,
@@ -177,6 +193,45 @@ impl<P: Projection> Handle<P> {
         f: impl FnOnce(&P::State) -> R,
     ) -> Result<(R, u64), EngineError> {
         self.runtime.read_at(group, f)
+    }
+
+    /// Resolves `group` once for several reads ([`Handle::read_resolved`]), of this
+    /// projection or of others registered on the same engine: the group's number and
+    /// its head as committed by any process at the start of this call. Each read then
+    /// answers from state folded at least to that head, so a query made of several
+    /// reads looks for other processes' commits and looks the group up once, and all
+    /// its reads reach the same position of the log.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when other processes' commits cannot be taken in.
+    pub fn resolve(&self, group: &str) -> Result<ResolvedGroup<'_>, EngineError> {
+        Ok(ResolvedGroup {
+            store: &self.runtime.store,
+            at: self.runtime.store.group_no_head(group)?,
+        })
+    }
+
+    /// [`Handle::read`] of a group resolved by [`Handle::resolve`] (of any handle of
+    /// the same engine).
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::read`].
+    ///
+    /// # Panics
+    ///
+    /// When `group` was resolved by a handle of an engine over another store.
+    pub fn read_resolved<R>(
+        &self,
+        group: ResolvedGroup<'_>,
+        f: impl FnOnce(&P::State) -> R,
+    ) -> Result<R, EngineError> {
+        assert!(
+            group.store.same_store(&self.runtime.store),
+            "a group resolved by an engine over another store"
+        );
+        self.runtime.read_resolved(group.at, f).map(|(r, _)| r)
     }
 
     /// How this projection's groups were advanced so far (see [`FoldCounters`]).

@@ -131,7 +131,7 @@ mod subscribe;
 mod warmup;
 
 pub use crate::engine::{
-    DEFAULT_SUBSCRIPTION_CAPACITY, Engine, EngineBuilder, EngineOptions, Handle,
+    DEFAULT_SUBSCRIPTION_CAPACITY, Engine, EngineBuilder, EngineOptions, Handle, ResolvedGroup,
 };
 pub use crate::error::EngineError;
 pub use crate::projection::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};

@@ -185,7 +185,18 @@ impl<P: Projection> Runtime<P> {
         group: &str,
         f: impl FnOnce(&P::State) -> R,
     ) -> Result<(R, u64), EngineError> {
-        let Some((no, head)) = self.store.group_no_head(group)? else {
+        let at = self.store.group_no_head(group)?;
+        self.read_resolved(at, f)
+    }
+
+    /// [`Runtime::read_at`] for a group already resolved to its number and the head
+    /// the answer must reach (`None`: no event of the group is in the log).
+    pub(crate) fn read_resolved<R>(
+        &self,
+        at: Option<(u32, u64)>,
+        f: impl FnOnce(&P::State) -> R,
+    ) -> Result<(R, u64), EngineError> {
+        let Some((no, head)) = at else {
             // No event of this group is in the log: the fold of nothing.
             return Ok((f(&self.empty), 0));
         };

@@ -3,12 +3,13 @@
 //!
 //! There is no cache of its own and no "warmed" flag here: a group that is not loaded
 //! is caught up by the engine before the answer is computed, so a miss can never read
-//! as "not a member" or "no role". A query that needs two projections reads each of
-//! them fully loaded; under concurrent appends the two reads may see different heads.
+//! as "not a member" or "no role". A query that needs several projections resolves the
+//! group once ([`Handle::resolve`]: one look for other processes' commits, one lookup
+//! of the group) and reads each projection fully loaded to that same head.
 
 use std::sync::Arc;
 
-use highwater_engine::{EngineBuilder, EngineError, Handle, Projection};
+use highwater_engine::{EngineBuilder, EngineError, Handle, Projection, ResolvedGroup};
 use highwater_store::Store;
 use nostr::prelude::PublicKey;
 
@@ -60,6 +61,27 @@ fn read<P: Projection, R>(
         Ok(f(&handle.replay(group)?))
     } else {
         Ok(handle.read(group, f)?)
+    }
+}
+
+/// A group resolved once for the several reads of one query (see [`Groups::resolve`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Query<'a> {
+    group: &'a str,
+    at: ResolvedGroup<'a>,
+}
+
+/// [`read`] of a group resolved for several reads.
+fn read_query<P: Projection, R>(
+    handle: &Handle<P>,
+    oracle: bool,
+    query: Query<'_>,
+    f: impl FnOnce(&P::State) -> R,
+) -> Result<R, Error> {
+    if oracle {
+        Ok(f(&handle.replay(query.group)?))
+    } else {
+        Ok(handle.read_resolved(query.at, f)?)
     }
 }
 
@@ -151,6 +173,47 @@ impl Groups {
         &self.creator
     }
 
+    /// Resolves `group` for the several reads of one query: each `with_*_in` read of it
+    /// answers from state folded to the same head.
+    pub(crate) fn resolve<'a>(&'a self, group: &'a str) -> Result<Query<'a>, Error> {
+        Ok(Query {
+            group,
+            at: self.membership.resolve(group)?,
+        })
+    }
+
+    pub(crate) fn with_membership_in<R>(
+        &self,
+        query: Query<'_>,
+        f: impl FnOnce(&MembershipState) -> R,
+    ) -> Result<R, Error> {
+        read_query(&self.membership, self.oracle, query, f)
+    }
+
+    pub(crate) fn with_roles_in<R>(
+        &self,
+        query: Query<'_>,
+        f: impl FnOnce(&RolesState) -> R,
+    ) -> Result<R, Error> {
+        read_query(&self.roles, self.oracle, query, f)
+    }
+
+    pub(crate) fn with_metadata_in<R>(
+        &self,
+        query: Query<'_>,
+        f: impl FnOnce(&MetadataState) -> R,
+    ) -> Result<R, Error> {
+        read_query(&self.metadata, self.oracle, query, f)
+    }
+
+    pub(crate) fn with_creator_in<R>(
+        &self,
+        query: Query<'_>,
+        f: impl FnOnce(&CreatorState) -> R,
+    ) -> Result<R, Error> {
+        read_query(&self.creator, self.oracle, query, f)
+    }
+
     pub(crate) fn with_membership<R>(
         &self,
         group: &str,
@@ -225,12 +288,14 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn members_with_roles(&self, group: &str) -> Result<Vec<Member>, Error> {
-        let members = self.members(group)?;
-        self.with_roles(group, |r| {
+        let query = self.resolve(group)?;
+        let members = self.with_membership_in(query, MembershipState::members)?;
+        self.with_roles_in(query, |r| {
             members
                 .into_iter()
-                .map(|pubkey| {
-                    let roles = r.roles(pubkey.as_bytes()).map(str::to_owned).collect();
+                .map(|key| {
+                    let roles = r.roles(&key).map(str::to_owned).collect();
+                    let pubkey = PublicKey::from_byte_array(key);
                     Member { pubkey, roles }
                 })
                 .collect()

@@ -227,7 +227,8 @@ impl AccessPolicy {
         codes: &[&str],
     ) -> Result<Facts, Error> {
         let groups = &self.groups;
-        let (life, metadata, valid_code) = groups.with_metadata(group, |s| {
+        let query = groups.resolve(group)?;
+        let (life, metadata, valid_code) = groups.with_metadata_in(query, |s| {
             (
                 s.lifecycle().life,
                 Flags::of(s.metadata()),
@@ -245,14 +246,14 @@ impl AccessPolicy {
                 valid_code,
             });
         };
-        let member = groups.is_member(group, pubkey)?;
-        let (group_admin, writer) = groups.with_roles(group, |r| {
+        let member = groups.with_membership_in(query, |s| s.is_member(pubkey.as_bytes()))?;
+        let (group_admin, writer) = groups.with_roles_in(query, |r| {
             (
                 r.has_role(pubkey.as_bytes(), "admin"),
                 r.has_role(pubkey.as_bytes(), "writer"),
             )
         })?;
-        let creator = groups.is_creator(group, pubkey)?;
+        let creator = groups.with_creator_in(query, |s| s.is_creator(pubkey.as_bytes()))?;
         Ok(Facts {
             life,
             metadata,
@@ -318,25 +319,27 @@ impl AccessPolicy {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn can_write(&self, group: &str, pubkey: &PublicKey) -> Result<bool, Error> {
-        let (life, m) = self
-            .groups
-            .with_metadata(group, |s| (s.lifecycle().life, Flags::of(s.metadata())))?;
+        let groups = &self.groups;
+        let query = groups.resolve(group)?;
+        let (life, m) =
+            groups.with_metadata_in(query, |s| (s.lifecycle().life, Flags::of(s.metadata())))?;
         if life != Life::Active {
             return Ok(false);
         }
         if self.relay_power(Some(pubkey), m.private) {
             return Ok(true);
         }
-        let groups = &self.groups;
+        let key = pubkey.as_bytes();
+        let is_member = || groups.with_membership_in(query, |s| s.is_member(key));
         if m.write_restricted {
-            return Ok(groups.is_creator(group, pubkey)?
-                || (groups.is_member(group, pubkey)?
-                    && groups.has_role(group, pubkey, "writer")?));
+            return Ok(groups.with_creator_in(query, |s| s.is_creator(key))?
+                || (is_member()?
+                    && groups.with_roles_in(query, |s| s.has_role(key, "writer"))?));
         }
         if !self.members_only(m) {
             return Ok(true);
         }
-        Ok(groups.is_member(group, pubkey)? || self.auto_joins(m))
+        Ok(is_member()? || self.auto_joins(m))
     }
 
     /// Whether posting to a group with these flags needs membership (before

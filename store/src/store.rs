@@ -497,6 +497,12 @@ impl Store {
         Ok(table.no(name).map(|no| (no, table.head(no))))
     }
 
+    /// Whether `other` is a handle of this same open store (the same environment in
+    /// this process).
+    pub fn same_store(&self, other: &Store) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The group's number as this process last took the log in (no look for other
     /// processes' commits: for loops that [`Store::refresh`] once before).
     ///
