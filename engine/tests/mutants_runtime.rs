@@ -321,3 +321,42 @@ fn warm_up_loads_the_most_recent_groups_in_every_projection() {
         "served from the warmed state"
     );
 }
+
+#[test]
+fn reads_of_a_resolved_group_answer_folded_to_its_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    {
+        let (engine, _) = open(dir.path(), 1, quiet());
+        append_n(&engine, &keys, "g", 0, 3);
+        append_n(&engine, &keys, "h", 0, 2);
+    }
+    // A fresh engine: nothing is loaded, so the read catches the group up to the head.
+    let (engine, tally) = open(dir.path(), 1, quiet());
+    let at = tally.resolve("g").unwrap();
+    assert_eq!(at.head(), 3);
+    assert_eq!(tally.fold_counters().loads, 0, "resolving loads nothing");
+    assert_eq!(tally.read_resolved(at, |n| *n).unwrap(), 3);
+    assert_eq!(tally.fold_counters().loads, 1);
+    assert_eq!(tally.resolve("h").unwrap().head(), 5);
+    // A group with no event: the initial state, at head 0.
+    let none = tally.resolve("nothing").unwrap();
+    assert_eq!(none.head(), 0);
+    assert_eq!(tally.read_resolved(none, |n| *n).unwrap(), 0);
+    // After later commits a resolved group still answers, at least at its head.
+    append_n(&engine, &keys, "g", 3, 2);
+    assert_eq!(tally.read_resolved(at, |n| *n).unwrap(), 5);
+    // A group resolved by an engine over another store is refused loudly.
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other, other_tally) = open(other_dir.path(), 1, quiet());
+    append_n(&other, &keys, "g", 0, 1);
+    let foreign = other_tally.resolve("g").unwrap();
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tally.read_resolved(foreign, |n| *n)
+    }));
+    assert!(refused.is_err(), "read {refused:?}");
+    // Another handle of the same store resolves the same way.
+    let again = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert!(again.same_store(engine.store()));
+    assert!(!again.same_store(other.store()));
+}
