@@ -390,6 +390,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_sealed_value_needs_its_four_byte_checksum() {
+        assert_eq!(unseal(&[]), Err("value shorter than its checksum"));
+        assert_eq!(unseal(&[1, 2, 3]), Err("value shorter than its checksum"));
+        // Exactly the checksum: the empty archive behind it.
+        let empty = seal(&[]);
+        assert_eq!(empty.len(), 4);
+        assert_eq!(unseal(&empty), Ok(&[][..]));
+        assert_eq!(unseal(&seal(b"abc")), Ok(&b"abc"[..]));
+        let mut bad = seal(b"abc");
+        bad[5] ^= 1;
+        assert_eq!(unseal(&bad), Err("checksum mismatch"));
+    }
+
+    /// The fuzzers' record builder: both checks right, the header agreeing with a
+    /// valid body (so such a record reads back whole) and zero for any other body (so
+    /// only the body's own validation refuses it).
+    #[cfg(feature = "test-support")]
+    #[test]
+    fn seal_record_frames_any_body_with_correct_checks() {
+        let real = encode_record(&sample()).unwrap();
+        let sealed = seal_record(&real[HEADER_LEN..]);
+        assert_eq!(sealed, real);
+        let header = read_header(&sealed, 3).unwrap();
+        assert_eq!((header.kind, header.created_at), (9001, 1_700_000_123));
+        assert_eq!(access_record(&sealed, 3).unwrap().kind.to_native(), 9001);
+
+        let garbage = seal_record(b"not an archive");
+        assert_eq!(garbage.len(), HEADER_LEN + 14);
+        let header = read_header(&garbage, 3).unwrap();
+        assert_eq!((header.kind, header.group, header.created_at), (0, None, 0));
+        let Err(StoreError::Corrupted(Corruption::Record { seq: 3, reason })) =
+            access_record(&garbage, 3)
+        else {
+            panic!("a body that is not an archive was accepted")
+        };
+        assert!(!reason.contains("check"), "{reason}");
+    }
+
     fn sample() -> Record {
         Record {
             id: [9; 32],

@@ -404,3 +404,46 @@ impl Store {
         Ok(records)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+
+    use crate::{Store, StoreOptions};
+
+    /// The iterator converts the log 1,024 events at a time (its memory stays bounded
+    /// on a log of any length), and yields every event once, in order, across chunks.
+    #[test]
+    fn the_log_iterator_converts_at_most_1024_events_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let keys = Keys::generate();
+        let events: Vec<_> = (0..1_500)
+            .map(|i| {
+                EventBuilder::new(Kind::from(9u16), format!("{i}"))
+                    .tags([Tag::parse(["h", "g"]).unwrap()])
+                    .finalize(&keys)
+                    .unwrap()
+            })
+            .collect();
+        store.append_batch(&events).unwrap();
+        let mut iter = store.iter_from(1);
+        let (seq, first) = iter.next().unwrap().unwrap();
+        assert_eq!((seq, first.id), (1, events[0].id));
+        assert_eq!(iter.buffer.len(), 1_023, "one chunk converted, one yielded");
+        assert_eq!(iter.next, 1_025);
+        let chunk: Vec<u64> = iter.by_ref().take(1_023).map(|r| r.unwrap().0).collect();
+        assert_eq!(chunk, (2..=1_024).collect::<Vec<_>>());
+        assert!(!iter.done && iter.buffer.is_empty());
+        // The second chunk is short: the scan reached the end and the iterator knows it.
+        assert_eq!(iter.next().unwrap().unwrap().0, 1_025);
+        assert!(iter.done, "a chunk of fewer than 1,024 events is the last");
+        assert_eq!(iter.buffer.len(), 475);
+        let rest: Vec<u64> = iter.by_ref().map(|r| r.unwrap().0).collect();
+        assert_eq!(rest, (1_026..=1_500).collect::<Vec<_>>());
+        assert!(iter.next().is_none());
+        // Starting in the middle, and past the end.
+        assert_eq!(store.iter_from(1_400).count(), 101);
+        assert_eq!(store.iter_from(1_501).count(), 0);
+    }
+}
