@@ -25,6 +25,18 @@ use crate::error::{Corruption, StoreError};
 use crate::event::EventRef;
 use crate::store::{Dbs, Shared, index_corrupted};
 
+#[cfg(feature = "test-support")]
+thread_local! {
+    static READ_TXNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Test support: how many read transactions this thread has opened, so that tests can
+/// see how a scan splits into transactions without timing it.
+#[cfg(feature = "test-support")]
+pub fn read_transactions_on_this_thread() -> u64 {
+    READ_TXNS.with(std::cell::Cell::get)
+}
+
 /// Runs `f` in a short read transaction. `MDB_MAP_RESIZED` (another process grew the
 /// map) adopts the new size and retries; `MDB_READERS_FULL` clears dead processes'
 /// reader slots once and retries.
@@ -36,7 +48,11 @@ pub(crate) fn with_read<R>(
     loop {
         let guard = shared.resize.read_recursive();
         match shared.env.read_txn() {
-            Ok(txn) => return f(&txn, &shared.dbs),
+            Ok(txn) => {
+                #[cfg(feature = "test-support")]
+                READ_TXNS.with(|n| n.set(n.get() + 1));
+                return f(&txn, &shared.dbs);
+            }
             Err(heed::Error::Mdb(MdbError::MapResized)) => {
                 drop(guard);
                 shared.adopt_map_size()?;

@@ -61,6 +61,8 @@ pub use crate::codec::RecordHeader;
 pub use crate::codec::{RECORD_HEADER_LEN, seal_record};
 pub use crate::error::{Corruption, Rejection, StoreError};
 pub use crate::event::{EventRef, TagRef};
+#[cfg(feature = "test-support")]
+pub use crate::follow::read_transactions_on_this_thread;
 pub use crate::groups::GroupInfo;
 pub use crate::reads::{GroupScan, LogIter};
 pub use crate::store::{Pipeline, Prepared, Store, StoreOptions, Ticket};

@@ -407,9 +407,51 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+    use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 
     use crate::{Store, StoreOptions};
+
+    fn chats(n: usize) -> Vec<Event> {
+        let keys = Keys::generate();
+        (0..n)
+            .map(|i| {
+                EventBuilder::new(Kind::from(9u16), format!("{i}"))
+                    .tags([Tag::parse(["h", "g"]).unwrap()])
+                    .finalize(&keys)
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// A long scan reads 4,096 events per read transaction (no reader holds a snapshot
+    /// for a whole scan) and so also sees what was committed while it ran.
+    #[cfg(feature = "test-support")]
+    #[test]
+    fn a_scan_takes_one_read_transaction_per_chunk_and_sees_later_commits() {
+        use std::ops::ControlFlow;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        store.append_batch(&chats(super::SCAN_CHUNK + 100)).unwrap();
+        let late = chats(3);
+        let before = crate::read_transactions_on_this_thread();
+        let mut seen = Vec::new();
+        store
+            .scan(1, |seq, _| {
+                if seq == 1 {
+                    // Committed while the first chunk's transaction is open.
+                    std::thread::scope(|s| {
+                        s.spawn(|| store.append_batch(&late).unwrap());
+                    });
+                }
+                seen.push(seq);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let n = super::SCAN_CHUNK as u64 + 103;
+        assert_eq!(seen, (1..=n).collect::<Vec<_>>());
+        assert_eq!(crate::read_transactions_on_this_thread() - before, 2);
+    }
 
     /// The iterator converts the log 1,024 events at a time (its memory stays bounded
     /// on a log of any length), and yields every event once, in order, across chunks.
@@ -417,15 +459,7 @@ mod tests {
     fn the_log_iterator_converts_at_most_1024_events_ahead() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let keys = Keys::generate();
-        let events: Vec<_> = (0..1_500)
-            .map(|i| {
-                EventBuilder::new(Kind::from(9u16), format!("{i}"))
-                    .tags([Tag::parse(["h", "g"]).unwrap()])
-                    .finalize(&keys)
-                    .unwrap()
-            })
-            .collect();
+        let events = chats(1_500);
         store.append_batch(&events).unwrap();
         let mut iter = store.iter_from(1);
         let (seq, first) = iter.next().unwrap().unwrap();
