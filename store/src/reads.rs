@@ -453,6 +453,28 @@ mod tests {
         assert_eq!(crate::read_transactions_on_this_thread() - before, 2);
     }
 
+    /// The benchmark baselines walk every stored record: the raw scan counts records
+    /// and bytes (each value's length plus its first byte), the checksum diagnostic
+    /// the bytes.
+    #[cfg(feature = "test-support")]
+    #[test]
+    fn the_raw_baselines_walk_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(store.raw_scan().unwrap(), (0, 0));
+        store.append_batch(&chats(10)).unwrap();
+        let mut values = Vec::new();
+        let records = store.raw_scan_with(|v| values.push(v.to_vec())).unwrap();
+        assert_eq!(records, 10);
+        for (i, value) in values.iter().enumerate() {
+            assert_eq!(*value, store.raw_record(i as u64 + 1).unwrap().unwrap());
+        }
+        let bytes: u64 = values.iter().map(|v| v.len() as u64).sum();
+        let firsts: u64 = values.iter().map(|v| u64::from(v[0])).sum();
+        assert_eq!(store.raw_scan().unwrap(), (10, bytes + firsts));
+        assert_eq!(store.checksum_times().unwrap().0, bytes);
+    }
+
     /// The iterator converts the log 1,024 events at a time (its memory stays bounded
     /// on a log of any length), and yields every event once, in order, across chunks.
     #[test]
