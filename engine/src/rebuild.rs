@@ -1,9 +1,13 @@
-//! Full rebuilds on every core: groups are independent, so worker threads take whole
-//! groups from a shared queue (largest first) and fold each from sequence 1.
+//! Full rebuilds on every core: groups are independent, so worker threads fold whole
+//! groups from sequence 1, each group on one thread.
 //!
-//! A worker walks the group's index (`Store::scan_group`), whose entries carry the
-//! event's kind: a record of a kind that no projection being rebuilt folds is passed
-//! without being read, checksummed or decoded; each record that is read feeds every
+//! Two walks give the same result ([`RebuildWalk`]). By default (`Log`) the groups are
+//! split into one part per worker, balanced by event count, and each worker scans the
+//! whole log in order (`Store::scan_where`), reading only the header of a record that
+//! is not its part's or of a kind no projection being rebuilt folds. With `GroupIndex`
+//! workers take whole groups from a shared queue (largest first) and walk each group's
+//! index (`Store::scan_group`), whose entries carry the event's kind, so records of
+//! other kinds are never read. Either way each record that is read feeds every
 //! projection that folds its kind. The worker also encodes the group's checkpoints, so
 //! that work is spread over the cores too. When every group is folded, the checkpoints
 //! of every projection being rebuilt replace theirs in one transaction (one commit,
@@ -60,7 +64,8 @@ impl Default for RebuildOptions {
 }
 
 impl RebuildOptions {
-    /// A rebuild on `threads` worker threads (0 counts as 1), walking group indexes.
+    /// A rebuild on `threads` worker threads (0 counts as 1), with the default walk
+    /// ([`RebuildWalk::Log`]).
     pub fn threads(threads: usize) -> Self {
         Self {
             threads: threads.max(1),
