@@ -497,6 +497,22 @@ impl Store {
         Ok(table.no(name).map(|no| (no, table.head(no))))
     }
 
+    /// Test support: clears the reader slots of dead processes now, returning how many
+    /// were cleared (the writer does this every 1,024 commits, and every open).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Lmdb`](crate::StoreError::Lmdb) when LMDB cannot check the
+    /// reader table.
+    #[cfg(feature = "test-support")]
+    pub fn clear_stale_readers(&self) -> Result<usize, StoreError> {
+        self.inner
+            .shared
+            .env
+            .clear_stale_readers()
+            .map_err(StoreError::lmdb("clearing stale readers"))
+    }
+
     /// Whether `other` is a handle of this same open store (the same environment in
     /// this process).
     pub fn same_store(&self, other: &Store) -> bool {

@@ -538,3 +538,153 @@ fn with_retry<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! How a round of requests is formed ([`collect`]): what it drains, when it waits
+    //! and for whom. The requests are never executed here; only their number and
+    //! order are looked at, so nothing depends on timing except that a request sent
+    //! 100 ms after `collect` started arrives while it waits (if it waits at all).
+
+    use super::*;
+
+    /// An append request of `n` events (placeholders; `collect` only counts them).
+    fn append(pipeline: Option<u64>, n: usize) -> Request {
+        let event = PreparedEvent {
+            id: [0; 32],
+            kind: 9,
+            group: None,
+            bytes: Vec::new(),
+        };
+        let (reply, _) = crate::oneshot::channel();
+        Request::Append {
+            events: vec![event; n],
+            pipeline,
+            reply,
+        }
+    }
+
+    fn exec() -> Request {
+        let (reply, _) = crossbeam_channel::unbounded();
+        Request::Exec {
+            job: Box::new(|_, _| Ok(Box::new(()))),
+            reply,
+        }
+    }
+
+    /// What the previous round answered: `singles` callers and these pipelines.
+    fn answered(singles: usize, pipelines: &[u64]) -> Callers {
+        Callers {
+            single: singles,
+            pipelines: pipelines.iter().copied().collect(),
+        }
+    }
+
+    /// Runs `collect` with `first`, `queued` already in the channel, and `late` sent
+    /// 100 ms after it started. Returns how many requests the round took and how many
+    /// were left in the channel.
+    fn round(
+        first: Request,
+        queued: Vec<Request>,
+        late: Vec<Request>,
+        wait: Duration,
+        answered: &Callers,
+    ) -> (usize, usize) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for r in queued {
+            tx.send(r).unwrap();
+        }
+        let taken = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                for r in late {
+                    tx.send(r).unwrap();
+                }
+            });
+            collect(&rx, first, wait, answered, 0).len()
+        });
+        // The late requests are all sent once the scope has ended.
+        (taken, rx.len())
+    }
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_round_drains_what_is_queued_up_to_the_event_cap() {
+        let none = answered(0, &[]);
+        let four = || (0..4).map(|_| append(None, 1)).collect::<Vec<_>>();
+        assert_eq!(
+            round(append(None, 1), four(), vec![], Duration::ZERO, &none),
+            (5, 0)
+        );
+        // MAX − 2 events, then one-event requests: the round stops at the cap.
+        let first = append(None, MAX_EVENTS_PER_COMMIT - 2);
+        assert_eq!(round(first, four(), vec![], Duration::ZERO, &none), (3, 2));
+        // An empty append and a write job count as one event each.
+        let first = append(None, MAX_EVENTS_PER_COMMIT - 2);
+        let queued = vec![append(None, 0), exec(), append(None, 1)];
+        assert_eq!(round(first, queued, vec![], Duration::ZERO, &none), (3, 1));
+    }
+
+    #[test]
+    fn a_round_waits_for_the_callers_the_last_round_answered_and_no_more() {
+        // Three callers answered: the round waits until three are there.
+        let late = || (0..3).map(|_| append(None, 1)).collect::<Vec<_>>();
+        assert_eq!(
+            round(append(None, 1), vec![], late(), LONG, &answered(3, &[])),
+            (3, 1)
+        );
+        // A pipeline counts once, however many batches it queued.
+        let late = vec![append(Some(7), 1), append(None, 1), append(None, 1)];
+        let expected = answered(1, &[7]);
+        assert_eq!(
+            round(append(Some(7), 1), vec![], late, LONG, &expected),
+            (3, 1)
+        );
+        // Nothing to wait for when the expected callers are already there.
+        let queued = vec![append(None, 1)];
+        assert_eq!(
+            round(append(None, 1), queued, late_one(), LONG, &answered(2, &[])),
+            (2, 1)
+        );
+        // No wait configured: no waiting.
+        assert_eq!(
+            round(
+                append(None, 1),
+                vec![],
+                late_one(),
+                Duration::ZERO,
+                &answered(5, &[])
+            ),
+            (1, 1)
+        );
+    }
+
+    fn late_one() -> Vec<Request> {
+        vec![append(None, 1)]
+    }
+
+    #[test]
+    fn a_round_does_not_wait_past_the_event_cap_or_beside_a_write_job() {
+        let five = answered(5, &[]);
+        // A full first request: nothing more, not even after waiting.
+        let first = append(None, MAX_EVENTS_PER_COMMIT);
+        assert_eq!(round(first, vec![], late_one(), LONG, &five), (1, 1));
+        // Reaching the cap while waiting ends the wait.
+        let first = append(None, MAX_EVENTS_PER_COMMIT - 1);
+        let late = vec![append(None, 1), append(None, 1)];
+        assert_eq!(round(first, vec![], late, LONG, &five), (2, 1));
+        // A write job in the round (first or queued): no wait.
+        assert_eq!(
+            round(exec(), vec![append(None, 1)], late_one(), LONG, &five),
+            (2, 1)
+        );
+        assert_eq!(
+            round(append(None, 1), vec![exec()], late_one(), LONG, &five),
+            (2, 1)
+        );
+        // A write job arriving while waiting ends the wait after it.
+        let late = vec![append(None, 1), exec(), append(None, 1)];
+        assert_eq!(round(append(None, 1), vec![], late, LONG, &five), (3, 1));
+    }
+}

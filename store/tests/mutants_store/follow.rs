@@ -54,6 +54,12 @@ fn child_step(step: &str, dir: &Path) {
             fill_readers(&store, &mut |_, _| exit_child(step));
             panic!("the reader table never filled");
         }
+        "hold-one-reader" => {
+            let store = Store::open(dir, StoreOptions::default()).unwrap();
+            // Exits inside a read transaction: its slot stays behind with a dead pid.
+            store.with_event(1, |_| exit_child(step)).unwrap();
+            panic!("event 1 is missing");
+        }
         "hold-open" => {
             let store = Store::open(dir, StoreOptions::default()).unwrap();
             println!("{READY}");
@@ -186,4 +192,58 @@ fn reader_slots_of_a_dead_process_are_cleared() {
     assert!(readers_full, "{error:?}");
     // Every slot was released.
     assert_eq!(store.get(1).unwrap(), Some(first));
+}
+
+/// A store on a memory-backed directory where the machine has one: many commits, no
+/// disk flushes.
+fn shm_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
+#[test]
+fn the_writer_clears_dead_processes_reader_slots_every_1024_commits() {
+    const TEST: &str = "follow::the_writer_clears_dead_processes_reader_slots_every_1024_commits";
+    in_child(child_step);
+    let dir = shm_dir();
+    let keys = Keys::generate();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut commits = 0;
+    let mut append = |n: usize| {
+        for _ in 0..n {
+            commits += 1;
+            store
+                .append(&chat(&keys, "g", &format!("{commits}")))
+                .unwrap();
+        }
+    };
+    append(1);
+    // A dead process's slot, two commits in: not cleared yet.
+    run_child(TEST, "hold-one-reader", dir.path());
+    append(1);
+    assert_eq!(store.clear_stale_readers().unwrap(), 1);
+    // Again, up to the 1,024th commit of this writer: cleared by it.
+    run_child(TEST, "hold-one-reader", dir.path());
+    append(1_022);
+    assert_eq!(store.head(), 1_024);
+    assert_eq!(store.clear_stale_readers().unwrap(), 0);
+}
+
+#[test]
+fn a_write_job_of_this_process_needs_no_look_at_the_log_afterwards() {
+    let dir = shm_dir();
+    let keys = Keys::generate();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    store.append(&chat(&keys, "g", "1")).unwrap();
+    store
+        .write_checkpoints(vec![checkpoint_write("p", 0, 1, b"s")], None)
+        .unwrap();
+    store.set_setting("k", b"v").unwrap();
+    // Both commits were this process's own and added no event: a refresh finds
+    // nothing to take in and opens no read transaction.
+    let before = highwater_store::read_transactions_on_this_thread();
+    store.refresh().unwrap();
+    assert_eq!(store.group_no_head("g").unwrap(), Some((0, 1)));
+    assert_eq!(highwater_store::read_transactions_on_this_thread(), before);
 }
