@@ -97,6 +97,7 @@ pub(crate) fn refresh(shared: &Shared) -> Result<(), StoreError> {
 /// Brings the group table and head up to the newest snapshot. The caller holds
 /// `shared.sync`.
 pub(crate) fn tail_locked(shared: &Shared) -> Result<(), StoreError> {
+    shared.tails.fetch_add(1, Ordering::Relaxed);
     with_read(shared, |txn, dbs| {
         let known = shared.head.load(Ordering::Acquire);
         let end = last_seq(txn, dbs)?;

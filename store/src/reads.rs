@@ -451,6 +451,30 @@ mod tests {
         let n = super::SCAN_CHUNK as u64 + 103;
         assert_eq!(seen, (1..=n).collect::<Vec<_>>());
         assert_eq!(crate::read_transactions_on_this_thread() - before, 2);
+
+        // The same for a group's scan: 4,096 index entries per read transaction.
+        let later = chats(2);
+        let before = crate::read_transactions_on_this_thread();
+        let mut seen = Vec::new();
+        let scan = store
+            .scan_group(
+                0,
+                0,
+                |_| true,
+                |seq, _| {
+                    if seq == 1 {
+                        std::thread::scope(|s| {
+                            s.spawn(|| store.append_batch(&later).unwrap());
+                        });
+                    }
+                    seen.push(seq);
+                    ControlFlow::Continue(())
+                },
+            )
+            .unwrap();
+        assert_eq!(seen, (1..=n + 2).collect::<Vec<_>>());
+        assert_eq!((scan.last, scan.events), (n + 2, n + 2));
+        assert_eq!(crate::read_transactions_on_this_thread() - before, 2);
     }
 
     /// The benchmark baselines walk every stored record: the raw scan counts records

@@ -194,6 +194,9 @@ pub(crate) struct Shared {
     pub(crate) lockless: bool,
     /// [`StoreOptions::commit_wait`].
     pub(crate) commit_wait: Duration,
+    /// How many times the log was tailed for commits this process did not publish
+    /// itself (see `follow::tail_locked`).
+    pub(crate) tails: AtomicU64,
 }
 
 impl Shared {
@@ -393,6 +396,7 @@ impl Store {
             max_map_size: options.max_map_size.max(map_size),
             lockless,
             commit_wait: options.commit_wait,
+            tails: AtomicU64::new(0),
         });
         let (tx, writer) = if options.read_only {
             (None, None)
@@ -511,6 +515,14 @@ impl Store {
             .env
             .clear_stale_readers()
             .map_err(StoreError::lmdb("clearing stale readers"))
+    }
+
+    /// Test support: how many times this store tailed the log for commits it had not
+    /// published itself (another process's, or its own when their publication was
+    /// skipped): its own commits never need one.
+    #[cfg(feature = "test-support")]
+    pub fn tails_taken(&self) -> u64 {
+        self.inner.shared.tails.load(Ordering::Relaxed)
     }
 
     /// Whether `other` is a handle of this same open store (the same environment in

@@ -247,3 +247,38 @@ fn a_write_job_of_this_process_needs_no_look_at_the_log_afterwards() {
     assert_eq!(store.group_no_head("g").unwrap(), Some((0, 1)));
     assert_eq!(highwater_store::read_transactions_on_this_thread(), before);
 }
+
+#[test]
+fn own_commits_are_published_without_a_tail_and_others_with_one() {
+    const TEST: &str = "follow::own_commits_are_published_without_a_tail_and_others_with_one";
+    in_child(child_step);
+    let dir = shm_dir();
+    let keys = Keys::generate();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    for i in 0..3 {
+        store.append(&chat(&keys, "g", &format!("{i}"))).unwrap();
+    }
+    store
+        .append_batch(&[chat(&keys, "g", "a"), chat(&keys, "h", "b")])
+        .unwrap();
+    assert_eq!(
+        store.tails_taken(),
+        0,
+        "this process's commits need no tail"
+    );
+    // Another process's four events, then one of ours on top of them: publishing ours
+    // takes theirs in first.
+    run_child(TEST, "more", dir.path());
+    store.append(&chat(&keys, "g", "after")).unwrap();
+    assert_eq!(store.tails_taken(), 1);
+    assert_eq!(store.head(), 10);
+    assert_eq!(
+        store.group_no_head("k").unwrap().map(|(_, head)| head),
+        Some(8)
+    );
+    assert_eq!(
+        store.group_no_head("g").unwrap().map(|(_, head)| head),
+        Some(10)
+    );
+    assert_eq!(store.tails_taken(), 1);
+}

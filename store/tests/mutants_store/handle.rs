@@ -12,13 +12,14 @@ use crate::support::{chat, in_child, is_root, run_child, run_child_as_nobody};
 use highwater_store::{CommitObserver, Committed, Store, StoreOptions};
 use nostr::prelude::{Event, Keys};
 
-/// Counts the events it was shown.
+/// Counts the events it was shown, and the calls.
 #[derive(Default)]
-struct Count(AtomicUsize);
+struct Count(AtomicUsize, AtomicUsize);
 
 impl CommitObserver for Count {
     fn on_commit(&self, batch: &[Committed<'_>]) {
         self.0.fetch_add(batch.len(), Ordering::Relaxed);
+        self.1.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -185,4 +186,25 @@ fn a_read_only_open_without_a_writable_lock_file_reads_lockless() {
     } else {
         lockless_step("lockless head=5", dir.path());
     }
+}
+
+#[test]
+fn observers_are_not_called_for_a_commit_that_added_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let keys = Keys::generate();
+    let event = chat(&keys, "g", "once");
+    // Prepared while new, then appended another way before it is submitted: the
+    // writer finds it already present, and its commit adds nothing.
+    let highwater_store::Prepared::Ready(prepared) = store.prepare(&event).unwrap() else {
+        panic!("a new event")
+    };
+    store.append(&event).unwrap();
+    let count = Arc::new(Count::default());
+    store.add_observer(count.clone());
+    let outcomes = store.submit(vec![prepared]).unwrap().wait().unwrap();
+    assert_eq!(outcomes, vec![highwater_store::AppendOutcome::Duplicate(1)]);
+    assert_eq!(count.1.load(Ordering::Relaxed), 0, "called for nothing");
+    store.append(&chat(&keys, "g", "next")).unwrap();
+    assert_eq!((count.get(), count.1.load(Ordering::Relaxed)), (1, 1));
 }
