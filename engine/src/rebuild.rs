@@ -19,7 +19,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use highwater_store::{CheckpointWrite, EventRef, GroupScan, Store};
+use highwater_store::{CheckpointWrite, EventRef, GroupInfo, GroupScan, Store};
 use parking_lot::Mutex;
 
 use crate::error::EngineError;
@@ -240,26 +240,10 @@ pub(crate) fn rebuild_all(
     let threads = options.threads.clamp(1, order.len().max(1));
     let units = match options.walk {
         RebuildWalk::GroupIndex => Units::Groups(order),
-        RebuildWalk::Log => {
-            // Longest-processing-time first: each group goes to the lightest part.
-            let mut owner = vec![u32::MAX; store.group_count()];
-            let mut load = vec![0u64; threads];
-            for g in &groups {
-                let (part, _) = load
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|&(i, l)| (*l, i))
-                    .expect("at least one part");
-                load[part] += g.count;
-                if let Some(o) = owner.get_mut(g.no as usize) {
-                    *o = part as u32;
-                }
-            }
-            Units::Parts {
-                owner,
-                parts: threads as u32,
-            }
-        }
+        RebuildWalk::Log => Units::Parts {
+            owner: balance(&groups, threads, store.group_count()),
+            parts: (0..u32::try_from(threads).unwrap_or(u32::MAX)).collect(),
+        },
     };
     let queue = Queue {
         store,
@@ -313,6 +297,27 @@ pub(crate) fn rebuild_all(
     Ok(sinks.into_iter().map(|s| s.publish(started)).collect())
 }
 
+/// The part of each group (by group number, `slots` of them; `u32::MAX` for a number
+/// with no group) among `parts` parts balanced by event count: longest processing
+/// time first, each group, largest first (the order of `groups`), goes to the part
+/// with the fewest events so far, the lowest-numbered of equal ones.
+fn balance(groups: &[GroupInfo], parts: usize, slots: usize) -> Vec<u32> {
+    let mut owner = vec![u32::MAX; slots];
+    let mut load = vec![0u64; parts.max(1)];
+    for g in groups {
+        let (part, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|&(i, l)| (*l, i))
+            .expect("at least one part");
+        load[part] += g.count;
+        if let Some(o) = owner.get_mut(g.no as usize) {
+            *o = u32::try_from(part).expect("fewer parts than u32::MAX");
+        }
+    }
+    owner
+}
+
 /// The units of work the workers take in turn.
 enum Units {
     /// Group numbers, each folded by one walk of its index.
@@ -321,7 +326,8 @@ enum Units {
     Parts {
         /// The part of each group, by group number (`u32::MAX`: none).
         owner: Vec<u32>,
-        parts: u32,
+        /// The parts, `0..n`, each taken by one worker.
+        parts: Vec<u32>,
     },
 }
 
@@ -345,9 +351,9 @@ impl Queue<'_, '_> {
                     Some(&no) => self.fold_group(no),
                     None => break,
                 },
-                Units::Parts { owner, parts } => match u32::try_from(next) {
-                    Ok(part) if part < *parts => self.fold_part(owner, part),
-                    _ => break,
+                Units::Parts { owner, parts } => match parts.get(next) {
+                    Some(&part) => self.fold_part(owner, part),
+                    None => break,
                 },
             };
             if let Err(e) = done {
@@ -430,5 +436,38 @@ impl Queue<'_, '_> {
             fold.done(scan)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(no: u32, count: u64) -> GroupInfo {
+        GroupInfo {
+            name: format!("g{no}").into(),
+            no,
+            head: 0,
+            count,
+        }
+    }
+
+    #[test]
+    fn parts_are_balanced_largest_group_first() {
+        // Largest first, as the rebuild orders them.
+        let groups = [
+            group(3, 50),
+            group(0, 40),
+            group(2, 30),
+            group(1, 20),
+            group(4, 5),
+        ];
+        // 50 → part 0; 40 → 1; 30 → 1 (40 < 50); 20 → 0 (50 < 70); 5 → 0 (70 = 70).
+        assert_eq!(balance(&groups, 2, 6), vec![1, 0, 1, 0, 0, u32::MAX]);
+        assert_eq!(balance(&groups, 3, 5), vec![1, 2, 2, 0, 1]);
+        assert_eq!(balance(&groups, 1, 5), vec![0; 5]);
+        // Equal loads: the lowest-numbered part.
+        let equal = [group(0, 1), group(1, 1), group(2, 1)];
+        assert_eq!(balance(&equal, 2, 3), vec![0, 1, 0]);
     }
 }

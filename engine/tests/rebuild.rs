@@ -324,3 +324,177 @@ fn zero_threads_count_as_one() {
     assert_eq!(RebuildOptions::threads(0), RebuildOptions::threads(1));
     assert!(RebuildOptions::default().threads >= 1);
 }
+
+#[test]
+fn options_keep_what_they_were_given() {
+    let three = RebuildOptions::threads(3);
+    assert_eq!((three.threads, three.walk), (3, RebuildWalk::Log));
+    let by_index = RebuildOptions::threads(3).walk(RebuildWalk::GroupIndex);
+    assert_eq!(
+        (by_index.threads, by_index.walk),
+        (3, RebuildWalk::GroupIndex)
+    );
+    assert_eq!(RebuildOptions::default().walk, RebuildWalk::Log);
+}
+
+fn event(keys: &Keys, kind: u16, group: &str, content: &str) -> Event {
+    EventBuilder::new(Kind::Custom(kind), content)
+        .tag(Tag::parse(["h", group]).unwrap())
+        .finalize(keys)
+        .unwrap()
+}
+
+/// A rebuild reads no record of a kind that no projection being rebuilt folds (so a
+/// damaged one does not stop it; `verify` is what reads every record), and replaces
+/// every checkpoint of the projections it rebuilds, also of group numbers that no
+/// longer name a group.
+#[test]
+fn a_rebuild_reads_only_folded_kinds_and_replaces_every_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut builder = Engine::builder(store, EngineOptions::default());
+    let digest = builder.add(Digest).unwrap();
+    let engine = builder.build().unwrap();
+    let keys = Keys::generate();
+    for (kind, content) in [(1, "a"), (7, "skipped"), (9000, "b")] {
+        engine.append(&event(&keys, kind, "g", content)).unwrap();
+    }
+    let store = engine.store();
+    let mut raw = store.raw_record(2).unwrap().unwrap();
+    let last = raw.len() - 1;
+    raw[last] ^= 0x55;
+    store.put_raw_record(2, raw).unwrap();
+    store
+        .write_checkpoints(
+            vec![highwater_store::CheckpointWrite {
+                projection: "digest".into(),
+                group: 77,
+                checkpoint: highwater_store::Checkpoint {
+                    version: 1,
+                    watermark: 3,
+                    events: 3,
+                    state: vec![0; 16],
+                },
+            }],
+            None,
+        )
+        .unwrap();
+    for walk in [RebuildWalk::Log, RebuildWalk::GroupIndex] {
+        let reports = engine
+            .rebuild_with(Some("digest"), None, &RebuildOptions::threads(1).walk(walk))
+            .unwrap();
+        assert_eq!((reports[0].events, reports[0].failed), (3, 0), "{walk:?}");
+        let headers = store.checkpoint_headers("digest").unwrap();
+        assert_eq!(
+            headers.iter().map(|(no, _)| *no).collect::<Vec<_>>(),
+            vec![0],
+            "{walk:?}"
+        );
+        assert_eq!(digest.read("g", |s| s.0).unwrap(), 2, "{walk:?}");
+    }
+    // The damaged record is there to be found by whoever reads it.
+    assert!(store.get(2).is_err());
+}
+
+/// The threads seen folding, and whether one gave up waiting for another.
+type Seen = std::sync::Arc<(std::sync::Mutex<(Vec<String>, bool)>, std::sync::Condvar)>;
+
+/// Counts events, and while armed makes each folding thread wait (up to 10 s, once)
+/// until two threads fold at the same time: a rebuild asked for two threads must
+/// fold on two.
+struct Meet {
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: Seen,
+}
+
+impl Projection for Meet {
+    type State = u64;
+    fn name(&self) -> &'static str {
+        "meet"
+    }
+    fn version(&self) -> u64 {
+        1
+    }
+    fn kinds(&self) -> Kinds {
+        Kinds::All
+    }
+    fn init(&self) -> u64 {
+        0
+    }
+    fn apply(&self, state: &mut u64, _: &EventRef<'_>) -> Result<(), ApplyError> {
+        *state += 1;
+        if !self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        let (lock, met) = &*self.seen;
+        let mut seen = lock.lock().unwrap();
+        if !seen.0.contains(&name) {
+            seen.0.push(name);
+            met.notify_all();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while seen.0.len() < 2 && !seen.1 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let (next, waited) = met.wait_timeout(seen, left).unwrap();
+            seen = next;
+            if waited.timed_out() {
+                // Give up once: the test then fails on what was seen, without waiting
+                // at every event.
+                seen.1 = true;
+            }
+        }
+        Ok(())
+    }
+    fn encode(&self, state: &u64) -> Result<Vec<u8>, CodecError> {
+        encode_rkyv(state)
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<u64, CodecError> {
+        decode_rkyv(bytes)
+    }
+}
+
+#[test]
+fn a_rebuild_on_two_threads_folds_on_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut builder = Engine::builder(store, EngineOptions::default());
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen: Seen = std::sync::Arc::new((
+        std::sync::Mutex::new((Vec::new(), false)),
+        std::sync::Condvar::new(),
+    ));
+    let meet = builder
+        .add(Meet {
+            armed: armed.clone(),
+            seen: seen.clone(),
+        })
+        .unwrap();
+    let engine = builder.build().unwrap();
+    let keys = Keys::generate();
+    for i in 0..6 {
+        let group = ["a", "b"][i % 2];
+        engine
+            .append(&event(&keys, 9, group, &format!("{i}")))
+            .unwrap();
+    }
+    for walk in [RebuildWalk::Log, RebuildWalk::GroupIndex] {
+        *seen.0.lock().unwrap() = (Vec::new(), false);
+        armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        engine
+            .rebuild_with(None, None, &RebuildOptions::threads(2).walk(walk))
+            .unwrap();
+        armed.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (threads, gave_up) = seen.0.lock().unwrap().clone();
+        assert!(!gave_up, "{walk:?}: only {threads:?} folded");
+        assert_eq!(threads.len(), 2, "{walk:?}: {threads:?}");
+        assert!(
+            threads.iter().any(|t| t == "highwater-rebuild"),
+            "{threads:?}"
+        );
+        assert_eq!(meet.read("a", |n| *n).unwrap(), 3);
+    }
+}
