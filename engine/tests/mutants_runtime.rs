@@ -360,3 +360,64 @@ fn reads_of_a_resolved_group_answer_folded_to_its_head() {
     assert!(again.same_store(engine.store()));
     assert!(!again.same_store(other.store()));
 }
+
+/// Holds one reference to a token while it has folded an event: the token's count
+/// of references tells how many folded states are alive.
+struct Holder(std::sync::Arc<()>);
+
+impl highwater_engine::Projection for Holder {
+    type State = Option<std::sync::Arc<()>>;
+    fn name(&self) -> &'static str {
+        "holder"
+    }
+    fn version(&self) -> u64 {
+        1
+    }
+    fn kinds(&self) -> highwater_engine::Kinds {
+        highwater_engine::Kinds::All
+    }
+    fn init(&self) -> Self::State {
+        None
+    }
+    fn apply(
+        &self,
+        state: &mut Self::State,
+        _: &highwater_engine::EventRef<'_>,
+    ) -> Result<(), highwater_engine::ApplyError> {
+        *state = Some(self.0.clone());
+        Ok(())
+    }
+    fn encode(&self, state: &Self::State) -> Result<Vec<u8>, highwater_engine::CodecError> {
+        Ok(vec![u8::from(state.is_some())])
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<Self::State, highwater_engine::CodecError> {
+        Ok((bytes == [1]).then(|| self.0.clone()))
+    }
+}
+
+#[test]
+fn eviction_drops_the_states_nobody_holds_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut builder = Engine::builder(store, quiet());
+    let token = std::sync::Arc::new(());
+    let holder = builder.add(Holder(token.clone())).unwrap();
+    let engine = builder.build().unwrap();
+    let keys = Keys::generate();
+    append_n(&engine, &keys, "g", 0, 2);
+    append_n(&engine, &keys, "h", 0, 1);
+    assert!(holder.read("g", Option::is_some).unwrap());
+    assert!(holder.read("h", Option::is_some).unwrap());
+    // This test's reference, the projection's, and two loaded states.
+    assert_eq!(std::sync::Arc::strong_count(&token), 4);
+    engine.evict_all();
+    assert_eq!(
+        std::sync::Arc::strong_count(&token),
+        2,
+        "both states dropped"
+    );
+    // Evicting again drops nothing more and loses nothing.
+    engine.evict_all();
+    assert!(holder.read("g", Option::is_some).unwrap());
+    assert_eq!(std::sync::Arc::strong_count(&token), 3);
+}
