@@ -117,6 +117,14 @@ impl Shard {
         local
     }
 
+    /// Makes room for `more` keys without growing on the way.
+    fn reserve(&mut self, more: usize) {
+        while (self.keys.len() + more) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+        self.keys.reserve(more);
+    }
+
     fn place(&mut self, hash: u64, local: u32) {
         let mask = self.slots.len() - 1;
         let mut at = home(hash, self.slots.len().trailing_zeros());
@@ -204,6 +212,45 @@ impl Dictionary {
         join(s, local)
     }
 
+    /// The ids of `keys`, in their order, numbering new ones: [`Dictionary::intern`]
+    /// for many keys at once (a checkpoint's), each shard locked once and sized once.
+    pub(crate) fn intern_all<'k>(&self, keys: impl IntoIterator<Item = &'k [u8; 32]>) -> Vec<Id> {
+        let keys: Vec<(&[u8; 32], u64)> =
+            keys.into_iter().map(|k| (k, self.seed.hash(k))).collect();
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
+        for (i, &(_, h)) in keys.iter().enumerate() {
+            by_shard[shard_of(h)].push(i);
+        }
+        let mut ids = vec![0; keys.len()];
+        for (s, at) in by_shard.iter().enumerate() {
+            let mut new = Vec::new();
+            {
+                let shard = self.shards[s].read_recursive();
+                for &i in at {
+                    let (key, h) = keys[i];
+                    match shard.find(h, key) {
+                        Some(local) => ids[i] = join(s, local),
+                        None => new.push(i),
+                    }
+                }
+            }
+            if new.is_empty() {
+                continue;
+            }
+            let mut shard = self.shards[s].write();
+            shard.reserve(new.len());
+            for i in new {
+                let (key, h) = keys[i];
+                let local = match shard.find(h, key) {
+                    Some(local) => local,
+                    None => shard.insert(h, *key),
+                };
+                ids[i] = join(s, local);
+            }
+        }
+        ids
+    }
+
     /// The key of `id`.
     ///
     /// # Panics
@@ -261,7 +308,7 @@ pub(crate) fn sorted_ids<'k>(
     dict: &Dictionary,
     keys: impl IntoIterator<Item = &'k [u8; 32]>,
 ) -> Vec<Id> {
-    let mut ids: Vec<Id> = keys.into_iter().map(|k| dict.intern(k)).collect();
+    let mut ids = dict.intern_all(keys);
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -402,6 +449,41 @@ mod tests {
             run < 1_000,
             "a run of {run} slots with the keys in the top bytes"
         );
+    }
+
+    #[test]
+    fn numbering_many_at_once_agrees_with_one_at_a_time() {
+        let dict = Dictionary::default();
+        // Some keys numbered before, then a batch with those, repeats and new ones.
+        let before: Vec<(u32, Id)> = (0..3_000)
+            .step_by(3)
+            .map(|n| (n, dict.intern(&key(n))))
+            .collect();
+        let batch: Vec<[u8; 32]> = (0..5_000).rev().chain(0..10).map(key).collect();
+        let ids = dict.intern_all(batch.iter());
+        assert_eq!(ids.len(), batch.len());
+        assert_eq!(dict.len(), 5_000);
+        for (k, id) in batch.iter().zip(&ids) {
+            assert_eq!(dict.key(*id), *k);
+            assert_eq!(dict.get(k), Some(*id));
+            assert_eq!(dict.intern(k), *id);
+        }
+        for (n, id) in before {
+            assert_eq!(
+                dict.get(&key(n)),
+                Some(id),
+                "a key numbered before keeps its id"
+            );
+        }
+        let mut unique = ids[..5_000].to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 5_000, "distinct keys, distinct ids");
+        assert_eq!(
+            &ids[5_000..],
+            &ids[4_990..5_000].iter().rev().copied().collect::<Vec<_>>()[..]
+        );
+        assert_eq!(dict.intern_all([].iter()), Vec::<Id>::new());
     }
 
     #[test]
