@@ -950,4 +950,58 @@ mod tests {
         assert_eq!(store.head(), 1);
         assert_eq!(store.get(1).unwrap(), Some(event));
     }
+
+    /// Runs `par_blocks` over `blocks` one-item blocks with a closure that, on its
+    /// first call on each thread, waits (up to 10 s, once) for a second thread to
+    /// call it too. Returns the results and the names of the threads that ran blocks.
+    fn threads_of(blocks: usize) -> (Vec<usize>, Vec<String>) {
+        use std::sync::{Condvar, Mutex};
+        let seen: (Mutex<(Vec<String>, bool)>, Condvar) =
+            (Mutex::new((Vec::new(), false)), Condvar::new());
+        let items: Vec<usize> = (0..blocks).collect();
+        let out = par_blocks(&items, 1, |block| {
+            let name = std::thread::current().name().unwrap_or("caller").to_owned();
+            let (lock, met) = &seen;
+            let mut s = lock.lock().unwrap();
+            if !s.0.contains(&name) {
+                s.0.push(name);
+                met.notify_all();
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while s.0.len() < 2 && !s.1 {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let (next, waited) = met.wait_timeout(s, left).unwrap();
+                s = next;
+                s.1 |= waited.timed_out();
+            }
+            block[0] * 10
+        });
+        let names = seen.0.into_inner().unwrap().0;
+        (out, names)
+    }
+
+    #[test]
+    fn blocks_are_spread_over_the_cores_and_answered_in_order() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        for blocks in [2, 5] {
+            let (out, names) = threads_of(blocks);
+            assert_eq!(out, (0..blocks).map(|b| b * 10).collect::<Vec<_>>());
+            if cores > 1 {
+                assert_eq!(names.len(), 2, "{blocks} blocks ran on {names:?}");
+                assert!(names.iter().any(|n| n == "highwater-prepare"), "{names:?}");
+            } else {
+                assert_eq!(names.len(), 1, "{names:?}");
+            }
+        }
+        // One block: the calling thread alone, without waiting for a helper.
+        let items = [7];
+        let out = par_blocks(&items, 64, |_| {
+            std::thread::current().name().map(str::to_owned)
+        });
+        assert_ne!(out[0].as_deref(), Some("highwater-prepare"));
+        assert_eq!(
+            par_blocks(&[] as &[u8], 4, <[u8]>::len),
+            Vec::<usize>::new()
+        );
+    }
 }

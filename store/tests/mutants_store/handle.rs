@@ -208,3 +208,14 @@ fn observers_are_not_called_for_a_commit_that_added_no_event() {
     store.append(&chat(&keys, "g", "next")).unwrap();
     assert_eq!((count.get(), count.1.load(Ordering::Relaxed)), (1, 1));
 }
+
+#[test]
+fn handles_of_one_path_are_the_same_store() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = Store::open(a.path(), StoreOptions::default()).unwrap();
+    let again = Store::open(a.path(), StoreOptions::default()).unwrap();
+    let other = Store::open(b.path(), StoreOptions::default()).unwrap();
+    assert!(first.same_store(&again) && again.same_store(&first));
+    assert!(first.same_store(&first.clone()));
+    assert!(!first.same_store(&other) && !other.same_store(&again));
+}
