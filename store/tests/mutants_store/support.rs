@@ -62,23 +62,9 @@ pub(crate) fn exit_child(step: &str) -> ! {
 /// Runs this test binary's test `test` as a child process doing `step` on `dir`, and
 /// waits for it to succeed.
 pub(crate) fn run_child(test: &str, step: &str, dir: &Path) {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--test-threads=1", "--nocapture"])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_STEP, step)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "child step {step} failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains(&format!("{DONE} {step}")),
-        "child step {step} did not run: {stdout}"
-    );
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child_command(&mut child, test, step, dir);
+    expect_done(&mut child, step, "");
 }
 
 /// Whether this process runs as root (the owner of `/proc/self` is the effective user).
@@ -97,24 +83,36 @@ pub(crate) fn run_child_as_nobody(test: &str, step: &str, dir: &Path) {
     for (path, mode) in [(bin_dir.path(), 0o755), (bin.as_path(), 0o755)] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let output = Command::new("setpriv")
+    let mut child = Command::new("setpriv");
+    child
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
+        .arg(&bin);
+    child_command(&mut child, test, step, dir);
+    expect_done(&mut child, step, " as nobody");
+}
+
+/// The arguments and environment of a child doing `step` on `dir`.
+fn child_command(command: &mut Command, test: &str, step: &str, dir: &Path) {
+    command
         .args([test, "--exact", "--test-threads=1", "--nocapture"])
         .env(CHILD_DIR, dir)
-        .env(CHILD_STEP, step)
-        .output()
-        .expect("setpriv (util-linux) runs the child as nobody");
+        .env(CHILD_STEP, step);
+}
+
+/// Runs the child to its end and checks that it did its step (`how`: how it ran, for
+/// the messages).
+fn expect_done(child: &mut Command, step: &str, how: &str) {
+    let output = child.output().expect("starting the child");
     assert!(
         output.status.success(),
-        "child step {step} as nobody failed: {}\n{}",
+        "child step {step}{how} failed: {}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(&format!("{DONE} {step}")),
-        "child step {step} as nobody did not run: {stdout}"
+        "child step {step}{how} did not run: {stdout}"
     );
 }
 
@@ -125,10 +123,9 @@ pub(crate) const READY: &str = "highwater-store child ready";
 /// and waits until it prints [`READY`]. The child ends when its stdin is closed: see
 /// [`finish_child`].
 pub(crate) fn spawn_child(test: &str, step: &str, dir: &Path) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--test-threads=1", "--nocapture"])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_STEP, step)
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    child_command(&mut command, test, step, dir);
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
