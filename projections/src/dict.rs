@@ -486,6 +486,43 @@ mod tests {
         assert_eq!(dict.intern_all([].iter()), Vec::<Id>::new());
     }
 
+    /// The share of the fullest shard, in percent.
+    fn fullest_shard(dict: &Dictionary) -> f64 {
+        let most = dict
+            .shards
+            .iter()
+            .map(|s| s.read().keys.len())
+            .max()
+            .unwrap_or(0);
+        100.0 * most as f64 / dict.len() as f64
+    }
+
+    #[test]
+    fn keys_spread_evenly_over_the_shards() {
+        // 64,000 keys over 16 shards: 6.25 % each; a fair hash stays within a few
+        // tenths of a percent, a biased bit in the top four sends a quarter or more to
+        // one shard.
+        let random = Dictionary::default();
+        for n in 0..64_000 {
+            random.intern(&key(n));
+        }
+        let share = fullest_shard(&random);
+        assert!(share < 8.0, "{share:.2} % of random keys in one shard");
+        for at in [0usize, 9, 17, 28] {
+            let crafted = Dictionary::default();
+            for i in 0..64_000u32 {
+                let mut k = [0u8; 32];
+                k[at..at + 4].copy_from_slice(&i.to_le_bytes());
+                crafted.intern(&k);
+            }
+            let share = fullest_shard(&crafted);
+            assert!(
+                share < 8.0,
+                "{share:.2} % of keys varying at byte {at} in one shard"
+            );
+        }
+    }
+
     #[test]
     fn keys_sharing_a_prefix_stay_apart() {
         let dict = Dictionary::default();
