@@ -544,7 +544,7 @@ mod tests {
     //! How a round of requests is formed ([`collect`]): what it drains, when it waits
     //! and for whom. The requests are never executed here; only their number and
     //! order are looked at, so nothing depends on timing except that a request sent
-    //! 100 ms after `collect` started arrives while it waits (if it waits at all).
+    //! 200 ms after `collect` started arrives while it waits (if it waits at all).
 
     use super::*;
 
@@ -581,7 +581,7 @@ mod tests {
     }
 
     /// Runs `collect` with `first`, `queued` already in the channel, and `late` sent
-    /// 100 ms after it started. Returns how many requests the round took and how many
+    /// 200 ms after it started. Returns how many requests the round took and how many
     /// were left in the channel.
     fn round(
         first: Request,
@@ -594,13 +594,20 @@ mod tests {
         for r in queued {
             tx.send(r).unwrap();
         }
+        let started = std::sync::atomic::AtomicBool::new(false);
         let taken = std::thread::scope(|s| {
             s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(100));
+                // Once `collect` is about to run, and then long enough for it to have
+                // drained the queue and be waiting (or done).
+                while !started.load(Ordering::Acquire) {
+                    std::thread::yield_now();
+                }
+                std::thread::sleep(Duration::from_millis(200));
                 for r in late {
                     tx.send(r).unwrap();
                 }
             });
+            started.store(true, Ordering::Release);
             collect(&rx, first, wait, answered, 0).len()
         });
         // The late requests are all sent once the scope has ended.
