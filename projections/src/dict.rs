@@ -486,6 +486,56 @@ mod tests {
         assert_eq!(dict.intern_all([].iter()), Vec::<Id>::new());
     }
 
+    /// The slots a shard of `n` keys has: the smallest power of two, 64 at least, that
+    /// keeps it at most 7/8 full (none before its first key).
+    fn slots_for(n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        let mut slots = 64;
+        while n * 8 > slots * 7 {
+            slots *= 2;
+        }
+        slots
+    }
+
+    #[test]
+    fn a_shard_grows_to_stay_at_most_seven_eighths_full() {
+        let mut shard = Shard {
+            seed: Seed::random(),
+            keys: Vec::new(),
+            slots: Vec::new(),
+        };
+        for n in 0..2_000u32 {
+            let k = key(n);
+            let local = shard.insert(shard.seed.hash(&k), k);
+            assert_eq!(local, n);
+            let len = shard.keys.len();
+            assert_eq!(shard.slots.len(), slots_for(len), "after {len} keys");
+        }
+        // Room made ahead for many keys is what adding them one by one ends with.
+        for (have, more) in [(0, 1), (0, 56), (0, 57), (10, 1_000), (2_000, 5_000)] {
+            let mut shard = Shard {
+                seed: Seed::random(),
+                keys: Vec::new(),
+                slots: Vec::new(),
+            };
+            for n in 0..have {
+                let k = key(n);
+                shard.insert(shard.seed.hash(&k), k);
+            }
+            shard.reserve(more as usize);
+            let total = (have + more) as usize;
+            assert_eq!(shard.slots.len(), slots_for(total), "{have} + {more}");
+            assert!(shard.keys.capacity() >= total);
+            for n in have..have + more {
+                let k = key(n);
+                shard.insert(shard.seed.hash(&k), k);
+            }
+            assert_eq!(shard.slots.len(), slots_for(total), "{have} + {more} added");
+        }
+    }
+
     /// The share of the fullest shard, in percent.
     fn fullest_shard(dict: &Dictionary) -> f64 {
         let most = dict
