@@ -536,6 +536,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_bit_of_a_key_reaches_its_hash() {
+        let seed = Seed::random();
+        for n in 0..64 {
+            let k = key(n);
+            let h = seed.hash(&k);
+            for bit in 0..256 {
+                let mut flipped = k;
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                assert_ne!(seed.hash(&flipped), h, "key {n}: bit {bit} is lost");
+            }
+        }
+    }
+
     /// The share of the fullest shard, in percent.
     fn fullest_shard(dict: &Dictionary) -> f64 {
         let most = dict
