@@ -251,3 +251,30 @@ fn corrupted_at(error: &StoreError, at: u64) -> bool {
     };
     *seq == at
 }
+
+#[test]
+fn the_content_digest_sees_every_byte_of_a_record_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let open = || Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let raw = {
+        let store = open();
+        append_all(&store, &workload(&keys));
+        // A group whose id is the name of the format version's key in `meta`.
+        let odd = event(&keys, 9, Some("format_version"), "odd");
+        append_all(&store, &[odd]);
+        store.raw_record(1).unwrap().unwrap()
+    };
+    let before = content_digest(dir.path()).unwrap();
+    // meta 1, events 42, id_prefix 42, groups 3, group_index 41.
+    assert_eq!((before.0, before.1), (2, 129));
+    // The same body framed again without its group number: both checks still hold.
+    let reframed = highwater_store::seal_record(&raw[highwater_store::RECORD_HEADER_LEN..]);
+    assert_ne!(reframed, raw);
+    open().put_raw_record(1, reframed).unwrap();
+    let after = content_digest(dir.path()).unwrap();
+    assert_eq!((after.0, after.1), (before.0, before.1));
+    assert_ne!(after.2, before.2);
+    open().put_raw_record(1, raw).unwrap();
+    assert_eq!(content_digest(dir.path()).unwrap(), before);
+}
