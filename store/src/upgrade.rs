@@ -296,7 +296,7 @@ pub fn downgrade_to_v1(dir: &Path) -> Result<(), StoreError> {
 /// database (names, keys and values, in order), read in one read transaction. Two
 /// databases with the same digest hold the same content whatever their page layout.
 ///
-/// The digest is SipHash (the standard library's, with its fixed keys), not a CRC: a
+/// The digest is `SipHash` (the standard library's, with its fixed keys), not a CRC: a
 /// record header ends with the CRC-32C of its first 16 bytes, and a CRC-32C digest run
 /// over such a header comes out the same whatever those bytes are (CRC's residue),
 /// which made a header's kind, group and time invisible to it.
