@@ -222,13 +222,15 @@ fn the_writer_clears_dead_processes_reader_slots_every_1024_commits() {
     // A dead process's slot, two commits in: not cleared yet.
     run_child(TEST, "hold-one-reader", dir.path());
     append(1);
+    // A write job queued behind the commit's round: whatever the writer does after
+    // acknowledging the commit is done when it returns.
+    store.set_setting("after", b"").unwrap();
     assert_eq!(store.clear_stale_readers().unwrap(), 1);
     // Again, up to the 1,024th commit of this writer: cleared by it.
     run_child(TEST, "hold-one-reader", dir.path());
     append(1_022);
     assert_eq!(store.head(), 1_024);
-    // The writer clears after acknowledging the commit; a write job queued behind it
-    // runs once that is done.
+    // The writer clears after acknowledging the commit: wait for that round as above.
     store.set_setting("after", b"").unwrap();
     assert_eq!(store.clear_stale_readers().unwrap(), 0);
 }
