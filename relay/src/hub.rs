@@ -4,13 +4,12 @@
 //! Each connection has a bounded outbox: a client that lets it fill is disconnected,
 //! never buffered without bound.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nostr::prelude::{Event, PublicKey};
 use parking_lot::RwLock;
-use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, watch};
 
 use crate::access::Access;
@@ -97,9 +96,9 @@ type Key = (u64, String);
 
 #[derive(Debug, Default)]
 struct Inner {
-    by_group: FxHashMap<Box<str>, BTreeMap<Key, Arc<Sub>>>,
+    by_group: HashMap<Box<str>, BTreeMap<Key, Arc<Sub>>>,
     others: BTreeMap<Key, Arc<Sub>>,
-    groups_of: FxHashMap<Key, Vec<Box<str>>>,
+    groups_of: HashMap<Key, Vec<Box<str>>>,
 }
 
 /// Every live subscription of the relay.

@@ -3,13 +3,12 @@
 //! hidden, and which events a 9005 hid. Built at start from the group index (reading
 //! only those kinds' records, never folding a group) and advanced after each commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use highwater_store::{EventRef, Store, StoreError};
 use parking_lot::RwLock;
-use rustc_hash::FxHashMap;
 
 /// The first and last kinds of relay-signed group state (39000 metadata … 39005 pins).
 pub(crate) const STATE_FIRST: u16 = 39_000;
@@ -40,7 +39,7 @@ pub(crate) struct GroupState {
 struct Inner {
     groups: BTreeMap<Box<str>, GroupState>,
     /// Event id → the group whose 9005 hid it.
-    hidden_events: FxHashMap<[u8; 32], Box<str>>,
+    hidden_events: HashMap<[u8; 32], Box<str>>,
 }
 
 /// The index; shared by readers and the write path.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
 
 /// A snapshot of one group's position in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,9 @@ struct Slot {
 
 #[derive(Debug, Default)]
 pub(crate) struct GroupTable {
-    by_name: FxHashMap<Arc<str>, u32>,
+    /// Keyed by group ids, which clients choose: a hasher keyed per process (aHash),
+    /// so that crafted ids cannot pile up in one probe sequence.
+    by_name: HashMap<Arc<str>, u32, ahash::RandomState>,
     by_no: Vec<Slot>,
 }
 

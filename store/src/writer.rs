@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use heed::{PutFlags, RwTxn};
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::HashMap;
+
+use rustc_hash::FxHashSet;
 
 use crate::codec::{self, GroupEntry};
 use crate::error::StoreError;
@@ -280,7 +282,7 @@ type Pending = (
 struct Written {
     outcomes: Vec<Vec<AppendOutcome>>,
     /// Every group the transaction touched, with its entry after the transaction.
-    groups: FxHashMap<Box<str>, GroupEntry>,
+    groups: HashMap<Box<str>, GroupEntry, ahash::RandomState>,
     /// (request index, event index, seq, group no, previous group head) of every new event.
     new: Vec<(usize, usize, u64, Option<u32>, u64)>,
     /// The first sequence number the transaction could use, and one past its last.
@@ -330,14 +332,16 @@ fn write_appends(
 ) -> Result<Written, StoreError> {
     let dbs = &shared.dbs;
     let start = crate::env::last_seq(txn, dbs)? + 1;
-    let mut groups: FxHashMap<Box<str>, GroupEntry> = FxHashMap::default();
+    // Group ids and event ids come from clients: keyed hashing (aHash), so that a
+    // commit of crafted ids cannot pile them up.
+    let mut groups: HashMap<Box<str>, GroupEntry, ahash::RandomState> = HashMap::default();
     let mut next_no = None;
     let mut next_seq = start;
     let mut outcomes = Vec::with_capacity(pending.len());
     let mut new = Vec::new();
     // This transaction's ids: a repeat inside one commit is found here; the index gets
     // them all at the end, sorted by key.
-    let mut fresh: FxHashMap<[u8; 32], u64> = FxHashMap::default();
+    let mut fresh: HashMap<[u8; 32], u64, ahash::RandomState> = HashMap::default();
     let mut record = Vec::new();
     for (r, (events, _, _)) in pending.iter().enumerate() {
         let mut out = Vec::with_capacity(events.len());
