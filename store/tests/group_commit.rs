@@ -269,13 +269,17 @@ fn a_chunk_that_fails_cancels_the_later_chunks_and_keeps_the_earlier_ones() {
     let batch: Vec<Event> = (0..100)
         .map(|i| chat(&keys, "big", &format!("{i} {padding}")))
         .collect();
+    // The first chunk alone first: chunks queued together may share one commit, and a
+    // commit that fails fails all of its chunks, so which chunk fails first depends on
+    // how the writer happened to group them; this one is durable whatever happens.
+    store.append_batch(&batch[..10]).unwrap();
     let error = store.append_batch(&batch).unwrap_err();
     let matched = matches!(error, StoreError::MapFull { .. });
     assert!(matched, "{error:?}");
     // Whole chunks, in order, up to the one that failed; nothing after it.
     let head = store.head();
     assert!(
-        head > 0 && head.is_multiple_of(10) && head < 100,
+        head >= 10 && head.is_multiple_of(10) && head < 100,
         "head {head}"
     );
     for (i, event) in batch.iter().enumerate() {
