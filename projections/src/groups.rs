@@ -50,20 +50,6 @@ pub struct Groups {
     oracle: bool,
 }
 
-/// Reads a group's state fully loaded, or by full replay in oracle mode.
-fn read<P: Projection, R>(
-    handle: &Handle<P>,
-    oracle: bool,
-    group: &str,
-    f: impl FnOnce(&P::State) -> R,
-) -> Result<R, Error> {
-    if oracle {
-        Ok(f(&handle.replay(group)?))
-    } else {
-        Ok(handle.read(group, f)?)
-    }
-}
-
 /// A group resolved once for the several reads of one query (see [`Groups::resolve`]).
 #[derive(Clone, Copy)]
 pub(crate) struct Query<'a> {
@@ -71,7 +57,7 @@ pub(crate) struct Query<'a> {
     at: ResolvedGroup<'a>,
 }
 
-/// [`read`] of a group resolved for several reads.
+/// Reads a resolved group's state fully loaded, or by full replay in oracle mode.
 fn read_query<P: Projection, R>(
     handle: &Handle<P>,
     oracle: bool,
@@ -219,7 +205,7 @@ impl Groups {
         group: &str,
         f: impl FnOnce(&MembershipState) -> R,
     ) -> Result<R, Error> {
-        read(&self.membership, self.oracle, group, f)
+        self.with_membership_in(self.resolve(group)?, f)
     }
 
     pub(crate) fn with_roles<R>(
@@ -227,7 +213,7 @@ impl Groups {
         group: &str,
         f: impl FnOnce(&RolesState) -> R,
     ) -> Result<R, Error> {
-        read(&self.roles, self.oracle, group, f)
+        self.with_roles_in(self.resolve(group)?, f)
     }
 
     pub(crate) fn with_metadata<R>(
@@ -235,7 +221,7 @@ impl Groups {
         group: &str,
         f: impl FnOnce(&MetadataState) -> R,
     ) -> Result<R, Error> {
-        read(&self.metadata, self.oracle, group, f)
+        self.with_metadata_in(self.resolve(group)?, f)
     }
 
     pub(crate) fn with_creator<R>(
@@ -243,7 +229,7 @@ impl Groups {
         group: &str,
         f: impl FnOnce(&CreatorState) -> R,
     ) -> Result<R, Error> {
-        read(&self.creator, self.oracle, group, f)
+        self.with_creator_in(self.resolve(group)?, f)
     }
 
     /// Whether `pubkey` is a member of `group`.

@@ -133,6 +133,18 @@ pub(crate) fn id_prefix_flags() -> DatabaseFlags {
     DatabaseFlags::DUP_SORT | DatabaseFlags::DUP_FIXED
 }
 
+/// The existing `id_prefix` database, if there is one.
+pub(crate) fn open_id_prefix(
+    env: &Env<WithoutTls>,
+    txn: &heed::RoTxn<'_, WithoutTls>,
+) -> heed::Result<Option<heed::Database<Bytes, Bytes>>> {
+    env.database_options()
+        .types::<Bytes, Bytes>()
+        .name("id_prefix")
+        .flags(id_prefix_flags())
+        .open(txn)
+}
+
 /// The databases of an existing environment, without writing (read-only opens).
 pub(crate) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, StoreError> {
     let ctx = "opening the databases";
@@ -152,12 +164,7 @@ pub(crate) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, 
             expected: codec::FORMAT_VERSION,
         });
     }
-    let ids = env
-        .database_options()
-        .types::<Bytes, Bytes>()
-        .name("id_prefix")
-        .flags(id_prefix_flags())
-        .open(&txn)
+    let ids = open_id_prefix(env, &txn)
         .map_err(StoreError::lmdb(ctx))?
         .ok_or_else(|| StoreError::Missing {
             path: path.to_owned(),

@@ -370,14 +370,7 @@ mod tests {
         write_id_prefix(&env, &mut txn, &mut keys).unwrap();
         txn.commit().unwrap();
         let txn = env.read_txn().unwrap();
-        let ids = env
-            .database_options()
-            .types::<Bytes, Bytes>()
-            .name("id_prefix")
-            .flags(id_prefix_flags())
-            .open(&txn)
-            .unwrap()
-            .unwrap();
+        let ids = crate::env::open_id_prefix(&env, &txn).unwrap().unwrap();
         let entries: Vec<(Vec<u8>, u64)> = ids
             .iter(&txn)
             .unwrap()
