@@ -8,7 +8,6 @@
 //! Prints the median nanoseconds per call of 1,000-call rounds.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -35,26 +34,7 @@ fn main() -> Result<()> {
     let _engine = builder.build()?;
     let policy = AccessPolicy::new(groups.clone(), Policy::default());
 
-    let mut infos = store.groups();
-    infos.sort_by_key(|g| std::cmp::Reverse(g.count));
-    let mut queries: Vec<(Arc<str>, PublicKey)> = Vec::new();
-    for info in infos.into_iter().take(16) {
-        let members = groups.members(&info.name)?;
-        let step = (members.len() / 256).max(1);
-        queries.extend(
-            members
-                .into_iter()
-                .step_by(step)
-                .map(|m| (info.name.clone(), m)),
-        );
-    }
-    if queries.is_empty() {
-        bail!("no group has members");
-    }
-    let stride = queries.len() / 7 + 1;
-    let order: Vec<usize> = (0..queries.len())
-        .map(|i| (i * stride) % queries.len())
-        .collect();
+    let queries = highwater_replay::bench::hot_queries(&store, &groups)?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut rounds = Vec::new();
     let mut next = 0;
@@ -62,8 +42,8 @@ fn main() -> Result<()> {
     while Instant::now() < deadline {
         let started = Instant::now();
         for _ in 0..1_000 {
-            let (group, member) = &queries[order[next]];
-            next = (next + 1) % order.len();
+            let (group, member) = &queries[next];
+            next = (next + 1) % queries.len();
             let answer = if query == "can_write" {
                 policy.can_write(group, member)?
             } else {

@@ -16,6 +16,8 @@ mod reads;
 mod report;
 mod workload;
 
+pub use reads::hot_queries;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};

@@ -136,6 +136,33 @@ pub(super) fn largest_groups(store: &Store) -> Vec<Arc<str>> {
     groups.into_iter().map(|g| g.name).collect()
 }
 
+/// The query mix of the hot-read rows: up to 256 members of each of the 16 largest
+/// groups, interleaved so that consecutive calls do not ask the same group.
+///
+/// # Errors
+///
+/// When a group's members cannot be read, or no group has members.
+pub fn hot_queries(store: &Store, groups: &Groups) -> Result<Vec<(Arc<str>, PublicKey)>> {
+    let mut queries: Vec<(Arc<str>, PublicKey)> = Vec::new();
+    for group in largest_groups(store).into_iter().take(16) {
+        let members = groups.members(&group)?;
+        let step = (members.len() / 256).max(1);
+        queries.extend(
+            members
+                .into_iter()
+                .step_by(step)
+                .map(|m| (group.clone(), m)),
+        );
+    }
+    if queries.is_empty() {
+        bail!("no group has members");
+    }
+    let stride = queries.len() / 7 + 1;
+    Ok((0..queries.len())
+        .map(|i| queries[(i * stride) % queries.len()].clone())
+        .collect())
+}
+
 /// Median time of one `is_member` on loaded groups: the members of the 16 largest
 /// groups, asked in turn, timed 1,000 calls at a time.
 pub(super) fn hot_is_member(db: &Db) -> Result<(f64, u64)> {
@@ -156,33 +183,15 @@ pub(super) fn hot_can_write(db: &Db) -> Result<(f64, u64)> {
 fn hot_query(db: &Db, query: impl Fn(&str, &PublicKey) -> Result<bool>) -> Result<(f64, u64)> {
     const CALLS: usize = 1_000;
     const ROUNDS: usize = 301;
-    let mut queries: Vec<(Arc<str>, PublicKey)> = Vec::new();
-    for group in largest_groups(&db.store).into_iter().take(16) {
-        let members = db.groups.members(&group)?;
-        let step = (members.len() / 256).max(1);
-        queries.extend(
-            members
-                .into_iter()
-                .step_by(step)
-                .map(|m| (group.clone(), m)),
-        );
-    }
-    if queries.is_empty() {
-        bail!("no group has members");
-    }
-    // Interleave groups so that consecutive calls do not hit the same set.
-    let stride = queries.len() / 7 + 1;
-    let order: Vec<usize> = (0..queries.len())
-        .map(|i| (i * stride) % queries.len())
-        .collect();
+    let queries = hot_queries(&db.store, &db.groups)?;
     let mut per_call = Vec::with_capacity(ROUNDS);
     let mut hits = 0u64;
     let mut next = 0;
     for round in 0..=ROUNDS {
         let started = Instant::now();
         for _ in 0..CALLS {
-            let (group, member) = &queries[order[next]];
-            next = (next + 1) % order.len();
+            let (group, member) = &queries[next];
+            next = (next + 1) % queries.len();
             hits += u64::from(black_box(query(group, member)?));
         }
         // Round 0 warms caches up.
