@@ -74,10 +74,14 @@ pub(crate) fn with_read<R>(
     }
 }
 
-/// The last committed transaction id, from the meta pages in the map. The meta pages
-/// are read through the memory map, so this holds `resize` shared like a read
-/// transaction: a resize remaps them.
+/// The last committed transaction id: from the lock file when it can be read there
+/// (one load, see `lockfile`), else from the meta pages. Those are read through the
+/// memory map, so that read holds `resize` shared like a read transaction: a resize
+/// remaps them.
 pub(crate) fn last_txn(shared: &Shared) -> u64 {
+    if let Some(lock) = &shared.lock_txn {
+        return lock.txn();
+    }
     let _guard = shared.resize.read_recursive();
     shared.env.info().last_txn_id as u64
 }

@@ -46,6 +46,7 @@ mod event;
 mod follow;
 mod groups;
 mod ids;
+mod lockfile;
 mod oneshot;
 mod reads;
 mod store;

@@ -21,6 +21,7 @@ use crate::env::{
 };
 use crate::error::{Corruption, StoreError};
 use crate::groups::{GroupInfo, GroupTable};
+use crate::lockfile::LockFileTxn;
 use crate::oneshot;
 use crate::validate::{self, Limits, PreparedEvent};
 use crate::writer::{self, AnyBox, AppendOutcome, CommitObserver, Request};
@@ -186,6 +187,9 @@ pub(crate) struct Shared {
     /// Held shared by every read transaction and exclusively while the map is resized:
     /// LMDB requires that no transaction of this process is active during a resize.
     pub(crate) resize: RwLock<()>,
+    /// The last committed transaction id as LMDB's lock file holds it, readable without
+    /// `resize` (`None`: read the meta pages instead; see `lockfile`).
+    pub(crate) lock_txn: Option<LockFileTxn>,
     pub(crate) observers: RwLock<Vec<(u64, Arc<dyn CommitObserver>)>>,
     pub(crate) map_size: AtomicUsize,
     pub(crate) max_map_size: usize,
@@ -383,6 +387,12 @@ impl Store {
             )
         };
         let map_size = env.info().map_size;
+        let resize = RwLock::new(());
+        let lock_txn = if lockless {
+            None
+        } else {
+            LockFileTxn::open(path, &env, &resize)
+        };
         let shared = Arc::new(Shared {
             env,
             dbs,
@@ -390,7 +400,8 @@ impl Store {
             head: AtomicU64::new(head),
             seen_txn: AtomicU64::new(txn_id),
             sync: Mutex::new(()),
-            resize: RwLock::new(()),
+            resize,
+            lock_txn,
             observers: RwLock::new(Vec::new()),
             map_size: AtomicUsize::new(map_size),
             max_map_size: options.max_map_size.max(map_size),
@@ -523,6 +534,13 @@ impl Store {
     #[cfg(feature = "test-support")]
     pub fn tails_taken(&self) -> u64 {
         self.inner.shared.tails.load(Ordering::Relaxed)
+    }
+
+    /// Test support: whether this store reads the last committed transaction id from
+    /// LMDB's lock file, without a lock (see `lockfile`), rather than from the meta pages.
+    #[cfg(feature = "test-support")]
+    pub fn reads_txn_from_lock_file(&self) -> bool {
+        self.inner.shared.lock_txn.is_some()
     }
 
     /// Whether `other` is a handle of this same open store (the same environment in

@@ -95,6 +95,8 @@ fn another_process_s_appends_are_taken_in() {
     in_child(child_step);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    // What follows checks the lock-free path: the id read from LMDB's lock file.
+    assert!(store.reads_txn_from_lock_file());
     assert_eq!(store.head(), 0);
     assert_eq!(store.group_no_head("g").unwrap(), None);
 

@@ -151,6 +151,8 @@ fn lockless_step(step: &str, dir: &Path) {
         .unwrap();
     let store = Store::open(dir, StoreOptions::read_only()).unwrap();
     assert!(store.is_lockless(), "lock.mdb is not writable here");
+    // Without LMDB's lock file its transaction id is not read either.
+    assert!(!store.reads_txn_from_lock_file());
     assert_eq!(store.head(), expected);
     assert_eq!(store.group_count(), 2);
 }
@@ -173,6 +175,7 @@ fn a_read_only_open_without_a_writable_lock_file_reads_lockless() {
     // A user who can write the lock file reads with it.
     let store = Store::open(dir.path(), StoreOptions::read_only()).unwrap();
     assert!(!store.is_lockless());
+    assert!(store.reads_txn_from_lock_file());
     drop(store);
     // Everything readable, nothing writable by others: root's database seen by nobody.
     let mode = |path: &Path, mode| {
