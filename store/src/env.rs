@@ -270,10 +270,15 @@ pub(crate) fn create_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs
     Ok(dbs)
 }
 
+/// Takes every entry of the `groups` database into `table`, in number order: known
+/// groups advance, new ones are added. Numbers must be dense from 0 and agree with what
+/// `table` already holds; anything else is a corrupted index (or another database put
+/// in this one's place).
 pub(crate) fn load_groups(
     txn: &RoTxn<'_, WithoutTls>,
     dbs: &Dbs,
-) -> Result<GroupTable, StoreError> {
+    table: &GroupTable,
+) -> Result<(), StoreError> {
     let mut entries = Vec::new();
     for item in dbs
         .groups
@@ -286,14 +291,12 @@ pub(crate) fn load_groups(
         entries.push((name.to_owned(), entry));
     }
     entries.sort_by_key(|(_, e)| e.no);
-    let mut table = GroupTable::default();
     for (expected, (name, entry)) in entries.iter().enumerate() {
-        if entry.no as usize != expected {
+        if entry.no as usize != expected || !table.upsert(name, entry.no, entry.head, entry.count) {
             return Err(index_corrupted("groups"));
         }
-        table.upsert(name, entry.no, entry.head, entry.count);
     }
-    Ok(table)
+    Ok(())
 }
 
 pub(crate) fn last_seq(txn: &RoTxn<'_, WithoutTls>, dbs: &Dbs) -> Result<u64, StoreError> {

@@ -160,45 +160,45 @@ fn touched_groups(
 
 /// Takes the number, head and count of each named group from the snapshot's `groups`
 /// table. New groups are added in number order; if their numbers would leave a gap
-/// (which a complete tail cannot produce), the whole table is reloaded instead.
+/// (which a complete tail cannot produce), the whole table is taken in instead.
 fn publish_groups(
     shared: &Shared,
     txn: &RoTxn<'_, WithoutTls>,
     dbs: &Dbs,
     names: &BTreeSet<String>,
 ) -> Result<(), StoreError> {
+    let table = &shared.groups;
     let mut fresh: Vec<(&str, GroupEntry)> = Vec::new();
-    {
-        let table = shared.groups.read();
-        for name in names {
-            let entry = dbs
-                .groups
-                .get(txn, name.as_bytes())
-                .map_err(StoreError::lmdb("reading the group table"))?
-                .and_then(GroupEntry::decode)
-                .ok_or_else(|| index_corrupted("groups"))?;
-            if table.no(name) == Some(entry.no) {
-                table.advance(entry.no, entry.head, entry.count);
-            } else {
-                fresh.push((name, entry));
-            }
+    for name in names {
+        let entry = dbs
+            .groups
+            .get(txn, name.as_bytes())
+            .map_err(StoreError::lmdb("reading the group table"))?
+            .and_then(GroupEntry::decode)
+            .ok_or_else(|| index_corrupted("groups"))?;
+        if table.no(name) == Some(entry.no) {
+            table.advance(entry.no, entry.head, entry.count);
+        } else {
+            fresh.push((name, entry));
         }
     }
     if fresh.is_empty() {
         return Ok(());
     }
     fresh.sort_by_key(|(_, e)| e.no);
-    let mut table = shared.groups.write();
+    let len = table.len();
     let dense = fresh
         .iter()
         .enumerate()
-        .all(|(i, (_, e))| e.no as usize == table.len() + i);
+        .all(|(i, (_, e))| e.no as usize == len + i);
     if dense {
         for (name, entry) in fresh {
-            table.upsert(name, entry.no, entry.head, entry.count);
+            if !table.upsert(name, entry.no, entry.head, entry.count) {
+                return Err(index_corrupted("groups"));
+            }
         }
     } else {
-        *table = load_groups(txn, dbs)?;
+        load_groups(txn, dbs, table)?;
     }
     Ok(())
 }

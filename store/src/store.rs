@@ -178,7 +178,7 @@ pub(crate) struct Shared {
     /// The group table and `head` as of LMDB transaction `seen_txn`: what this process
     /// knows of the log. Advanced by this process's writer and by tailing other
     /// processes' commits (`follow`), both under `sync`.
-    pub(crate) groups: RwLock<GroupTable>,
+    pub(crate) groups: GroupTable,
     pub(crate) head: AtomicU64,
     /// Id of the last LMDB transaction whose events `groups` and `head` include.
     pub(crate) seen_txn: AtomicU64,
@@ -376,15 +376,13 @@ impl Store {
         } else {
             create_databases(&env, path)?
         };
-        let (groups, head, txn_id) = {
+        let groups = GroupTable::default();
+        let (head, txn_id) = {
             let txn = env
                 .read_txn()
                 .map_err(StoreError::lmdb("reading the group table"))?;
-            (
-                load_groups(&txn, &dbs)?,
-                last_seq(&txn, &dbs)?,
-                txn.id() as u64,
-            )
+            load_groups(&txn, &dbs, &groups)?;
+            (last_seq(&txn, &dbs)?, txn.id() as u64)
         };
         let map_size = env.info().map_size;
         let resize = RwLock::new(());
@@ -396,7 +394,7 @@ impl Store {
         let shared = Arc::new(Shared {
             env,
             dbs,
-            groups: RwLock::new(groups),
+            groups,
             head: AtomicU64::new(head),
             seen_txn: AtomicU64::new(txn_id),
             sync: Mutex::new(()),
@@ -483,8 +481,7 @@ impl Store {
     /// to look a group up by name.
     pub fn group(&self, name: &str) -> Option<GroupInfo> {
         let _ = self.refresh();
-        let table = self.inner.shared.groups.read_recursive();
-        table.no(name).and_then(|no| table.info(no))
+        self.inner.shared.groups.info_by_name(name)
     }
 
     /// The group by number.
@@ -493,7 +490,7 @@ impl Store {
     /// of the supported surface — use [`Store::group`].
     #[doc(hidden)]
     pub fn group_by_no(&self, no: u32) -> Option<GroupInfo> {
-        self.inner.shared.groups.read_recursive().info(no)
+        self.inner.shared.groups.info(no)
     }
 
     /// The group's number and its head as committed by any process: the hot-path
@@ -508,8 +505,7 @@ impl Store {
     #[doc(hidden)]
     pub fn group_no_head(&self, name: &str) -> Result<Option<(u32, u64)>, StoreError> {
         self.refresh()?;
-        let table = self.inner.shared.groups.read_recursive();
-        Ok(table.no(name).map(|no| (no, table.head(no))))
+        Ok(self.inner.shared.groups.no_head(name))
     }
 
     /// Test support: clears the reader slots of dead processes now, returning how many
@@ -556,7 +552,7 @@ impl Store {
     /// [`Store::group`].
     #[doc(hidden)]
     pub fn group_no(&self, name: &str) -> Option<u32> {
-        self.inner.shared.groups.read_recursive().no(name)
+        self.inner.shared.groups.no(name)
     }
 
     /// Head of group `no` (0 if unknown) as this process last took it in; call
@@ -566,19 +562,19 @@ impl Store {
     /// [`Store::group`].
     #[doc(hidden)]
     pub fn group_head(&self, no: u32) -> u64 {
-        self.inner.shared.groups.read_recursive().head(no)
+        self.inner.shared.groups.head(no)
     }
 
     /// Every group, by number.
     pub fn groups(&self) -> Vec<GroupInfo> {
         let _ = self.refresh();
-        self.inner.shared.groups.read_recursive().all()
+        self.inner.shared.groups.all()
     }
 
     /// Number of groups in the log.
     pub fn group_count(&self) -> usize {
         let _ = self.refresh();
-        self.inner.shared.groups.read_recursive().len()
+        self.inner.shared.groups.len()
     }
 
     /// Validates an event: limits, group id, id hash, the duplicate index, then the
