@@ -203,8 +203,7 @@ impl<P: Projection> Runtime<P> {
         let mut f = Some(f);
         loop {
             if let Some(slot) = self.slots.get(no) {
-                let nested = held::contains(slot);
-                let _held = held::enter(slot);
+                let (_held, nested) = held::enter(slot);
                 let st = slot.state.read_recursive();
                 match st.status(self.epoch.load(Ordering::Acquire)) {
                     Status::Loaded if st.watermark >= head => {
@@ -762,18 +761,20 @@ mod held {
         Arc::as_ptr(slot).cast::<()>() as usize
     }
 
-    pub(super) fn contains<T>(slot: &Arc<T>) -> bool {
-        let k = key(slot);
-        HELD.with(|h| h.borrow().contains(&k))
-    }
-
     /// Removes its slot from the thread's list when the read ends (or unwinds).
     pub(super) struct Guard(usize);
 
-    pub(super) fn enter<T>(slot: &Arc<T>) -> Guard {
+    /// Adds `slot` to the thread's list, and says whether it was there already (a
+    /// nested read of the same slot).
+    pub(super) fn enter<T>(slot: &Arc<T>) -> (Guard, bool) {
         let k = key(slot);
-        HELD.with(|h| h.borrow_mut().push(k));
-        Guard(k)
+        let nested = HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            let nested = h.contains(&k);
+            h.push(k);
+            nested
+        });
+        (Guard(k), nested)
     }
 
     impl Drop for Guard {
