@@ -17,17 +17,30 @@ use crate::store::{Dbs, index_corrupted};
 /// id's prefix is checked against its record.
 pub(crate) fn lookup(txn: &RoTxn<'_>, dbs: &Dbs, id: &[u8; 32]) -> Result<Option<u64>, StoreError> {
     let prefix = codec::id_prefix(id);
-    let Some(candidates) = dbs
+    // The common answers — no candidate, or the first candidate is the event — take one
+    // descent and no cursor of our own (`mdb_get`); every event appended asks this.
+    let Some(first) = dbs
         .ids
-        .get_duplicates(txn, &prefix)
+        .get(txn, &prefix)
         .map_err(StoreError::lmdb("reading the id index"))?
     else {
         return Ok(None);
     };
+    let first = codec::decode_seq(first).ok_or_else(|| index_corrupted("id_prefix"))?;
+    if record_id_is(txn, dbs, first, id)? {
+        return Ok(Some(first));
+    }
+    // Another id with the same prefix: the other candidates.
+    let candidates = dbs
+        .ids
+        .get_duplicates(txn, &prefix)
+        .map_err(StoreError::lmdb("reading the id index"))?
+        .into_iter()
+        .flatten();
     for item in candidates {
         let (_, value) = item.map_err(StoreError::lmdb("reading the id index"))?;
         let seq = codec::decode_seq(value).ok_or_else(|| index_corrupted("id_prefix"))?;
-        if record_id_is(txn, dbs, seq, id)? {
+        if seq != first && record_id_is(txn, dbs, seq, id)? {
             return Ok(Some(seq));
         }
     }
