@@ -5,8 +5,9 @@
 //! LMDB lets any number of processes open one environment; one writes at a time. What
 //! this process caches of the log (the group table, each group's head, the log head) is
 //! valid as of one LMDB transaction id, `Shared::seen_txn`. The hot check compares it
-//! with the id of the last committed transaction, which `mdb_env_info` reads from the
-//! meta pages in the memory map (no system call, no lock). When they differ, `tail`
+//! with the id of the last committed transaction, read from LMDB's lock file (one
+//! atomic load, see `lockfile`) or else from the meta pages in the memory map (no
+//! system call; the `resize` lock held shared). When they differ, `tail`
 //! reads the events after the known head in one read transaction, and for each group
 //! they touch takes the group's number, head and count from the `groups` table of that
 //! same snapshot. `seen_txn` then becomes the snapshot's id, never the id read before
