@@ -58,18 +58,8 @@ fn main() -> Result<()> {
     let store = Store::open(&path, options)?;
     let commits = Arc::new(Commits::default());
     store.add_observer(commits.clone());
-    let per_thread = events.len().div_ceil(callers).max(1);
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for mine in events.chunks(per_thread) {
-            let store = store.clone();
-            scope.spawn(move || {
-                for event in mine {
-                    store.append(event).expect("a durable append");
-                }
-            });
-        }
-    });
+    highwater_replay::bench::append_concurrently(&store, &events, callers)?;
     let elapsed = started.elapsed();
     let commits = commits.0.load(Ordering::Relaxed).max(1);
     #[expect(clippy::cast_precision_loss, reason = "a rate")]

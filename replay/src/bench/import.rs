@@ -381,8 +381,13 @@ pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Vec<A
 }
 
 /// `callers` threads, each appending its share of `events` one at a time and waiting
-/// for each to be durable; all start together.
-fn append_concurrently(store: &Store, events: &[Event], callers: usize) -> Result<()> {
+/// for each to be durable; all start together. (Also the `durable_appends` example's
+/// loop.)
+///
+/// # Errors
+///
+/// The first append that failed, or a panicked thread.
+pub fn append_concurrently(store: &Store, events: &[Event], callers: usize) -> Result<()> {
     let per_thread = events.len().div_ceil(callers).max(1);
     let parts: Vec<&[Event]> = events.chunks(per_thread).collect();
     let start = std::sync::Barrier::new(parts.len());
