@@ -59,8 +59,10 @@ const FIRST_BITS: u32 = 6;
 /// Enough levels for every `u32` group number at half load.
 const LEVELS: usize = (34 - FIRST_BITS) as usize;
 
-/// One level of the name index: `2^(k + FIRST_BITS)` slots, each set once.
-type Level = Box<[OnceLock<Arc<Slot>>]>;
+/// One level of the name index: `2^(k + FIRST_BITS)` entries, each set once to a
+/// group's name hash and slot. The hash is compared before the slot is followed, so a
+/// probe past other groups neither dereferences them nor compares their names.
+type Level = Box<[OnceLock<(u64, Arc<Slot>)>]>;
 
 #[derive(Debug)]
 pub(crate) struct GroupTable {
@@ -95,8 +97,8 @@ impl GroupTable {
             let mask = level.len() - 1;
             let mut at = hash as usize & mask;
             loop {
-                let slot = level[at].get()?;
-                if *slot.name == *name {
+                let (their_hash, slot) = level[at].get()?;
+                if *their_hash == hash && *slot.name == *name {
                     return Some(slot);
                 }
                 at = (at + 1) & mask;
@@ -182,10 +184,11 @@ impl GroupTable {
             .get()
             .expect("the newest level was created above");
         let mask = level.len() - 1;
-        let mut at = self.hasher.hash_one(&*slot.name) as usize & mask;
-        let mut slot = Some(slot);
-        while let Err(back) = level[at].set(slot.take().expect("put back on a taken slot")) {
-            slot = Some(back);
+        let hash = self.hasher.hash_one(&*slot.name);
+        let mut at = hash as usize & mask;
+        let mut entry = Some((hash, slot));
+        while let Err(back) = level[at].set(entry.take().expect("put back on a taken slot")) {
+            entry = Some(back);
             at = (at + 1) & mask;
         }
     }
