@@ -219,5 +219,13 @@ mod tests {
                 assert_eq!(parse_pubkey(&text), expected(&text), "{text:?}");
             }
         }
+        // Two bad digits of one byte, and of two bytes.
+        for bad in ["zz", "g:", "  ", "\0\0"] {
+            for at in [0, 30, 62] {
+                let mut text = valid.clone();
+                text.replace_range(at..at + 2, bad);
+                assert_eq!(parse_pubkey(&text), None, "{text:?}");
+            }
+        }
     }
 }

@@ -253,6 +253,25 @@ mod tests {
         assert_eq!(filled, [32, 64, 128, 256, 512, 1024, 2048, 5000 - 4064]);
     }
 
+    /// A 64-bit keyed hash cannot be made to collide in a test, so an entry with the
+    /// hash of a name that is not in the table is planted on that name's probe path:
+    /// a lookup must still compare names.
+    #[test]
+    fn an_equal_hash_is_not_an_equal_name() {
+        let table = GroupTable::default();
+        assert!(table.upsert("real", 0, 1, 1));
+        let hash = table.hasher.hash_one("ghost");
+        let level = table.levels[0].get().unwrap();
+        let mask = level.len() - 1;
+        let mut at = hash as usize & mask;
+        let real = table.find("real").unwrap().clone();
+        while level[at].set((hash, real.clone())).is_err() {
+            at = (at + 1) & mask;
+        }
+        assert_eq!(table.no("ghost"), None);
+        assert_eq!(table.no("real"), Some(0));
+    }
+
     #[test]
     fn upsert_advances_known_groups_and_refuses_what_does_not_fit() {
         let table = GroupTable::default();

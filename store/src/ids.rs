@@ -131,5 +131,23 @@ mod tests {
         );
         assert_eq!(store.seq_of(&c.id).unwrap(), Some(3));
         assert_eq!(store.head(), 3);
+
+        // An id that is not stored, under a prefix with two candidates of other ids:
+        // neither is taken for it.
+        let d = chat(&keys, "d");
+        let d_prefix = codec::id_prefix(&d.id.to_bytes());
+        store
+            .exec(move |txn, dbs| {
+                for seq in [1, 3] {
+                    dbs.ids
+                        .put(txn, &d_prefix, &codec::seq_key(seq))
+                        .map_err(crate::StoreError::lmdb("test"))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.seq_of(&d.id).unwrap(), None);
+        assert_eq!(store.append(&d).unwrap(), AppendOutcome::Appended(4));
+        assert_eq!(store.seq_of(&d.id).unwrap(), Some(4));
     }
 }

@@ -196,6 +196,11 @@ mod tests {
             LockFileTxn::open(fake.path(), &env, &resize).is_some(),
             "the same header with the magic is accepted"
         );
+        std::fs::write(fake.path().join("lock.mdb"), &header[..TXNID_AT + 8]).unwrap();
+        assert!(
+            LockFileTxn::open(fake.path(), &env, &resize).is_some(),
+            "the magic, the format and the word are all it needs"
+        );
         std::fs::write(fake.path().join("lock.mdb"), &header[..TXNID_AT + 4]).unwrap();
         assert!(LockFileTxn::open(fake.path(), &env, &resize).is_none());
     }
