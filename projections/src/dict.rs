@@ -213,32 +213,23 @@ impl Dictionary {
     }
 
     /// The ids of `keys`, in their order, numbering new ones: [`Dictionary::intern`]
-    /// for many keys at once, each shard locked once and sized once (tests compare it
-    /// with `intern`; checkpoints go through [`sorted_ids`]).
-    #[cfg(test)]
+    /// for many keys at once (a checkpoint's), each shard locked once and sized once.
     pub(crate) fn intern_all<'k>(&self, keys: impl IntoIterator<Item = &'k [u8; 32]>) -> Vec<Id> {
-        let keys: Vec<&[u8; 32]> = keys.into_iter().collect();
-        let mut ids = vec![0; keys.len()];
-        self.intern_by_shard(&keys, |i, id| ids[i] = id);
-        ids
-    }
-
-    /// Numbers `keys` shard by shard, calling `found(index in keys, id)` for each: in
-    /// shard order, and within a shard the keys already numbered first, then the new
-    /// ones in the order of `keys` (so their ids increase).
-    fn intern_by_shard(&self, keys: &[&[u8; 32]], mut found: impl FnMut(usize, Id)) {
-        let hashes: Vec<u64> = keys.iter().map(|k| self.seed.hash(k)).collect();
+        let keys: Vec<(&[u8; 32], u64)> =
+            keys.into_iter().map(|k| (k, self.seed.hash(k))).collect();
         let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
-        for (i, &h) in hashes.iter().enumerate() {
+        for (i, &(_, h)) in keys.iter().enumerate() {
             by_shard[shard_of(h)].push(i);
         }
+        let mut ids = vec![0; keys.len()];
         for (s, at) in by_shard.iter().enumerate() {
             let mut new = Vec::new();
             {
                 let shard = self.shards[s].read_recursive();
                 for &i in at {
-                    match shard.find(hashes[i], keys[i]) {
-                        Some(local) => found(i, join(s, local)),
+                    let (key, h) = keys[i];
+                    match shard.find(h, key) {
+                        Some(local) => ids[i] = join(s, local),
                         None => new.push(i),
                     }
                 }
@@ -249,13 +240,15 @@ impl Dictionary {
             let mut shard = self.shards[s].write();
             shard.reserve(new.len());
             for i in new {
-                let local = match shard.find(hashes[i], keys[i]) {
+                let (key, h) = keys[i];
+                let local = match shard.find(h, key) {
                     Some(local) => local,
-                    None => shard.insert(hashes[i], *keys[i]),
+                    None => shard.insert(h, *key),
                 };
-                found(i, join(s, local));
+                ids[i] = join(s, local);
             }
         }
+        ids
     }
 
     /// The key of `id`.
@@ -311,23 +304,12 @@ pub(crate) fn sorted_keys(dict: &Dictionary, ids: &[Id]) -> Vec<[u8; 32]> {
 }
 
 /// The ids of `keys` in `dict` (numbering new ones), sorted by id and deduplicated.
-///
-/// The ids come out of [`Dictionary::intern_by_shard`] shard by shard, and a shard's
-/// new keys get increasing ids, so a checkpoint decoded into a fresh dictionary gives
-/// about 16 ascending runs: the standard library's stable sort merges natural runs
-/// instead of sorting from scratch (this is most of a restart's first answer).
 pub(crate) fn sorted_ids<'k>(
     dict: &Dictionary,
     keys: impl IntoIterator<Item = &'k [u8; 32]>,
 ) -> Vec<Id> {
-    let keys: Vec<&[u8; 32]> = keys.into_iter().collect();
-    let mut ids = Vec::with_capacity(keys.len());
-    dict.intern_by_shard(&keys, |_, id| ids.push(id));
-    #[expect(
-        clippy::stable_sort_primitive,
-        reason = "the stable sort merges the ascending runs; the unstable one does not look for them"
-    )]
-    ids.sort();
+    let mut ids = dict.intern_all(keys);
+    ids.sort_unstable();
     ids.dedup();
     ids
 }

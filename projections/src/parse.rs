@@ -67,8 +67,8 @@ const NIBBLES: [u8; 256] = {
 /// A pubkey from 64 hex digits (either case); anything else is `None`.
 ///
 /// Every fold of a `p` tag parses one, so this is a table lookup per digit with one
-/// check at the end instead of a branch per digit: random hex digits mispredict about
-/// every other branch (about 9× slower).
+/// check at the end instead of a branch per digit, which random hex digits mispredict
+/// (BENCHMARKS.md, "Rebuild").
 pub(crate) fn parse_pubkey(text: &str) -> Option<[u8; 32]> {
     let digits: &[u8; 64] = text.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];

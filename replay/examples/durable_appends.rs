@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use highwater_store::{CommitObserver, Committed, Prepared, RawLog, Store, StoreOptions};
+use highwater_store::{CommitObserver, Committed, RawLog, Store, StoreOptions};
 use nostr::prelude::Event;
 
 #[derive(Default)]
@@ -83,14 +83,8 @@ fn raw_baseline(dir: &str, events: &[Event]) -> Result<()> {
     for path in [&scratch, &raw] {
         let _ = std::fs::remove_dir_all(path);
     }
-    let records = Store::open(&scratch, StoreOptions::default())?
-        .prepare_all(events)
-        .into_iter()
-        .map(|p| match p? {
-            Prepared::Ready(p) => Ok(p),
-            Prepared::Duplicate(_) => bail!("a duplicate in a fresh store"),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let records =
+        highwater_replay::bench::encode(&Store::open(&scratch, StoreOptions::default())?, events)?;
     std::fs::create_dir_all(&raw)?;
     let mut log = RawLog::create(&raw, 1 << 30)?;
     let started = Instant::now();

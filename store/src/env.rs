@@ -290,13 +290,11 @@ pub(crate) fn load_groups(
         let entry = GroupEntry::decode(value).ok_or_else(|| index_corrupted("groups"))?;
         entries.push((name.to_owned(), entry));
     }
-    entries.sort_by_key(|(_, e)| e.no);
-    for (expected, (name, entry)) in entries.iter().enumerate() {
-        if entry.no as usize != expected || !table.upsert(name, entry.no, entry.head, entry.count) {
-            return Err(index_corrupted("groups"));
-        }
+    if table.take_in(entries.iter().map(|(name, e)| (name.as_str(), *e))) {
+        Ok(())
+    } else {
+        Err(index_corrupted("groups"))
     }
-    Ok(())
 }
 
 pub(crate) fn last_seq(txn: &RoTxn<'_, WithoutTls>, dbs: &Dbs) -> Result<u64, StoreError> {

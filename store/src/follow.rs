@@ -168,8 +168,7 @@ fn publish_groups(
     dbs: &Dbs,
     names: &BTreeSet<String>,
 ) -> Result<(), StoreError> {
-    let table = &shared.groups;
-    let mut fresh: Vec<(&str, GroupEntry)> = Vec::new();
+    let mut entries = Vec::with_capacity(names.len());
     for name in names {
         let entry = dbs
             .groups
@@ -177,29 +176,11 @@ fn publish_groups(
             .map_err(StoreError::lmdb("reading the group table"))?
             .and_then(GroupEntry::decode)
             .ok_or_else(|| index_corrupted("groups"))?;
-        if table.no(name) == Some(entry.no) {
-            table.advance(entry.no, entry.head, entry.count);
-        } else {
-            fresh.push((name, entry));
-        }
+        entries.push((name.as_str(), entry));
     }
-    if fresh.is_empty() {
-        return Ok(());
-    }
-    fresh.sort_by_key(|(_, e)| e.no);
-    let len = table.len();
-    let dense = fresh
-        .iter()
-        .enumerate()
-        .all(|(i, (_, e))| e.no as usize == len + i);
-    if dense {
-        for (name, entry) in fresh {
-            if !table.upsert(name, entry.no, entry.head, entry.count) {
-                return Err(index_corrupted("groups"));
-            }
-        }
+    if shared.groups.take_in(entries) {
+        Ok(())
     } else {
-        load_groups(txn, dbs, table)?;
+        load_groups(txn, dbs, &shared.groups)
     }
-    Ok(())
 }

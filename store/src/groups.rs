@@ -17,6 +17,8 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+use crate::codec::GroupEntry;
+
 /// A snapshot of one group's position in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInfo {
@@ -193,6 +195,26 @@ impl GroupTable {
         }
     }
 
+    /// Takes in the entries of a commit or of a snapshot's `groups` table: known groups
+    /// advance (without the write lock), new ones are added in number order. Returns
+    /// false at the first entry that does not fit (see [`GroupTable::upsert`]); the
+    /// entries before it are taken in.
+    pub(crate) fn take_in<'n>(
+        &self,
+        entries: impl IntoIterator<Item = (&'n str, GroupEntry)>,
+    ) -> bool {
+        let mut fresh: Vec<(&str, GroupEntry)> = entries
+            .into_iter()
+            .filter(|&(name, e)| {
+                !(self.no(name) == Some(e.no) && self.advance(e.no, e.head, e.count))
+            })
+            .collect();
+        fresh.sort_by_key(|(_, e)| e.no);
+        fresh
+            .into_iter()
+            .all(|(name, e)| self.upsert(name, e.no, e.head, e.count))
+    }
+
     /// Advances an existing group without the write lock.
     pub(crate) fn advance(&self, no: u32, head: u64, count: u64) -> bool {
         match self.by_no.read().get(no as usize) {
@@ -290,6 +312,36 @@ mod tests {
         assert_eq!(table.len(), 2);
         assert_eq!(table.no("c"), None);
         assert_eq!(table.no_head("b"), Some((1, 7)));
+    }
+
+    #[test]
+    fn take_in_advances_known_groups_and_adds_new_ones_in_number_order() {
+        let table = GroupTable::default();
+        let entry = |no, head, count| GroupEntry { no, head, count };
+        // New groups given out of order are added by number.
+        assert!(table.take_in([
+            ("c", entry(2, 3, 1)),
+            ("a", entry(0, 1, 1)),
+            ("b", entry(1, 2, 1))
+        ]));
+        assert_eq!(table.no_head("c"), Some((2, 3)));
+        // Known groups advance; a new one follows them.
+        assert!(table.take_in([("d", entry(3, 9, 1)), ("a", entry(0, 8, 2))]));
+        assert_eq!(table.info(0).map(|i| (i.head, i.count)), Some((8, 2)));
+        assert_eq!(table.no_head("d"), Some((3, 9)));
+        // A gap: the entries before it are taken in, the rest refused.
+        assert!(!table.take_in([
+            ("e", entry(4, 10, 1)),
+            ("g", entry(6, 11, 1)),
+            ("b", entry(1, 12, 2))
+        ]));
+        assert_eq!(table.no("e"), Some(4));
+        assert_eq!(table.no("g"), None);
+        assert_eq!(table.no_head("b"), Some((1, 12)));
+        // A known name under another number.
+        assert!(!table.take_in([("a", entry(5, 13, 3))]));
+        assert_eq!(table.no_head("a"), Some((0, 8)));
+        assert_eq!(table.len(), 5);
     }
 
     #[test]

@@ -476,24 +476,11 @@ fn publish(shared: &Shared, written: &Written, txn_id: u64) {
     let known = shared.head.load(Ordering::Acquire);
     let last = written.next_seq - 1;
     if known + 1 == written.start {
-        let table = &shared.groups;
-        let mut fresh: Vec<(&str, GroupEntry)> = Vec::new();
-        for (name, entry) in &written.groups {
-            if !table.advance(entry.no, entry.head, entry.count) {
-                fresh.push((name, *entry));
-            }
-        }
-        fresh.sort_by_key(|(_, e)| e.no);
-        for (name, entry) in fresh {
-            // The commit numbered them densely after the groups this process knew.
-            if !table.upsert(name, entry.no, entry.head, entry.count) {
-                debug_assert!(false, "group {name} numbered {} out of order", entry.no);
-                tracing::error!(
-                    group = name,
-                    no = entry.no,
-                    "a new group's number does not follow the known ones"
-                );
-            }
+        // The commit numbered its new groups densely after the groups this process knew.
+        let entries = written.groups.iter().map(|(name, e)| (&**name, *e));
+        if !shared.groups.take_in(entries) {
+            debug_assert!(false, "a new group numbered out of order");
+            tracing::error!("a new group's number does not follow the known ones");
         }
         shared.head.store(last, Ordering::Release);
         // Every transaction before ours added only events up to `known`.

@@ -252,8 +252,13 @@ fn feed_peer(peer: &mut Peer, mut window: Vec<Event>, meter: &mut Meter) -> Resu
     Ok(())
 }
 
-/// The records the store would write for `events` (for the raw baseline).
-fn encode(scratch: &Store, events: &[Event]) -> Result<Vec<PreparedEvent>> {
+/// The records the store would write for `events` (for the raw baseline; also the
+/// `durable_appends` example's). `scratch` must hold none of them.
+///
+/// # Errors
+///
+/// When an event is invalid or already in `scratch`.
+pub fn encode(scratch: &Store, events: &[Event]) -> Result<Vec<PreparedEvent>> {
     scratch
         .prepare_all(events)
         .into_iter()

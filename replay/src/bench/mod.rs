@@ -16,7 +16,7 @@ mod reads;
 mod report;
 mod workload;
 
-pub use import::append_concurrently;
+pub use import::{append_concurrently, encode};
 pub use reads::hot_queries;
 
 use std::path::{Path, PathBuf};
