@@ -64,7 +64,13 @@ fn open_env_with(
         //   and the last committed meta page wins, which the crash tests exercise;
         // - remote filesystems: documented as unsupported in ARCHITECTURE.md;
         // - NO_LOCK: only for read-only opens without a writable lock file (see above);
-        // - breaking the lock file: we never touch `lock.mdb`;
+        // - breaking the lock file: nothing in this workspace writes `lock.mdb`, and the
+        //   one descriptor of it this process opens besides LMDB's (`lockfile`, to map
+        //   it read-only) is never closed — closing any descriptor of the file would
+        //   drop LMDB's POSIX record locks for the whole process, and the next process
+        //   to open the database would re-initialise the lock file under live
+        //   readers and writers (`store/tests/lock_file.rs`). `data.mdb` is never
+        //   opened outside LMDB either (its length is read with `stat`);
         // - the same path opened twice in one process: `Store::open` keeps a registry
         //   and hands out the existing handle instead.
         let opened = unsafe { builder.open(path) };

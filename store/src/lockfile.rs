@@ -11,13 +11,26 @@
 //! and never remapped, so this module maps it read-only itself and reads that word with
 //! one acquire load.
 //!
+//! **The lock file's descriptor is never closed.** LMDB knows whether other processes
+//! have the environment open through POSIX record locks on `lock.mdb`, and POSIX
+//! record locks belong to the process and the file, not to a descriptor: closing *any*
+//! descriptor of `lock.mdb` drops *every* lock this process holds on it, LMDB's
+//! included. The next process to open the database then believes it is alone and
+//! re-initialises the lock file under the live writers and readers (lost commits, a
+//! reader table wiped under open snapshots). So the descriptor this module opens to map
+//! the file is kept open for the life of the process ([`kept_open`]), one per lock
+//! file, and nothing else in the workspace opens `lock.mdb` or `data.mdb`
+//! (`store/tests/lock_file.rs` checks LMDB's own promise from another process).
+//!
 //! The word's place is LMDB's on-disk lock format (`MDB_txbody`: the magic, the format,
 //! then the transaction id, a `size_t`, at byte 8). [`LockFileTxn::open`] checks the
 //! magic and that the word equals what `mdb_env_info` reports before it is trusted;
 //! when either check fails (another LMDB build, a 32-bit target, no lock file), the
 //! store keeps reading the meta pages under the resize lock.
 
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,6 +41,29 @@ use memmap2::Mmap;
 const MAGIC: u32 = 0xBEEF_C0DE;
 /// Offset of `mtb_txnid` in the lock file.
 const TXNID_AT: usize = 8;
+
+/// Every `lock.mdb` this process has opened, by device and inode. The descriptors are
+/// never closed (see the module documentation): closing one would release LMDB's
+/// record locks on the file for the whole process.
+static KEPT_OPEN: parking_lot::Mutex<BTreeMap<(u64, u64), &'static File>> =
+    parking_lot::Mutex::new(BTreeMap::new());
+
+/// A read-only descriptor of the lock file at `path`, opened once per lock file and
+/// never closed. A lookup by path takes no descriptor (`stat`), so a lock file this
+/// process already holds is not opened again.
+fn kept_open(path: &Path) -> std::io::Result<&'static File> {
+    let mut kept = KEPT_OPEN.lock();
+    if let Ok(meta) = std::fs::metadata(path)
+        && let Some(file) = kept.get(&(meta.dev(), meta.ino()))
+    {
+        return Ok(file);
+    }
+    // Leaked before anything else can fail: from here on this descriptor is never
+    // closed, even if the file was replaced between the `stat` above and the open.
+    let file: &'static File = Box::leak(Box::new(File::open(path)?));
+    let meta = file.metadata()?;
+    Ok(*kept.entry((meta.dev(), meta.ino())).or_insert(file))
+}
 
 /// The lock file, mapped read-only.
 #[derive(Debug)]
@@ -47,7 +83,7 @@ impl LockFileTxn {
             return None;
         }
         let path = dir.join("lock.mdb");
-        let map = match File::open(&path).and_then(|file| {
+        let map = match kept_open(&path).and_then(|file| {
             #[expect(unsafe_code, reason = "mapping LMDB's lock file; see SAFETY")]
             // SAFETY: `Mmap::map` requires that the file is not truncated or changed
             // under the map in a way that makes a reference to its bytes invalid. LMDB
@@ -58,7 +94,7 @@ impl LockFileTxn {
             // processes' commits): nothing here takes a reference to them; the one word
             // read is read atomically (`txn`).
             unsafe {
-                Mmap::map(&file)
+                Mmap::map(file)
             }
         }) {
             Ok(map) => map,
