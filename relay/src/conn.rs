@@ -18,9 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
-use crate::filter::Compiled;
+use crate::filter;
 use crate::http::{self, Prefixed, Request};
-use crate::hub::{Outbox, Sub};
+use crate::hub::{Drain, Frame, Outbox, Sub};
 use crate::reads::{self, Refusal};
 use crate::shared::Shared;
 use crate::writes::{Job, Reply};
@@ -37,6 +37,14 @@ pub(crate) struct Ctx {
 pub(crate) async fn serve(ctx: Ctx, mut stream: TcpStream, peer: SocketAddr, id: u64) {
     let span = tracing::info_span!("conn", id, %peer);
     async move {
+        let limit = ctx.shared.options.limits.max_connections;
+        let Some(_slot) = ctx.shared.hub.meter.admit(limit) else {
+            tracing::warn!(limit, "too many connections: answering 503");
+            if let Err(e) = http::busy(&mut stream).await {
+                tracing::debug!(error = %e, "answering 503 failed");
+            }
+            return;
+        };
         let head =
             tokio::time::timeout(Duration::from_secs(10), http::read_head(&mut stream)).await;
         let (bytes, request) = match head {
@@ -103,26 +111,10 @@ struct Conn {
 
 async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
     let limits = &ctx.shared.options.limits;
-    let (mut sink, mut stream) = ws.split();
-    let (outbox, mut out_rx) = Outbox::new(id, limits.send_queue);
+    let (sink, mut stream) = ws.split();
+    let (outbox, drain) = Outbox::new(id, limits.max_queue_bytes, ctx.shared.hub.meter.clone());
     let mut killed = outbox.killed();
-    let mut dropped = outbox.killed();
-    let mut writer = tokio::spawn(async move {
-        // A killed (slow) client gets nothing more, not even what is queued.
-        let drain = async {
-            while let Some(message) = out_rx.recv().await {
-                if sink.send(Message::text(message)).await.is_err() {
-                    return;
-                }
-            }
-            let _ = sink.send(Message::Close(None)).await;
-            let _ = sink.close().await;
-        };
-        tokio::select! {
-            () = drain => {}
-            _ = dropped.changed() => {}
-        }
-    });
+    let mut writer = tokio::spawn(write_frames(sink, drain, outbox.killed()));
     let mut conn = Conn {
         ctx: ctx.clone(),
         outbox: outbox.clone(),
@@ -178,6 +170,31 @@ async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
         received,
         sent,
         reason,
+    }
+}
+
+/// The connection's writer: sends queued frames until every sender is gone, then a
+/// close frame. A killed (slow) client gets nothing more, not even what is queued.
+async fn write_frames(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<Prefixed>, Message>,
+    mut drain: Drain,
+    mut killed: watch::Receiver<bool>,
+) {
+    let write = async {
+        while let Some(frame) = drain.recv().await {
+            let sent = sink.send(Message::text(frame.into_text())).await;
+            // The frame's bytes are released once the socket took them (or failed).
+            drain.written();
+            if sent.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.close().await;
+    };
+    tokio::select! {
+        () = write => {}
+        _ = killed.changed() => {}
     }
 }
 
@@ -274,6 +291,13 @@ impl Conn {
     async fn on_req(&mut self, id: SubscriptionId, filters: Vec<nostr::prelude::Filter>) {
         let limits = &self.ctx.shared.options.limits;
         let closed = |text: String| RelayMessage::closed(id.clone(), text).as_json();
+        if id.as_str().len() > limits.max_subscription_id_bytes {
+            self.outbox.send(closed(format!(
+                "invalid: subscription id longer than {} bytes",
+                limits.max_subscription_id_bytes
+            )));
+            return;
+        }
         if filters.len() > limits.max_filters {
             self.outbox.send(closed(format!(
                 "invalid: too many filters (at most {})",
@@ -288,7 +312,7 @@ impl Conn {
             )));
             return;
         }
-        let compiled: Vec<Compiled> = filters.into_iter().map(Compiled::new).collect();
+        let compiled = filter::compile_req(filters, limits.default_limit, limits.max_limit);
         let reader = self.outbox.reader();
         let shared = self.ctx.shared.clone();
         let check = compiled.clone();
@@ -304,7 +328,9 @@ impl Conn {
             }
             return;
         }
-        let id_json = serde_json::Value::String(id.as_str().to_owned()).to_string();
+        let id_json: Arc<str> = serde_json::Value::String(id.as_str().to_owned())
+            .to_string()
+            .into();
         let sub = Arc::new(Sub {
             outbox: self.outbox.clone(),
             id_json: id_json.clone(),
@@ -317,11 +343,15 @@ impl Conn {
             tokio::task::spawn_blocking(move || reads::query(&shared, reader, &compiled)).await;
         match found {
             Ok(Ok(events)) => {
+                // Streamed: each event is serialised only when the outbox has room for
+                // it, so the answer never sits in the queue as text beyond its bound.
                 for event in events {
-                    if !self
-                        .outbox
-                        .send(format!(r#"["EVENT",{id_json},{}]"#, event.as_json()))
-                    {
+                    let frame = Frame::Event {
+                        sub: id_json.clone(),
+                        event: event.as_json().into(),
+                    };
+                    drop(event);
+                    if !self.send_stored(frame).await {
                         return;
                     }
                 }
@@ -337,16 +367,25 @@ impl Conn {
         }
     }
 
-    fn refuse_query(&mut self, id: &SubscriptionId, error: &StoreError) {
+    /// Queues one stored event of a `REQ` answer, waiting for the client to read if its
+    /// queue is half full; false when the connection ends or the relay shuts down first.
+    async fn send_stored(&self, frame: Frame) -> bool {
+        let mut shutdown = self.ctx.shutdown.clone();
+        if *shutdown.borrow_and_update() {
+            return false;
+        }
+        tokio::select! {
+            queued = self.outbox.send_stored(frame) => queued,
+            _ = shutdown.changed() => false,
+        }
+    }
+
+    fn refuse_query(&mut self, id: &SubscriptionId, error: &crate::RelayError) {
         tracing::error!(error = %error, "query failed");
         self.ctx.shared.hub.remove(self.outbox.id, id.as_str());
         self.subs.remove(id.as_str());
         self.outbox.send(
-            RelayMessage::closed(
-                id.clone(),
-                format!("error: could not read the log: {error}"),
-            )
-            .as_json(),
+            RelayMessage::closed(id.clone(), format!("error: could not answer: {error}")).as_json(),
         );
     }
 

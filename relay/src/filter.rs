@@ -5,6 +5,27 @@ use std::collections::BTreeSet;
 use highwater_store::EventRef;
 use nostr::prelude::{Event, Filter, MatchEventOptions};
 
+/// Compiles a `REQ`'s filters, each with an explicit `limit`: its own (or
+/// `default_limit`), at most `max_limit`, and at most what the filters before it left of
+/// `max_limit`, so one `REQ` never asks for more than `max_limit` stored events in all.
+/// A filter lowered to 0 still matches live events.
+pub(crate) fn compile_req(
+    filters: Vec<Filter>,
+    default_limit: usize,
+    max_limit: usize,
+) -> Vec<Compiled> {
+    let mut left = max_limit;
+    filters
+        .into_iter()
+        .map(|mut filter| {
+            let limit = filter.limit.unwrap_or(default_limit).min(left);
+            left -= limit;
+            filter.limit = Some(limit);
+            Compiled::new(filter)
+        })
+        .collect()
+}
+
 /// A filter with its sets in the byte forms the log stores.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
@@ -102,7 +123,7 @@ impl Compiled {
 
 #[cfg(test)]
 mod tests {
-    use super::Compiled;
+    use super::{Compiled, compile_req};
     use nostr::prelude::{EventBuilder, Filter, FinalizeEvent, Keys, Kind, Tag};
 
     #[test]
@@ -121,5 +142,18 @@ mod tests {
             Some(1),
             "the #h values are kept for the group index"
         );
+    }
+
+    #[test]
+    fn a_req_asks_for_at_most_max_limit_stored_events_over_all_its_filters() {
+        let filters = [r#"{"limit":30}"#, "{}", r#"{"limit":5}"#, r#"{"limit":7}"#]
+            .iter()
+            .map(|json| Filter::from_json(json).unwrap())
+            .collect();
+        let limits: Vec<Option<usize>> = compile_req(filters, 20, 40)
+            .iter()
+            .map(|c| c.filter.limit)
+            .collect();
+        assert_eq!(limits, [Some(30), Some(10), Some(0), Some(0)]);
     }
 }

@@ -77,6 +77,7 @@ pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
         "limitation": {
             "max_message_length": limits.max_message_bytes,
             "max_subscriptions": limits.max_subscriptions,
+            "max_subid_length": limits.max_subscription_id_bytes,
             "max_filters": limits.max_filters,
             "max_limit": limits.max_limit,
             "default_limit": limits.default_limit,
@@ -103,6 +104,17 @@ pub(crate) async fn answer(
     };
     let response = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\nAccess-Control-Allow-Methods: GET, OPTIONS\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// Answers `503` without reading the request (the relay is at `max_connections`).
+pub(crate) async fn busy(stream: &mut TcpStream) -> std::io::Result<()> {
+    let body = "highwater: too many connections; try again later.\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(response.as_bytes()).await?;

@@ -1,27 +1,198 @@
 //! Live subscriptions and fan-out. Subscriptions whose every filter names groups
 //! (`#h`, or `#d` for state kinds) are indexed by group, so a committed event wakes only
 //! the subscribers of its own group; the rest are checked against every event.
-//! Each connection has a bounded outbox: a client that lets it fill is disconnected,
-//! never buffered without bound.
+//! Each connection has an outbox bounded in bytes: a client that lets it fill is
+//! disconnected, never buffered without bound, and the broadcast never waits for it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use nostr::prelude::{Event, PublicKey};
 use parking_lot::RwLock;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::access::Access;
 use crate::filter::Compiled;
 use crate::index::is_state_kind;
 use crate::shared::Shared;
 
-/// The sending side of one connection.
+/// Counted per queued frame on top of its text: the channel slot and the allocation.
+const FRAME_OVERHEAD: usize = 64;
+
+/// One message waiting in an outbox.
+#[derive(Debug)]
+pub(crate) enum Frame {
+    /// A finished message.
+    Text(String),
+    /// `["EVENT",<sub>,<event>]`, put together by the connection's writer, so that one
+    /// event's JSON is shared by every subscriber it goes to instead of copied per
+    /// subscriber.
+    Event { sub: Arc<str>, event: Arc<str> },
+}
+
+impl Frame {
+    /// What the frame is counted as against the outbox bound: its full text (shared
+    /// parts included, so the count never understates) plus [`FRAME_OVERHEAD`].
+    pub(crate) fn cost(&self) -> usize {
+        FRAME_OVERHEAD
+            + match self {
+                Frame::Text(text) => text.len(),
+                Frame::Event { sub, event } => r#"["EVENT",,]"#.len() + sub.len() + event.len(),
+            }
+    }
+
+    pub(crate) fn into_text(self) -> String {
+        match self {
+            Frame::Text(text) => text,
+            Frame::Event { sub, event } => format!(r#"["EVENT",{sub},{event}]"#),
+        }
+    }
+}
+
+/// Relay-wide counters of the outboxes, for the `test-support` feature's
+/// `OutboxStats` and for the log.
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    /// Bytes (as [`Frame::cost`]) queued in every outbox together.
+    pub(crate) queued: AtomicUsize,
+    /// The most any one outbox ever held.
+    pub(crate) peak: AtomicUsize,
+    /// `REQ` answers paused until their client reads.
+    pub(crate) waiting: AtomicUsize,
+    /// Clients disconnected for letting their outbox fill.
+    pub(crate) slow: AtomicU64,
+    /// Open connections.
+    pub(crate) connections: AtomicUsize,
+}
+
+/// A read-only view of the outboxes' relay-wide counters (feature `test-support`), taken
+/// before [`Relay::serve`](crate::Relay::serve) consumes the relay.
+#[cfg(feature = "test-support")]
+#[derive(Debug, Clone)]
+pub struct OutboxStats(pub(crate) Arc<Meter>);
+
+#[cfg(feature = "test-support")]
+impl OutboxStats {
+    /// Bytes queued in every outbox together, counted as the frames' text plus a fixed
+    /// overhead per frame.
+    pub fn queued_bytes(&self) -> usize {
+        self.0.queued.load(Ordering::Acquire)
+    }
+
+    /// The most bytes any one outbox ever held.
+    pub fn peak_outbox_bytes(&self) -> usize {
+        self.0.peak.load(Ordering::Acquire)
+    }
+
+    /// `REQ` answers paused until their client reads.
+    pub fn answers_waiting(&self) -> usize {
+        self.0.waiting.load(Ordering::Acquire)
+    }
+
+    /// Clients disconnected for letting their outbox fill.
+    pub fn slow_disconnects(&self) -> u64 {
+        self.0.slow.load(Ordering::Acquire)
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.0.connections.load(Ordering::Acquire)
+    }
+}
+
+/// One open connection's place under `Limits::max_connections`; dropping it frees it.
+#[derive(Debug)]
+pub(crate) struct Slot(Arc<Meter>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Meter {
+    /// A place for one more connection, unless `max` are open.
+    pub(crate) fn admit(self: &Arc<Self>, max: usize) -> Option<Slot> {
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+}
+
+/// What an outbox shares with its connection's writer task: the bytes queued and the
+/// wake-up for a paused `REQ` answer.
+#[derive(Debug)]
+struct Backlog {
+    /// Bytes (as [`Frame::cost`]) accepted and not yet written to the socket or dropped.
+    bytes: AtomicUsize,
+    /// Woken when the writer took bytes off the queue, the writer ended, or the client
+    /// was disconnected.
+    room: Notify,
+    meter: Arc<Meter>,
+}
+
+impl Backlog {
+    fn release(&self, cost: usize) {
+        self.bytes.fetch_sub(cost, Ordering::AcqRel);
+        self.meter.queued.fetch_sub(cost, Ordering::AcqRel);
+    }
+}
+
+/// The writer's side of an outbox. Dropping it (the writer ended, or was aborted)
+/// closes the queue and releases what was still queued.
+#[derive(Debug)]
+pub(crate) struct Drain {
+    rx: mpsc::UnboundedReceiver<Frame>,
+    backlog: Arc<Backlog>,
+    /// The cost of the frame taken by [`recv`](Self::recv) and not yet [`written`](Self::written):
+    /// still counted, since the socket has not taken it.
+    writing: usize,
+}
+
+impl Drain {
+    /// The next frame; `None` once every sender is gone. It stays counted until
+    /// [`written`](Self::written).
+    pub(crate) async fn recv(&mut self) -> Option<Frame> {
+        self.finish();
+        let frame = self.rx.recv().await?;
+        self.writing = frame.cost();
+        Some(frame)
+    }
+
+    /// The frame last received was written to the socket (or failed to be).
+    pub(crate) fn written(&mut self) {
+        self.finish();
+        self.backlog.room.notify_waiters();
+    }
+
+    fn finish(&mut self) {
+        self.backlog.release(std::mem::take(&mut self.writing));
+    }
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        self.finish();
+        self.rx.close();
+        while let Ok(frame) = self.rx.try_recv() {
+            self.backlog.release(frame.cost());
+        }
+        self.backlog.room.notify_waiters();
+    }
+}
+
+/// The sending side of one connection: a queue bounded in bytes, emptied by the
+/// connection's writer task through its [`Drain`].
 #[derive(Debug)]
 pub(crate) struct Outbox {
     pub(crate) id: u64,
-    tx: mpsc::Sender<String>,
+    tx: mpsc::UnboundedSender<Frame>,
+    backlog: Arc<Backlog>,
+    max_bytes: usize,
     kill: watch::Sender<bool>,
     killed: AtomicBool,
     /// The pubkey authenticated with NIP-42, if any.
@@ -30,38 +201,124 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub(crate) fn new(id: u64, capacity: usize) -> (Arc<Self>, mpsc::Receiver<String>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    pub(crate) fn new(id: u64, max_bytes: usize, meter: Arc<Meter>) -> (Arc<Self>, Drain) {
+        let (tx, rx) = mpsc::unbounded_channel();
         let (kill, _) = watch::channel(false);
+        let backlog = Arc::new(Backlog {
+            bytes: AtomicUsize::new(0),
+            room: Notify::new(),
+            meter,
+        });
         let outbox = Arc::new(Self {
             id,
             tx,
+            backlog: backlog.clone(),
+            max_bytes,
             kill,
             killed: AtomicBool::new(false),
             reader: RwLock::new(None),
             sent: AtomicU64::new(0),
         });
-        (outbox, rx)
+        (
+            outbox,
+            Drain {
+                rx,
+                backlog,
+                writing: 0,
+            },
+        )
     }
 
-    /// Queues a message; a full queue disconnects the client. Returns whether queued.
+    /// Queues a message; one that would take the queue past its bound disconnects the
+    /// client. Returns whether queued. Never waits.
     pub(crate) fn send(&self, message: String) -> bool {
-        match self.tx.try_send(message) {
-            Ok(()) => {
-                self.sent.fetch_add(1, Ordering::Relaxed);
-                true
+        self.push_or_kill(Frame::Text(message))
+    }
+
+    /// Queues `["EVENT",<sub>,<event>]` like [`send`](Self::send), sharing `event`.
+    pub(crate) fn send_event(&self, sub: &Arc<str>, event: &Arc<str>) -> bool {
+        self.push_or_kill(Frame::Event {
+            sub: sub.clone(),
+            event: event.clone(),
+        })
+    }
+
+    fn push_or_kill(&self, frame: Frame) -> bool {
+        if self.is_killed() {
+            return false;
+        }
+        let Ok(queued) = self.push(frame, self.max_bytes) else {
+            self.disconnect_slow();
+            return false;
+        };
+        queued
+    }
+
+    /// Queues a stored event of a `REQ` answer: while the queue holds less than half its
+    /// bound, at once; otherwise once the client has read enough. Returns false when the
+    /// connection ended first.
+    pub(crate) async fn send_stored(&self, frame: Frame) -> bool {
+        let meter = &self.backlog.meter;
+        let mut frame = frame;
+        let mut waiting = false;
+        let queued = loop {
+            let room = self.backlog.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.is_killed() || self.tx.is_closed() {
+                break false;
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.killed.swap(true, Ordering::AcqRel) {
-                    tracing::warn!(
-                        conn = self.id,
-                        "send queue full: disconnecting a slow client"
-                    );
-                    self.kill.send_replace(true);
-                }
-                false
+            match self.push(frame, self.max_bytes / 2) {
+                Ok(queued) => break queued,
+                Err(back) => frame = back,
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            if !waiting {
+                waiting = true;
+                meter.waiting.fetch_add(1, Ordering::AcqRel);
+            }
+            room.await;
+        };
+        if waiting {
+            meter.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        queued
+    }
+
+    /// Queues `frame` if the queue is empty or stays within `bound`; gives it back
+    /// otherwise. `Ok(false)`: the writer is gone.
+    fn push(&self, frame: Frame, bound: usize) -> Result<bool, Frame> {
+        let cost = frame.cost();
+        let Ok(before) =
+            self.backlog
+                .bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                    (q == 0 || q + cost <= bound).then_some(q + cost)
+                })
+        else {
+            return Err(frame);
+        };
+        let meter = &self.backlog.meter;
+        meter.queued.fetch_add(cost, Ordering::AcqRel);
+        if self.tx.send(frame).is_err() {
+            self.backlog.release(cost);
+            return Ok(false);
+        }
+        meter.peak.fetch_max(before + cost, Ordering::AcqRel);
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn disconnect_slow(&self) {
+        if !self.killed.swap(true, Ordering::AcqRel) {
+            self.backlog.meter.slow.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                conn = self.id,
+                queued = self.backlog.bytes.load(Ordering::Acquire),
+                bound = self.max_bytes,
+                "send queue full: disconnecting a slow client"
+            );
+            self.kill.send_replace(true);
+            self.backlog.room.notify_waiters();
         }
     }
 
@@ -88,7 +345,7 @@ impl Outbox {
 pub(crate) struct Sub {
     pub(crate) outbox: Arc<Outbox>,
     /// The subscription id as a JSON string, ready to splice into messages.
-    pub(crate) id_json: String,
+    pub(crate) id_json: Arc<str>,
     pub(crate) filters: Vec<Compiled>,
 }
 
@@ -105,6 +362,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
     inner: RwLock<Inner>,
+    /// The outboxes' relay-wide counters.
+    pub(crate) meter: Arc<Meter>,
 }
 
 /// The groups a filter confines events to, if it does.
@@ -170,7 +429,8 @@ impl Hub {
             if targets.is_empty() {
                 continue;
             }
-            let json = event.as_json();
+            // Shared by every subscriber's queue; each writer adds its subscription id.
+            let json: Arc<str> = event.as_json().into();
             // Whether anyone may see it decides most deliveries at once.
             let mut anonymous = Access::new(shared, None);
             let public = anonymous.visible(event.kind.as_u16(), group);
@@ -186,8 +446,7 @@ impl Hub {
                         continue;
                     }
                 }
-                sub.outbox
-                    .send(format!(r#"["EVENT",{},{json}]"#, sub.id_json));
+                sub.outbox.send_event(&sub.id_json, &json);
             }
         }
     }

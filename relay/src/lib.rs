@@ -78,6 +78,9 @@ use tokio::task::JoinSet;
 pub use crate::error::RelayError;
 pub use crate::options::{Limits, RelayOptions};
 
+#[cfg(feature = "test-support")]
+pub use crate::hub::OutboxStats;
+
 use crate::conn::Ctx;
 use crate::hub::Hub;
 use crate::index::StateIndex;
@@ -129,6 +132,13 @@ impl Relay {
     /// The relay's public key.
     pub fn public_key(&self) -> PublicKey {
         self.shared.keys.public_key()
+    }
+
+    /// The outboxes' counters (queued bytes, the largest outbox, slow disconnects), live
+    /// while the relay serves.
+    #[cfg(feature = "test-support")]
+    pub fn outbox_stats(&self) -> OutboxStats {
+        OutboxStats(self.shared.hub.meter.clone())
     }
 
     /// The NIP-11 information document.

@@ -3,20 +3,44 @@
 use highwater_projections::Policy;
 
 /// Per-connection and per-request limits.
+///
+/// What one connection can make the relay hold is bounded in bytes: its outbox
+/// ([`max_queue_bytes`](Self::max_queue_bytes), or one larger frame alone), the decoded
+/// answer of the one `REQ` it has in progress (at most [`max_limit`](Self::max_limit)
+/// events over all of the `REQ`'s filters), its subscriptions (at most
+/// [`max_subscriptions`](Self::max_subscriptions) × [`max_filters`](Self::max_filters)
+/// filters of at most [`max_message_bytes`](Self::max_message_bytes) each) and its
+/// writes in flight ([`max_inflight_writes`](Self::max_inflight_writes) events of at most
+/// [`max_message_bytes`](Self::max_message_bytes)). ARCHITECTURE.md states the relay's
+/// total under [`max_connections`](Self::max_connections).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest WebSocket message accepted from a client, in bytes.
+    /// Largest WebSocket message accepted from a client, in bytes (tungstenite refuses a
+    /// larger message or frame and the connection is closed).
     pub max_message_bytes: usize,
+    /// Open connections (WebSocket or HTTP); one more is answered `503` and closed.
+    pub max_connections: usize,
     /// Open subscriptions per connection.
     pub max_subscriptions: usize,
+    /// Longest subscription id, in bytes; a `REQ` with a longer one is answered
+    /// `CLOSED` with `invalid: subscription id longer than N bytes`. NIP-01 sets no
+    /// bound; the id is repeated in every `EVENT` the subscription receives.
+    pub max_subscription_id_bytes: usize,
     /// Filters per `REQ`.
     pub max_filters: usize,
-    /// Largest `limit` honoured; larger ones are lowered to it.
+    /// Largest `limit` honoured, and the most stored events one `REQ` returns over all
+    /// of its filters: each filter's `limit` is lowered to what the filters before it
+    /// left.
     pub max_limit: usize,
     /// Stored events returned for a filter without `limit`.
     pub default_limit: usize,
-    /// Messages queued for one client; a client that lets its queue fill is disconnected.
-    pub send_queue: usize,
+    /// Bytes of frames queued for one client and not yet written to its socket. A live
+    /// event, `OK` or `NOTICE` that would take the queue past this disconnects the client
+    /// (a frame larger than the bound is queued only onto an empty queue). A `REQ`'s
+    /// stored events never disconnect: they are queued while the queue is under half
+    /// this bound and otherwise wait for the client to read, keeping the other half for
+    /// live events.
+    pub max_queue_bytes: usize,
     /// `EVENT`s of one connection being processed at once; further ones wait.
     pub max_inflight_writes: usize,
 }
@@ -25,11 +49,13 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_bytes: 256 * 1024,
+            max_connections: 1_024,
             max_subscriptions: 64,
+            max_subscription_id_bytes: 256,
             max_filters: 16,
             max_limit: 5_000,
             default_limit: 500,
-            send_queue: 4_096,
+            max_queue_bytes: 1024 * 1024,
             max_inflight_writes: 256,
         }
     }

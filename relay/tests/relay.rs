@@ -354,7 +354,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = RelayOptions {
         limits: Limits {
-            send_queue: 8,
+            max_queue_bytes: 8 * 1024,
             ..Limits::default()
         },
         ..RelayOptions::default()

@@ -62,7 +62,10 @@ async fn highwater(db: &Path) -> Result<(), String> {
     let engine = builder.build().map_err(|e| e.to_string())?;
     let options = RelayOptions {
         limits: highwater_relay::Limits {
-            send_queue: 65_536,
+            // The load clients read everything, in bursts: 1,256 connections, and room
+            // for a burst of fan-out per subscriber.
+            max_connections: 4_096,
+            max_queue_bytes: 32 * 1024 * 1024,
             ..highwater_relay::Limits::default()
         },
         ..RelayOptions::default()

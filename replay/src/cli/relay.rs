@@ -52,9 +52,16 @@ pub(crate) struct RelayArgs {
     /// Largest client message in bytes.
     #[arg(long, default_value_t = Limits::default().max_message_bytes)]
     max_message_bytes: usize,
-    /// Messages queued per connection before a slow client is disconnected.
-    #[arg(long, default_value_t = Limits::default().send_queue)]
-    send_queue: usize,
+    /// Bytes queued per connection before a slow client is disconnected (a REQ's stored
+    /// events use at most half and otherwise wait for the client to read).
+    #[arg(long, default_value_t = Limits::default().max_queue_bytes)]
+    max_queue_bytes: usize,
+    /// Open connections; one more is answered HTTP 503.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Longest subscription id in bytes; a longer REQ is answered CLOSED `invalid:`.
+    #[arg(long, default_value_t = Limits::default().max_subscription_id_bytes)]
+    max_subscription_id_bytes: usize,
 }
 
 pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
@@ -72,7 +79,9 @@ pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
             max_subscriptions: args.max_subscriptions,
             max_filters: args.max_filters,
             max_message_bytes: args.max_message_bytes,
-            send_queue: args.send_queue,
+            max_queue_bytes: args.max_queue_bytes,
+            max_connections: args.max_connections,
+            max_subscription_id_bytes: args.max_subscription_id_bytes,
             ..Limits::default()
         },
         ..RelayOptions::default()
