@@ -46,7 +46,9 @@ use rand_chacha::ChaCha8Rng;
 const WRITERS: usize = 8;
 const READERS: usize = 2;
 /// Events in each generated import file.
-const IMPORT_EVENTS: usize = 1_500;
+const IMPORT_EVENTS: usize = 1_000;
+/// Normal rounds on one database before a long run starts another.
+const ROUNDS_PER_DATABASE: u64 = 8;
 
 /// What one run needs in every round.
 struct Run {
@@ -99,9 +101,11 @@ fn processes_against_each_other_lose_no_acknowledged_event() {
         seed,
     };
     let disk = choose_disk(&work);
-    let main_db = work.join("db");
+    let mut main_db = work.join("db0");
     let mut main_acked: Vec<(EventId, Source, u16)> = Vec::new();
+    let mut normal_rounds = 0u64;
     let mut totals = Totals::default();
+    totals.add("databases of the normal rounds", 1);
     let started = Instant::now();
     let mut failures = Vec::new();
     for index in 0..rounds {
@@ -112,6 +116,16 @@ fn processes_against_each_other_lose_no_acknowledged_event() {
                 None => Ok(()),
             }
         } else {
+            // A long run starts a new database every few rounds, so what each round
+            // costs (exports, verifications) stays bounded; every round of one
+            // database re-checks every event acknowledged on it since it was created.
+            if normal_rounds > 0 && normal_rounds.is_multiple_of(ROUNDS_PER_DATABASE) {
+                let _ = std::fs::remove_dir_all(&main_db);
+                main_db = work.join(format!("db{index}"));
+                main_acked.clear();
+                totals.add("databases of the normal rounds", 1);
+            }
+            normal_rounds += 1;
             normal_round(&run, index, &main_db, &mut main_acked, &mut totals)
         };
         if let Err(found) = outcome {
@@ -589,6 +603,10 @@ fn import_loop(round: &Round, bin: &Path, db: &Path, logs: &Path, work: &Path, s
     let rejects = work.join("rejects.jsonl");
     let mut n = 0u64;
     while !round.stopping() {
+        if n > 0 {
+            // A pause between imports, so the relay's writers are not outnumbered.
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..1_000)));
+        }
         n += 1;
         let spec = WorkloadSpec {
             groups: 12,
