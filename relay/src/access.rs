@@ -1,5 +1,14 @@
-//! Read access for one reader during one request: which groups' events it may see,
-//! asked of the access policy once per group and remembered for the request.
+//! Read access for one reader during one request: which groups' events and state
+//! events it may see, asked of the access policy once per group and remembered for the
+//! request.
+//!
+//! - A group's events: [`AccessPolicy::can_read`](highwater_projections::AccessPolicy::can_read).
+//! - Whether the group is there at all for this reader (its 39000; a `#h` refusal):
+//!   [`AccessPolicy::has_access`](highwater_projections::AccessPolicy::has_access) —
+//!   a `hidden` group is, to everyone but its members and the relay's admins, a group
+//!   that does not exist.
+//! - Who is in it (39001 admins, 39002 members) and what it pinned (39005): for a
+//!   `private` group, only readers who may read its events.
 
 use std::collections::BTreeMap;
 
@@ -8,12 +17,16 @@ use nostr::prelude::PublicKey;
 use crate::index::is_state_kind;
 use crate::shared::Shared;
 
+/// 39001 admins, 39002 members, 39005 pins: private in a private group.
+const MEMBERSHIP_KINDS: [u16; 3] = [39_001, 39_002, 39_005];
+
 /// Read decisions for one reader (`None`: not authenticated).
 pub(crate) struct Access<'a> {
     shared: &'a Shared,
     reader: Option<PublicKey>,
     read: BTreeMap<String, bool>,
-    metadata: BTreeMap<String, bool>,
+    exists: BTreeMap<String, bool>,
+    private: BTreeMap<String, bool>,
 }
 
 impl<'a> Access<'a> {
@@ -22,52 +35,66 @@ impl<'a> Access<'a> {
             shared,
             reader,
             read: BTreeMap::new(),
-            metadata: BTreeMap::new(),
+            exists: BTreeMap::new(),
+            private: BTreeMap::new(),
         }
     }
 
     /// Whether the reader may read the group's events. A failed read is a refusal.
     pub(crate) fn can_read(&mut self, group: &str) -> bool {
-        if let Some(&known) = self.read.get(group) {
-            return known;
-        }
-        let answer = self
-            .shared
-            .policy
-            .can_read(self.reader.as_ref(), group)
-            .unwrap_or_else(|e| {
-                tracing::warn!(group, error = %e, "read check failed; refusing");
-                false
-            });
-        self.read.insert(group.to_owned(), answer);
-        answer
+        let (shared, reader) = (self.shared, self.reader);
+        *remember(&mut self.read, group, false, || {
+            shared.policy.can_read(reader.as_ref(), group)
+        })
     }
 
-    /// Whether the reader may see the group's state events: everyone, unless the
-    /// relay's latest 39000 says `hidden`; then only members and relay admins.
-    pub(crate) fn can_see_state(&mut self, group: &str) -> bool {
-        let hidden = self.shared.index.group(group).is_some_and(|s| s.hidden);
-        if !hidden {
+    /// Whether the group exists for the reader: active, and not hidden from them.
+    pub(crate) fn can_see_group(&mut self, group: &str) -> bool {
+        let (shared, reader) = (self.shared, self.reader);
+        *remember(&mut self.exists, group, false, || {
+            shared.policy.has_access(reader.as_ref(), group)
+        })
+    }
+
+    /// Whether the reader may see the group's state event of `kind`.
+    pub(crate) fn can_see_state(&mut self, kind: u16, group: &str) -> bool {
+        if !self.can_see_group(group) {
+            return false;
+        }
+        if !MEMBERSHIP_KINDS.contains(&kind) {
             return true;
         }
-        if let Some(&known) = self.metadata.get(group) {
-            return known;
-        }
-        let answer = self
-            .shared
-            .policy
-            .has_access(self.reader.as_ref(), group)
-            .unwrap_or(false);
-        self.metadata.insert(group.to_owned(), answer);
-        answer
+        let shared = self.shared;
+        let private = *remember(&mut self.private, group, true, || {
+            shared.policy.groups().is_private(group)
+        });
+        !private || self.can_read(group)
     }
 
     /// Whether an event of `kind` in `group` (or of no group) may be shown.
     pub(crate) fn visible(&mut self, kind: u16, group: Option<&str>) -> bool {
         match group {
             None => true,
-            Some(g) if is_state_kind(kind) => self.can_see_state(g),
+            Some(g) if is_state_kind(kind) => self.can_see_state(kind, g),
             Some(g) => self.can_read(g),
         }
     }
+}
+
+/// The remembered answer for `group`, asking once. A question that fails (a group
+/// that cannot be loaded) is answered `closed`, the answer that shows less.
+fn remember<'m>(
+    answers: &'m mut BTreeMap<String, bool>,
+    group: &str,
+    closed: bool,
+    ask: impl FnOnce() -> Result<bool, highwater_projections::Error>,
+) -> &'m bool {
+    if !answers.contains_key(group) {
+        let answer = ask().unwrap_or_else(|e| {
+            tracing::warn!(group, error = %e, "an access check failed; refusing");
+            closed
+        });
+        answers.insert(group.to_owned(), answer);
+    }
+    &answers[group]
 }

@@ -1,9 +1,17 @@
-//! What the relay keeps in memory besides the engine: where each group's latest
-//! relay-signed state events (39000–39005) are in the log, which groups' metadata is
-//! hidden, and which events a 9005 hid. Built at start from the group index (reading
-//! only those kinds' records, never folding a group) and advanced after each commit.
+//! What the relay keeps beside the engine to decide which stored events it may serve:
+//! the sequence number of each group's latest 9008 (a group's events before it belong
+//! to an earlier life of the id and are never served through a later one), and the
+//! 9005 deletions (event id → the groups and sequence numbers of the 9005s naming it).
+//! Built at start from the group index (reading only 9005 and 9008 records, never
+//! folding a group) and advanced after each commit, whichever process made it.
+//!
+//! A 9005 hides an event only when it is the event's own group's, and later in the
+//! log than the event: a group's admin can delete that group's events and nothing else
+//! (not another group's, and not an event stored after the deletion). Since an event
+//! before the group's latest 9008 is not served at all, a 9005 after the event is in
+//! the event's life whenever the event is served.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,43 +30,36 @@ pub(crate) fn is_state_kind(kind: u16) -> bool {
     (STATE_FIRST..=STATE_LAST).contains(&kind)
 }
 
-/// One group's latest state events.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct GroupState {
-    /// Sequence number of the latest relay-signed event of each kind 39000..=39005.
-    pub(crate) latest: [Option<u64>; 6],
-    /// Whether the latest 39000 carries `hidden`.
-    pub(crate) hidden: bool,
-    /// The newest `created_at` among them (the next rendering is later).
-    pub(crate) created_at: u64,
-    /// Sequence number of the group's latest 9008: state events before it are void.
-    pub(crate) deleted_at: u64,
+/// A 9005 naming an event: its group and its place in the log.
+#[derive(Debug, Clone)]
+struct Deletion {
+    group: Box<str>,
+    seq: u64,
 }
 
 #[derive(Debug, Default)]
-struct Inner {
-    groups: BTreeMap<Box<str>, GroupState>,
-    /// Event id → the group whose 9005 hid it.
-    hidden_events: HashMap<[u8; 32], Box<str>>,
+struct Deletions {
+    /// Group → sequence number of its latest 9008.
+    group_deleted_at: HashMap<Box<str>, u64>,
+    /// Event id → every 9005 naming it.
+    events: HashMap<[u8; 32], Vec<Deletion>>,
 }
 
 /// The index; shared by readers and the write path.
 #[derive(Debug)]
-pub(crate) struct StateIndex {
-    relay: [u8; 32],
-    inner: RwLock<Inner>,
+pub(crate) struct ServedIndex {
+    deletions: RwLock<Deletions>,
     /// Every event up to this sequence number has been observed: the relay's own
     /// commits as they are acknowledged, other processes' (an import beside the relay)
-    /// by [`StateIndex::follow`].
+    /// by [`ServedIndex::follow`].
     followed: AtomicU64,
 }
 
-impl StateIndex {
-    /// Builds the index from the log: per group, only the state kinds and 9005.
-    pub(crate) fn build(store: &Store, relay: [u8; 32]) -> Result<Self, StoreError> {
+impl ServedIndex {
+    /// Builds the index from the log: per group, only 9005 and 9008.
+    pub(crate) fn build(store: &Store) -> Result<Self, StoreError> {
         let index = Self {
-            relay,
-            inner: RwLock::new(Inner::default()),
+            deletions: RwLock::new(Deletions::default()),
             followed: AtomicU64::new(0),
         };
         // Read before the scans: anything committed meanwhile is observed again by
@@ -68,7 +69,7 @@ impl StateIndex {
             store.scan_group(
                 group.no,
                 0,
-                |k| k == DELETE_EVENT || k == DELETE_GROUP || is_state_kind(k),
+                |k| k == DELETE_EVENT || k == DELETE_GROUP,
                 |seq, event| {
                     index.observe(seq, event);
                     ControlFlow::Continue(())
@@ -79,100 +80,75 @@ impl StateIndex {
         Ok(index)
     }
 
-    /// Observes what other processes committed since the last look (the store notices
-    /// their commits through LMDB's transaction id): a group another process created or
-    /// hid is listed correctly without a restart.
+    /// Observes what other processes committed since the last look.
     pub(crate) fn follow(&self, store: &Store) -> Result<(), StoreError> {
         let head = store.head();
         let from = self.followed.load(Ordering::Acquire);
         if head <= from {
             return Ok(());
         }
-        store.scan(from + 1, |seq, event| {
-            if seq > head {
-                return ControlFlow::Break(());
-            }
-            self.observe(seq, event);
-            ControlFlow::Continue(())
-        })?;
+        store.scan_kinds(
+            from + 1,
+            head,
+            |k| k == DELETE_EVENT || k == DELETE_GROUP,
+            |_, seq, event| {
+                self.observe(seq, event);
+                ControlFlow::Continue(())
+            },
+        )?;
         self.followed.fetch_max(head, Ordering::AcqRel);
         Ok(())
     }
 
-    /// Takes note of a committed event (any kind; only a few matter).
+    /// Takes note of a committed event (any kind; only 9005 and 9008 matter).
+    /// Idempotent and independent of the order events are observed in.
     pub(crate) fn observe(&self, seq: u64, event: EventRef<'_>) {
         let kind = event.kind();
-        if kind == DELETE_EVENT {
-            let Some(group) = event.first_tag_value("h") else {
-                return;
-            };
-            let mut inner = self.inner.write();
-            for tag in event.tags() {
-                if tag.name() == Some("e")
-                    && let Some(id) = tag.get(1).and_then(parse_id)
-                {
-                    inner.hidden_events.insert(id, group.into());
+        if kind != DELETE_EVENT && kind != DELETE_GROUP {
+            return;
+        }
+        let Some(group) = event.first_tag_value("h") else {
+            return;
+        };
+        let mut deletions = self.deletions.write();
+        if kind == DELETE_GROUP {
+            let at = deletions.group_deleted_at.entry(group.into()).or_default();
+            *at = (*at).max(seq);
+            return;
+        }
+        for tag in event.tags() {
+            if tag.name() == Some("e")
+                && let Some(id) = tag.get(1).and_then(parse_id)
+            {
+                let named = deletions.events.entry(id).or_default();
+                if !named.iter().any(|d| d.seq == seq) {
+                    named.push(Deletion {
+                        group: group.into(),
+                        seq,
+                    });
                 }
-            }
-        } else if kind == DELETE_GROUP {
-            if let Some(group) = event.first_tag_value("h") {
-                // A deleted group is listed no more; a new 9007 renders it again. The
-                // state events before the 9008 are void, whatever order they are seen in.
-                let mut inner = self.inner.write();
-                let state = inner.groups.entry(group.into()).or_default();
-                if seq > state.deleted_at {
-                    state.deleted_at = seq;
-                    for latest in &mut state.latest {
-                        if latest.is_some_and(|s| s < seq) {
-                            *latest = None;
-                        }
-                    }
-                    if state.latest[0].is_none() {
-                        state.hidden = false;
-                    }
-                }
-            }
-        } else if is_state_kind(kind) && event.pubkey() == &self.relay {
-            let Some(group) = event.first_tag_value("d") else {
-                return;
-            };
-            let mut inner = self.inner.write();
-            let state = inner.groups.entry(group.into()).or_default();
-            let slot = &mut state.latest[usize::from(kind - STATE_FIRST)];
-            // The newest event of each kind wins, in any order of observation.
-            if seq < state.deleted_at || slot.is_some_and(|s| s >= seq) {
-                return;
-            }
-            *slot = Some(seq);
-            state.created_at = state.created_at.max(event.created_at());
-            if kind == STATE_FIRST {
-                state.hidden = event.tags().any(|t| t.name() == Some("hidden"));
             }
         }
     }
 
-    /// Whether a 9005 of `group` hid the event `id`.
-    pub(crate) fn is_hidden_event(&self, id: &[u8; 32], group: Option<&str>) -> bool {
-        self.inner
-            .read()
-            .hidden_events
-            .get(id)
-            .is_some_and(|g| Some(&**g) == group)
-    }
-
-    /// One group's state, if the relay ever published any.
-    pub(crate) fn group(&self, group: &str) -> Option<GroupState> {
-        self.inner.read().groups.get(group).copied()
-    }
-
-    /// Every group with its state, in group-id order.
-    pub(crate) fn all(&self) -> Vec<(Box<str>, GroupState)> {
-        self.inner
-            .read()
-            .groups
-            .iter()
-            .map(|(g, s)| (g.clone(), *s))
-            .collect()
+    /// Whether the stored event at `seq` with this id and group may be served at all:
+    /// not from an earlier life of its group, and not deleted by a later 9005 of its
+    /// own group.
+    pub(crate) fn is_served(&self, seq: u64, id: &[u8; 32], group: Option<&str>) -> bool {
+        let deletions = self.deletions.read();
+        if let Some(g) = group
+            && deletions
+                .group_deleted_at
+                .get(g)
+                .is_some_and(|&deleted| seq < deleted)
+        {
+            return false;
+        }
+        !deletions.events.get(id).is_some_and(|named| {
+            named
+                .iter()
+                .any(|d| Some(&*d.group) == group && d.seq > seq)
+        })
     }
 }
 

@@ -7,15 +7,16 @@
 //! - **Writes**: validate (id hash, signature, limits, group tag) on a blocking thread →
 //!   [`AccessPolicy::check_write`](highwater_projections::AccessPolicy::check_write) on
 //!   one sequencer thread, in arrival order → durable append (group commit) → `OK`.
-//!   The relay's follow-ups (a 9000 for an accepted 9021, a 9001 for a 9022, the
-//!   regenerated 39000–39003 after any change of a group's state) are signed with the
-//!   relay key and appended through the same log, then broadcast like any event.
+//!   The relay's answer to a join or leave request (a 9000 for an accepted 9021, a 9001
+//!   for a 9022) is signed with the relay key and committed in the same transaction as
+//!   the request, so neither is ever in the log without the other.
 //! - **Reads**: `#h` through the store's group index, ids through the id index, the
-//!   state kinds (`{"kinds":[39000]}`, optionally `#d`) from an in-memory index of the
-//!   relay's latest state events, built at start without folding any group; anything
-//!   else by a scan of the log. Events hidden by a 9005 are left out; private groups are
-//!   readable only by members authenticated with NIP-42, hidden groups' state events
-//!   only by members.
+//!   state kinds 39000–39005 (`#d`, or every group) rendered from the engine's
+//!   projections at the head of the answer (never stored, so never stale); anything
+//!   else by a scan of the log. Events a 9005 of their own group hid and events of an
+//!   earlier life of their group are left out; private groups' events (and their member
+//!   lists) are readable only by members authenticated with NIP-42; a hidden group does
+//!   not exist for anyone but its members.
 //! - **Live**: subscriptions confined to groups are indexed by group, so a commit wakes
 //!   only its group's subscribers; each connection's outbox is bounded and a client that
 //!   lets it fill is disconnected.
@@ -63,6 +64,7 @@ mod index;
 mod options;
 mod reads;
 mod shared;
+mod state;
 mod writes;
 
 use std::future::Future;
@@ -83,7 +85,7 @@ pub use crate::hub::OutboxStats;
 
 use crate::conn::Ctx;
 use crate::hub::Hub;
-use crate::index::StateIndex;
+use crate::index::ServedIndex;
 use crate::shared::Shared;
 
 /// A NIP-29 relay over an engine with the NIP-29 projections registered.
@@ -94,8 +96,8 @@ pub struct Relay {
 
 impl Relay {
     /// A relay over `engine` and its `groups`, signing with `keys`, which must be the
-    /// relay key `groups` was configured with. Reads the relay's latest state events
-    /// from the group index (no group is folded).
+    /// relay key `groups` was configured with. Reads the 9005 and 9008 events from the
+    /// group index (no group is folded).
     ///
     /// # Errors
     ///
@@ -114,7 +116,7 @@ impl Relay {
             });
         }
         let store = engine.store().clone();
-        let index = StateIndex::build(&store, relay.to_bytes())?;
+        let index = ServedIndex::build(&store)?;
         let policy = AccessPolicy::new(groups, options.policy.clone());
         Ok(Self {
             shared: Arc::new(Shared {
@@ -124,6 +126,7 @@ impl Relay {
                 keys,
                 options,
                 index,
+                rendered: state::Rendered::default(),
                 hub: Hub::default(),
             }),
         })

@@ -1,8 +1,10 @@
 //! Answering `REQ` filters from the log without loading every group: ids through the
 //! id index, `#h` through the group index (one range scan per group), state kinds
-//! (39000–39005, optionally by `#d`) from the relay's state index, anything else by a
-//! scan of the log. Results are the newest `limit` events, newest first (NIP-01);
-//! events a 9005 hid and events the reader may not read are left out.
+//! (39000–39005, by `#d` or for every group) rendered from the engine (`state`),
+//! anything else by a scan of the log. Results are the newest `limit` events, newest
+//! first (NIP-01); events a 9005 of their own group hid, events of an earlier life of
+//! their group, stored copies of state events (the rendered ones supersede them) and
+//! events the reader may not read are left out.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -12,8 +14,9 @@ use highwater_store::{EventRef, StoreError};
 use nostr::prelude::{Event, EventId, PublicKey};
 
 use crate::access::Access;
+use crate::error::RelayError;
 use crate::filter::Compiled;
-use crate::index::{STATE_FIRST, is_state_kind};
+use crate::index::is_state_kind;
 use crate::shared::Shared;
 
 /// Why a `REQ` is refused (its `CLOSED` message).
@@ -40,7 +43,9 @@ impl Refusal {
     }
 }
 
-/// Refuses a `REQ` that names (by `#h`) an existing group the reader may not read.
+/// Refuses a `REQ` that names (by `#h`) a group the reader may not read. A group that
+/// does not exist for the reader (unknown, deleted, or hidden from them) is answered
+/// like an empty one, so a refusal never tells an outsider that a hidden group exists.
 pub(crate) fn check_groups(
     shared: &Shared,
     reader: Option<PublicKey>,
@@ -52,12 +57,7 @@ pub(crate) fn check_groups(
             continue;
         };
         for g in groups {
-            if access.can_read(g) {
-                continue;
-            }
-            let exists = shared.policy.groups().group_exists(g).unwrap_or(true);
-            let hidden = shared.policy.groups().is_hidden(g).unwrap_or(true);
-            if !exists || (hidden && reader.is_some()) {
+            if access.can_read(g) || !access.can_see_group(g) {
                 continue;
             }
             return Some(match reader {
@@ -75,15 +75,23 @@ struct Newest {
     heap: BinaryHeap<Reverse<Entry>>,
 }
 
+/// A match, ordered by `created_at`, then log order (rendered state events, which are
+/// not in the log, after stored ones), then id.
 struct Entry {
     created_at: u64,
     seq: u64,
     event: Event,
 }
 
+impl Entry {
+    fn key(&self) -> (u64, u64, &EventId) {
+        (self.created_at, self.seq, &self.event.id)
+    }
+}
+
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        (self.created_at, self.seq) == (other.created_at, other.seq)
+        self.key() == other.key()
     }
 }
 impl Eq for Entry {}
@@ -94,9 +102,13 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.created_at, self.seq).cmp(&(other.created_at, other.seq))
+        self.key().cmp(&other.key())
     }
 }
+
+/// The place of rendered state events in the order of matches: after every stored
+/// event of the same second.
+const RENDERED: u64 = u64::MAX;
 
 impl Newest {
     fn new(limit: usize) -> Self {
@@ -106,13 +118,13 @@ impl Newest {
         }
     }
 
-    /// Whether an event with this key would be kept.
+    /// Whether an event with this key might be kept.
     fn wants(&self, created_at: u64, seq: u64) -> bool {
         self.heap.len() < self.limit
             || self
                 .heap
                 .peek()
-                .is_some_and(|Reverse(min)| (created_at, seq) > (min.created_at, min.seq))
+                .is_some_and(|Reverse(min)| (created_at, seq) >= (min.created_at, min.seq))
     }
 
     fn offer(&mut self, seq: u64, event: Event) {
@@ -131,15 +143,16 @@ impl Newest {
     }
 }
 
-/// The stored events matching any of `filters` that `reader` may see, newest first.
+/// The stored and rendered events matching any of `filters` that `reader` may see,
+/// newest first.
 pub(crate) fn query(
     shared: &Shared,
     reader: Option<PublicKey>,
     filters: &[Compiled],
-) -> Result<Vec<Event>, StoreError> {
+) -> Result<Vec<Event>, RelayError> {
     shared.index.follow(&shared.store)?;
     let mut access = Access::new(shared, reader);
-    let mut all: BTreeMap<u64, Event> = BTreeMap::new();
+    let mut all: BTreeMap<EventId, Entry> = BTreeMap::new();
     for filter in filters {
         let limit = filter
             .filter
@@ -152,12 +165,12 @@ pub(crate) fn query(
         let mut newest = Newest::new(limit);
         run_filter(shared, &mut access, filter, &mut newest)?;
         for Reverse(entry) in newest.heap {
-            all.insert(entry.seq, entry.event);
+            all.insert(entry.event.id, entry);
         }
     }
-    let mut out: Vec<(u64, Event)> = all.into_iter().collect();
-    out.sort_by(|(sa, a), (sb, b)| (b.created_at, sb).cmp(&(a.created_at, sa)));
-    Ok(out.into_iter().map(|(_, e)| e).collect())
+    let mut out: Vec<Entry> = all.into_values().collect();
+    out.sort_by(|a, b| b.cmp(a));
+    Ok(out.into_iter().map(|e| e.event).collect())
 }
 
 fn run_filter(
@@ -165,16 +178,28 @@ fn run_filter(
     access: &mut Access<'_>,
     filter: &Compiled,
     newest: &mut Newest,
-) -> Result<(), StoreError> {
+) -> Result<(), RelayError> {
     let store = &shared.store;
     let index = &shared.index;
-    // A stored event, checked and offered.
+    let kinds = filter.kinds.as_ref();
+    let state_only = kinds.is_some_and(|k| k.iter().all(|&k| is_state_kind(k)));
+    if filter.ids.is_none()
+        && filter.tag_values("h").is_none()
+        && kinds.is_some_and(|k| k.iter().any(|&k| is_state_kind(k)))
+    {
+        offer_rendered(shared, access, filter, newest)?;
+    }
+    // A stored event, checked and offered. Stored state events are never served: the
+    // rendered ones (below) are what the relay says a group's state is.
     let mut consider = |seq: u64, event: EventRef<'_>, access: &mut Access<'_>| {
-        if !filter.matches_ref(event) || !newest.wants(event.created_at(), seq) {
+        if is_state_kind(event.kind())
+            || !filter.matches_ref(event)
+            || !newest.wants(event.created_at(), seq)
+        {
             return Ok(());
         }
         let group = event.group_id();
-        if index.is_hidden_event(event.id(), group) || !access.visible(event.kind(), group) {
+        if !index.is_served(seq, event.id(), group) || !access.visible(event.kind(), group) {
             return Ok(());
         }
         newest.offer(seq, event.to_event(seq)?);
@@ -210,35 +235,12 @@ fn run_filter(
                 },
             )?;
             if let Some(error) = failed {
-                return Err(error);
+                return Err(error.into());
             }
         }
         return Ok(());
     }
-    let state_only = filter
-        .kinds
-        .as_ref()
-        .is_some_and(|k| k.iter().all(|&k| is_state_kind(k)));
     if state_only {
-        let groups: Vec<Box<str>> = match filter.tag_values("d") {
-            Some(d) => d.iter().map(|g| g.as_str().into()).collect(),
-            None => index.all().into_iter().map(|(g, _)| g).collect(),
-        };
-        for g in groups {
-            let Some(state) = index.group(&g) else {
-                continue;
-            };
-            for (i, seq) in state.latest.iter().enumerate() {
-                let kind = STATE_FIRST + u16::try_from(i).unwrap_or(0);
-                if let Some(seq) = *seq
-                    && filter.kind_allowed(kind)
-                {
-                    store
-                        .with_event(seq, |e| consider(seq, e, access))?
-                        .transpose()?;
-                }
-            }
-        }
         return Ok(());
     }
     let mut failed = None;
@@ -249,5 +251,42 @@ fn run_filter(
             ControlFlow::Break(())
         }
     })?;
-    failed.map_or(Ok(()), Err)
+    failed.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// Offers the rendered state events of the groups a filter names by `#d` (or of every
+/// group in the log) that the reader may see.
+fn offer_rendered(
+    shared: &Shared,
+    access: &mut Access<'_>,
+    filter: &Compiled,
+    newest: &mut Newest,
+) -> Result<(), RelayError> {
+    let groups: Vec<String> = match filter.tag_values("d") {
+        Some(d) => d.iter().cloned().collect(),
+        None => shared
+            .store
+            .groups()
+            .into_iter()
+            .map(|g| g.name.to_string())
+            .collect(),
+    };
+    for g in groups {
+        if !access.can_see_group(&g) {
+            continue;
+        }
+        let current = shared
+            .rendered
+            .current(shared.policy.groups(), &shared.keys, &g)?;
+        for event in current.events {
+            let kind = event.kind.as_u16();
+            if filter.kind_allowed(kind)
+                && filter.matches_event(&event)
+                && access.can_see_state(kind, &g)
+            {
+                newest.offer(RENDERED, event);
+            }
+        }
+    }
+    Ok(())
 }

@@ -6,8 +6,9 @@ use highwater_store::Store;
 use nostr::prelude::Keys;
 
 use crate::hub::Hub;
-use crate::index::StateIndex;
+use crate::index::ServedIndex;
 use crate::options::RelayOptions;
+use crate::state::Rendered;
 
 /// The relay's shared state.
 #[derive(Debug)]
@@ -17,6 +18,7 @@ pub(crate) struct Shared {
     pub(crate) policy: AccessPolicy,
     pub(crate) keys: Keys,
     pub(crate) options: RelayOptions,
-    pub(crate) index: StateIndex,
+    pub(crate) index: ServedIndex,
+    pub(crate) rendered: Rendered,
     pub(crate) hub: Hub,
 }

@@ -1,21 +1,23 @@
 //! The write path: one sequencer thread decides, in arrival order, whether each event
 //! is accepted (`AccessPolicy::check_write`) and hands accepted events to the store's
-//! writer; one acknowledger thread waits for each durable commit, answers `OK`, updates
-//! the state index and wakes the matching subscribers.
+//! writer; one acknowledger thread waits for each durable commit, answers `OK`, takes
+//! note of deletions and wakes the matching subscribers, with the state events of
+//! every group the commit changed, rendered anew.
 //!
 //! Posts (anything that does not change a group's state) are checked against the
 //! current state and submitted in batches without waiting, so many commits are in
 //! flight and the store commits them together (group commit). Moderation and join/leave
 //! requests change what later checks see, so the sequencer waits for each one to be
-//! durable, then appends the relay's follow-ups through the same log — a 9000 for an
-//! accepted 9021, a 9001 for a 9022, and the regenerated 39000–39003 — before it
-//! answers and decides the next event.
+//! durable before it decides the next event. The relay's answer to a join or leave
+//! request (a 9000 for an accepted 9021, a 9001 for a 9022) is submitted with the
+//! request, in one transaction: a crash leaves both or neither.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 use highwater_store::{AppendOutcome, EventRef, Prepared, PreparedEvent, StoreError, Ticket};
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, Tag, Timestamp};
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, Tag};
 use tokio::sync::oneshot;
 
 use crate::shared::Shared;
@@ -76,11 +78,6 @@ pub(crate) fn start(
 /// Kinds that change a group's state or hide events: decided one at a time.
 fn is_moderation(kind: u16) -> bool {
     (9000..=9030).contains(&kind) || (39_000..=39_009).contains(&kind)
-}
-
-/// Kinds after which the relay regenerates the group's state events.
-fn changes_state(kind: u16) -> bool {
-    [9000, 9001, 9002, 9003, 9007, 9008, 9021, 9022].contains(&kind)
 }
 
 fn sequence(shared: &Arc<Shared>, jobs: &Receiver<Job>, acks: &Sender<Pending>) {
@@ -144,106 +141,88 @@ fn fail(pending: Pending, message: &str) {
     }
 }
 
-/// Decides one moderation event, waits for it, and appends the relay's follow-ups.
+/// Decides one moderation event, with the relay's answer to it, and waits for both.
 fn moderate(shared: &Arc<Shared>, acks: &Sender<Pending>, job: Job) {
     if let Err(rejection) = shared.policy.check_write(&job.event) {
         let _ = job.reply.send(Reply::refused(rejection.to_string()));
         return;
     }
-    let event = job.event.clone();
-    let (done, wait) = crossbeam_channel::bounded(1);
-    // The client's reply waits for the follow-ups, so take it out of the batch.
-    let (inner_reply, inner_wait) = oneshot::channel();
-    let reply = job.reply;
-    submit(
-        shared,
-        acks,
-        vec![Job {
-            event: job.event,
-            prepared: job.prepared,
-            reply: inner_reply,
-        }],
-        Some(done),
-    );
-    let outcome = wait
-        .recv()
-        .unwrap_or_else(|_| Err("error: relay stopped".into()));
-    let answer = inner_wait
-        .blocking_recv()
-        .unwrap_or_else(|_| Reply::refused("error: relay stopped"));
-    match outcome {
-        Ok(outcomes) if matches!(outcomes.first(), Some(AppendOutcome::Appended(_))) => {
-            if let Err(e) = follow_up(shared, acks, &event) {
-                tracing::error!(error = %e, "appending the relay's follow-up events failed");
-            }
+    let answer = match answer(shared, &job.event) {
+        Ok(answer) => answer,
+        Err(message) => {
+            tracing::error!(error = %message, "the relay could not sign its answer");
+            let _ = job.reply.send(Reply::refused(format!("error: {message}")));
+            return;
         }
-        _ => {}
-    }
-    let _ = reply.send(answer);
+    };
+    let (done, wait) = crossbeam_channel::bounded(1);
+    let mut jobs = vec![job];
+    jobs.extend(answer);
+    submit(shared, acks, jobs, Some(done));
+    // The sequencer decides the next event against the state this one made.
+    let _ = wait.recv();
 }
 
-/// The relay's own events after an accepted moderation event.
-fn follow_up(shared: &Arc<Shared>, acks: &Sender<Pending>, event: &Event) -> Result<(), String> {
-    let kind = event.kind.as_u16();
-    let Some(group) = crate::hub::group_of(event).map(str::to_owned) else {
-        return Ok(());
+/// The relay's own event answering an accepted `event` (a 9000 for a 9021, a 9001 for a
+/// 9022), ready to be committed with it.
+fn answer(shared: &Shared, event: &Event) -> Result<Option<Job>, String> {
+    let kind = match event.kind.as_u16() {
+        9021 => Kind::GroupPutUser,
+        9022 => Kind::GroupRemoveUser,
+        _ => return Ok(None),
     };
-    let keys = &shared.keys;
-    let h = Tag::parse(["h", group.as_str()]).map_err(|e| e.to_string())?;
+    let Some(group) = crate::hub::group_of(event) else {
+        return Ok(None);
+    };
+    let h = Tag::parse(["h", group]).map_err(|e| e.to_string())?;
     let p = Tag::parse(["p", event.pubkey.to_hex().as_str()]).map_err(|e| e.to_string())?;
-    let answer = match kind {
-        9021 => Some(Kind::GroupPutUser),
-        9022 => Some(Kind::GroupRemoveUser),
-        _ => None,
-    };
-    if let Some(k) = answer {
-        let signed = EventBuilder::new(k, "")
-            .tags([h, p])
-            .finalize(keys)
-            .map_err(|e| e.to_string())?;
-        append_own(shared, acks, vec![signed])?;
+    let signed = EventBuilder::new(kind, "")
+        .tags([h, p])
+        .finalize(&shared.keys)
+        .map_err(|e| e.to_string())?;
+    match shared.store.prepare(&signed).map_err(|e| e.to_string())? {
+        Prepared::Ready(prepared) => Ok(Some(Job {
+            event: signed,
+            prepared,
+            // Nobody waits for the relay's own event but the sequencer.
+            reply: oneshot::channel().0,
+        })),
+        Prepared::Duplicate(_) => Ok(None),
     }
-    if changes_state(kind) {
-        let previous = shared.index.group(&group).map_or(0, |s| s.created_at);
-        let now = Timestamp::now().as_secs().max(previous + 1);
-        let rendered = shared
-            .policy
-            .groups()
-            .render_signed(&group, keys, Timestamp::from_secs(now))
-            .map_err(|e| e.to_string())?;
-        append_own(shared, acks, rendered)?;
-    }
-    Ok(())
 }
 
-/// Appends relay-signed events through the same log and waits for them.
-fn append_own(shared: &Shared, acks: &Sender<Pending>, events: Vec<Event>) -> Result<(), String> {
-    let mut prepared = Vec::with_capacity(events.len());
-    let mut kept = Vec::with_capacity(events.len());
-    for event in events {
-        match shared.store.prepare(&event).map_err(|e| e.to_string())? {
-            Prepared::Ready(p) => {
-                prepared.push(p);
-                kept.push(event);
+/// Renders the state events of the groups `events` changed — each event's group, and
+/// the groups its old and new 39000 name as parent or children (a re-parented child's
+/// old and new parent, a deleted parent's children) — and delivers those that changed.
+fn republish(shared: &Shared, events: &[(u64, Event)]) {
+    let changed: BTreeSet<&str> = events
+        .iter()
+        .filter(|(_, e)| is_moderation(e.kind.as_u16()))
+        .filter_map(|(_, e)| crate::hub::group_of(e))
+        .collect();
+    let mut linked = BTreeSet::new();
+    let mut fresh = Vec::new();
+    let groups = shared.policy.groups();
+    for &group in &changed {
+        linked.extend(shared.rendered.linked(group));
+        match shared.rendered.current(groups, &shared.keys, group) {
+            Ok(current) => {
+                linked.extend(crate::state::links(&current.events));
+                fresh.extend(current.changed);
             }
-            Prepared::Duplicate(_) => {}
+            Err(error) => tracing::warn!(group, %error, "rendering a group's state failed"),
         }
     }
-    if kept.is_empty() {
-        return Ok(());
+    for group in linked.iter().filter(|g| !changed.contains(g.as_str())) {
+        match shared.rendered.current(groups, &shared.keys, group) {
+            Ok(current) => fresh.extend(current.changed),
+            Err(error) => tracing::warn!(group, %error, "rendering a group's state failed"),
+        }
     }
-    let (done, wait) = crossbeam_channel::bounded(1);
-    let replies = kept.iter().map(|_| None).collect();
-    acks.send(Pending {
-        ticket: shared.store.submit(prepared),
-        events: kept,
-        replies,
-        done: Some(done),
-    })
-    .map_err(|_| "the relay is shutting down".to_owned())?;
-    wait.recv()
-        .map_err(|_| "the relay is shutting down".to_owned())?
-        .map(|_| ())
+    if !fresh.is_empty() {
+        let fresh: Vec<(u64, Event)> = fresh.into_iter().map(|e| (0, e)).collect();
+        shared.hub.broadcast(shared, &fresh);
+    }
 }
 
 fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
@@ -263,9 +242,11 @@ fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
                 for (seq, event) in &fresh {
                     observe(shared, *seq, event);
                 }
-                // Subscribers get the event before its author gets `OK`: a client that
-                // subscribes after its `OK` finds the event stored, not twice.
+                // Subscribers get the event (and the state it changed) before its author
+                // gets `OK`: a client that subscribes after its `OK` finds the event
+                // stored, not twice.
                 shared.hub.broadcast(shared, &fresh);
+                republish(shared, &fresh);
                 for (reply, outcome) in p.replies.into_iter().zip(&outcomes) {
                     let message = match outcome {
                         AppendOutcome::Appended(_) => String::new(),
@@ -297,13 +278,10 @@ fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
     }
 }
 
-/// Advances the state index with a committed event (read back as the log stores it).
+/// Takes note of a committed deletion (read back as the log stores it).
 fn observe(shared: &Shared, seq: u64, event: &Event) {
     let kind = event.kind.as_u16();
-    if kind == crate::index::DELETE_EVENT
-        || kind == crate::index::DELETE_GROUP
-        || crate::index::is_state_kind(kind)
-    {
+    if kind == crate::index::DELETE_EVENT || kind == crate::index::DELETE_GROUP {
         let _ = shared
             .store
             .with_event(seq, |e: EventRef<'_>| shared.index.observe(seq, e));

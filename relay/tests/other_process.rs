@@ -1,7 +1,9 @@
 //! A relay beside another process that writes the same database (an import, say): the
-//! group the other process created — its 9007 and the relay-signed 39000 a previous run
-//! of the relay wrote — is listed by `{"kinds":[39000]}` without restarting the relay.
-//! The other process is this test binary re-executed, coordinated by its exit.
+//! group the other process created, then renamed, is listed by `{"kinds":[39000]}` with
+//! its current name without restarting the relay — the relay renders state events from
+//! the log as it is, and a relay-signed 39000 left in the log by an earlier run (stale
+//! by now) is not what it serves. The other process is this test binary re-executed,
+//! coordinated by its exit.
 
 mod support;
 
@@ -24,13 +26,18 @@ fn signed(keys: &Keys, kind: u16, tags: &[&[&str]]) -> nostr::prelude::Event {
         .unwrap()
 }
 
-/// The other process: appends a group's creation and the relay's 39000 for it.
+/// The other process: appends a group's creation, a 39000 signed by the relay key (as
+/// an earlier relay would have stored), then a rename.
 fn write_elsewhere(dir: &str) {
     let store = Store::open(dir, StoreOptions::default()).expect("open from the other process");
     let alice =
         Keys::parse("0000000000000000000000000000000000000000000000000000000000000a11").unwrap();
     store
-        .append(&signed(&alice, 9007, &[&["h", "elsewhere"]]))
+        .append(&signed(
+            &alice,
+            9007,
+            &[&["h", "elsewhere"], &["name", "Elsewhere"]],
+        ))
         .expect("append the 9007");
     store
         .append(&signed(
@@ -39,6 +46,13 @@ fn write_elsewhere(dir: &str) {
             &[&["d", "elsewhere"], &["name", "Elsewhere"]],
         ))
         .expect("append the 39000");
+    store
+        .append(&signed(
+            &alice,
+            9002,
+            &[&["h", "elsewhere"], &["name", "Elsewhere, renamed"]],
+        ))
+        .expect("append the 9002");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,6 +77,8 @@ async fn a_group_created_by_another_process_is_listed_without_a_restart() {
     let listed = fetch(&reader, sdk::Filter::new().kind(sdk::Kind::Custom(39_000))).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(tag(&listed[0], "d"), Some("elsewhere"));
-    assert_eq!(tag(&listed[0], "name"), Some("Elsewhere"));
+    assert_eq!(tag(&listed[0], "name"), Some("Elsewhere, renamed"));
+    assert_eq!(listed[0].pubkey, support::relay_pubkey());
+    assert!(listed[0].verify().is_ok(), "signed by the relay key");
     relay.stop().await;
 }

@@ -1,0 +1,109 @@
+//! The group state events the relay serves (39000 metadata, 39001 admins, 39002
+//! members, 39003 roles, 39005 pins): rendered from the engine's projections
+//! ([`Groups::render`]) at the head each answer is given from, never read from a
+//! stored copy. The relay stores none of them in the log, so nothing can go stale:
+//! an import in another process, a restart or a change in another group (a child's
+//! parent) is in the next answer because the answer is computed.
+//!
+//! **`created_at` and signatures.** A rendering is signed with the relay key. This
+//! module remembers, per group, the last signed rendering of each kind: while a kind's
+//! tags and content are unchanged, the same signed event is served again (one id, no
+//! signing on the read path); when they change, the new event is dated
+//! `max(now, last + 1)`, so a client that keeps the newest addressable event (NIP-01)
+//! always replaces the old one. What is remembered is only ever served after being
+//! compared with a fresh rendering, so it is a cache of signatures, not of state.
+
+use std::collections::{BTreeSet, HashMap};
+
+use highwater_projections::{Error, Groups};
+use nostr::prelude::{Event, Keys, Kind, SignEvent, Timestamp, UnsignedEvent};
+use parking_lot::Mutex;
+
+/// One group's last signed rendering.
+#[derive(Debug, Default)]
+struct Signed {
+    events: Vec<Event>,
+    /// The newest `created_at` ever given to this group's state events: the next
+    /// change is dated after it, also across a deletion and re-creation of the id.
+    newest: u64,
+}
+
+/// The relay's signed renderings, per group.
+#[derive(Debug, Default)]
+pub(crate) struct Rendered {
+    groups: Mutex<HashMap<Box<str>, Signed>>,
+}
+
+/// A group's state events now, and which of them changed since the last rendering.
+pub(crate) struct Current {
+    pub(crate) events: Vec<Event>,
+    pub(crate) changed: Vec<Event>,
+}
+
+impl Rendered {
+    /// The state events of `group` as of the log head (empty when the group does not
+    /// exist or was deleted), signed with `keys`.
+    pub(crate) fn current(
+        &self,
+        groups: &Groups,
+        keys: &Keys,
+        group: &str,
+    ) -> Result<Current, Error> {
+        let fresh = groups.render(group, Timestamp::from_secs(0))?;
+        let mut all = self.groups.lock();
+        let signed = all.entry(group.into()).or_default();
+        let now = Timestamp::now().as_secs();
+        let mut events = Vec::with_capacity(fresh.len());
+        let mut changed = Vec::new();
+        for unsigned in fresh {
+            let same = signed.events.iter().find(|old| {
+                old.kind == unsigned.kind
+                    && old.tags == unsigned.tags
+                    && old.content == unsigned.content
+            });
+            if let Some(old) = same {
+                events.push(old.clone());
+                continue;
+            }
+            let created_at = now.max(signed.newest + 1);
+            let event = sign(keys, unsigned, created_at)?;
+            signed.newest = signed.newest.max(created_at);
+            changed.push(event.clone());
+            events.push(event);
+        }
+        signed.events.clone_from(&events);
+        Ok(Current { events, changed })
+    }
+
+    /// The groups the last rendering of `group` names as its parent or children.
+    pub(crate) fn linked(&self, group: &str) -> BTreeSet<String> {
+        self.groups
+            .lock()
+            .get(group)
+            .map(|signed| links(&signed.events))
+            .unwrap_or_default()
+    }
+}
+
+/// The groups a 39000 among `events` names as parent or children.
+pub(crate) fn links(events: &[Event]) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter(|e| e.kind == Kind::from(crate::index::STATE_FIRST))
+        .flat_map(|e| e.tags.iter())
+        .filter(|t| t.kind() == "parent" || t.kind() == "child")
+        .filter_map(|t| t.content().map(str::to_owned))
+        .collect()
+}
+
+fn sign(keys: &Keys, unsigned: UnsignedEvent, created_at: u64) -> Result<Event, Error> {
+    let dated = UnsignedEvent::new(
+        unsigned.pubkey,
+        Timestamp::from_secs(created_at),
+        unsigned.kind,
+        unsigned.tags.to_vec(),
+        unsigned.content,
+    );
+    keys.sign_event(dated)
+        .map_err(|e| Error::Sign(e.to_string()))
+}
