@@ -1,7 +1,7 @@
 //! One client connection: the NIP-01 message loop (`EVENT`, `REQ`, `CLOSE`, `AUTH`),
 //! its subscriptions, its bounded outbox and its writer task.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use futures_util::{SinkExt, StreamExt};
 use highwater_store::{Prepared, StoreError};
-use nostr::prelude::{ClientMessage, Event, Kind, RelayMessage, SubscriptionId, Timestamp};
+use nostr::prelude::{
+    ClientMessage, Event, EventId, Kind, RelayMessage, SubscriptionId, Timestamp,
+};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
@@ -343,19 +345,9 @@ impl Conn {
             tokio::task::spawn_blocking(move || reads::query(&shared, reader, &compiled)).await;
         match found {
             Ok(Ok(events)) => {
-                // Streamed: each event is serialised only when the outbox has room for
-                // it, so the answer never sits in the queue as text beyond its bound.
-                for event in events {
-                    let frame = Frame::Event {
-                        sub: id_json.clone(),
-                        event: event.as_json().into(),
-                    };
-                    drop(event);
-                    if !self.send_stored(frame).await {
-                        return;
-                    }
+                if self.stream_stored(&id_json, events).await {
+                    self.outbox.send(RelayMessage::eose(id).as_json());
                 }
-                self.outbox.send(RelayMessage::eose(id).as_json());
             }
             Ok(Err(e)) => self.refuse_query(&id, &e),
             Err(e) => {
@@ -365,6 +357,71 @@ impl Conn {
                 self.outbox.send(closed("error: query failed".into()));
             }
         }
+    }
+
+    /// Streams a `REQ`'s stored events, in order, into the outbox. While the client keeps
+    /// up they go straight from the query's answer; once its queue is half full, the rest
+    /// is kept as ids and read back from the log in batches of about half the queue as
+    /// the client reads, so a client that stops reading pins 32 bytes per stored event,
+    /// not the events. (Rendered state events, which the log may not hold, stay whole.)
+    /// False when the connection ends or the relay shuts down first.
+    async fn stream_stored(&self, sub: &Arc<str>, events: Vec<Event>) -> bool {
+        let frame = |event: &Event| Frame::Event {
+            sub: sub.clone(),
+            event: event.as_json().into(),
+        };
+        let mut events = events.into_iter();
+        let mut paused = None;
+        for event in events.by_ref() {
+            if let Err(back) = self.outbox.try_send_stored(frame(&event)) {
+                paused = Some(back);
+                break;
+            }
+        }
+        let Some(first) = paused else { return true };
+        let mut rest: VecDeque<Pending> = events
+            .map(|event| {
+                if is_rendered_kind(event.kind.as_u16()) {
+                    Pending::Whole(event)
+                } else {
+                    Pending::Stored(event.id)
+                }
+            })
+            .collect();
+        if !self.send_stored(first).await {
+            return false;
+        }
+        let budget = self.ctx.shared.options.limits.max_queue_bytes / 2;
+        while !rest.is_empty() {
+            let shared = self.ctx.shared.clone();
+            let (batch, left) = match tokio::task::spawn_blocking(move || {
+                let batch = read_back(&shared, &mut rest, budget);
+                (batch, rest)
+            })
+            .await
+            {
+                Ok((Ok(batch), left)) => (batch, left),
+                Ok((Err(e), _)) => {
+                    tracing::error!(error = %e, "reading a paused answer back failed");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a paused answer back failed");
+                    return false;
+                }
+            };
+            rest = left;
+            for event in batch {
+                let frame = Frame::Event {
+                    sub: sub.clone(),
+                    event,
+                };
+                if !self.send_stored(frame).await {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// Queues one stored event of a `REQ` answer, waiting for the client to read if its
@@ -431,6 +488,49 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// An event of a paused `REQ` answer not yet queued.
+enum Pending {
+    /// In the log: read back by id when the client has room.
+    Stored(EventId),
+    /// Rendered by the relay (39000–39005), perhaps never stored.
+    Whole(Event),
+}
+
+fn is_rendered_kind(kind: u16) -> bool {
+    (39_000..=39_005).contains(&kind)
+}
+
+/// Takes events off the front of `rest` until their JSON reaches `budget` bytes (at
+/// least one), reading stored ones back from the log; an event the log no longer finds
+/// is skipped. Returns their JSON.
+fn read_back(
+    shared: &Shared,
+    rest: &mut VecDeque<Pending>,
+    budget: usize,
+) -> Result<Vec<Arc<str>>, StoreError> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while bytes < budget {
+        let Some(next) = rest.pop_front() else { break };
+        let event = match next {
+            Pending::Whole(event) => Some(event),
+            Pending::Stored(id) => match shared.store.seq_of(&id)? {
+                Some(seq) => shared
+                    .store
+                    .with_event(seq, |e| e.to_event(seq))?
+                    .transpose()?,
+                None => None,
+            },
+        };
+        if let Some(event) = event {
+            let json: Arc<str> = event.as_json().into();
+            bytes += json.len();
+            batch.push(json);
+        }
+    }
+    Ok(batch)
 }
 
 /// Validates (on a blocking thread), then hands the event to the sequencer and waits.

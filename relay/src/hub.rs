@@ -284,6 +284,12 @@ impl Outbox {
         queued
     }
 
+    /// Queues a stored event of a `REQ` answer if the queue holds less than half its
+    /// bound; gives it back otherwise.
+    pub(crate) fn try_send_stored(&self, frame: Frame) -> Result<(), Frame> {
+        self.push(frame, self.max_bytes / 2).map(drop)
+    }
+
     /// Queues `frame` if the queue is empty or stays within `bound`; gives it back
     /// otherwise. `Ok(false)`: the writer is gone.
     fn push(&self, frame: Frame, bound: usize) -> Result<bool, Frame> {

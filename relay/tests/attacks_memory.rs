@@ -304,16 +304,22 @@ async fn a_stored_answer_larger_than_the_bound_waits_for_the_reader_instead_of_q
     );
 
     // The client reads after all: the whole answer arrives, and nobody was cut off.
-    let mut returned = 0;
+    // Newest first, none missing, none twice, though most were read back from the log
+    // after the pause.
+    let mut order = Vec::new();
     loop {
         let message = raw.recv().await.expect("the connection stays open");
         match message[0].as_str() {
-            Some("EVENT") => returned += 1,
+            Some("EVENT") => {
+                let content = message[2]["content"].as_str().expect("content");
+                let number = content.split(' ').next().expect("a number");
+                order.push(number.parse::<usize>().expect("the post's number"));
+            }
             Some("EOSE") => break,
             _ => {}
         }
     }
-    assert_eq!(returned, posts);
+    assert_eq!(order, (0..posts).rev().collect::<Vec<_>>());
     assert_eq!(relay.stats.slow_disconnects(), 0);
     assert!(
         relay.stats.peak_outbox_bytes() <= bound / 2,
