@@ -27,6 +27,7 @@
 mod processes_support;
 
 use std::collections::{BTreeMap, HashSet};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ use nostr::prelude::EventId;
 use processes_support::{
     Disk, Phase, Proc, Round, STALL_BOUND, Source, Stopped, fill, has_cap_sys_admin, highwater,
     highwater_bin, mount_tmpfs, prlimit_available, relay_keys, set_file_size_limit, start_relay,
-    unmount, writer,
+    writer,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -159,8 +160,8 @@ fn choose_disk(work: &Path) -> Option<Disk> {
     if forced != "limit" {
         let probe = work.join("probe-mount");
         match mount_tmpfs(&probe, "1m") {
-            Ok(()) => {
-                unmount(&probe);
+            Ok(mounted) => {
+                drop(mounted);
                 eprintln!("full disk: a size-limited tmpfs (mount -t tmpfs -o size=…)");
                 return Some(Disk::Tmpfs(work.join("mnt")));
             }
@@ -227,7 +228,12 @@ fn stop_round(round: &Arc<Round>, relay: &mut Proc, beside: Beside) {
     match relay.terminate() {
         Ok(Stopped::Terminated(status)) => {
             round.count("stopped by SIGTERM: relay");
-            if !status.success() {
+            if status.signal() == Some(15) {
+                // The signal came before the relay installed its handler (it does so
+                // after it starts listening): it ended as a kill would end it, which
+                // the log must survive like any other kill.
+                round.count("  relay ended by SIGTERM's default action (during start-up)");
+            } else if !status.success() {
                 round.fail(format!(
                     "the relay exited with {status} after SIGTERM: {}",
                     relay.stderr_tail()
@@ -293,10 +299,12 @@ fn disk_round_on(
     let (db, mount) = match disk {
         Disk::Tmpfs(base) => {
             let mnt = base.with_file_name(format!("mnt{index}"));
-            if let Err(reason) = mount_tmpfs(&mnt, "32m") {
-                return Err(vec![format!("mounting the round's tmpfs failed: {reason}")]);
+            match mount_tmpfs(&mnt, "32m") {
+                Ok(mounted) => (mnt.join("db"), Some(mounted)),
+                Err(reason) => {
+                    return Err(vec![format!("mounting the round's tmpfs failed: {reason}")]);
+                }
             }
-            (mnt.join("db"), Some(mnt))
         }
         Disk::FileSizeLimit => (run.work.join(format!("disk{index}")).join("db"), None),
     };
@@ -308,8 +316,8 @@ fn disk_round_on(
     std::thread::sleep(Duration::from_millis(1_500));
     round.set_phase(Phase::DiskFull);
     let filled_at = round.acked_count();
-    if let Some(mnt) = &mount {
-        fill(mnt);
+    if let Some(mounted) = &mount {
+        fill(&mounted.0);
         round.count("disk rounds: tmpfs filled");
     } else {
         let size = std::fs::metadata(db.join("data.mdb")).map_or(0, |m| m.len());
@@ -341,7 +349,7 @@ fn disk_round_on(
     std::thread::sleep(Duration::from_millis(500));
     let full_for = round.acked_count() - filled_at;
     match &mount {
-        Some(mnt) => std::fs::remove_file(mnt.join("filler")).expect("remove the filler"),
+        Some(mounted) => std::fs::remove_file(mounted.0.join("filler")).expect("remove the filler"),
         None => set_file_size_limit(relay.pid(), None),
     }
     let freed_at = round.acked_count();
@@ -362,9 +370,7 @@ fn disk_round_on(
     stop_round(&round, &mut relay, beside);
     let acked: Vec<_> = round.acked.lock().unwrap().clone();
     let outcome = finish_round(run, &round, &db, &acked, totals, index, "disk");
-    if let Some(mnt) = mount {
-        unmount(&mnt);
-    }
+    drop(mount);
     outcome
 }
 

@@ -648,8 +648,18 @@ pub fn has_cap_sys_admin() -> bool {
         .is_some_and(|caps| caps & (1 << 21) != 0)
 }
 
+/// A mounted tmpfs, unmounted on drop (also when the test panics).
+#[derive(Debug)]
+pub struct Mounted(pub PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        unmount(&self.0);
+    }
+}
+
 /// Mounts a tmpfs of `size` at `dir`; `Err` with mount's message when it cannot.
-pub fn mount_tmpfs(dir: &Path, size: &str) -> Result<(), String> {
+pub fn mount_tmpfs(dir: &Path, size: &str) -> Result<Mounted, String> {
     std::fs::create_dir_all(dir).expect("mount point");
     let output = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -657,7 +667,7 @@ pub fn mount_tmpfs(dir: &Path, size: &str) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run mount: {e}"))?;
     if output.status.success() {
-        Ok(())
+        Ok(Mounted(dir.to_owned()))
     } else {
         Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
     }
