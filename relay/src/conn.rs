@@ -1,7 +1,7 @@
 //! One client connection: the NIP-01 message loop (`EVENT`, `REQ`, `CLOSE`, `AUTH`),
 //! its subscriptions, its bounded outbox and its writer task.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,7 +105,8 @@ struct Stats {
 struct Conn {
     ctx: Ctx,
     outbox: Arc<Outbox>,
-    subs: BTreeSet<String>,
+    /// Open subscriptions: id → the length of the `REQ` that opened it.
+    subs: BTreeMap<String, usize>,
     challenge: String,
     writes: JoinSet<()>,
     inflight: Arc<Semaphore>,
@@ -120,7 +121,7 @@ async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
     let mut conn = Conn {
         ctx: ctx.clone(),
         outbox: outbox.clone(),
-        subs: BTreeSet::new(),
+        subs: BTreeMap::new(),
         challenge: challenge(id),
         writes: JoinSet::new(),
         inflight: Arc::new(Semaphore::new(limits.max_inflight_writes)),
@@ -152,7 +153,7 @@ async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
         // Reap finished writes so the set stays small.
         while conn.writes.try_join_next().is_some() {}
     };
-    for sub in std::mem::take(&mut conn.subs) {
+    for sub in std::mem::take(&mut conn.subs).into_keys() {
         ctx.shared.hub.remove(id, &sub);
     }
     // In-flight writes are answered before the connection closes.
@@ -228,7 +229,8 @@ impl Conn {
                     .into_iter()
                     .map(std::borrow::Cow::into_owned)
                     .collect();
-                self.on_req(subscription_id.into_owned(), filters).await;
+                self.on_req(subscription_id.into_owned(), filters, text.len())
+                    .await;
             }
             ClientMessage::Close(id) => {
                 self.ctx.shared.hub.remove(self.outbox.id, id.as_str());
@@ -290,7 +292,12 @@ impl Conn {
             .send(RelayMessage::ok(event.id, accepted, message.into()).as_json());
     }
 
-    async fn on_req(&mut self, id: SubscriptionId, filters: Vec<nostr::prelude::Filter>) {
+    async fn on_req(
+        &mut self,
+        id: SubscriptionId,
+        filters: Vec<nostr::prelude::Filter>,
+        req_bytes: usize,
+    ) {
         let limits = &self.ctx.shared.options.limits;
         let closed = |text: String| RelayMessage::closed(id.clone(), text).as_json();
         if id.as_str().len() > limits.max_subscription_id_bytes {
@@ -307,10 +314,20 @@ impl Conn {
             )));
             return;
         }
-        if !self.subs.contains(id.as_str()) && self.subs.len() >= limits.max_subscriptions {
+        let replaced = self.subs.get(id.as_str()).copied();
+        if replaced.is_none() && self.subs.len() >= limits.max_subscriptions {
             self.outbox.send(closed(format!(
                 "restricted: too many subscriptions (at most {})",
                 limits.max_subscriptions
+            )));
+            return;
+        }
+        // What the open subscriptions' filters hold grows with the REQs they came from.
+        let held: usize = self.subs.values().sum::<usize>() - replaced.unwrap_or(0);
+        if held + req_bytes > limits.max_subscription_bytes {
+            self.outbox.send(closed(format!(
+                "restricted: this connection's subscriptions would exceed {} bytes of filters",
+                limits.max_subscription_bytes
             )));
             return;
         }
@@ -339,7 +356,7 @@ impl Conn {
             filters: compiled.clone(),
         });
         self.ctx.shared.hub.add(id.as_str(), sub);
-        self.subs.insert(id.as_str().to_owned());
+        self.subs.insert(id.as_str().to_owned(), req_bytes);
         let shared = self.ctx.shared.clone();
         let found =
             tokio::task::spawn_blocking(move || reads::query(&shared, reader, &compiled)).await;

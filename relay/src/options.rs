@@ -5,14 +5,15 @@ use highwater_projections::Policy;
 /// Per-connection and per-request limits.
 ///
 /// What one connection can make the relay hold is bounded in bytes: its outbox
-/// ([`max_queue_bytes`](Self::max_queue_bytes), or one larger frame alone), the decoded
-/// answer of the one `REQ` it has in progress (at most [`max_limit`](Self::max_limit)
-/// events over all of the `REQ`'s filters), its subscriptions (at most
-/// [`max_subscriptions`](Self::max_subscriptions) × [`max_filters`](Self::max_filters)
-/// filters of at most [`max_message_bytes`](Self::max_message_bytes) each) and its
-/// writes in flight ([`max_inflight_writes`](Self::max_inflight_writes) events of at most
-/// [`max_message_bytes`](Self::max_message_bytes)). ARCHITECTURE.md states the relay's
-/// total under [`max_connections`](Self::max_connections).
+/// ([`max_queue_bytes`](Self::max_queue_bytes), or one larger frame alone); its open
+/// subscriptions' filters (from `REQ`s of at most
+/// [`max_subscription_bytes`](Self::max_subscription_bytes) together); a `REQ` answer
+/// paused for a client that does not read (the ids of at most
+/// [`max_limit`](Self::max_limit) events); one incoming message
+/// ([`max_message_bytes`](Self::max_message_bytes)); and, while the write path answers
+/// them, its writes in flight ([`max_inflight_writes`](Self::max_inflight_writes) events
+/// of at most [`max_message_bytes`](Self::max_message_bytes)). ARCHITECTURE.md states
+/// the relay's total under [`max_connections`](Self::max_connections).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest WebSocket message accepted from a client, in bytes (tungstenite refuses a
@@ -26,6 +27,10 @@ pub struct Limits {
     /// `CLOSED` with `invalid: subscription id longer than N bytes`. NIP-01 sets no
     /// bound; the id is repeated in every `EVENT` the subscription receives.
     pub max_subscription_id_bytes: usize,
+    /// Bytes of the `REQ` messages a connection's open subscriptions came from, together
+    /// (what their filters hold grows with it); a `REQ` past it is answered `CLOSED`
+    /// with `restricted: this connection's subscriptions would exceed N bytes of filters`.
+    pub max_subscription_bytes: usize,
     /// Filters per `REQ`.
     pub max_filters: usize,
     /// Largest `limit` honoured, and the most stored events one `REQ` returns over all
@@ -52,6 +57,7 @@ impl Default for Limits {
             max_connections: 1_024,
             max_subscriptions: 64,
             max_subscription_id_bytes: 256,
+            max_subscription_bytes: 1024 * 1024,
             max_filters: 16,
             max_limit: 5_000,
             default_limit: 500,

@@ -408,3 +408,41 @@ async fn connections_past_the_bound_are_answered_503() {
     drop((second, third));
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_past_the_byte_bound_of_their_filters_are_closed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limits = Limits::default();
+    let bound = limits.max_subscription_bytes;
+    let relay = start(dir.path(), limits).await;
+    let mut raw = Raw::connect(&relay.url).await;
+    // Filters of ~200 KB each (3,000 event ids); five fit in the bound, the sixth not.
+    let ids: Vec<String> = (0..3_000u32).map(|i| format!("{i:064x}")).collect();
+    let req = |n: usize| json!(["REQ", format!("s{n}"), {"ids": ids, "limit": 0}]);
+    let size = req(0).to_string().len();
+    let fit = bound / size;
+    assert!((1..Limits::default().max_subscriptions).contains(&fit));
+    for n in 0..fit {
+        raw.send(&req(n)).await;
+        assert_eq!(raw.expect("EOSE").await, json!(["EOSE", format!("s{n}")]));
+    }
+    raw.send(&req(fit)).await;
+    assert_eq!(
+        raw.expect("CLOSED").await,
+        json!([
+            "CLOSED",
+            format!("s{fit}"),
+            format!(
+                "restricted: this connection's subscriptions would exceed {bound} bytes of filters"
+            )
+        ])
+    );
+    // Replacing an open subscription counts it once.
+    raw.send(&req(0)).await;
+    assert_eq!(raw.expect("EOSE").await, json!(["EOSE", "s0"]));
+    // Closing one makes room.
+    raw.send(&json!(["CLOSE", "s1"])).await;
+    raw.send(&req(fit)).await;
+    assert_eq!(raw.expect("EOSE").await, json!(["EOSE", format!("s{fit}")]));
+    relay.stop().await;
+}

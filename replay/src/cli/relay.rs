@@ -62,6 +62,9 @@ pub(crate) struct RelayArgs {
     /// Longest subscription id in bytes; a longer REQ is answered CLOSED `invalid:`.
     #[arg(long, default_value_t = Limits::default().max_subscription_id_bytes)]
     max_subscription_id_bytes: usize,
+    /// Bytes of the REQs a connection's open subscriptions came from, together.
+    #[arg(long, default_value_t = Limits::default().max_subscription_bytes)]
+    max_subscription_bytes: usize,
 }
 
 pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
@@ -82,6 +85,7 @@ pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
             max_queue_bytes: args.max_queue_bytes,
             max_connections: args.max_connections,
             max_subscription_id_bytes: args.max_subscription_id_bytes,
+            max_subscription_bytes: args.max_subscription_bytes,
             ..Limits::default()
         },
         ..RelayOptions::default()
