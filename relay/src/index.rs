@@ -26,6 +26,11 @@ pub(crate) const DELETE_EVENT: u16 = 9005;
 /// NIP-29 delete-group.
 pub(crate) const DELETE_GROUP: u16 = 9008;
 
+/// Whether events of `kind` decide what else is served (a 9005 or a 9008).
+pub(crate) fn is_deletion(kind: u16) -> bool {
+    kind == DELETE_EVENT || kind == DELETE_GROUP
+}
+
 pub(crate) fn is_state_kind(kind: u16) -> bool {
     (STATE_FIRST..=STATE_LAST).contains(&kind)
 }

@@ -57,6 +57,7 @@
 mod access;
 mod conn;
 mod error;
+mod feed;
 mod filter;
 mod http;
 mod hub;
@@ -116,6 +117,7 @@ impl Relay {
             });
         }
         let store = engine.store().clone();
+        let store_head = store.head();
         let index = ServedIndex::build(&store)?;
         let policy = AccessPolicy::new(groups, options.policy.clone());
         Ok(Self {
@@ -128,6 +130,8 @@ impl Relay {
                 index,
                 rendered: state::Rendered::default(),
                 hub: Hub::default(),
+                feed: feed::Feed::new(store_head),
+                stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -195,6 +199,9 @@ impl Relay {
         stop.send_replace(true);
         while conns.join_next().await.is_some() {}
         drop(ctx);
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             for thread in threads {

@@ -1,10 +1,13 @@
 //! What every connection and the write path share.
 
+use std::sync::atomic::AtomicBool;
+
 use highwater_engine::Engine;
 use highwater_projections::AccessPolicy;
 use highwater_store::Store;
 use nostr::prelude::Keys;
 
+use crate::feed::Feed;
 use crate::hub::Hub;
 use crate::index::ServedIndex;
 use crate::options::RelayOptions;
@@ -21,4 +24,8 @@ pub(crate) struct Shared {
     pub(crate) index: ServedIndex,
     pub(crate) rendered: Rendered,
     pub(crate) hub: Hub,
+    /// How far live subscriptions have been fed.
+    pub(crate) feed: Feed,
+    /// Set when the relay stops: background threads return.
+    pub(crate) stopping: AtomicBool,
 }

@@ -12,11 +12,10 @@
 //! request (a 9000 for an accepted 9021, a 9001 for a 9022) is submitted with the
 //! request, in one transaction: a crash leaves both or neither.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use highwater_store::{AppendOutcome, EventRef, Prepared, PreparedEvent, StoreError, Ticket};
+use highwater_store::{AppendOutcome, Prepared, PreparedEvent, StoreError, Ticket};
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, Tag};
 use tokio::sync::oneshot;
 
@@ -58,7 +57,8 @@ struct Pending {
 /// Most events the sequencer takes from its queue in one round.
 const ROUND: usize = 4_096;
 
-/// Starts the two threads; returns the sender clients' jobs go to.
+/// Starts the write path's two threads and the live feed's follower; returns the
+/// sender clients' jobs go to.
 pub(crate) fn start(
     shared: &Arc<Shared>,
 ) -> Result<(Sender<Job>, Vec<std::thread::JoinHandle<()>>), std::io::Error> {
@@ -72,11 +72,15 @@ pub(crate) fn start(
     let acker = std::thread::Builder::new()
         .name("relay-acks".into())
         .spawn(move || acknowledge(&s, &ack_rx))?;
-    Ok((jobs, vec![sequencer, acker]))
+    let s = shared.clone();
+    let follower = std::thread::Builder::new()
+        .name("relay-feed".into())
+        .spawn(move || crate::feed::Feed::follow(&s))?;
+    Ok((jobs, vec![sequencer, acker, follower]))
 }
 
 /// Kinds that change a group's state or hide events: decided one at a time.
-fn is_moderation(kind: u16) -> bool {
+pub(crate) fn is_moderation(kind: u16) -> bool {
     (9000..=9030).contains(&kind) || (39_000..=39_009).contains(&kind)
 }
 
@@ -191,40 +195,6 @@ fn answer(shared: &Shared, event: &Event) -> Result<Option<Job>, String> {
     }
 }
 
-/// Renders the state events of the groups `events` changed — each event's group, and
-/// the groups its old and new 39000 name as parent or children (a re-parented child's
-/// old and new parent, a deleted parent's children) — and delivers those that changed.
-fn republish(shared: &Shared, events: &[(u64, Event)]) {
-    let changed: BTreeSet<&str> = events
-        .iter()
-        .filter(|(_, e)| is_moderation(e.kind.as_u16()))
-        .filter_map(|(_, e)| crate::hub::group_of(e))
-        .collect();
-    let mut linked = BTreeSet::new();
-    let mut fresh = Vec::new();
-    let groups = shared.policy.groups();
-    for &group in &changed {
-        linked.extend(shared.rendered.linked(group));
-        match shared.rendered.current(groups, &shared.keys, group) {
-            Ok(current) => {
-                linked.extend(crate::state::links(&current.events));
-                fresh.extend(current.changed);
-            }
-            Err(error) => tracing::warn!(group, %error, "rendering a group's state failed"),
-        }
-    }
-    for group in linked.iter().filter(|g| !changed.contains(g.as_str())) {
-        match shared.rendered.current(groups, &shared.keys, group) {
-            Ok(current) => fresh.extend(current.changed),
-            Err(error) => tracing::warn!(group, %error, "rendering a group's state failed"),
-        }
-    }
-    if !fresh.is_empty() {
-        let fresh: Vec<(u64, Event)> = fresh.into_iter().map(|e| (0, e)).collect();
-        shared.hub.broadcast(shared, &fresh);
-    }
-}
-
 fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
     for p in pending {
         let result = p.ticket.and_then(Ticket::wait);
@@ -239,14 +209,14 @@ fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
                         AppendOutcome::Duplicate(_) => None,
                     })
                     .collect();
-                for (seq, event) in &fresh {
-                    observe(shared, *seq, event);
-                }
                 // Subscribers get the event (and the state it changed) before its author
                 // gets `OK`: a client that subscribes after its `OK` finds the event
                 // stored, not twice.
-                shared.hub.broadcast(shared, &fresh);
-                republish(shared, &fresh);
+                if let Some(&(to, _)) = fresh.last()
+                    && let Err(error) = shared.feed.deliver(shared, fresh, to)
+                {
+                    tracing::error!(%error, "delivering committed events to subscribers failed");
+                }
                 for (reply, outcome) in p.replies.into_iter().zip(&outcomes) {
                     let message = match outcome {
                         AppendOutcome::Appended(_) => String::new(),
@@ -275,15 +245,5 @@ fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
                 );
             }
         }
-    }
-}
-
-/// Takes note of a committed deletion (read back as the log stores it).
-fn observe(shared: &Shared, seq: u64, event: &Event) {
-    let kind = event.kind.as_u16();
-    if kind == crate::index::DELETE_EVENT || kind == crate::index::DELETE_GROUP {
-        let _ = shared
-            .store
-            .with_event(seq, |e: EventRef<'_>| shared.index.observe(seq, e));
     }
 }
