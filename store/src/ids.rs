@@ -47,8 +47,53 @@ pub(crate) fn lookup(txn: &RoTxn<'_>, dbs: &Dbs, id: &[u8; 32]) -> Result<Option
     Ok(None)
 }
 
+impl crate::Store {
+    /// Whether the log holds an event whose id starts with `prefix` (at most 32 bytes;
+    /// an empty prefix names any stored event). Candidates come from the id index under
+    /// the prefix's first 8 bytes and are checked against their records, as
+    /// [`Store::seq_of`](crate::Store::seq_of) checks a whole id.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`], [`StoreError::ReadersFull`], …);
+    /// [`StoreError::Corrupted`] when a candidate's record is missing or fails its
+    /// checksum or validation.
+    pub fn has_id_prefix(&self, prefix: &[u8]) -> Result<bool, StoreError> {
+        if prefix.len() > 32 {
+            return Ok(false);
+        }
+        self.read(|txn, dbs| {
+            if prefix.is_empty() {
+                // LMDB takes no empty key: any entry will do.
+                let first = dbs.ids.first(txn);
+                return Ok(first
+                    .map_err(StoreError::lmdb("reading the id index"))?
+                    .is_some());
+            }
+            let key = &prefix[..prefix.len().min(8)];
+            let candidates = dbs
+                .ids
+                .prefix_iter(txn, key)
+                .map_err(StoreError::lmdb("reading the id index"))?;
+            for item in candidates {
+                let (_, value) = item.map_err(StoreError::lmdb("reading the id index"))?;
+                let seq = codec::decode_seq(value).ok_or_else(|| index_corrupted("id_prefix"))?;
+                if record_id(txn, dbs, seq)?.starts_with(prefix) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+}
+
 /// Whether the record at `seq` has this id (the record is validated).
 fn record_id_is(txn: &RoTxn<'_>, dbs: &Dbs, seq: u64, id: &[u8; 32]) -> Result<bool, StoreError> {
+    Ok(&record_id(txn, dbs, seq)? == id)
+}
+
+/// The id of the record at `seq` (the record is validated).
+fn record_id(txn: &RoTxn<'_>, dbs: &Dbs, seq: u64) -> Result<[u8; 32], StoreError> {
     let bytes = dbs
         .events
         .get(txn, &codec::seq_key(seq))
@@ -59,7 +104,7 @@ fn record_id_is(txn: &RoTxn<'_>, dbs: &Dbs, seq: u64, id: &[u8; 32]) -> Result<b
                 reason: "in the id index but missing from the log".into(),
             })
         })?;
-    Ok(&codec::access_record(bytes, seq)?.id == id)
+    Ok(codec::access_record(bytes, seq)?.id)
 }
 
 #[cfg(test)]
@@ -73,6 +118,42 @@ mod tests {
             .tag(Tag::parse(["h", "g"]).unwrap())
             .finalize(keys)
             .unwrap()
+    }
+
+    #[test]
+    fn an_id_prefix_is_found_only_when_a_stored_id_starts_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let keys = Keys::generate();
+        let (a, b) = (chat(&keys, "a"), chat(&keys, "b"));
+        let id = a.id.to_bytes();
+        assert!(!store.has_id_prefix(&id[..4]).unwrap(), "an empty log");
+        assert_eq!(store.append(&a).unwrap(), AppendOutcome::Appended(1));
+        for len in [0, 1, 4, 8, 9, 20, 32] {
+            assert!(store.has_id_prefix(&id[..len]).unwrap(), "{len} bytes");
+        }
+        let mut other = id;
+        other[3] ^= 1;
+        assert!(!store.has_id_prefix(&other[..4]).unwrap());
+        // Past the index's 8 bytes the record decides.
+        let mut tail = id;
+        tail[31] ^= 1;
+        assert!(!store.has_id_prefix(&tail).unwrap());
+        assert!(
+            !store
+                .has_id_prefix(&[id.as_slice(), &[0]].concat())
+                .unwrap()
+        );
+        // An index entry pointing at another record is not taken for the prefix.
+        let b_prefix = codec::id_prefix(&b.id.to_bytes());
+        store
+            .exec(move |txn, dbs| {
+                dbs.ids
+                    .put(txn, &b_prefix, &codec::seq_key(1))
+                    .map_err(crate::StoreError::lmdb("test"))
+            })
+            .unwrap();
+        assert!(!store.has_id_prefix(&b.id.to_bytes()[..4]).unwrap());
     }
 
     /// Two ids with the same 8-byte prefix cannot be found by hashing in a test, so
