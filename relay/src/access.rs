@@ -20,6 +20,11 @@ use crate::shared::Shared;
 /// 39001 admins, 39002 members, 39005 pins: private in a private group.
 const MEMBERSHIP_KINDS: [u16; 3] = [39_001, 39_002, 39_005];
 
+/// Whether a state event of `kind` says who is in a group or what it pinned.
+pub(crate) fn is_membership_kind(kind: u16) -> bool {
+    MEMBERSHIP_KINDS.contains(&kind)
+}
+
 /// Read decisions for one reader (`None`: not authenticated).
 pub(crate) struct Access<'a> {
     shared: &'a Shared,
@@ -61,14 +66,18 @@ impl<'a> Access<'a> {
         if !self.can_see_group(group) {
             return false;
         }
-        if !MEMBERSHIP_KINDS.contains(&kind) {
+        if !is_membership_kind(kind) {
             return true;
         }
+        !self.is_private(group) || self.can_read(group)
+    }
+
+    /// Whether the group is `private` (a failed question answers yes).
+    pub(crate) fn is_private(&mut self, group: &str) -> bool {
         let shared = self.shared;
-        let private = *remember(&mut self.private, group, true, || {
+        *remember(&mut self.private, group, true, || {
             shared.policy.groups().is_private(group)
-        });
-        !private || self.can_read(group)
+        })
     }
 
     /// Whether an event of `kind` in `group` (or of no group) may be shown.

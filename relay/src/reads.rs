@@ -43,9 +43,11 @@ impl Refusal {
     }
 }
 
-/// Refuses a `REQ` that names (by `#h`) a group the reader may not read. A group that
-/// does not exist for the reader (unknown, deleted, or hidden from them) is answered
-/// like an empty one, so a refusal never tells an outsider that a hidden group exists.
+/// Refuses a `REQ` that names a group the reader may not read: its events by `#h`, or
+/// the member lists of a private group by `#d` (so a member who has not authenticated
+/// learns to, instead of silently getting the metadata alone). A group that does not
+/// exist for the reader (unknown, deleted, or hidden from them) is answered like an
+/// empty one, so a refusal never tells an outsider that a hidden group exists.
 pub(crate) fn check_groups(
     shared: &Shared,
     reader: Option<PublicKey>,
@@ -53,11 +55,24 @@ pub(crate) fn check_groups(
 ) -> Option<Refusal> {
     let mut access = Access::new(shared, reader);
     for filter in filters {
-        let Some(groups) = filter.tag_values("h") else {
-            continue;
+        // Events by `#h`; who is in a group (39001, 39002, 39005) by `#d`.
+        let named = match (filter.tag_values("h"), filter.tag_values("d")) {
+            (Some(h), _) => h,
+            (None, Some(d))
+                if filter
+                    .kinds
+                    .as_ref()
+                    .is_some_and(|k| k.iter().any(|&k| crate::access::is_membership_kind(k))) =>
+            {
+                d
+            }
+            _ => continue,
         };
-        for g in groups {
+        for g in named {
             if access.can_read(g) || !access.can_see_group(g) {
+                continue;
+            }
+            if filter.tag_values("h").is_none() && !access.is_private(g) {
                 continue;
             }
             return Some(match reader {
