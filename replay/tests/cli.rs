@@ -449,11 +449,12 @@ fn strict_import_stops_at_the_first_bad_line() {
         let export = sandbox.path(&format!("{name}.jsonl"));
         assert_eq!(distinct_ids(&db.export(&export)), ids(3), "{name}");
 
-        // Without --strict the rest goes in; the committed part is found again.
+        // Without --strict the rest goes in, from the refused line on: the committed
+        // part is skipped, not decided again.
         let summary = db.import(&file, extra);
         assert_eq!(
             (summary.accepted, summary.duplicate, summary.rejected),
-            (2, 3, 1),
+            (2, 0, 1),
             "{name}"
         );
         assert_eq!(distinct_ids(&db.export(&export)), ids(5), "{name}");
@@ -523,8 +524,8 @@ fn the_relay_key_is_stored_and_a_different_one_refused() {
 fn importing_the_same_file_twice_changes_nothing() {
     let sandbox = Sandbox::new();
     let file = fixture(&sandbox);
-    // Without the policy: with it, a second run decides the events the first refused
-    // again, against the state then — what a relay does with an event sent twice.
+    // A second run finds that the first decided every record and decides nothing;
+    // `--from-start` decides them all again and finds every one already present.
     let db = sandbox.db("db");
     let first = db.import(&file, &["--no-policy"]);
     let lines = read_lines(&file).len() as u64;
@@ -532,6 +533,20 @@ fn importing_the_same_file_twice_changes_nothing() {
     let second = db.import(&file, &["--no-policy"]);
     assert_eq!(
         second,
+        Summary {
+            accepted: 0,
+            duplicate: 0,
+            rejected: 0,
+            skipped: 0,
+            head_before: first.head_after,
+            head_after: first.head_after,
+            causes: BTreeMap::new(),
+            first: Vec::new(),
+        }
+    );
+    let third = db.import(&file, &["--no-policy", "--from-start"]);
+    assert_eq!(
+        third,
         Summary {
             accepted: 0,
             duplicate: lines,
@@ -606,14 +621,23 @@ fn a_killed_import_resumes_with_nothing_lost() {
         "{committed} of {} committed at the kill",
         ids.len()
     );
-    // Without the policy: a refused event is decided again on a re-run, against the
-    // state then (which may accept it), so only a policy-free import resumes to exactly
-    // the log of an uninterrupted one.
-    let summary = db.import(&file, &["--no-policy"]);
+    // The re-run skips the records the killed run committed and decides the rest.
+    let run = db.run(&["import", "--no-policy", path_str(&file)]);
+    assert_eq!(run.status.code(), Some(0), "{run}");
+    let summary = Summary::parse(&run.stdout);
     assert_eq!(summary.rejected, 0, "{summary:?}");
     assert_eq!(summary.head_before, committed);
     assert_eq!(summary.accepted, ids.len() as u64 - committed);
-    assert_eq!(summary.accepted + summary.duplicate, lines.len() as u64);
+    let skipped: u64 = run
+        .stdout
+        .split_once("an earlier run of this import decided the ")
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("not resumed: {run}"));
+    assert_eq!(
+        skipped + summary.accepted + summary.duplicate,
+        lines.len() as u64
+    );
     assert_eq!(db.head(), ids.len() as u64);
     let stdout = db.run(&["verify"]).ok();
     assert!(stdout.contains(": 0 differences"), "{stdout}");

@@ -72,6 +72,12 @@ fn delete_prefix(txn: &mut heed::RwTxn<'_>, dbs: &Dbs, prefix: &[u8]) -> Result<
     Ok(deleted)
 }
 
+/// The `meta` key of the application setting `name`: `app.NAME`, apart from the
+/// store's own entries.
+pub(crate) fn setting_key(name: &str) -> String {
+    format!("app.{name}")
+}
+
 fn check_projection_name(name: &str) -> Result<(), StoreError> {
     if name.is_empty()
         || name.len() > 64
@@ -271,7 +277,7 @@ impl Store {
     /// a failed LMDB read ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
     /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = format!("app.{name}");
+        let key = setting_key(name);
         self.read(|txn, dbs| {
             Ok(dbs
                 .meta
@@ -290,7 +296,7 @@ impl Store {
     /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
     /// written.
     pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        let key = format!("app.{name}");
+        let key = setting_key(name);
         let value = value.to_vec();
         self.exec(move |txn, dbs| {
             dbs.meta
@@ -311,7 +317,7 @@ impl Store {
         name: &str,
         value: &[u8],
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = format!("app.{name}");
+        let key = setting_key(name);
         let value = value.to_vec();
         self.exec(move |txn, dbs| {
             let existing = dbs

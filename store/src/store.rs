@@ -292,7 +292,28 @@ impl Pipeline {
     /// [`StoreError::ReadOnly`] on a read-only store, [`StoreError::WriterGone`] when
     /// the writer has stopped.
     pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
-        self.store.submit_in(events, Some(self.id))
+        self.store.submit_in(events, Some(self.id), None)
+    }
+
+    /// [`Pipeline::submit`], and sets the application setting `name` (as
+    /// [`Store::set_setting`]) to `value` in the batch's own write transaction: the
+    /// setting is durable exactly when the batch is, never without it. A submitter
+    /// records how far it got this way, so that what it finds after a crash describes
+    /// the log exactly. Of two batches committed together that set one name, the later
+    /// one's value stays.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::submit`].
+    pub fn submit_with_setting(
+        &self,
+        events: Vec<PreparedEvent>,
+        name: &str,
+        value: Vec<u8>,
+    ) -> Result<Ticket, StoreError> {
+        let key = crate::checkpoints::setting_key(name).into_bytes();
+        self.store
+            .submit_in(events, Some(self.id), Some((key, value)))
     }
 }
 
@@ -605,7 +626,7 @@ impl Store {
     /// [`StoreError::WriterGone`](crate::StoreError::WriterGone) when the writer has
     /// stopped.
     pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
-        self.submit_in(events, None)
+        self.submit_in(events, None, None)
     }
 
     /// A new ordered pipeline: batches submitted through it commit in order, and once
@@ -623,14 +644,16 @@ impl Store {
         &self,
         events: Vec<PreparedEvent>,
         pipeline: Option<u64>,
+        setting: Option<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Ticket, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.sender()?
-            .send(Request::Append {
+            .send(Request::Append(writer::Append {
                 events,
                 pipeline,
+                setting,
                 reply,
-            })
+            }))
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Ticket(rx))
     }
@@ -696,7 +719,7 @@ impl Store {
             let ticket = if ready.is_empty() {
                 None
             } else {
-                Some(self.submit_in(ready, Some(pipeline))?)
+                Some(self.submit_in(ready, Some(pipeline), None)?)
             };
             if let Some((prepared, ticket)) = in_flight.replace((prepared, ticket)) {
                 merge_outcomes(prepared, ticket, &mut results)?;

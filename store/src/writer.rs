@@ -7,7 +7,8 @@
 //! appends in one transaction with one durable commit, publishes the new heads, tells
 //! the commit observers, and only then acknowledges each caller. A failed transaction
 //! is aborted as a whole, so a batch is either fully committed and acknowledged or not
-//! written.
+//! written — together with the setting it may carry (`Pipeline::submit_with_setting`),
+//! which is put in the same transaction.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -70,16 +71,22 @@ pub(crate) type AnyBox = Box<dyn Any + Send>;
 pub(crate) type Job = Box<dyn Fn(&mut RwTxn<'_>, &Dbs) -> Result<AnyBox, StoreError> + Send>;
 
 pub(crate) enum Request {
-    Append {
-        events: Vec<PreparedEvent>,
-        /// The ordered pipeline this batch belongs to, if any.
-        pipeline: Option<u64>,
-        reply: crate::oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
-    },
+    Append(Append),
     Exec {
         job: Job,
         reply: Sender<Result<AnyBox, StoreError>>,
     },
+}
+
+/// A batch of events to append, as submitted.
+pub(crate) struct Append {
+    pub(crate) events: Vec<PreparedEvent>,
+    /// The ordered pipeline this batch belongs to, if any.
+    pub(crate) pipeline: Option<u64>,
+    /// A `meta` entry (full key, value) written in the batch's transaction: durable
+    /// exactly when the batch is.
+    pub(crate) setting: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) reply: crate::oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
 }
 
 /// Most events written in one group commit.
@@ -106,21 +113,12 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
         let mut queue = queue.into_iter().peekable();
         while let Some(request) = queue.next() {
             match request {
-                Request::Append {
-                    events,
-                    pipeline,
-                    reply,
-                } => {
+                Request::Append(append) => {
                     let mut group = Vec::new();
-                    admit(&failed, (events, pipeline, reply), &mut group);
-                    while let Some(Request::Append { .. }) = queue.peek() {
-                        if let Some(Request::Append {
-                            events,
-                            pipeline,
-                            reply,
-                        }) = queue.next()
-                        {
-                            admit(&failed, (events, pipeline, reply), &mut group);
+                    admit(&failed, append, &mut group);
+                    while let Some(Request::Append(_)) = queue.peek() {
+                        if let Some(Request::Append(append)) = queue.next() {
+                            admit(&failed, append, &mut group);
                         }
                     }
                     if group.is_empty() {
@@ -178,12 +176,12 @@ struct Callers {
 impl Callers {
     fn add(&mut self, request: &Request) {
         match request {
-            Request::Append {
+            Request::Append(Append {
                 pipeline: Some(p), ..
-            } => {
+            }) => {
                 self.pipelines.insert(*p);
             }
-            Request::Append { pipeline: None, .. } => self.single += 1,
+            Request::Append(Append { pipeline: None, .. }) => self.single += 1,
             Request::Exec { .. } => {}
         }
     }
@@ -217,13 +215,13 @@ fn collect(
 ) -> Vec<Request> {
     let mut callers = Callers::default();
     let mut events = queued_events(&first);
-    let mut only_appends = matches!(first, Request::Append { .. });
+    let mut only_appends = matches!(first, Request::Append(_));
     callers.add(&first);
     let mut queue = vec![first];
     while events < MAX_EVENTS_PER_COMMIT {
         let Ok(more) = rx.try_recv() else { break };
         events += queued_events(&more);
-        only_appends &= matches!(more, Request::Append { .. });
+        only_appends &= matches!(more, Request::Append(_));
         callers.add(&more);
         queue.push(more);
     }
@@ -244,7 +242,7 @@ fn collect(
             break;
         };
         events += queued_events(&more);
-        let append = matches!(more, Request::Append { .. });
+        let append = matches!(more, Request::Append(_));
         callers.add(&more);
         queue.push(more);
         if !append {
@@ -255,11 +253,11 @@ fn collect(
 }
 
 /// Adds a request to the commit being formed, or cancels it when its pipeline failed.
-fn admit(failed: &FxHashSet<u64>, request: Pending, group: &mut Vec<Pending>) {
-    if let Some(p) = request.1
+fn admit(failed: &FxHashSet<u64>, request: Append, group: &mut Vec<Append>) {
+    if let Some(p) = request.pipeline
         && failed.contains(&p)
     {
-        let _ = request.2.send(Err(StoreError::Cancelled));
+        let _ = request.reply.send(Err(StoreError::Cancelled));
         return;
     }
     group.push(request);
@@ -267,16 +265,10 @@ fn admit(failed: &FxHashSet<u64>, request: Pending, group: &mut Vec<Pending>) {
 
 fn queued_events(request: &Request) -> usize {
     match request {
-        Request::Append { events, .. } => events.len().max(1),
+        Request::Append(Append { events, .. }) => events.len().max(1),
         Request::Exec { .. } => 1,
     }
 }
-
-type Pending = (
-    Vec<PreparedEvent>,
-    Option<u64>,
-    crate::oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
-);
 
 /// What one append transaction did, applied to memory only after its commit.
 struct Written {
@@ -291,22 +283,18 @@ struct Written {
 }
 
 /// Writes and commits one group of requests; returns whether it committed.
-fn commit_appends(
-    shared: &Arc<Shared>,
-    pending: Vec<Pending>,
-    failed: &mut FxHashSet<u64>,
-) -> bool {
+fn commit_appends(shared: &Arc<Shared>, pending: Vec<Append>, failed: &mut FxHashSet<u64>) -> bool {
     let result = with_retry(shared, |txn| write_appends(txn, shared, &pending));
     let (written, txn_id) = match result {
         Ok(done) => done,
         Err(error) => {
             tracing::warn!(%error, requests = pending.len(), "append batch failed; nothing written");
             // Every caller of the batch gets the same error, its source shared.
-            for (_, pipeline, reply) in pending {
-                if let Some(p) = pipeline {
+            for append in pending {
+                if let Some(p) = append.pipeline {
                     failed.insert(p);
                 }
-                let _ = reply.send(Err(error.clone()));
+                let _ = append.reply.send(Err(error.clone()));
             }
             return false;
         }
@@ -315,8 +303,8 @@ fn commit_appends(
     // whose live fold is still pending, so it never clones a state to fold one event.
     notify(shared, &pending, &written);
     publish(shared, &written, txn_id);
-    for ((_, _, reply), outcomes) in pending.into_iter().zip(written.outcomes) {
-        let _ = reply.send(Ok(outcomes));
+    for (append, outcomes) in pending.into_iter().zip(written.outcomes) {
+        let _ = append.reply.send(Ok(outcomes));
     }
     true
 }
@@ -328,7 +316,7 @@ fn commit_appends(
 fn write_appends(
     txn: &mut RwTxn<'_>,
     shared: &Shared,
-    pending: &[Pending],
+    pending: &[Append],
 ) -> Result<Written, StoreError> {
     let dbs = &shared.dbs;
     let start = crate::env::last_seq(txn, dbs)? + 1;
@@ -345,7 +333,7 @@ fn write_appends(
     let mut record = Vec::new();
     // The group index entries of the commit, written sorted at the end.
     let mut index = Vec::new();
-    for (r, (events, _, _)) in pending.iter().enumerate() {
+    for (r, Append { events, .. }) in pending.iter().enumerate() {
         let mut out = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             if let Some(&seq) = fresh.get(&event.id) {
@@ -422,6 +410,12 @@ fn write_appends(
             .put(txn, name.as_bytes(), &entry.encode())
             .map_err(StoreError::lmdb("writing the group table"))?;
     }
+    // In submission order: of two batches in one commit setting one key, the later wins.
+    for (key, value) in pending.iter().filter_map(|a| a.setting.as_ref()) {
+        dbs.meta
+            .put(txn, key, value)
+            .map_err(StoreError::lmdb("writing a setting"))?;
+    }
     Ok(Written {
         outcomes,
         groups,
@@ -493,14 +487,14 @@ fn publish(shared: &Shared, written: &Written, txn_id: u64) {
     }
 }
 
-fn notify(shared: &Shared, pending: &[Pending], written: &Written) {
+fn notify(shared: &Shared, pending: &[Append], written: &Written) {
     let observers = shared.observers.read().clone();
     if observers.is_empty() || written.new.is_empty() {
         return;
     }
     let mut batch = Vec::with_capacity(written.new.len());
     for &(r, i, seq, no, prev_head) in &written.new {
-        let event = &pending[r].0[i];
+        let event = &pending[r].events[i];
         // The writer encoded these bytes itself; validation cannot fail short of a bug.
         let Ok(record) = codec::access_record(&event.bytes, seq) else {
             continue;
@@ -574,11 +568,12 @@ mod tests {
             bytes: Vec::new(),
         };
         let (reply, _) = crate::oneshot::channel();
-        Request::Append {
+        Request::Append(Append {
             events: vec![event; n],
             pipeline,
+            setting: None,
             reply,
-        }
+        })
     }
 
     fn exec() -> Request {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use highwater_store::{
-    AppendOutcome, CommitObserver, Committed, Rejection, Store, StoreError, StoreOptions,
+    AppendOutcome, CommitObserver, Committed, Prepared, Rejection, Store, StoreError, StoreOptions,
 };
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 
@@ -312,4 +312,80 @@ fn a_read_only_store_refuses_a_batch_even_of_duplicates() {
     let refused = store.append_batch(std::slice::from_ref(&event));
     let matched = matches!(refused, Err(StoreError::ReadOnly));
     assert!(matched, "{refused:?}");
+}
+
+#[test]
+fn a_setting_submitted_with_a_batch_is_written_with_it_and_never_without_it() {
+    const MIB: usize = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        trusted: true,
+        map_size: MIB,
+        max_map_size: MIB,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), options).unwrap();
+    let keys = Keys::generate();
+    let padding = "p".repeat(20 * 1024);
+    let pipeline = store.pipeline();
+    // Batches of 10 events of 20 KiB, each recording its own number, waited for one by
+    // one: the map (1 MiB) fills after a few of them.
+    let mut committed = None;
+    let mut failure = None;
+    for batch in 1..=20u64 {
+        let events = (0..10)
+            .map(|i| {
+                let event = chat(&keys, "big", &format!("{batch}/{i} {padding}"));
+                match store.prepare(&event).unwrap() {
+                    Prepared::Ready(prepared) => prepared,
+                    Prepared::Duplicate(seq) => panic!("a new event is a duplicate of {seq}"),
+                }
+            })
+            .collect();
+        let ticket = pipeline
+            .submit_with_setting(events, "progress", batch.to_be_bytes().to_vec())
+            .unwrap();
+        match ticket.wait() {
+            Ok(outcomes) => {
+                assert_eq!(outcomes.len(), 10);
+                committed = Some(batch);
+                assert_eq!(
+                    store.setting("progress").unwrap(),
+                    Some(batch.to_be_bytes().to_vec()),
+                    "the setting of a committed batch"
+                );
+            }
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    let error = failure.expect("the map filled");
+    assert!(matches!(error, StoreError::MapFull { .. }), "{error:?}");
+    let committed = committed.expect("a batch fitted before the map filled");
+    // The failed batch's setting was not written: the value is the last committed
+    // batch's, and the log holds exactly the committed batches.
+    assert_eq!(
+        store.setting("progress").unwrap(),
+        Some(committed.to_be_bytes().to_vec())
+    );
+    assert_eq!(store.head(), committed * 10);
+    // A later batch of the same pipeline is cancelled, its setting with it.
+    let event = chat(&keys, "small", "after the failure");
+    let Prepared::Ready(prepared) = store.prepare(&event).unwrap() else {
+        panic!("a new event is a duplicate");
+    };
+    let cancelled = pipeline
+        .submit_with_setting(vec![prepared], "progress", vec![0xff])
+        .unwrap()
+        .wait();
+    assert!(
+        matches!(cancelled, Err(StoreError::Cancelled)),
+        "{cancelled:?}"
+    );
+    assert_eq!(
+        store.setting("progress").unwrap(),
+        Some(committed.to_be_bytes().to_vec())
+    );
 }

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::Global;
 
 /// The setting under which the relay's public key (hex) is stored.
-const RELAY_KEY: &str = "relay_pubkey";
+pub(crate) const RELAY_KEY: &str = "relay_pubkey";
 
 /// The setting under which the write policy's options are stored (JSON, see
 /// [`StoredPolicy`]).
-const POLICY: &str = "policy";
+pub(crate) const POLICY: &str = "policy";
 
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {

@@ -14,6 +14,7 @@ use super::input::{Item, Records};
 use super::order::{self, Pipeline};
 use super::parse::{self, Refusal};
 use super::rejects::Rejects;
+use super::resume::{PROGRESS_SETTING, Position};
 use super::{LOOKAHEAD, Options, Summary};
 
 /// One record of a batch, through parsing and validation.
@@ -27,6 +28,8 @@ enum Stage {
 /// A batch of records, parsed and validated (off the deciding thread).
 struct Validated {
     items: Vec<Item>,
+    /// Where the input is after each item.
+    positions: Vec<Position>,
     stages: Vec<Stage>,
     events: Vec<Event>,
     prepared: Vec<Result<Prepared, StoreError>>,
@@ -36,12 +39,14 @@ struct Validated {
 }
 
 /// Reads the next batch of records (bounded by count and bytes), parses them and
-/// validates the events together. `None` at the end of the input.
+/// validates the events together; `position` follows the records read. `None` at the
+/// end of the input.
 fn validate_next(
     store: &Store,
     records: &mut Records,
     options: &Options,
     acked: &AtomicU64,
+    position: &mut Position,
 ) -> Option<Validated> {
     let limits = store.options().limits;
     let mut items: Vec<Item> = Vec::new();
@@ -68,6 +73,13 @@ fn validate_next(
     if items.is_empty() && input_error.is_none() {
         return None;
     }
+    let positions = items
+        .iter()
+        .map(|item| {
+            *position = position.after(item);
+            *position
+        })
+        .collect();
     let parsed: Vec<Result<Option<Event>, Refusal>> = items
         .par_iter()
         .map(|item| match item {
@@ -94,6 +106,7 @@ fn validate_next(
     let prepared = store.prepare_all(&events);
     Some(Validated {
         items,
+        positions,
         stages,
         events,
         prepared,
@@ -107,6 +120,11 @@ fn validate_next(
 /// written out. `--strict` stops at the first refusal, with everything before it
 /// committed.
 ///
+/// `records` is read from `options.start` on (the first record, or where an earlier
+/// run of the same import stopped: see [`super::skip_decided`]). Each batch records the
+/// progress in its own transaction, and reaching the end of the input records it as
+/// complete, so that a re-run after any interruption resumes where this run stopped.
+///
 /// Reading, parsing and validating (signatures) run one batch ahead on another thread,
 /// so that the CPU keeps working while a decision waits for a commit.
 pub fn import(
@@ -118,13 +136,15 @@ pub fn import(
     progress: &dyn Fn(u64),
 ) -> Result<Summary> {
     let mut summary = Summary::default();
-    let mut pipeline = Pipeline::new(store, policy, 2);
+    let mut pipeline = Pipeline::new(store, policy, 2).recording(options.start);
     let acked = pipeline.acked_batch();
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded::<Validated>(LOOKAHEAD);
         let acked = &acked;
         scope.spawn(move || {
-            while let Some(validated) = validate_next(store, records, options, acked) {
+            let mut position = options.start.position;
+            while let Some(validated) = validate_next(store, records, options, acked, &mut position)
+            {
                 let last = validated.input_error.is_some();
                 if tx.send(validated).is_err() || last {
                     break;
@@ -157,6 +177,12 @@ pub fn import(
         Ok(())
     })?;
     pipeline.flush()?;
+    // Records refused or already present after the last batch are decided again by a
+    // re-run killed before this: against the same log, with the same answers.
+    let mut progress = pipeline.progress();
+    progress.complete = true;
+    store.set_setting(PROGRESS_SETTING, &progress.encode())?;
+    summary.progress = progress;
     summary.accepted = pipeline.acked.appended;
     summary.duplicate += pipeline.acked.duplicate;
     summary.flushes = pipeline.flushes;
@@ -221,6 +247,7 @@ fn decide(
 ) -> Result<Option<(u64, String)>> {
     let Validated {
         items,
+        positions,
         stages,
         events,
         prepared,
@@ -230,15 +257,15 @@ fn decide(
     summary.events += events.len() as u64;
     pipeline.begin_validation(acked);
     let mut prepared = prepared.into_iter();
-    for (item, stage) in items.iter().zip(stages) {
+    for ((item, stage), position) in items.iter().zip(stages).zip(positions) {
         let line = item.line();
-        pipeline.at_line(line);
+        let event = matches!(stage, Stage::Event(_));
         let refusal = match stage {
             Stage::Skipped => {
                 summary.skipped += 1;
-                continue;
+                None
             }
-            Stage::Refused(refusal) => refusal,
+            Stage::Refused(refusal) => Some(refusal),
             Stage::Event(index) => {
                 let (Some(event), Some(p)) = (events.get(index), prepared.next()) else {
                     bail!("validation lost an event at line {line}");
@@ -246,30 +273,34 @@ fn decide(
                 match p {
                     Ok(Prepared::Duplicate(_)) => {
                         summary.duplicate += 1;
-                        continue;
+                        None
                     }
-                    Err(error) => parse::store_refusal(&error, event.kind.as_u16()),
+                    Err(error) => Some(parse::store_refusal(&error, event.kind.as_u16())),
                     Ok(Prepared::Ready(p)) => match pipeline.decide(event, p)? {
                         order::Decision::Queued => {
                             warn_malformed_p(line, event);
-                            continue;
+                            None
                         }
                         order::Decision::Duplicate => {
                             summary.duplicate += 1;
-                            continue;
+                            None
                         }
-                        order::Decision::Refused(refusal) => refusal,
+                        order::Decision::Refused(refusal) => Some(refusal),
                     },
                 }
             }
         };
-        summary.refuse(line, &refusal);
-        if let Some(rejects) = rejects.as_deref_mut() {
-            rejects.write(line, &refusal, item)?;
+        if let Some(refusal) = &refusal {
+            summary.refuse(line, refusal);
+            if let Some(rejects) = rejects.as_deref_mut() {
+                rejects.write(line, refusal, item)?;
+            }
+            if strict {
+                // Not counted as decided: a re-run stops here again.
+                return Ok(Some((line, refusal.message.clone())));
+            }
         }
-        if strict {
-            return Ok(Some((line, refusal.message)));
-        }
+        pipeline.decided(position, event, refusal.is_some());
     }
     Ok(None)
 }

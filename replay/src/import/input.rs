@@ -4,6 +4,7 @@
 //! of at most a fixed number of bytes. A longer record is reported as oversized after
 //! reading no more than that cap into memory: the rest of it is skipped unbuffered.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +82,10 @@ pub struct Records {
     /// The line the next unread byte is on.
     line: u64,
     done: bool,
+    /// Items read and put back ([`Records::put_back`]), handed out again first, and
+    /// the error that ended reading then, handed out after them.
+    put_back: VecDeque<Item>,
+    deferred: Option<io::Error>,
 }
 
 impl std::fmt::Debug for Records {
@@ -143,6 +148,8 @@ impl Records {
                 cap,
                 line: 1 + lines,
                 done: false,
+                put_back: VecDeque::new(),
+                deferred: None,
             },
             count,
         ))
@@ -151,6 +158,13 @@ impl Records {
     /// The next record, `None` at the end. An I/O error (a truncated gzip stream, a
     /// failing disk) ends the input; the records before it stand.
     pub fn next_item(&mut self) -> io::Result<Option<Item>> {
+        if let Some(item) = self.put_back.pop_front() {
+            return Ok(Some(item));
+        }
+        if let Some(error) = self.deferred.take() {
+            self.done = true;
+            return Err(error);
+        }
         if self.done {
             return Ok(None);
         }
@@ -162,6 +176,14 @@ impl Records {
             self.done = true;
         }
         item
+    }
+
+    /// Puts `items`, the first ones read, back in front of the rest, and `error`, the
+    /// error that ended reading while they were read, after them: they are read again.
+    pub(crate) fn put_back(&mut self, items: VecDeque<Item>, error: Option<io::Error>) {
+        debug_assert!(self.put_back.is_empty() && self.deferred.is_none());
+        self.put_back = items;
+        self.deferred = error;
     }
 
     fn next_line(&mut self) -> io::Result<Option<Item>> {

@@ -1,14 +1,17 @@
 //! The importer behind `highwater import`: reading dumps in the formats relays and
 //! tools write (`input`), turning records into events (`parse`), deciding each event
 //! with the relay's write policy in file order and submitting batches through one
-//! ordered pipeline (`order`), the batch loop (`batches`), and the `--rejects` file
-//! (`rejects`). The command itself (`src/cli/import/`) parses arguments and prints.
+//! ordered pipeline (`order`), the batch loop (`batches`), the `--rejects` file
+//! (`rejects`), and the progress each commit records so that a re-run resumes where an
+//! interrupted import stopped (`resume`). The command itself (`src/cli/import/`) parses
+//! arguments and prints.
 
 mod batches;
 mod input;
 mod order;
 mod parse;
 mod rejects;
+mod resume;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +23,7 @@ pub use self::input::{Item, Records};
 pub use self::order::Pipeline;
 pub use self::parse::{Refusal, human};
 pub use self::rejects::Rejects;
+pub use self::resume::{PROGRESS_SETTING, Position, Progress, Resume, recorded, skip_decided};
 
 /// Exit status: every record was imported or was already present.
 pub const EXIT_OK: u8 = 0;
@@ -72,6 +76,9 @@ pub struct Options {
     pub batch: usize,
     /// Most encoded bytes per submitted batch.
     pub batch_bytes: usize,
+    /// Where deciding starts: before the first record ([`Progress::start`]), or after
+    /// the records an earlier run of the same import decided ([`skip_decided`]).
+    pub start: Progress,
 }
 
 impl Default for Options {
@@ -81,6 +88,7 @@ impl Default for Options {
             kinds: KindFilter::All,
             batch: 16_384,
             batch_bytes: 16 << 20,
+            start: Progress::start(&[]),
         }
     }
 }
@@ -106,6 +114,9 @@ pub struct Summary {
     pub input_error: Option<String>,
     /// Commits forced so that a decision would see the state before it.
     pub flushes: u64,
+    /// The progress at the end, counted from the input's first record over every run
+    /// of this import (the counts above are this run's).
+    pub progress: Progress,
 }
 
 impl Summary {
@@ -122,11 +133,12 @@ impl Summary {
         }
     }
 
-    /// The exit status this summary calls for.
+    /// The exit status this summary calls for: that of the whole import, earlier runs
+    /// of it included, so a resumed import ends as the clean one would.
     pub fn exit_status(&self) -> u8 {
-        if self.events == 0 {
+        if self.progress.events == 0 {
             EXIT_UNREADABLE
-        } else if self.refused_total() > 0 || self.input_error.is_some() {
+        } else if self.progress.refused > 0 || self.input_error.is_some() {
             EXIT_REFUSED
         } else {
             EXIT_OK

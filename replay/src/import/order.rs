@@ -28,6 +28,7 @@ use highwater_store::{AppendOutcome, PreparedEvent, Store, Ticket};
 use nostr::prelude::{Event, PublicKey};
 
 use super::parse::Refusal;
+use super::resume::{PROGRESS_SETTING, Position, Progress};
 
 const PUT_USER: u16 = 9000;
 const REMOVE_USER: u16 = 9001;
@@ -134,16 +135,20 @@ pub struct Acked {
 /// The writer's queue, the decisions' view of what is not yet committed, and the
 /// policy.
 pub struct Pipeline<'a> {
+    store: &'a Store,
     /// The store's ordered submitter: once a batch fails, every later batch of this
     /// import is cancelled, so the log holds a prefix of the file, never a hole.
     writer: highwater_store::Pipeline,
-    /// The input line of the last record decided, and the last line of the newest
-    /// batch acknowledged: every accepted event up to it is in the log.
-    line: u64,
-    committed_line: u64,
+    /// Whether each batch records the import's progress in its own transaction.
+    recording: bool,
+    /// The progress after the last record decided: what a batch sent now records.
+    decided: Progress,
+    /// The progress the newest acknowledged batch recorded (at first, where this run
+    /// started): every event accepted up to it is in the log, and nothing after it.
+    committed: Progress,
     policy: Option<(&'a AccessPolicy, Arc<Folded>)>,
-    /// Batches submitted and not yet acknowledged, with their number and last line.
-    in_flight: VecDeque<(u64, u64, Ticket)>,
+    /// Batches submitted and not yet acknowledged.
+    in_flight: VecDeque<InFlight>,
     /// Decided, not yet submitted.
     queued: Vec<PreparedEvent>,
     /// Ids queued since the duplicate index was last read, with their batch: a second
@@ -175,6 +180,16 @@ impl std::fmt::Debug for Pipeline<'_> {
     }
 }
 
+/// A batch sent to the writer and not yet acknowledged.
+#[derive(Debug)]
+struct InFlight {
+    /// Its number.
+    batch: u64,
+    /// The progress it records: every record decided before it was sent.
+    progress: Progress,
+    ticket: Ticket,
+}
+
 /// The decision on one validated event.
 #[derive(Debug)]
 pub enum Decision {
@@ -188,9 +203,11 @@ impl<'a> Pipeline<'a> {
     /// `depth` batches in flight besides the one being filled.
     pub fn new(store: &'a Store, policy: Option<&'a AccessPolicy>, depth: usize) -> Self {
         Self {
+            store,
             writer: store.pipeline(),
-            line: 0,
-            committed_line: 0,
+            recording: false,
+            decided: Progress::start(&[]),
+            committed: Progress::start(&[]),
             policy: policy.map(|p| (p, Arc::new(Folded::of(p)))),
             in_flight: VecDeque::new(),
             queued: Vec::new(),
@@ -204,14 +221,34 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// The input line of the record about to be decided.
-    pub fn at_line(&mut self, line: u64) {
-        self.line = line;
+    /// Records the import's progress from `start` on: each batch carries the progress
+    /// after the last record decided before it was sent, written in its own
+    /// transaction ([`PROGRESS_SETTING`]).
+    #[must_use]
+    pub fn recording(mut self, start: Progress) -> Self {
+        self.recording = true;
+        self.decided = start;
+        self.committed = start;
+        self
     }
 
-    /// The last input line whose accepted events are all in the log.
-    pub fn committed_line(&self) -> u64 {
-        self.committed_line
+    /// Call once the record at `position` is decided (accepted, a duplicate, refused,
+    /// or skipped): whether it was an event, and whether it was refused.
+    pub fn decided(&mut self, position: Position, event: bool, refused: bool) {
+        self.decided.position = position;
+        self.decided.events += u64::from(event);
+        self.decided.refused += u64::from(refused);
+    }
+
+    /// The progress after the last record decided.
+    pub fn progress(&self) -> Progress {
+        self.decided
+    }
+
+    /// The progress the newest acknowledged batch recorded: every event accepted up to
+    /// it is in the log, and nothing after it.
+    pub fn committed(&self) -> Progress {
+        self.committed
     }
 
     /// Decides `event` (validated as `prepared`) after everything decided before it.
@@ -311,8 +348,17 @@ impl<'a> Pipeline<'a> {
     pub fn submit(&mut self) -> Result<()> {
         if !self.queued.is_empty() {
             let events = std::mem::take(&mut self.queued);
-            let ticket = self.writer.submit(events)?;
-            self.in_flight.push_back((self.batch, self.line, ticket));
+            let ticket = if self.recording {
+                self.writer
+                    .submit_with_setting(events, PROGRESS_SETTING, self.decided.encode())?
+            } else {
+                self.writer.submit(events)?
+            };
+            self.in_flight.push_back(InFlight {
+                batch: self.batch,
+                progress: self.decided,
+                ticket,
+            });
             self.batch += 1;
         }
         while self.in_flight.len() > self.depth {
@@ -331,16 +377,34 @@ impl<'a> Pipeline<'a> {
     }
 
     fn wait_one(&mut self) -> Result<()> {
-        let Some((batch, line, ticket)) = self.in_flight.pop_front() else {
+        let Some(InFlight {
+            batch,
+            progress,
+            ticket,
+        }) = self.in_flight.pop_front()
+        else {
             return Ok(());
         };
-        let committed = self.committed_line;
         let outcomes = ticket.wait().with_context(|| {
-            format!(
-                "committing the batch that ends at line {line}: every accepted event up to line {committed} is in the log, nothing after it was written (re-run the import to continue in file order)"
-            )
+            // Named from what was acknowledged, never from what was sent.
+            let line = progress.position.line;
+            let committed = self.committed.position.line;
+            let head = self.store.head();
+            if !self.recording {
+                format!(
+                    "committing batch {batch}: the batches before it are in the log, nothing after them was written (the log's head is {head})"
+                )
+            } else if committed == 0 {
+                format!(
+                    "committing the batch that ends at line {line}: no accepted event of this input is in the log yet, nothing of it was written (the log's head is {head}); re-run the same import to start it again"
+                )
+            } else {
+                format!(
+                    "committing the batch that ends at line {line}: every accepted event up to line {committed} is in the log, nothing after it was written (the log's head is {head}); re-run the same import to resume after line {committed}"
+                )
+            }
         })?;
-        self.committed_line = line;
+        self.committed = progress;
         for o in outcomes {
             match o {
                 AppendOutcome::Appended(_) => self.acked.appended += 1,

@@ -5,16 +5,19 @@
 //! parsed (`parse`) and validated (id hash, signature, limits, group tag, duplicate
 //! index) on all cores, then decided in file order with the relay's `check_write`
 //! against the state of everything accepted before (`order`), and submitted to the
-//! store's writer while the next batch is validated. Everything acknowledged is
-//! durable, so a killed import loses nothing it reported, and re-running it finds the
-//! duplicates and carries on. Refusals go to the summary and to `--rejects`
-//! (`rejects`).
+//! store's writer while the next batch is validated. Every commit records, in its own
+//! transaction, how many records of the input were decided (`resume`): re-running an
+//! interrupted import skips those records and goes on where it stopped, so the log it
+//! ends with is the one a single clean run would have written. Refusals go to the
+//! summary and to `--rejects` (`rejects`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use highwater_engine::EngineOptions;
 use highwater_projections::AccessPolicy;
@@ -22,10 +25,15 @@ use highwater_store::{Limits, StoreOptions};
 
 use super::{Global, db, progress};
 pub(crate) use highwater_replay::import::{
-    EXIT_ERROR, EXIT_UNREADABLE, KindFilter, Options, Records, Rejects, Summary, import, record_cap,
+    EXIT_ERROR, EXIT_UNREADABLE, KindFilter, Options, Progress, Records, Rejects, Resume, Summary,
+    import, record_cap, recorded, skip_decided,
 };
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "command-line flags, each independent of the others"
+)]
 pub(crate) struct ImportArgs {
     /// The relay's public key (hex or npub). Stored on first use; a different key later
     /// is refused. Relay state events (39000–39003) signed by it are the relay's own;
@@ -45,6 +53,11 @@ pub(crate) struct ImportArgs {
     /// Stop at the first refused record (reporting its line) instead of skipping it.
     #[arg(long)]
     strict: bool,
+    /// Decide every record of the input, even when an earlier run of this import
+    /// recorded that it decided the first ones (a re-run normally resumes after them).
+    /// Records refused before are decided again against the log as it is now.
+    #[arg(long)]
+    from_start: bool,
     /// Which events to keep: `all`, or `nip29` (group events: NIP-29 kinds 9000–9030
     /// and 39000–39009, and any event with an `h` tag; the rest are skipped and counted).
     #[arg(long, value_enum, default_value_t = KindFilter::All, value_name = "WHICH")]
@@ -95,18 +108,7 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         max_state_event_bytes: args.max_state_event_bytes,
         max_state_tags: args.max_state_tags,
     };
-    let stdin = args.file.as_os_str() == "-";
-    let (input, len): (Box<dyn std::io::Read + Send>, Option<u64>) = if stdin {
-        (Box::new(std::io::stdin()), None)
-    } else {
-        let file = std::fs::File::open(&args.file)
-            .with_context(|| format!("opening {}", args.file.display()))?;
-        let len = file.metadata().map(|m| m.len()).ok();
-        (Box::new(file), len)
-    };
-    let named_gz = args.file.extension().is_some_and(|e| e == "gz");
-    let (mut records, read_bytes) = Records::open(input, named_gz, record_cap(&limits))
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let (mut records, mut read_bytes, len) = open_input(&args.file, &limits)?;
     let mut rejects = args.rejects.as_deref().map(Rejects::create).transpose()?;
 
     let store = db::open_store_with(
@@ -135,6 +137,8 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         .then(|| db::policy(&store).map(|p| AccessPolicy::new(opened.groups.clone(), p)))
         .transpose()?;
 
+    let start = resume_point(&store, args, &limits, &mut records, &mut read_bytes)?;
+
     let bar = match len {
         Some(len) => progress::bytes(len),
         None => progress::spinner("records"),
@@ -147,6 +151,7 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         kinds: args.kinds,
         batch: args.batch,
         batch_bytes: args.batch_bytes,
+        start,
     };
     let summary = import(
         &store,
@@ -175,6 +180,7 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         before,
         store.head(),
     );
+    print_resumed(&start, &summary);
     let status = summary.exit_status();
     if status == EXIT_UNREADABLE {
         eprintln!(
@@ -183,6 +189,117 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(status))
+}
+
+/// Where this import starts: after the records an earlier run of this same import
+/// decided (read and skipped here), or at the first record. Opens the input again when
+/// it turned out to be another one and the records read to find out were too many to
+/// keep.
+fn resume_point(
+    store: &highwater_store::Store,
+    args: &ImportArgs,
+    limits: &Limits,
+    records: &mut Records,
+    read_bytes: &mut Arc<AtomicU64>,
+) -> Result<Progress> {
+    let start = Progress::start(&seed(store, args, limits)?);
+    let recorded = if args.from_start {
+        None
+    } else {
+        recorded(store)?
+    };
+    Ok(match skip_decided(records, recorded, start.position)? {
+        Resume::Fresh => start,
+        Resume::After(progress) => progress,
+        Resume::Other { recorded, rewound } => {
+            if !recorded.complete {
+                eprintln!(
+                    "warning: the database records an unfinished import of another input (or with other options), stopped after line {}; this import decides every record of {} from its first, and that one can no longer resume",
+                    recorded.position.line,
+                    args.file.display()
+                );
+            }
+            if !rewound {
+                if args.file.as_os_str() == "-" {
+                    bail!(
+                        "standard input begins like the import recorded in this database but differs before line {}, and it cannot be read again: give the file, or pass --from-start",
+                        recorded.position.line
+                    );
+                }
+                (*records, *read_bytes, _) = open_input(&args.file, limits)?;
+            }
+            start
+        }
+    })
+}
+
+/// Opens the input named `file` (`-`: stdin) for reading records; returns them, the
+/// counter of bytes read, and the input's length when known.
+fn open_input(file: &Path, limits: &Limits) -> Result<(Records, Arc<AtomicU64>, Option<u64>)> {
+    let (input, len): (Box<dyn std::io::Read + Send>, Option<u64>) = if file.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let opened =
+            std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        let len = opened.metadata().map(|m| m.len()).ok();
+        (Box::new(opened), len)
+    };
+    let named_gz = file.extension().is_some_and(|e| e == "gz");
+    let (records, read_bytes) = Records::open(input, named_gz, record_cap(limits))
+        .with_context(|| format!("reading {}", file.display()))?;
+    Ok((records, read_bytes, len))
+}
+
+/// What decides the records of an import besides the records themselves: the mode,
+/// `--kinds`, the limits, and the relay key and policy options stored in the
+/// database. The same input with another seed is another import.
+fn seed(store: &highwater_store::Store, args: &ImportArgs, limits: &Limits) -> Result<Vec<u8>> {
+    let mode = if args.trusted {
+        "trusted"
+    } else if args.no_policy {
+        "no-policy"
+    } else {
+        "policy"
+    };
+    let Limits {
+        max_event_bytes,
+        max_tags,
+        max_group_id_bytes,
+        max_state_event_bytes,
+        max_state_tags,
+    } = *limits;
+    let stored = |name| -> Result<String> {
+        Ok(store
+            .setting(name)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default())
+    };
+    Ok(format!(
+        "mode={mode}\nkinds={:?}\nlimits={max_event_bytes},{max_tags},{max_group_id_bytes},{max_state_event_bytes},{max_state_tags}\nrelay={}\npolicy={}",
+        args.kinds,
+        stored(db::RELAY_KEY)?,
+        stored(db::POLICY)?,
+    )
+    .into_bytes())
+}
+
+/// Says where a resumed import started, or that there was nothing left to decide.
+fn print_resumed(start: &Progress, summary: &Summary) {
+    let earlier = start.position;
+    if earlier.records == 0 {
+        return;
+    }
+    if summary.records == 0 {
+        println!(
+            "nothing new: an earlier run of this import decided every record of it (through line {}); --from-start decides them again",
+            earlier.line
+        );
+    } else {
+        println!(
+            "resumed after line {}: an earlier run of this import decided the {} records before it ({} refused); the counts above are this run's",
+            earlier.line, earlier.records, start.refused
+        );
+    }
 }
 
 fn print_summary(summary: &Summary, secs: f64, before: u64, after: u64) {
