@@ -196,7 +196,7 @@ pub(crate) fn open_existing(global: &Global) -> Result<Store> {
 fn ensure_exists(global: &Global) -> Result<()> {
     if !global.db.join("data.mdb").is_file() {
         bail!(
-            "no highwater database at {} (create one with `highwater import` or `highwater init`, or pass --db)",
+            "no highwater database at {} (create one with `highwater demo`, `highwater import` or `highwater init`, or pass --db)",
             global.db.display()
         );
     }

@@ -12,13 +12,17 @@ use highwater_store::{Store, StoreOptions};
 
 use super::{Global, db, generate, import, inspect, progress};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct DemoArgs {
-    /// Where the workload and the database go. It must be new, empty, or a previous
-    /// demo's (marked by a `.highwater-demo` file); nothing else is ever deleted or
-    /// overwritten. The database goes to `--db` when that is given.
-    #[arg(long, default_value = "./highwater-demo")]
-    dir: PathBuf,
+    /// Where the workload goes (default `./highwater-demo`). It must be new, empty, or
+    /// a previous demo's (marked by a `.highwater-demo` file); nothing else is ever
+    /// deleted or overwritten. The database goes to `--db` (or `$HIGHWATER_DB`) when
+    /// given, else into `--dir` when that is given, else to the default database
+    /// (`./highwater.lmdb`), where `highwater relay` finds it — with the relay's secret
+    /// key beside it (`relay-secret.key`, mode 0600), so that `highwater relay` serves
+    /// it with no further option.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
     /// Events to generate.
     #[arg(long, default_value_t = 200_000)]
     events: usize,
@@ -39,6 +43,9 @@ impl Timings {
         self.0.push((step, secs, note));
     }
 }
+
+/// Where the workload goes when `--dir` is not given.
+const DEFAULT_DIR: &str = "./highwater-demo";
 
 /// The file that marks a directory (and a database) as made by `demo`.
 const MARKER: &str = ".highwater-demo";
@@ -67,13 +74,22 @@ fn claim(dir: &Path) -> Result<()> {
 }
 
 pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
-    // `--db` (or HIGHWATER_DB) is honoured: the database goes there instead of --dir.
-    let db_dir = if global.db == Path::new(super::DEFAULT_DB) {
-        args.dir.join("highwater.lmdb")
-    } else {
-        global.db.clone()
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+    // `--db` (or HIGHWATER_DB) is honoured; an explicit --dir holds the database too;
+    // otherwise it is the default database, which `highwater relay` serves.
+    let db_dir = match &args.dir {
+        _ if global.db != Path::new(super::DEFAULT_DB) => global.db.clone(),
+        Some(dir) => dir.join("highwater.lmdb"),
+        None => global.db.clone(),
     };
-    for dir in [&args.dir, &db_dir] {
+    let args = &DemoArgs {
+        dir: Some(dir.clone()),
+        ..args.clone()
+    };
+    for dir in [&dir, &db_dir] {
         if !claimable(dir)? {
             bail!(
                 "{} is not empty and not a previous demo's (no {MARKER} file in it); the demo never deletes or overwrites what it did not make — pass a new or empty --dir{}",
@@ -82,7 +98,7 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
             );
         }
     }
-    claim(&args.dir)?;
+    claim(&dir)?;
     if db_dir.exists() {
         // A previous demo's database (checked above): replaced.
         std::fs::remove_dir_all(&db_dir)
@@ -93,7 +109,7 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
         "highwater demo: {} events over {} groups in {}",
         args.events,
         args.groups,
-        args.dir.display()
+        dir.display()
     );
     let mut t = Timings(Vec::new());
     let store = generate_and_import(args, &db_dir, &mut t)?;
@@ -165,10 +181,19 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
     }
     println!();
     let example = largest.as_deref().unwrap_or("<ID>");
-    println!("database: {}", db_dir.display());
+    let db_flag = if db_dir == Path::new(super::DEFAULT_DB) {
+        String::new()
+    } else {
+        format!("--db {} ", db_dir.display())
+    };
     println!(
-        "next: cargo run --release -p highwater-replay -- --db {} show --group {example}",
-        db_dir.display()
+        "database: {} (relay secret key in {})",
+        db_dir.display(),
+        db_dir.join(super::relay::DEFAULT_KEY_FILE).display()
+    );
+    println!("next: cargo run --release -p highwater-replay -- {db_flag}show --group {example}");
+    println!(
+        "      cargo run --release -p highwater-replay -- {db_flag}relay   (serves it on ws://127.0.0.1:7777)"
     );
     Ok(if diffs.is_empty() {
         ExitCode::SUCCESS
@@ -183,13 +208,20 @@ fn generate_and_import(
     db_dir: &std::path::Path,
     t: &mut Timings,
 ) -> Result<Store> {
-    let workload = args.dir.join("workload.jsonl");
+    let workload = args
+        .dir
+        .as_deref()
+        .unwrap_or(Path::new(DEFAULT_DIR))
+        .join("workload.jsonl");
     let started = Instant::now();
+    // A fresh relay key, saved beside the database so that `highwater relay` can sign
+    // with it (a key derived from the public seed would be anyone's).
+    let relay_keys = nostr::prelude::Keys::generate();
     let gen_args = generate::GenerateArgs {
         groups: args.groups,
         events: args.events,
         seed: args.seed,
-        relay_key: None,
+        relay_key: Some(relay_keys.secret_key().to_secret_hex()),
         file: workload.clone(),
     };
     let (relay, _) = generate::write(&gen_args)?;
@@ -204,6 +236,7 @@ fn generate_and_import(
     let store =
         Store::open(db_dir, StoreOptions::default()).context("opening the demo database")?;
     db::set_relay_key(&store, &db::parse_pubkey(&relay)?)?;
+    super::relay::write_key_file(&db_dir.join(super::relay::DEFAULT_KEY_FILE), &relay_keys)?;
     let file = std::fs::File::open(&workload)
         .with_context(|| format!("opening {}", workload.display()))?;
     let (mut records, read) =

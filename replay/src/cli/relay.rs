@@ -22,7 +22,7 @@ use super::db;
 /// The environment variable holding the relay's secret key (hex or nsec).
 const SECRET_ENV: &str = "HIGHWATER_RELAY_SECRET_KEY";
 /// The key file created beside the data when no key is given on a fresh database.
-const DEFAULT_KEY_FILE: &str = "relay-secret.key";
+pub(crate) const DEFAULT_KEY_FILE: &str = "relay-secret.key";
 
 #[derive(Debug, Args)]
 pub(crate) struct RelayArgs {
@@ -37,6 +37,10 @@ pub(crate) struct RelayArgs {
     /// use, like the relay key; a different value later is refused, naming the option.
     #[command(flatten)]
     policy: db::PolicyArgs,
+    /// Create the database if there is none at `--db` (without it, a missing database
+    /// is refused: a mistyped path must not start an empty relay).
+    #[arg(long)]
+    create: bool,
     /// Accept events that belong to no group (default: refused with `restricted:`).
     #[arg(long)]
     allow_ungrouped: bool,
@@ -68,6 +72,12 @@ pub(crate) struct RelayArgs {
 }
 
 pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
+    if !args.create && !global.db.join("data.mdb").is_file() {
+        bail!(
+            "no highwater database at {} (make one with `highwater demo`, `highwater import` or `highwater init`; pass --db to name another, or --create to start a relay on a new one)",
+            global.db.display()
+        );
+    }
     let store = db::open_store(global, false)?;
     let stored = db::relay_key(&store)?;
     let keys = load_keys(&global.db, args, stored.is_none())?;
@@ -190,7 +200,7 @@ fn read_key_file(path: &Path) -> Result<Keys> {
     parse_secret(&text).with_context(|| format!("the key in {}", path.display()))
 }
 
-fn write_key_file(path: &Path, keys: &Keys) -> Result<()> {
+pub(crate) fn write_key_file(path: &Path, keys: &Keys) -> Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -325,7 +325,7 @@ pub fn start_relay(
     command
         .arg("--db")
         .arg(db)
-        .args(["relay", "--bind", "127.0.0.1:0"])
+        .args(["relay", "--create", "--bind", "127.0.0.1:0"])
         .env("HIGHWATER_RELAY_SECRET_KEY", RELAY_SECRET);
     let mut relay = Proc::spawn(name, command, logs);
     let deadline = Instant::now() + STALL_BOUND;
