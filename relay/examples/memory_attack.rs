@@ -3,8 +3,7 @@
 //! `/proc/PID/status` (Linux).
 //!
 //! ```sh
-//! highwater --db /tmp/attack.lmdb init
-//! highwater --db /tmp/attack.lmdb relay --bind 127.0.0.1:7777 & PID=$!
+//! highwater --db /tmp/attack.lmdb relay --open-reads --bind 127.0.0.1:7777 & PID=$!
 //! cargo run --release -p highwater-relay --example memory_attack -- ws://127.0.0.1:7777 $PID fanout
 //! cargo run --release -p highwater-relay --example memory_attack -- ws://127.0.0.1:7777 $PID bigreq
 //! ```
@@ -116,7 +115,15 @@ async fn main() {
     let keys = Keys::generate();
     let group = format!("g{}", &keys.public_key().to_hex()[..8]);
     let mut writer = connect(url).await;
-    send_wait(&mut writer, &post(&keys, 9007, &group, String::new())).await;
+    let create = EventBuilder::new(Kind::Custom(9007), "")
+        .tags([
+            Tag::parse(["h", group.as_str()]).expect("h tag"),
+            Tag::parse(["public"]).expect("public tag"),
+            Tag::parse(["open"]).expect("open tag"),
+        ])
+        .finalize(&keys)
+        .expect("sign");
+    send_wait(&mut writer, &create).await;
     report(pid, "start");
     match scenario.as_str() {
         "fanout" => {
