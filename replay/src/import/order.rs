@@ -163,7 +163,7 @@ pub struct Pipeline<'a> {
     batch: u64,
     /// Most batches in flight besides the one being filled.
     depth: usize,
-    /// How far the log is known to hold the input (last acknowledged line and counts).
+    /// What the writer acknowledged: events appended, and events it found present.
     pub acked: Acked,
     /// Commits forced by decisions (for the bench's notes).
     pub flushes: u64,
