@@ -73,7 +73,9 @@ fn claim(dir: &Path) -> Result<()> {
     .with_context(|| format!("marking {}", dir.display()))
 }
 
-pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
+/// Decides where the workload and the database go, checks that the demo may use both
+/// (new, empty, or a previous demo's), and claims them. Returns (workload dir, database).
+fn prepare_places(global: &Global, args: &DemoArgs) -> Result<(PathBuf, PathBuf)> {
     let dir = args
         .dir
         .clone()
@@ -85,16 +87,12 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
         Some(dir) => dir.join("highwater.lmdb"),
         None => global.db.clone(),
     };
-    let args = &DemoArgs {
-        dir: Some(dir.clone()),
-        ..args.clone()
-    };
-    for dir in [&dir, &db_dir] {
-        if !claimable(dir)? {
+    for place in [&dir, &db_dir] {
+        if !claimable(place)? {
             bail!(
                 "{} is not empty and not a previous demo's (no {MARKER} file in it); the demo never deletes or overwrites what it did not make — pass a new or empty --dir{}",
-                dir.display(),
-                if dir == &db_dir { " and --db" } else { "" }
+                place.display(),
+                if place == &db_dir { " and --db" } else { "" }
             );
         }
     }
@@ -105,6 +103,15 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
             .with_context(|| format!("clearing {}", db_dir.display()))?;
     }
     claim(&db_dir)?;
+    Ok((dir, db_dir))
+}
+
+pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
+    let (dir, db_dir) = prepare_places(global, args)?;
+    let args = &DemoArgs {
+        dir: Some(dir.clone()),
+        ..args.clone()
+    };
     eprintln!(
         "highwater demo: {} events over {} groups in {}",
         args.events,
