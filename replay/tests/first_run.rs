@@ -53,7 +53,7 @@ fn demo_then_relay_with_no_options_serves_the_demo_database() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(relay.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     let listening = loop {
         let line = lines
             .next()
