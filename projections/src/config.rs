@@ -18,6 +18,8 @@ pub(crate) mod kind {
     pub(crate) const MEMBERS: u16 = 39_002;
     pub(crate) const ROLES: u16 = 39_003;
     pub(crate) const PINS: u16 = 39_005;
+    /// The last of the relay's own kinds (39000–39009): only the relay key signs them.
+    pub(crate) const RELAY_LAST: u16 = 39_009;
 
     /// The kinds that drive a group's life and source. Every projection folds all of
     /// them, so `life` and `source` are the same in every projection's state.

@@ -18,7 +18,8 @@
 //!
 //! Subgroups: the state records the declared parent with the run of metadata events
 //! naming it (since the group last named another parent or none), the latest `child`
-//! order the group's own metadata gave and the event that gave it, and the latest 9008
+//! order the group's own metadata gave and the event that gave it (and whether that
+//! was a relay 39000), and the latest 9008
 //! of the group (kept across lives). Which groups are children of which
 //! is decided from these records across groups, by [`Groups`](crate::Groups).
 
@@ -33,7 +34,7 @@ use crate::life::{Lifecycle, Stamp, Step};
 use crate::parse;
 
 /// Bumped whenever the fold or the state layout changes.
-const BASE_VERSION: u32 = 2;
+const BASE_VERSION: u32 = 3;
 
 /// The metadata, subgroup records, pins and invite codes of one group.
 #[derive(
@@ -53,6 +54,9 @@ pub struct MetadataState {
     child_order: Vec<String>,
     /// The id of that event.
     child_order_by: Option<[u8; 32]>,
+    /// Whether that event is a relay 39000 (a snapshot of the order, which holds for
+    /// children attached after it too).
+    child_order_by_snapshot: bool,
     /// The id of the latest 9008 of this group, whatever life came after it.
     deleted_by: Option<[u8; 32]>,
     /// The references of the latest 9010 of the current life.
@@ -98,6 +102,11 @@ impl MetadataState {
         (&self.child_order, self.child_order_by.as_ref())
     }
 
+    /// Whether that event is a relay 39000 (see [`MetadataState::child_order`]).
+    pub fn child_order_by_snapshot(&self) -> bool {
+        self.child_order_by_snapshot
+    }
+
     /// The id of the group's latest 9008, kept across lives.
     pub fn deleted_by(&self) -> Option<&[u8; 32]> {
         self.deleted_by.as_ref()
@@ -119,6 +128,7 @@ impl MetadataState {
         if !order.is_empty() {
             self.child_order = order;
             self.child_order_by = Some(*event.id());
+            self.child_order_by_snapshot = event.kind() == kind::METADATA;
         }
         self.metadata = metadata;
     }

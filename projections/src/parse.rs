@@ -154,6 +154,35 @@ pub(crate) fn codes<'a, T: TagView<'a>>(
         .filter(|code| !code.is_empty())
 }
 
+/// The values of `previous` tags (NIP-29 timeline references), in tag order.
+pub(crate) fn previous<'a, T: TagView<'a>>(
+    tags: impl IntoIterator<Item = T>,
+) -> impl Iterator<Item = &'a str> {
+    tags.into_iter()
+        .filter(|tag| tag.name() == Some("previous"))
+        .flat_map(|tag| tag.values_from(1))
+}
+
+/// The bytes a timeline reference names: the first 4 to 32 bytes of an event id,
+/// written as 8 to 64 hex digits (either case), an even number; anything else is
+/// `None`.
+pub(crate) fn id_prefix(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if !(8..=64).contains(&digits.len()) || !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut seen = 0u8;
+    let out = digits
+        .chunks_exact(2)
+        .map(|pair| {
+            let (high, low) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+            seen |= high | low;
+            (high << 4) | low
+        })
+        .collect();
+    (seen & NOT_HEX == 0).then_some(out)
+}
+
 /// Role definitions of a 39003: `["role", name, optional description]`, by name; a
 /// name listed twice keeps its last tag.
 pub(crate) fn role_definitions<'a, T: TagView<'a>>(
@@ -186,6 +215,23 @@ mod tests {
             &"é".repeat(32),
         ] {
             assert_eq!(parse_pubkey(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn id_prefixes_are_8_to_64_hex_digits_in_pairs() {
+        assert_eq!(id_prefix("0a1B2c3D"), Some(vec![0x0a, 0x1b, 0x2c, 0x3d]));
+        assert_eq!(id_prefix(&"ab".repeat(32)), Some(vec![0xab; 32]));
+        assert_eq!(id_prefix(&"ab".repeat(5)), Some(vec![0xab; 5]));
+        for bad in [
+            "",
+            "0a1b2c3",
+            "0a1b2c3d4",
+            "0a1b2c3g",
+            &"a".repeat(66),
+            "0a1b2cé",
+        ] {
+            assert_eq!(id_prefix(bad), None, "{bad:?}");
         }
     }
 

@@ -16,18 +16,25 @@
 //!   must not be the group or one of its descendants, and the author must be an admin
 //!   of the parent (its creator, a relay admin, or a member holding `admin` there). A
 //!   9002 on a group with children must list every current child as a `child` tag.
-//! - Joining (9021) a private or hidden group needs a valid invite code (a `code` tag
-//!   matching a 9009 code); so does joining a closed group. Codes are reusable.
-//! - A hidden group is invisible to outsiders: every event of theirs for it, except a
-//!   join request with a valid invite code, is answered "group not found".
+//! - Joining (9021): honoured unless the group is `closed` (NIP-29); a closed group
+//!   needs a valid invite code (a `code` tag matching a 9009 code). Codes are
+//!   reusable. With [`Policy::private_needs_invite`] (zooid's dialect), private and
+//!   hidden groups need one too.
+//! - A hidden group is invisible to outsiders: every event of theirs for it is
+//!   answered "group not found", except a join request the group would honour (`hidden`
+//!   hides metadata; it does not decide joins).
+//! - Timeline references: every value of a `previous` tag of a group event must be the
+//!   first 4 to 32 bytes (8 to 64 hex digits) of the id of an event in the log.
+//! - The relay's kinds 39000–39009 are accepted only when signed by the relay key.
 //! - Posting: a kind outside the group's `supported_kinds` is refused. In a
 //!   write-restricted group, only the creator, relay admins and members holding
 //!   `writer` post. In a `restricted` group, members and relay admins. Otherwise anyone
 //!   posts (NIP-29) — unless [`Policy::require_membership`] is set, which makes every
 //!   group members-only, except that with `auto_join` anyone may post to a group that
 //!   is neither closed, private nor hidden (the relay then adds them).
-//! - Reads: members and relay admins always; everyone else only for groups that are
-//!   neither private nor hidden, and only with `open_reads`.
+//! - Reads: members and relay admins always; everyone else for groups that are
+//!   neither private nor hidden (NIP-29), unless `open_reads` is off (zooid's
+//!   members-only reading).
 //! - If the state cannot be read, `check_write` refuses with an `error:` message.
 
 use std::collections::BTreeSet;
@@ -41,18 +48,22 @@ use crate::groups::Groups;
 use crate::life::Life;
 use crate::parse;
 
-/// Access-policy configuration.
+/// Access-policy configuration. The default is NIP-29's text: anyone reads and posts to
+/// a group without `private` / `restricted`, and joins are honoured unless `closed`;
+/// the other options are other relays' dialects.
 #[expect(
     clippy::struct_excessive_bools,
     reason = "independent relay options, set by field"
 )]
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Relay admins besides the relay key.
     pub relay_admins: BTreeSet<PublicKey>,
     /// Whether relay admins keep their powers in private groups.
     pub admins_manage_private: bool,
-    /// Anyone reads groups that are neither private nor hidden (else members only).
+    /// Anyone reads groups that are neither private nor hidden (NIP-29: "Omitting this
+    /// tag indicates that anyone can read group messages"); on by default. Off, only
+    /// members and relay admins read any group (zooid's dialect).
     pub open_reads: bool,
     /// With `require_membership`: non-members may still post to groups that are
     /// neither closed, private, hidden nor `restricted` (the relay adds them).
@@ -60,6 +71,23 @@ pub struct Policy {
     /// Groups without NIP-29's `restricted` accept posts from members only (NIP-29's
     /// default, off, is that anyone may post to them).
     pub require_membership: bool,
+    /// Joining a private or hidden group needs a valid invite code, as joining a closed
+    /// one does (zooid's dialect). Off by default: NIP-29 honours join requests unless
+    /// the group is `closed`.
+    pub private_needs_invite: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            relay_admins: BTreeSet::new(),
+            admins_manage_private: false,
+            open_reads: true,
+            auto_join: false,
+            require_membership: false,
+            private_needs_invite: false,
+        }
+    }
 }
 
 /// Why an event was refused; displays as a NIP-01 `OK` message.
@@ -93,7 +121,8 @@ pub enum Rejection {
     /// A join request to a closed group without a valid invite code.
     #[error("restricted: group is closed; a valid invite code is required")]
     Closed,
-    /// A join request to a private or hidden group without a valid invite code.
+    /// A join request to a private or hidden group without a valid invite code (with
+    /// [`Policy::private_needs_invite`]).
     #[error("restricted: an invite code is required to join this group")]
     InviteRequired,
     /// A post to a write-restricted group by someone who is not a writer.
@@ -120,9 +149,12 @@ pub enum Rejection {
     /// A 9002 on a parent that does not list every current child.
     #[error("invalid: edit-metadata must list every current child as a child tag")]
     ChildrenOmitted,
-    /// A state event (39000–39003) not signed by the relay.
+    /// A relay kind (39000–39009) not signed by the relay.
     #[error("restricted: only the relay publishes group state events")]
     RelayOnly,
+    /// A `previous` value that is not the start of the id of an event in the log.
+    #[error("invalid: previous reference {0:?} names no event stored here")]
+    UnknownPrevious(String),
     /// The group's state could not be read; nothing is accepted meanwhile.
     #[error("error: could not check the group: {0}")]
     Unavailable(String),
@@ -139,7 +171,8 @@ impl Rejection {
             | Rejection::ManyParents
             | Rejection::ParentNotFound
             | Rejection::ParentCycle
-            | Rejection::ChildrenOmitted => "invalid",
+            | Rejection::ChildrenOmitted
+            | Rejection::UnknownPrevious(_) => "invalid",
             Rejection::AlreadyExists | Rejection::AlreadyMember => "duplicate",
             Rejection::Unavailable(_) => "error",
             _ => "restricted",
@@ -410,6 +443,27 @@ impl AccessPolicy {
         Ok(())
     }
 
+    /// Every `previous` value of `event` must name an event in the log (NIP-29
+    /// "Relays are expected to reject any events that contain timeline references to
+    /// events not found in their own database").
+    fn check_previous(&self, event: &Event) -> Result<(), Rejection> {
+        for value in parse::previous(event.tags.iter()) {
+            let known = match parse::id_prefix(value) {
+                Some(prefix) => self
+                    .groups
+                    .store()
+                    .has_id_prefix(&prefix)
+                    .map_err(Error::from)?,
+                None => false,
+            };
+            if !known {
+                // Quoted in the answer, cut to what a well-formed reference can be.
+                return Err(Rejection::UnknownPrevious(value.chars().take(64).collect()));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the relay accepts `event`; the error is the NIP-01 `OK` message. Events
     /// of other kinds without an `h` tag are not group events and are accepted.
     ///
@@ -420,7 +474,7 @@ impl AccessPolicy {
     pub fn check_write(&self, event: &Event) -> Result<(), Rejection> {
         let k = event.kind.as_u16();
         let author = event.pubkey;
-        if (kind::METADATA..=kind::ROLES).contains(&k) {
+        if (kind::METADATA..=kind::RELAY_LAST).contains(&k) {
             return if author == self.groups.config().relay_pubkey {
                 Ok(())
             } else {
@@ -440,6 +494,7 @@ impl AccessPolicy {
                 Ok(())
             };
         };
+        self.check_previous(event)?;
         let codes: Vec<&str> = if k == kind::JOIN_REQUEST {
             parse::codes(event.tags.iter()).collect()
         } else {
@@ -462,14 +517,18 @@ impl AccessPolicy {
         let m = &facts.metadata;
         let power = self.relay_power(Some(&author), m.private);
         let valid_code = facts.valid_code;
-        if m.hidden && !facts.member && !power && !valid_code {
+        let invite_only = self.policy.private_needs_invite && (m.private || m.hidden);
+        // A join the group would honour is answered even by a hidden group: `hidden`
+        // hides metadata, it does not decide joins.
+        let honoured_join = k == kind::JOIN_REQUEST && (valid_code || !(m.closed || invite_only));
+        if m.hidden && !facts.member && !power && !honoured_join {
             return Err(Rejection::GroupNotFound);
         }
         match k {
             kind::JOIN_REQUEST => {
                 if facts.member {
                     Err(Rejection::AlreadyMember)
-                } else if (m.private || m.hidden) && !valid_code {
+                } else if invite_only && !valid_code {
                     Err(Rejection::InviteRequired)
                 } else if m.closed && !valid_code {
                     Err(Rejection::Closed)
@@ -537,6 +596,7 @@ mod tests {
             Rejection::NotParentAdmin,
             Rejection::ChildrenOmitted,
             Rejection::RelayOnly,
+            Rejection::UnknownPrevious("0a1b2c3d".into()),
             Rejection::Unavailable("x".into()),
         ];
         for r in all {

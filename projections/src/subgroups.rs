@@ -10,8 +10,9 @@
 //! - A parent's children are the groups whose effective parent it is. Candidates come
 //!   from the relay-wide `links` index (every group that ever named it); each is then
 //!   checked against its own state. Order: children attached before the parent's latest
-//!   metadata event with `child` tags follow that order; the others come after, by
-//!   attachment.
+//!   metadata event with `child` tags follow that order — every child it names when it
+//!   is a relay 39000 (a snapshot of the list, whose children may be logged after it);
+//!   the others come after, by attachment.
 //!
 //! Log positions are compared through the store's id index (`seq_of`), so the folds
 //! only record event ids.
@@ -98,9 +99,14 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
     /// reading the relay-wide parent links from the log fails.
     pub fn children(&self, group: &str) -> Result<Vec<String>, Error> {
-        let (exists, order, order_by) = self.with_metadata(group, |s| {
+        let (exists, order, order_by, by_snapshot) = self.with_metadata(group, |s| {
             let (order, by) = s.child_order();
-            (s.lifecycle().exists(), order.to_vec(), by.copied())
+            (
+                s.lifecycle().exists(),
+                order.to_vec(),
+                by.copied(),
+                s.child_order_by_snapshot(),
+            )
         })?;
         if !exists {
             return Ok(Vec::new());
@@ -119,6 +125,8 @@ impl Groups {
             }
         }
         let ordered_at = match order_by {
+            // A relay's 39000 states the whole list, whenever its children were logged.
+            Some(_) if by_snapshot => u64::MAX,
             Some(id) => self.position(&id)?,
             None => 0,
         };

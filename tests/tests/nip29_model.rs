@@ -70,7 +70,8 @@ fn run(ops: &[Op], split: usize) -> Result<(), TestCaseError> {
         let log: Vec<Event> = events[..end].iter().map(compare::from_nostr).collect();
         let expected = model::model(&log, &relay);
         let oracle = end == events.len();
-        compare::all(&engine, &groups, &expected, oracle).map_err(|d| mismatch(d, end, &log))?;
+        compare::all(&engine, &groups, &expected, &log, oracle)
+            .map_err(|d| mismatch(d, end, &log))?;
         if split % 2 == 1 {
             engine.checkpoint().expect("checkpoint");
             engine.evict_all();
@@ -84,7 +85,7 @@ fn run(ops: &[Op], split: usize) -> Result<(), TestCaseError> {
         (engine, groups) = open(dir.path());
         let log: Vec<Event> = events.iter().map(compare::from_nostr).collect();
         let expected = model::model(&log, &relay);
-        compare::all(&engine, &groups, &expected, false)
+        compare::all(&engine, &groups, &expected, &log, false)
             .map_err(|d| mismatch(format!("after a reopen: {d}"), events.len(), &log))?;
     }
     Ok(())
@@ -179,6 +180,22 @@ mod scripted {
             op(1, 1, Action::Edit(meta(&[], &[]))),
             op(1, 1, Action::Edit(meta(&[0], &[]))),
             op(0, 1, Action::Edit(meta(&[], &[]))),
+        ]);
+    }
+
+    #[test]
+    fn a_relay_39000_orders_children_logged_after_it() {
+        let snapshot = |children: &[u8]| op(0, 1, Action::SnapMeta(true, meta(&[], children)));
+        check(&[
+            snapshot(&[3, 1]),
+            op(1, 1, Action::Create(meta(&[0], &[]))),
+            op(2, 1, Action::Create(meta(&[0], &[]))),
+            op(3, 1, Action::Create(meta(&[0], &[]))),
+            // History on the parent keeps the order until its own `child` tags change it.
+            op(0, 1, Action::Put(vec![(1, vec![])], false)),
+            op(4, 1, Action::Create(meta(&[0], &[]))),
+            op(1, 1, Action::Edit(meta(&[], &[]))),
+            op(1, 1, Action::Edit(meta(&[0], &[]))),
         ]);
     }
 

@@ -14,6 +14,7 @@ fn policy() -> Policy {
         open_reads: true,
         auto_join: false,
         require_membership: true,
+        private_needs_invite: false,
     }
 }
 
@@ -74,7 +75,10 @@ fn hidden_groups_are_not_found_by_outsiders() {
     let h = Harness::new();
     let (creator, member, outsider, admin) = (key(1), key(2), key(4), key(7));
     h.append(&[
-        ev(9007, "h").tag(&["hidden"]).sign(&creator),
+        ev(9007, "h")
+            .tag(&["hidden"])
+            .tag(&["closed"])
+            .sign(&creator),
         ev(9000, "h").p(&member, &[]).sign(&creator),
         ev(9009, "h").tag(&["code", "secret"]).sign(&creator),
     ]);
@@ -82,6 +86,7 @@ fn hidden_groups_are_not_found_by_outsiders() {
     let not_found = "invalid: group not found";
     for event in [
         ev(9, "h").content("hi").sign(&outsider),
+        // Closed: a join without a valid code is not honoured, so not answered.
         ev(9021, "h").sign(&outsider),
         ev(9021, "h").tag(&["code", "wrong"]).sign(&outsider),
         ev(9022, "h").sign(&outsider),
@@ -114,7 +119,7 @@ fn hidden_groups_are_not_found_by_outsiders() {
 }
 
 #[test]
-fn private_groups_need_invites_and_respect_admins_manage_private() {
+fn private_groups_are_read_by_members_and_respect_admins_manage_private() {
     let h = Harness::new();
     let (creator, member, outsider, admin) = (key(1), key(2), key(4), key(7));
     h.append(&[
@@ -128,17 +133,10 @@ fn private_groups_need_invites_and_respect_admins_manage_private() {
         "private but not hidden: visible"
     );
     assert!(!access.can_read(Some(&pk(&outsider)), "p").unwrap());
+    assert!(!access.can_read(None, "p").unwrap());
     assert!(!access.can_read(Some(&pk(&admin)), "p").unwrap());
     assert!(access.can_read(Some(&pk(&relay())), "p").unwrap());
     assert!(access.can_read(Some(&pk(&member)), "p").unwrap());
-    assert_eq!(
-        message(&access, &ev(9021, "p").sign(&outsider)),
-        "restricted: an invite code is required to join this group"
-    );
-    assert_eq!(
-        message(&access, &ev(9021, "p").tag(&["code", "c"]).sign(&outsider)),
-        "ok"
-    );
     assert_eq!(
         message(&access, &ev(9000, "p").p(&outsider, &[]).sign(&admin)),
         "restricted: not authorised to moderate this group"
@@ -272,6 +270,7 @@ fn joins_leaves_creates_and_posts() {
         ev(9000, "open").p(&member, &[]).sign(&creator),
         ev(9007, "closed").tag(&["closed"]).sign(&creator),
         ev(9009, "closed").tag(&["code", "k"]).sign(&creator),
+        ev(9007, "private").tag(&["private"]).sign(&creator),
     ]);
     let access = h.policy(&policy());
     assert_eq!(
@@ -324,6 +323,11 @@ fn joins_leaves_creates_and_posts() {
         "restricted: only the relay publishes group state events"
     );
     assert_eq!(message(&access, &ev(39_000, "open").sign(&relay())), "ok");
+    assert_eq!(
+        message(&access, &ev(9021, "private").sign(&outsider)),
+        "ok",
+        "private, not closed: the join is honoured"
+    );
     assert_eq!(
         message(&access, &ev(1, "open").sign(&member)),
         "ok",
@@ -562,4 +566,174 @@ fn subgroup_edits_are_checked() {
         "restricted: only an admin of the parent group can attach to it"
     );
     assert_eq!(create("new", "tech", &carol), "ok");
+}
+
+#[test]
+fn the_default_policy_is_nip29s_text() {
+    assert_eq!(
+        Policy::default(),
+        Policy {
+            relay_admins: std::collections::BTreeSet::new(),
+            admins_manage_private: false,
+            open_reads: true,
+            auto_join: false,
+            require_membership: false,
+            private_needs_invite: false,
+        }
+    );
+    let h = Harness::new();
+    let (creator, outsider) = (key(1), key(4));
+    h.append(&[
+        ev(9007, "public").sign(&creator),
+        ev(9007, "private").tag(&["private"]).sign(&creator),
+        ev(9007, "hidden").tag(&["hidden"]).sign(&creator),
+    ]);
+    let access = h.policy(&Policy::default());
+    // "Omitting this tag indicates that anyone can read group messages."
+    assert!(access.can_read(None, "public").unwrap());
+    assert!(access.can_read(Some(&pk(&outsider)), "public").unwrap());
+    assert!(!access.can_read(None, "private").unwrap());
+    assert!(!access.can_read(None, "hidden").unwrap());
+    // "Omitting this tag indicates that anyone can send messages."
+    assert_eq!(
+        message(&access, &ev(9, "public").content("hi").sign(&outsider)),
+        "ok"
+    );
+    // "Omitting this tag indicates that users can expect join requests to be honored."
+    for g in ["public", "private", "hidden"] {
+        assert_eq!(message(&access, &ev(9021, g).sign(&outsider)), "ok", "{g}");
+    }
+    // Members-only reading stays available as an option.
+    let members_only = h.policy(&Policy {
+        open_reads: false,
+        ..Policy::default()
+    });
+    assert!(!members_only.can_read(None, "public").unwrap());
+    assert!(
+        members_only
+            .can_read(Some(&pk(&creator)), "public")
+            .unwrap()
+    );
+}
+
+#[test]
+fn joins_are_honoured_unless_the_group_is_closed() {
+    let h = Harness::new();
+    let (creator, outsider) = (key(1), key(4));
+    let groups: [(&str, &[&str]); 6] = [
+        ("private", &["private"]),
+        ("hidden", &["hidden"]),
+        ("both", &["private", "hidden"]),
+        ("closed", &["closed"]),
+        ("private-closed", &["private", "closed"]),
+        ("hidden-closed", &["hidden", "closed"]),
+    ];
+    for (g, flags) in groups {
+        let mut create = ev(9007, g);
+        for flag in flags {
+            create = create.tag(&[flag]);
+        }
+        h.append(&[
+            create.sign(&creator),
+            ev(9009, g).tag(&["code", "k"]).sign(&creator),
+        ]);
+    }
+    let closed = "restricted: group is closed; a valid invite code is required";
+    let not_found = "invalid: group not found";
+    let invite = "restricted: an invite code is required to join this group";
+    let join = |g: &str| ev(9021, g).sign(&outsider);
+    let join_with = |g: &str, code: &str| ev(9021, g).tag(&["code", code]).sign(&outsider);
+    let nip29 = h.policy(&Policy::default());
+    let zooid = h.policy(&Policy {
+        private_needs_invite: true,
+        ..Policy::default()
+    });
+    for (g, plain, zooid_plain) in [
+        ("private", "ok", invite),
+        ("hidden", "ok", not_found),
+        ("both", "ok", not_found),
+        ("closed", closed, closed),
+        ("private-closed", closed, invite),
+        ("hidden-closed", not_found, not_found),
+    ] {
+        assert_eq!(message(&nip29, &join(g)), plain, "{g}");
+        assert_eq!(message(&nip29, &join_with(g, "wrong")), plain, "{g}");
+        assert_eq!(message(&nip29, &join_with(g, "k")), "ok", "{g}");
+        assert_eq!(message(&zooid, &join(g)), zooid_plain, "{g} (zooid)");
+        assert_eq!(message(&zooid, &join_with(g, "k")), "ok", "{g} (zooid)");
+    }
+    // Honouring a join to a hidden group reveals nothing else of it.
+    assert_eq!(
+        message(&nip29, &ev(9, "hidden").content("hi").sign(&outsider)),
+        not_found
+    );
+    assert!(!nip29.has_access(Some(&pk(&outsider)), "hidden").unwrap());
+}
+
+#[test]
+fn every_relay_kind_is_signed_by_the_relay_only() {
+    let h = Harness::new();
+    let creator = key(1);
+    h.append(&[ev(9007, "g").sign(&creator)]);
+    let access = h.policy(&Policy::default());
+    for kind in 39_000..=39_009 {
+        let event = |who: &nostr::prelude::Keys| {
+            EventBuilder::new(Kind::from(kind), "")
+                .tags([nostr::prelude::Tag::parse(["d", "g"]).unwrap()])
+                .finalize(who)
+                .unwrap()
+        };
+        assert_eq!(
+            message(&access, &event(&creator)),
+            "restricted: only the relay publishes group state events",
+            "{kind}"
+        );
+        assert_eq!(message(&access, &event(&relay())), "ok", "{kind}");
+    }
+}
+
+#[test]
+fn timeline_references_must_name_stored_events() {
+    let h = Harness::new();
+    let (creator, outsider) = (key(1), key(4));
+    let first = ev(9007, "g").sign(&creator);
+    let elsewhere = ev(9007, "other").sign(&creator);
+    h.append(&[first.clone(), elsewhere.clone()]);
+    let access = h.policy(&Policy::default());
+    let (first, elsewhere) = (first.id.to_hex(), elsewhere.id.to_hex());
+    let post = |refs: &[&str]| {
+        let mut tag = vec!["previous"];
+        tag.extend_from_slice(refs);
+        message(&access, &ev(9, "g").tag(&tag).sign(&outsider))
+    };
+    assert_eq!(post(&[&first[..8]]), "ok");
+    assert_eq!(post(&[&first[..8], &elsewhere[..8]]), "ok");
+    assert_eq!(post(&[&first]), "ok", "a longer prefix, up to the whole id");
+    assert_eq!(post(&[&first[..8].to_uppercase()]), "ok");
+    assert_eq!(post(&[]), "ok", "a `previous` tag without references");
+    let unknown = if first.starts_with("00") {
+        "ffffffff"
+    } else {
+        "00000000"
+    };
+    assert_eq!(
+        post(&[&first[..8], unknown]),
+        format!("invalid: previous reference \"{unknown}\" names no event stored here")
+    );
+    for malformed in ["", "abc", &first[..7], &first[..9], "zzzzzzzz"] {
+        assert_eq!(
+            post(&[malformed]),
+            format!("invalid: previous reference {malformed:?} names no event stored here"),
+            "{malformed:?}"
+        );
+    }
+    // Every `previous` tag counts, moderation and joins included.
+    let event = ev(9021, "g")
+        .tag(&["previous", &first[..8]])
+        .tag(&["previous", unknown])
+        .sign(&outsider);
+    assert_eq!(
+        Rejection::UnknownPrevious(unknown.into()),
+        access.check_write(&event).unwrap_err()
+    );
 }

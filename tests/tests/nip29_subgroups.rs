@@ -162,6 +162,48 @@ fn children_keep_attachment_order_until_the_parent_reorders() {
 }
 
 #[test]
+fn a_relay_39000_orders_children_logged_after_it() {
+    let h = Harness::new();
+    let alice = key(1);
+    // A dump from a relay that published the parent's state before the children's
+    // history: "the position of each tag in the array is the order".
+    h.append(&[
+        ev(39_000, "p")
+            .tag(&["name", "P"])
+            .tag(&["child", "c"])
+            .tag(&["child", "a"])
+            .tag(&["child", "b"])
+            .sign(&nip29_support::relay()),
+        ev(9007, "a").tag(&["parent", "p"]).sign(&alice),
+        ev(9007, "b").tag(&["parent", "p"]).sign(&alice),
+        ev(9007, "d").tag(&["parent", "p"]).sign(&alice),
+        ev(9007, "c").tag(&["parent", "p"]).sign(&alice),
+    ]);
+    assert_eq!(children(&h, "p"), ["c", "a", "b", "d"]);
+    // A foreign 39000 orders nothing (S1).
+    h.append(&[
+        ev(39_000, "q")
+            .tag(&["child", "y"])
+            .tag(&["child", "x"])
+            .sign(&nip29_support::foreign()),
+        ev(9007, "q").sign(&alice),
+        ev(9007, "x").tag(&["parent", "q"]).sign(&alice),
+        ev(9007, "y").tag(&["parent", "q"]).sign(&alice),
+    ]);
+    assert_eq!(children(&h, "q"), ["x", "y"]);
+    // The parent's own `child` tags replace the relay's list.
+    h.append(&[ev(9002, "p")
+        .tag(&["child", "d"])
+        .tag(&["child", "c"])
+        .tag(&["child", "b"])
+        .tag(&["child", "a"])
+        .sign(&alice)]);
+    assert_eq!(children(&h, "p"), ["d", "c", "b", "a"]);
+    let h = h.reopen();
+    assert_eq!(children(&h, "p"), ["d", "c", "b", "a"]);
+}
+
+#[test]
 fn pins_follow_the_latest_9010() {
     let h = Harness::new();
     let alice = key(1);

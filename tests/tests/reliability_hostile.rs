@@ -627,6 +627,9 @@ fn outsiders_learn_nothing_of_a_hidden_group() {
                     tag(&["name", "Secret"]),
                     tag(&["hidden"]),
                     tag(&["private"]),
+                    // Closed too: NIP-29 honours joins to a group that is not closed,
+                    // hidden or not, and a join answered reveals the group.
+                    tag(&["closed"]),
                 ],
                 "",
                 at,

@@ -126,12 +126,16 @@ impl Model<'_> {
     fn check(&self, kind: u16, code: bool, flips: bool) -> Result<(), Rejection> {
         let f = self.flags;
         let power = self.power(f.private);
-        if f.hidden && !self.member() && !power && !code {
+        // NIP-29: joins are honoured unless `closed`; zooid's dialect also wants a code
+        // for private and hidden groups. A hidden group answers only joins it honours.
+        let invite_only = self.policy.private_needs_invite && (f.private || f.hidden);
+        let honoured = kind == 9021 && (code || (!f.closed && !invite_only));
+        if f.hidden && !self.member() && !power && !honoured {
             return Err(Rejection::GroupNotFound);
         }
         match kind {
             9021 if self.member() => Err(Rejection::AlreadyMember),
-            9021 if (f.private || f.hidden) && !code => Err(Rejection::InviteRequired),
+            9021 if invite_only && !code => Err(Rejection::InviteRequired),
             9021 if f.closed && !code => Err(Rejection::Closed),
             9021 => Ok(()),
             9022 if self.member() => Ok(()),
@@ -208,23 +212,27 @@ fn policies(admin: Key) -> Vec<Policy> {
         ..Policy::default()
     };
     vec![
+        // NIP-29's text.
         base.clone(),
         Policy {
-            open_reads: true,
+            open_reads: false,
             ..base.clone()
         },
         Policy {
             admins_manage_private: true,
-            open_reads: true,
+            private_needs_invite: true,
             ..base.clone()
         },
         Policy {
             require_membership: true,
             ..base.clone()
         },
+        // zooid's dialect: members-only reading, invite-only private groups.
         Policy {
             require_membership: true,
             auto_join: true,
+            open_reads: false,
+            private_needs_invite: true,
             ..base
         },
     ]

@@ -15,7 +15,8 @@ fn state_events_come_from_the_relay_only() {
     let relay = Relay::new();
     let policy = relay.policy(Policy::default());
     let alice = Keys::generate();
-    for kind in [39_000, 39_001, 39_002, 39_003] {
+    // NIP-29: group metadata events "MUST be created by the relay master key only".
+    for kind in 39_000..=39_009 {
         let tags: &[&[&str]] = &[&["d", "g"]];
         assert_eq!(
             policy.check_write(&event(&relay.keys, kind, tags, "")),

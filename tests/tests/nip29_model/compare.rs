@@ -109,6 +109,7 @@ pub fn all(
     engine: &Engine,
     groups: &Groups,
     expected: &BTreeMap<String, Facts>,
+    log: &[Event],
     oracle: bool,
 ) -> Result<(), String> {
     let absent = Facts::default();
@@ -129,7 +130,7 @@ pub fn all(
                     // The policy on the whole log, served.
                     if oracle && !served.is_oracle() {
                         policy::compare(&served, &name, f)
-                            .and_then(|()| policy::compare_writes(&served, &name, expected))
+                            .and_then(|()| policy::compare_writes(&served, &name, expected, log))
                     } else {
                         Ok(())
                     }

@@ -269,8 +269,17 @@ pub struct Facts {
     /// Sequence number of the group's latest 9008.
     deleted_at: Option<u64>,
     /// The latest metadata event of the group that carried `child` tags: its sequence
-    /// number and the tags.
-    child_order: Option<(u64, Vec<String>)>,
+    /// number, the tags, and whether it was a relay 39000.
+    child_order: Option<ChildOrder>,
+}
+
+/// A `child` list a group's own metadata event gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ChildOrder {
+    seq: u64,
+    children: Vec<String>,
+    /// A relay 39000: a picture of the whole list at the relay it came from.
+    snapshot: bool,
 }
 
 impl Facts {
@@ -321,7 +330,11 @@ impl Facts {
             self.attached_at = seq;
         }
         if !meta.children.is_empty() {
-            self.child_order = Some((seq, meta.children.clone()));
+            self.child_order = Some(ChildOrder {
+                seq,
+                children: meta.children.clone(),
+                snapshot: e.kind == 39_000,
+            });
         }
         self.meta = meta;
     }
@@ -389,12 +402,17 @@ fn subgroups(groups: &mut BTreeMap<String, Facts>) {
     }
     for (p, mut kids) in attached {
         let order = groups[&p].child_order.clone();
+        let parent_deleted_at = groups[&p].deleted_at;
         // Children attached before the parent's latest `child` list follow that list;
-        // the others (and unlisted ones) follow attachment order.
+        // the others (and unlisted ones) follow attachment order. A relay's 39000 of
+        // the parent's current life lists its children in order ("the position of each
+        // tag in the array is the order"), whenever they were logged.
         kids.sort_by_key(|(at, kid)| {
-            let listed = order.as_ref().and_then(|(seq, list)| {
-                (at < seq)
-                    .then(|| list.iter().position(|c| c == kid))
+            let listed = order.as_ref().and_then(|o| {
+                let current_snapshot =
+                    o.snapshot && parent_deleted_at.is_none_or(|deleted| deleted < o.seq);
+                (*at < o.seq || current_snapshot)
+                    .then(|| o.children.iter().position(|c| c == kid))
                     .flatten()
             });
             match listed {

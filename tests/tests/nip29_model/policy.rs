@@ -1,8 +1,8 @@
 //! The access policy's answers, from the model's facts: who may read a group, see it,
 //! and post to it, and the verdict on a set of probe events (posts, joins, leaves,
-//! moderation, metadata edits with and without a parent, creations, relay state events)
-//! by every key — SEMANTICS A1–A7, G5, G6 and the policy's documented decisions — under
-//! a few relay configurations.
+//! moderation, metadata edits with and without a parent, creations, relay state events,
+//! posts with timeline references) by every key — SEMANTICS A1–A10, G5, G6 and the
+//! policy's documented decisions — under NIP-29's configuration and zooid's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -13,8 +13,10 @@ use nostr::prelude::{EventBuilder, FinalizeEvent, Kind, PublicKey, Tag, Timestam
 use super::logs;
 use super::model::{Event, Facts, Life, Pk, parse_meta, would_cycle};
 
-/// The relay configurations compared: NIP-29's defaults with one relay admin, and a
-/// members-only relay with auto-join whose admins keep their powers in private groups.
+/// The relay configurations compared: NIP-29's text with one relay admin (anyone
+/// reads and posts to open groups, joins honoured unless `closed`), and zooid's
+/// dialect: members-only reading and posting with auto-join, invite-only private and
+/// hidden groups, relay admins keeping their powers in private groups.
 pub fn configurations() -> Vec<Policy> {
     let admin: BTreeSet<PublicKey> = [logs::keys()[usize::from(logs::MEMBERS) - 1].public_key()]
         .into_iter()
@@ -26,6 +28,7 @@ pub fn configurations() -> Vec<Policy> {
             open_reads: true,
             auto_join: false,
             require_membership: false,
+            private_needs_invite: false,
         },
         Policy {
             relay_admins: admin,
@@ -33,6 +36,7 @@ pub fn configurations() -> Vec<Policy> {
             open_reads: false,
             auto_join: true,
             require_membership: true,
+            private_needs_invite: true,
         },
     ]
 }
@@ -151,25 +155,86 @@ fn probes(group: &str) -> Vec<(u16, Vec<Vec<String>>)> {
             vec![h.clone(), t(&["write-restricted"]), t(&["parent", "g1"])],
         ),
         (39_000, vec![t(&["d", group])]),
+        (39_004, vec![t(&["d", group])]),
+        (39_005, vec![t(&["d", group])]),
+        (39_009, vec![t(&["d", group])]),
+        (9, vec![h.clone(), t(&["previous", "zz"])]),
+        (9, vec![h.clone(), t(&["previous"])]),
     ]
 }
 
-/// What the policy answers to `event` (SEMANTICS A1–A7, G5, G6, and the policy's
-/// documented decisions).
+/// Posts to `group` whose timeline references depend on the log: the first 8 hex
+/// digits of its first event's id, the whole id of its last, a prefix no event of it
+/// has, and the same in upper case.
+fn timeline_probes(group: &str, log: &[Event]) -> Vec<Vec<Vec<String>>> {
+    let hex = |id: &[u8; 32]| super::render::hex(id);
+    // A log of fewer than 65,536 events leaves one of these free.
+    let absent = (0u32..=0xffff)
+        .map(|n| format!("{n:08x}"))
+        .find(|p| !log.iter().any(|e| hex(&e.id).starts_with(p.as_str())))
+        .expect("a free prefix");
+    let h = vec!["h".to_owned(), group.to_owned()];
+    let previous = |refs: &[&str]| {
+        let mut tag = vec!["previous".to_owned()];
+        tag.extend(refs.iter().map(|r| (*r).to_owned()));
+        vec![h.clone(), tag]
+    };
+    let mut out = vec![previous(&[&absent])];
+    if let (Some(first), Some(last)) = (log.first(), log.last()) {
+        let (first, last) = (hex(&first.id), hex(&last.id));
+        out.push(previous(&[&first[..8]]));
+        out.push(previous(&[&first[..8], &last]));
+        out.push(previous(&[&last[..12], &absent]));
+        out.push(previous(&[&first[..8].to_uppercase()]));
+        out.push(previous(&[&first[..7]]));
+    }
+    out
+}
+
+/// NIP-29 "Relays are expected to reject any events that contain timeline references
+/// to events not found in their own database": each value must be the first 4 to 32
+/// bytes of a logged event's id (8 to 64 hex digits, an even number, either case).
+fn check_timeline(event: &Event, log: &[Event]) -> Result<(), Rejection> {
+    let values = event
+        .tags
+        .iter()
+        .filter(|t| t.first().map(String::as_str) == Some("previous"))
+        .flat_map(|t| t.iter().skip(1));
+    for value in values {
+        let well_formed = (8..=64).contains(&value.len())
+            && value.len() % 2 == 0
+            && value.chars().all(|c| c.is_ascii_hexdigit());
+        let wanted = value.to_ascii_lowercase();
+        let found = well_formed
+            && log
+                .iter()
+                .any(|e| super::render::hex(&e.id).starts_with(wanted.as_str()));
+        if !found {
+            return Err(Rejection::UnknownPrevious(value.chars().take(64).collect()));
+        }
+    }
+    Ok(())
+}
+
+/// What the policy answers to `event` after `log` (SEMANTICS A1–A10, G5, G6, and the
+/// policy's documented decisions).
 fn verdict(
     policy: &Policy,
     relay: &Pk,
     groups: &BTreeMap<String, Facts>,
+    log: &[Event],
     event: &Event,
 ) -> Result<(), Rejection> {
     let author = &event.pubkey;
-    if (39_000..=39_003).contains(&event.kind) {
+    // A8: NIP-29 "MUST be created by the relay master key only".
+    if (39_000..=39_009).contains(&event.kind) {
         return if author == relay {
             Ok(())
         } else {
             Err(Rejection::RelayOnly)
         };
     }
+    check_timeline(event, log)?;
     let absent = Facts::default();
     let g = event.group().expect("probes carry `h`");
     let f = groups.get(g).unwrap_or(&absent);
@@ -197,12 +262,17 @@ fn verdict(
             .filter(|t| t.first().map(String::as_str) == Some("code"))
             .filter_map(|t| t.get(1))
             .any(|c| !c.is_empty() && f.invites.contains(c));
-    if m.hidden && !is_member && !relay_power && !valid_code {
+    // A6: NIP-29 honours joins unless `closed`; zooid's dialect wants a code for
+    // private and hidden groups too. A7: `hidden` hides the group from outsiders but
+    // does not decide joins, so a join it would honour is answered.
+    let invite_only = policy.private_needs_invite && (m.private || m.hidden);
+    let join_honoured = event.kind == 9021 && (valid_code || !(m.closed || invite_only));
+    if m.hidden && !is_member && !relay_power && !join_honoured {
         return Err(Rejection::GroupNotFound);
     }
     match event.kind {
         9021 if is_member => Err(Rejection::AlreadyMember),
-        9021 if (m.private || m.hidden) && !valid_code => Err(Rejection::InviteRequired),
+        9021 if invite_only && !valid_code => Err(Rejection::InviteRequired),
         9021 if m.closed && !valid_code => Err(Rejection::Closed),
         9022 if !is_member => Err(Rejection::NotMember),
         9021 | 9022 => Ok(()),
@@ -313,16 +383,33 @@ fn signed_probes(group: &str) -> &'static [(nostr::prelude::Event, Event)] {
     &all[group]
 }
 
-/// Compares `check_write` on every probe, by every key of the pool, for `g`.
+/// Compares `check_write` on every probe, by every key of the pool, for `g` after
+/// `log` (and on the timeline probes, by one member key).
 pub fn compare_writes(
     groups: &Groups,
     g: &str,
     expected: &BTreeMap<String, Facts>,
+    log: &[Event],
 ) -> Result<(), String> {
     let relay = logs::relay().public_key().to_bytes();
+    let timeline: Vec<(nostr::prelude::Event, Event)> = timeline_probes(g, log)
+        .into_iter()
+        .map(|tags| {
+            let event = EventBuilder::new(Kind::from(9u16), "")
+                .tags(
+                    tags.into_iter()
+                        .map(|t| Tag::parse(t).expect("non-empty tag")),
+                )
+                .custom_created_at(Timestamp::from_secs(logs::T0))
+                .finalize(&logs::keys()[1])
+                .expect("signing");
+            let plain = super::compare::from_nostr(&event);
+            (event, plain)
+        })
+        .collect();
     for (i, p) in configurations().into_iter().enumerate() {
         let access = AccessPolicy::new(groups.clone(), p.clone());
-        for (signed, event) in signed_probes(g) {
+        for (signed, event) in signed_probes(g).iter().chain(&timeline) {
             super::compare::check(
                 g,
                 &format!(
@@ -332,7 +419,7 @@ pub fn compare_writes(
                     &event.tags[1..]
                 ),
                 Ok::<_, ()>(access.check_write(signed)),
-                &verdict(&p, &relay, expected, event),
+                &verdict(&p, &relay, expected, log, event),
             )?;
         }
     }

@@ -83,6 +83,7 @@ pub fn test_policy(admin: &Keys) -> Policy {
         open_reads: true,
         auto_join: false,
         require_membership: true,
+        private_needs_invite: false,
     }
 }
 
