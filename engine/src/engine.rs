@@ -12,8 +12,9 @@ use parking_lot::Mutex;
 use crate::error::EngineError;
 use crate::projection::Projection;
 use crate::rebuild::RebuildOptions;
+use crate::relay_wide::{ErasedRelayWide, RelayWideHandle, RelayWideProjection, RelayWideRuntime};
 use crate::runtime::{ErasedRuntime, Runtime};
-use crate::status::{FoldCounters, GroupStatus, ProjectionStatus, RebuildReport};
+use crate::status::{FoldCounters, GroupStatus, ProjectionStatus, RebuildReport, RelayWideStatus};
 use crate::subscribe::{Channel, Subscription};
 
 /// Engine configuration.
@@ -44,12 +45,14 @@ pub struct EngineBuilder {
     store: Store,
     options: EngineOptions,
     runtimes: Vec<Arc<dyn ErasedRuntime>>,
+    relay_wide: Vec<Arc<dyn ErasedRelayWide>>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineBuilder")
             .field("projections", &self.runtimes.len())
+            .field("relay_wide", &self.relay_wide.len())
             .finish_non_exhaustive()
     }
 }
@@ -68,33 +71,63 @@ impl EngineBuilder {
     /// [`EngineError::UnknownProjection`] when the name is empty, longer than 64 bytes,
     /// not `[A-Za-z0-9_-]`, or already registered.
     pub fn add<P: Projection>(&mut self, projection: P) -> Result<Handle<P>, EngineError> {
-        let name = projection.name();
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !valid || self.runtimes.iter().any(|r| r.name() == name) {
-            return Err(EngineError::UnknownProjection(format!(
-                "{name} (invalid or already registered)"
-            )));
-        }
+        self.check_name(projection.name())?;
         let runtime = Arc::new(Runtime::new(projection, self.store.clone()));
         self.runtimes.push(runtime.clone());
         Ok(Handle { runtime })
     }
 
-    /// Starts the engine: it begins folding commits into loaded groups.
+    /// Registers a relay-wide projection (one state for the whole log) and returns the
+    /// typed handle to read it through.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] when the name is empty, longer than 64 bytes,
+    /// not `[A-Za-z0-9_-]`, or already registered (per-group projections included).
+    pub fn add_relay_wide<P: RelayWideProjection>(
+        &mut self,
+        projection: P,
+    ) -> Result<RelayWideHandle<P>, EngineError> {
+        self.check_name(projection.name())?;
+        let runtime = Arc::new(RelayWideRuntime::new(projection, self.store.clone()));
+        self.relay_wide.push(runtime.clone());
+        Ok(RelayWideHandle { runtime })
+    }
+
+    fn check_name(&self, name: &str) -> Result<(), EngineError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let taken = self.runtimes.iter().any(|r| r.name() == name)
+            || self.relay_wide.iter().any(|r| r.name() == name);
+        if !valid || taken {
+            return Err(EngineError::UnknownProjection(format!(
+                "{name} (invalid or already registered)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts the engine: it begins folding commits into loaded groups. Over a
+    /// writable store, the relay-wide projections are made current here (checkpoint
+    /// plus log tail), so this process's commits fold into them as they are made and
+    /// the checkpoints it writes cover them; a load that had to pass a long tail writes
+    /// their checkpoints at once. A failed load is logged and retried by the next read.
     ///
     /// # Errors
     ///
     /// [`EngineError::Thread`] when the checkpoint thread cannot be started.
     pub fn build(self) -> Result<Engine, EngineError> {
-        let runtimes: Arc<[Arc<dyn ErasedRuntime>]> = self.runtimes.into();
+        let projections = Projections {
+            per_group: self.runtimes.into(),
+            relay_wide: self.relay_wide.into(),
+        };
         let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::unbounded();
         let subscribers = Arc::new(Mutex::new(Vec::new()));
         let observer = Arc::new(Observer {
-            runtimes: runtimes.clone(),
+            projections: projections.clone(),
             subscribers: subscribers.clone(),
             checkpoint_tx: checkpoint_tx.clone(),
             checkpoint_every: self.options.checkpoint_every,
@@ -102,20 +135,36 @@ impl EngineBuilder {
         let observer_id = self.store.add_observer(observer);
         let worker = {
             let store = self.store.clone();
-            let runtimes = runtimes.clone();
+            let projections = projections.clone();
             std::thread::Builder::new()
                 .name("highwater-checkpoints".into())
-                .spawn(move || checkpoint_worker(&store, &runtimes, &checkpoint_rx))
+                .spawn(move || checkpoint_worker(&store, &projections, &checkpoint_rx))
                 .map_err(|source| EngineError::Thread {
                     context: "starting the checkpoint thread",
                     source,
                 })?
         };
+        if !self.store.is_read_only() {
+            let mut long_tail = false;
+            for r in projections.relay_wide.iter() {
+                match r.make_current() {
+                    Ok(records) => {
+                        long_tail |= r.long_tail(records, self.options.checkpoint_every);
+                    }
+                    Err(error) => {
+                        tracing::warn!(projection = r.name(), %error, "loading a relay-wide projection failed; its next read tries again");
+                    }
+                }
+            }
+            if long_tail && let Err(error) = write_checkpoints(&self.store, &projections, None) {
+                tracing::warn!(%error, "checkpoints after a long relay-wide catch-up failed; the next open folds the tail again");
+            }
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 store: self.store,
                 options: self.options,
-                runtimes,
+                projections,
                 subscribers,
                 observer_id,
                 checkpoint_tx: Some(checkpoint_tx),
@@ -261,10 +310,17 @@ impl<P: Projection> Handle<P> {
     }
 }
 
+/// Every registered projection, per group and relay-wide.
+#[derive(Clone)]
+struct Projections {
+    per_group: Arc<[Arc<dyn ErasedRuntime>]>,
+    relay_wide: Arc<[Arc<dyn ErasedRelayWide>]>,
+}
+
 struct Inner {
     store: Store,
     options: EngineOptions,
-    runtimes: Arc<[Arc<dyn ErasedRuntime>]>,
+    projections: Projections,
     subscribers: Arc<Mutex<Vec<Arc<Channel>>>>,
     observer_id: u64,
     checkpoint_tx: Option<Sender<WorkerMessage>>,
@@ -283,7 +339,7 @@ impl Drop for Inner {
         }
         if self.options.checkpoint_on_close
             && !self.store.is_read_only()
-            && let Err(error) = write_checkpoints(&self.store, &self.runtimes, None)
+            && let Err(error) = write_checkpoints(&self.store, &self.projections, None)
         {
             tracing::warn!(%error, "checkpoints at close failed; the next open rebuilds from the log");
         }
@@ -298,10 +354,14 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.inner.runtimes.iter().map(|r| r.name()).collect();
+        let names: Vec<&str> = self.inner.runtimes().iter().map(|r| r.name()).collect();
+        let relay_wide: Vec<&str> = (self.inner.projections.relay_wide.iter())
+            .map(|r| r.name())
+            .collect();
         f.debug_struct("Engine")
             .field("store", &self.inner.store)
             .field("projections", &names)
+            .field("relay_wide", &relay_wide)
             .finish()
     }
 }
@@ -313,6 +373,7 @@ impl Engine {
             store,
             options,
             runtimes: Vec::new(),
+            relay_wide: Vec::new(),
         }
     }
 
@@ -321,18 +382,36 @@ impl Engine {
         &self.inner.store
     }
 
-    /// Names of the registered projections, in registration order.
+    /// Names of the registered per-group projections, in registration order.
     pub fn projections(&self) -> Vec<String> {
         self.inner
-            .runtimes
+            .runtimes()
             .iter()
             .map(|r| r.name().to_owned())
             .collect()
     }
 
+    /// Names of the registered relay-wide projections, in registration order.
+    pub fn relay_wide_projections(&self) -> Vec<String> {
+        self.inner
+            .projections
+            .relay_wide
+            .iter()
+            .map(|r| r.name().to_owned())
+            .collect()
+    }
+
+    fn relay_wide(&self, name: &str) -> Option<&Arc<dyn ErasedRelayWide>> {
+        self.inner
+            .projections
+            .relay_wide
+            .iter()
+            .find(|r| r.name() == name)
+    }
+
     fn runtime(&self, name: &str) -> Result<&Arc<dyn ErasedRuntime>, EngineError> {
         self.inner
-            .runtimes
+            .runtimes()
             .iter()
             .find(|r| r.name() == name)
             .ok_or_else(|| EngineError::UnknownProjection(name.to_owned()))
@@ -382,6 +461,7 @@ impl Engine {
     }
 
     /// Writes checkpoints of every loaded group whose state changed since its last
+    /// one, and of every relay-wide projection whose watermark moved since its last
     /// one, in one transaction. Returns how many were written.
     ///
     /// # Errors
@@ -392,13 +472,16 @@ impl Engine {
         if self.inner.store.is_read_only() {
             return Err(highwater_store::StoreError::ReadOnly.into());
         }
-        write_checkpoints(&self.inner.store, &self.inner.runtimes, None)
+        write_checkpoints(&self.inner.store, &self.inner.projections, None)
     }
 
     /// Rebuilds one projection (or all) from sequence 1, for all groups or one, and
     /// replaces its checkpoints. Reads keep being served from memory meanwhile. A full
     /// rebuild uses every core ([`RebuildOptions::default`]; see
-    /// [`rebuild_with`](Self::rebuild_with)).
+    /// [`rebuild_with`](Self::rebuild_with)). A rebuild of every group also rebuilds
+    /// the relay-wide projections (each with one walk of the log, reading the bodies of
+    /// its kinds only), and `projection` may name one of them (`group` is then
+    /// ignored: its state is the whole log's).
     ///
     /// # Errors
     ///
@@ -426,9 +509,12 @@ impl Engine {
         group: Option<&str>,
         options: &RebuildOptions,
     ) -> Result<Vec<RebuildReport>, EngineError> {
+        if let Some(relay_wide) = projection.and_then(|name| self.relay_wide(name)) {
+            return Ok(vec![relay_wide.rebuild()?]);
+        }
         let runtimes: Vec<&Arc<dyn ErasedRuntime>> = match projection {
             Some(name) => vec![self.runtime(name)?],
-            None => self.inner.runtimes.iter().collect(),
+            None => self.inner.runtimes().iter().collect(),
         };
         if let Some(g) = group {
             let Some((no, _)) = self.inner.store.group_no_head(g)? else {
@@ -437,7 +523,13 @@ impl Engine {
             return runtimes.into_iter().map(|r| r.rebuild_group(no)).collect();
         }
         let sinks = runtimes.into_iter().map(|r| r.full_rebuild()).collect();
-        crate::rebuild::rebuild_all(&self.inner.store, sinks, options)
+        let mut reports = crate::rebuild::rebuild_all(&self.inner.store, sinks, options)?;
+        if projection.is_none() {
+            for r in self.inner.projections.relay_wide.iter() {
+                reports.push(r.rebuild()?);
+            }
+        }
+        Ok(reports)
     }
 
     /// Loads a group in every projection (checkpoint plus tail) without reading it.
@@ -450,14 +542,14 @@ impl Engine {
             return Ok(());
         };
         self.inner
-            .runtimes
+            .runtimes()
             .iter()
             .try_for_each(|r| r.ensure_loaded(no))
     }
 
     pub(crate) fn load_group_no(&self, no: u32) -> Result<(), EngineError> {
         self.inner
-            .runtimes
+            .runtimes()
             .iter()
             .try_for_each(|r| r.ensure_loaded(no))
     }
@@ -468,7 +560,31 @@ impl Engine {
     ///
     /// [`EngineError::Store`] when the checkpoint table cannot be read.
     pub fn status(&self) -> Result<Vec<ProjectionStatus>, EngineError> {
-        self.inner.runtimes.iter().map(|r| r.status()).collect()
+        self.inner.runtimes().iter().map(|r| r.status()).collect()
+    }
+
+    /// The relay-wide projections' states, watermarks and checkpoints.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the log head or a checkpoint cannot be read.
+    pub fn relay_wide_status(&self) -> Result<Vec<RelayWideStatus>, EngineError> {
+        (self.inner.projections.relay_wide.iter())
+            .map(|r| r.status())
+            .collect()
+    }
+
+    /// Compares the state a relay-wide projection serves (checkpoint plus tail) with a
+    /// full replay of the log up to the same position. `Some(diff)` when they differ.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownProjection`] for an unknown name; [`EngineError::Store`]
+    /// or [`EngineError::Failed`] when either side cannot be computed.
+    pub fn verify_relay_wide(&self, projection: &str) -> Result<Option<String>, EngineError> {
+        self.relay_wide(projection)
+            .ok_or_else(|| EngineError::UnknownProjection(projection.to_owned()))?
+            .verify()
     }
 
     /// One (projection, group).
@@ -511,7 +627,10 @@ impl Engine {
     /// Drops every in-memory state (as after a restart); the next reads reload from
     /// checkpoints and the log.
     pub fn evict_all(&self) {
-        for runtime in self.inner.runtimes.iter() {
+        for runtime in self.inner.runtimes() {
+            runtime.evict_all();
+        }
+        for runtime in self.inner.projections.relay_wide.iter() {
             runtime.evict_all();
         }
     }
@@ -519,7 +638,7 @@ impl Engine {
 
 /// Folds commits into loaded groups and feeds subscribers; runs on the writer thread.
 struct Observer {
-    runtimes: Arc<[Arc<dyn ErasedRuntime>]>,
+    projections: Projections,
     subscribers: Arc<Mutex<Vec<Arc<Channel>>>>,
     checkpoint_tx: Sender<WorkerMessage>,
     checkpoint_every: u64,
@@ -528,12 +647,17 @@ struct Observer {
 impl CommitObserver for Observer {
     fn on_commit(&self, batch: &[Committed<'_>]) {
         let mut due = Vec::new();
-        for (index, runtime) in self.runtimes.iter().enumerate() {
+        for (index, runtime) in self.projections.per_group.iter().enumerate() {
             runtime.on_commit(batch, self.checkpoint_every, &mut due);
             if !due.is_empty() {
                 let _ = self
                     .checkpoint_tx
                     .send(WorkerMessage::Due(index, std::mem::take(&mut due)));
+            }
+        }
+        for (index, runtime) in self.projections.relay_wide.iter().enumerate() {
+            if runtime.on_commit(batch, self.checkpoint_every) {
+                let _ = self.checkpoint_tx.send(WorkerMessage::RelayWideDue(index));
             }
         }
         let mut subscribers = self.subscribers.lock();
@@ -551,48 +675,68 @@ impl CommitObserver for Observer {
 
 enum WorkerMessage {
     Due(usize, Vec<u32>),
+    RelayWideDue(usize),
+}
+
+/// What a periodic checkpoint writes: groups per per-group runtime, and which
+/// relay-wide runtimes.
+struct Due {
+    groups: Vec<Vec<u32>>,
+    relay_wide: Vec<bool>,
 }
 
 /// Writes policy-due checkpoints off the writer thread, batching what has queued.
-fn checkpoint_worker(
-    store: &Store,
-    runtimes: &[Arc<dyn ErasedRuntime>],
-    rx: &Receiver<WorkerMessage>,
-) {
+fn checkpoint_worker(store: &Store, projections: &Projections, rx: &Receiver<WorkerMessage>) {
     while let Ok(first) = rx.recv() {
-        let mut due: Vec<Vec<u32>> = vec![Vec::new(); runtimes.len()];
+        let mut due = Due {
+            groups: vec![Vec::new(); projections.per_group.len()],
+            relay_wide: vec![false; projections.relay_wide.len()],
+        };
         for message in std::iter::once(first).chain(rx.try_iter()) {
-            let WorkerMessage::Due(index, groups) = message;
-            due[index].extend(groups);
+            match message {
+                WorkerMessage::Due(index, groups) => due.groups[index].extend(groups),
+                WorkerMessage::RelayWideDue(index) => due.relay_wide[index] = true,
+            }
         }
-        for groups in &mut due {
+        for groups in &mut due.groups {
             groups.sort_unstable();
             groups.dedup();
         }
-        if let Err(error) = write_checkpoints(store, runtimes, Some(&due)) {
+        if let Err(error) = write_checkpoints(store, projections, Some(&due)) {
             tracing::warn!(%error, "periodic checkpoint failed; groups stay correct and are retried later");
         }
     }
 }
 
-/// Collects changed groups (all, or `only[i]` for runtime i), writes them in one
-/// transaction, then records what each checkpoint covers.
+/// Collects changed groups (all, or `only.groups[i]` for runtime i) and relay-wide
+/// states (all, or those `only` marks), writes them in one transaction, then records
+/// what each checkpoint covers.
 fn write_checkpoints(
     store: &Store,
-    runtimes: &[Arc<dyn ErasedRuntime>],
-    only: Option<&[Vec<u32>]>,
+    projections: &Projections,
+    only: Option<&Due>,
 ) -> Result<usize, EngineError> {
     let started = std::time::Instant::now();
     let _span = tracing::debug_span!("checkpoint", periodic = only.is_some()).entered();
     let mut writes = Vec::new();
     let mut marks = Vec::new();
-    for (index, runtime) in runtimes.iter().enumerate() {
-        let filter = only.map(|o| o[index].as_slice());
+    for (index, runtime) in projections.per_group.iter().enumerate() {
+        let filter = only.map(|o| o.groups[index].as_slice());
         if filter.is_some_and(<[u32]>::is_empty) {
             continue;
         }
         for (write, events) in runtime.collect_checkpoints(filter)? {
             marks.push((index, write.group, events));
+            writes.push(write);
+        }
+    }
+    let mut relay_wide_marks = Vec::new();
+    for (index, runtime) in projections.relay_wide.iter().enumerate() {
+        if only.is_some_and(|o| !o.relay_wide[index]) {
+            continue;
+        }
+        if let Some((write, covered)) = runtime.collect_checkpoint()? {
+            relay_wide_marks.push((index, covered));
             writes.push(write);
         }
     }
@@ -602,7 +746,10 @@ fn write_checkpoints(
     }
     store.write_checkpoints(writes, None)?;
     for (index, no, events) in marks {
-        runtimes[index].mark_checkpointed(no, events);
+        projections.per_group[index].mark_checkpointed(no, events);
+    }
+    for (index, covered) in relay_wide_marks {
+        projections.relay_wide[index].mark_checkpointed(covered);
     }
     tracing::debug!(
         count,
@@ -610,4 +757,10 @@ fn write_checkpoints(
         "checkpoints written"
     );
     Ok(count)
+}
+
+impl Inner {
+    fn runtimes(&self) -> &[Arc<dyn ErasedRuntime>] {
+        &self.projections.per_group
+    }
 }

@@ -124,6 +124,7 @@ mod engine;
 mod error;
 mod projection;
 mod rebuild;
+mod relay_wide;
 mod runtime;
 mod slots;
 mod status;
@@ -136,7 +137,11 @@ pub use crate::engine::{
 pub use crate::error::EngineError;
 pub use crate::projection::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
 pub use crate::rebuild::{RebuildOptions, RebuildWalk};
-pub use crate::status::{FoldCounters, GroupStatus, LoadState, ProjectionStatus, RebuildReport};
+pub use crate::relay_wide::{RELAY_WIDE_GROUP, RelayWideHandle, RelayWideProjection};
+pub use crate::status::{
+    FoldCounters, GroupStatus, LoadState, ProjectionStatus, RebuildReport, RelayWideCounters,
+    RelayWideStatus,
+};
 pub use crate::subscribe::{Notification, RecvError, Subscription};
 pub use crate::warmup::Warmup;
 pub use highwater_store::{EventRef, Store, StoreError, TagRef};

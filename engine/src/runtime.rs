@@ -112,7 +112,15 @@ pub(crate) fn apply_guarded<P: Projection>(
     seq: u64,
     event: EventRef<'_>,
 ) -> Result<(), Failure> {
-    match catch_unwind(AssertUnwindSafe(|| p.apply(state, &event))) {
+    guarded(seq, || p.apply(state, &event))
+}
+
+/// Runs one fold step, turning an error or a panic into a failure at `seq`.
+pub(crate) fn guarded(
+    seq: u64,
+    apply: impl FnOnce() -> Result<(), crate::projection::ApplyError>,
+) -> Result<(), Failure> {
+    match catch_unwind(AssertUnwindSafe(apply)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Failure { seq, message: e.0 }),
         Err(panic) => {
@@ -749,7 +757,7 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
 
 /// The slots whose read lock this thread holds while a read closure runs, so that a
 /// nested read of the same slot neither waits for its own lock nor deadlocks.
-mod held {
+pub(crate) mod held {
     use std::cell::RefCell;
     use std::sync::Arc;
 
@@ -762,11 +770,11 @@ mod held {
     }
 
     /// Removes its slot from the thread's list when the read ends (or unwinds).
-    pub(super) struct Guard(usize);
+    pub(crate) struct Guard(usize);
 
     /// Adds `slot` to the thread's list, and says whether it was there already (a
     /// nested read of the same slot).
-    pub(super) fn enter<T>(slot: &Arc<T>) -> (Guard, bool) {
+    pub(crate) fn enter<T>(slot: &Arc<T>) -> (Guard, bool) {
         let k = key(slot);
         let nested = HELD.with(|h| {
             let mut h = h.borrow_mut();

@@ -90,3 +90,40 @@ pub struct FoldCounters {
     /// Loaded groups caught up in place.
     pub tail_folds: u64,
 }
+
+/// One relay-wide projection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayWideStatus {
+    /// The projection's name.
+    pub name: String,
+    /// Its version.
+    pub version: u64,
+    /// The log head as committed by any process.
+    pub head: u64,
+    /// The log position folded in memory (0 when not loaded).
+    pub watermark: u64,
+    /// Load state; a loaded state answers once its watermark reaches the head.
+    pub state: LoadState,
+    /// The watermark of the stored checkpoint of this version, if any validates.
+    pub checkpoint: Option<u64>,
+}
+
+/// How a relay-wide projection's state was advanced since the engine started. Lets
+/// tests observe what a cold read costs (records whose header a catch-up passed)
+/// without timing it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayWideCounters {
+    /// Loads: a checkpoint (or nothing) plus the log tail.
+    pub loads: u64,
+    /// Loads that started from a usable checkpoint.
+    pub checkpoint_loads: u64,
+    /// Catch-ups of a loaded state that fell behind.
+    pub tail_folds: u64,
+    /// Events folded on the writer thread, at commit.
+    pub live_folds: u64,
+    /// Commit-time folds skipped because a reader held the state.
+    pub busy_skips: u64,
+    /// Log records passed by loads, catch-ups and rebuilds (headers read; bodies only
+    /// of the projection's kinds).
+    pub records_scanned: u64,
+}
