@@ -9,12 +9,15 @@
 
 use std::sync::Arc;
 
-use highwater_engine::{EngineBuilder, EngineError, Handle, Projection, ResolvedGroup};
+use highwater_engine::{
+    EngineBuilder, EngineError, Handle, Projection, RelayWideHandle, ResolvedGroup,
+};
 use highwater_store::Store;
 use nostr::prelude::PublicKey;
 
 use crate::config::Nip29Config;
 use crate::creator::{Creator, CreatorState};
+use crate::deletions::Deletions;
 use crate::dict::Dictionary;
 use crate::error::Error;
 use crate::fields::{GroupMetadata, Pin};
@@ -46,6 +49,7 @@ pub struct Groups {
     creator: Handle<Creator>,
     store: Store,
     links: Links,
+    deletions: RelayWideHandle<Deletions>,
     creator_role: Arc<str>,
     oracle: bool,
 }
@@ -72,7 +76,9 @@ fn read_query<P: Projection, R>(
 }
 
 impl Groups {
-    /// Registers the `membership`, `roles`, `metadata` and `creator` projections.
+    /// Registers the `membership`, `roles`, `metadata` and `creator` projections, and
+    /// the relay-wide `links` (subgroup candidates) and `deletions` (9005 targets, 9008
+    /// positions) projections.
     ///
     /// Membership, roles and creator share one pubkey dictionary (see `dict.rs`): their
     /// per-group states hold dense ids, not 32-byte keys.
@@ -89,7 +95,8 @@ impl Groups {
             metadata: builder.add(Metadata::new(config))?,
             creator: builder.add(Creator::with_dictionary(config, dict))?,
             store: builder.store().clone(),
-            links: Links::default(),
+            links: Links::register(builder)?,
+            deletions: builder.add_relay_wide(Deletions)?,
             creator_role: Arc::from(DEFAULT_CREATOR_ROLE),
             oracle: false,
         })
@@ -157,6 +164,17 @@ impl Groups {
     /// The `creator` projection's handle.
     pub fn creator_projection(&self) -> &Handle<Creator> {
         &self.creator
+    }
+
+    /// The relay-wide `links` projection's handle (every group that ever named each
+    /// parent; [`Groups::children`] decides which are children now).
+    pub fn links_projection(&self) -> &RelayWideHandle<crate::links::ParentLinks> {
+        self.links.handle()
+    }
+
+    /// The relay-wide `deletions` projection's handle: what a relay may serve.
+    pub fn deletions_projection(&self) -> &RelayWideHandle<Deletions> {
+        &self.deletions
     }
 
     /// Resolves `group` for the several reads of one query: each `with_*_in` read of it

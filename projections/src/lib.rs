@@ -14,7 +14,9 @@
 //! [`Groups`] answers every query from a fully loaded group (or, as
 //! [`Groups::oracle`], from a full replay). Subgroup questions ([`Groups::parent`],
 //! [`Groups::children`]) combine the fully loaded metadata of the groups involved with
-//! a relay-wide index of parent links kept up to the log head. [`AccessPolicy`] decides
+//! the relay-wide `links` projection, made current up to the log head before each
+//! answer; the relay-wide `deletions` projection says which stored events a relay may
+//! serve. [`AccessPolicy`] decides
 //! reads and writes with NIP-01 `OK` messages; [`Groups::render`] builds 39000–39003
 //! and 39005.
 //!
@@ -60,6 +62,7 @@
 
 mod config;
 mod creator;
+mod deletions;
 mod dict;
 mod error;
 mod fields;
@@ -77,10 +80,12 @@ mod view;
 
 pub use crate::config::Nip29Config;
 pub use crate::creator::{Creator, CreatorState};
+pub use crate::deletions::{Deletions, DeletionsState};
 pub use crate::error::Error;
 pub use crate::fields::{GroupMetadata, Pin};
 pub use crate::groups::{DEFAULT_CREATOR_ROLE, Groups, Member};
 pub use crate::life::{Life, Lifecycle, Source};
+pub use crate::links::{LinksState, ParentLinks};
 pub use crate::membership::{Membership, MembershipState};
 pub use crate::metadata::{Metadata, MetadataState};
 pub use crate::policy::{AccessPolicy, Policy, Rejection};

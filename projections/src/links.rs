@@ -4,39 +4,40 @@
 //! its parent's fully loaded metadata (see `subgroups`).
 //!
 //! A group's children are written in other groups' logs, so no per-group fold can list
-//! them. The index is built lazily, on the first subgroup question: one pass over every
-//! group's index entries, reading only the records of the three kinds (the group index
-//! carries each event's kind, so other events are skipped without being read). From
-//! then on it is kept exact by scanning the log tail from its watermark up to the log
-//! head before every answer — the same "fully loaded" rule as the projections,
-//! relay-wide for this one small index.
+//! them. [`ParentLinks`] is a relay-wide engine projection: one state for the whole
+//! log, checkpointed, and made current before every answer by folding the log tail
+//! after its watermark (records of other kinds are passed by their header alone) — a
+//! cold process reads the checkpoint and the tail, never the whole log.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex, PoisonError};
 
+use highwater_engine::{
+    ApplyError, CodecError, EngineBuilder, EngineError, Kinds, RelayWideHandle,
+    RelayWideProjection, decode_rkyv, encode_rkyv,
+};
 use highwater_store::{EventRef, Store, StoreError};
 
 use crate::config::kind;
 
-/// The candidates and how far the log was scanned for them.
-#[derive(Debug, Default)]
-struct Index {
-    /// Whether the first pass over every group has run.
-    built: bool,
-    /// The log position up to which every event has been taken.
-    scanned: u64,
-    /// Parent id → candidate children, in the order first seen.
+/// The kinds whose `parent` tags make links.
+const LINK_KINDS: [u16; 3] = [kind::CREATE_GROUP, kind::EDIT_METADATA, kind::METADATA];
+
+/// Parent id → the groups that ever named it as parent, in the order first seen.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+pub struct LinksState {
     candidates: BTreeMap<String, Vec<String>>,
-    /// (parent, child) pairs already in `candidates`.
-    seen: BTreeSet<(String, String)>,
 }
 
-impl Index {
+impl LinksState {
+    /// The groups that ever named `parent` as their parent, in the order first seen.
+    pub fn candidates(&self, parent: &str) -> &[String] {
+        self.candidates.get(parent).map_or(&[], Vec::as_slice)
+    }
+
     fn take(&mut self, event: EventRef<'_>) {
-        if !is_link_kind(event.kind()) {
-            return;
-        }
         let Some(child) = event.group_id() else {
             return;
         };
@@ -47,81 +48,100 @@ impl Index {
             let Some(parent) = tag.get(1).filter(|p| !p.is_empty() && *p != child) else {
                 continue;
             };
-            if self.seen.insert((parent.to_owned(), child.to_owned())) {
-                self.candidates
-                    .entry(parent.to_owned())
-                    .or_default()
-                    .push(child.to_owned());
+            let children = self.candidates.entry(parent.to_owned()).or_default();
+            if !children.iter().any(|c| c == child) {
+                children.push(child.to_owned());
             }
         }
     }
+}
 
-    fn catch_up(&mut self, store: &Store) -> Result<(), StoreError> {
-        if !self.built {
-            // Everything up to `head` is covered by the per-group passes (which may see
-            // later events too; `seen` makes taking an event twice harmless).
-            let head = store.head();
-            for group in store.groups() {
-                store.scan_group(group.no, 0, is_link_kind, |_, event| {
-                    self.take(event);
-                    ControlFlow::Continue(())
-                })?;
-            }
-            self.scanned = head;
-            self.built = true;
-        }
-        let head = store.head();
-        if self.scanned >= head {
-            return Ok(());
-        }
-        let from = self.scanned + 1;
-        store.scan(from, |seq, event| {
-            if seq > head {
-                return ControlFlow::Break(());
-            }
-            self.take(event);
-            self.scanned = seq;
-            ControlFlow::Continue(())
-        })
+/// The relay-wide projection `links`: every (parent, child) pair named by a metadata
+/// event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParentLinks;
+
+impl RelayWideProjection for ParentLinks {
+    type State = LinksState;
+
+    fn name(&self) -> &'static str {
+        "links"
+    }
+
+    fn version(&self) -> u64 {
+        1
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::Only(LINK_KINDS.to_vec())
+    }
+
+    fn init(&self) -> LinksState {
+        LinksState::default()
+    }
+
+    fn apply(
+        &self,
+        state: &mut LinksState,
+        _: u64,
+        event: &EventRef<'_>,
+    ) -> Result<(), ApplyError> {
+        state.take(*event);
+        Ok(())
+    }
+
+    fn encode(&self, state: &LinksState) -> Result<Vec<u8>, CodecError> {
+        encode_rkyv(state)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<LinksState, CodecError> {
+        decode_rkyv(bytes)
     }
 }
 
-/// The kinds whose `parent` tags make links.
-fn is_link_kind(k: u16) -> bool {
-    [kind::CREATE_GROUP, kind::EDIT_METADATA, kind::METADATA].contains(&k)
-}
-
-/// The shared, lazily built index (one per [`Groups`](crate::Groups) and its clones).
-#[derive(Debug, Clone, Default)]
+/// The parent links of one [`Groups`](crate::Groups) and its clones.
+#[derive(Debug, Clone)]
 pub(crate) struct Links {
-    index: Arc<Mutex<Index>>,
+    handle: RelayWideHandle<ParentLinks>,
 }
 
 impl Links {
-    /// The candidate children of `parent`, after scanning the log up to its head.
+    /// Registers the `links` projection.
+    pub(crate) fn register(builder: &mut EngineBuilder) -> Result<Self, EngineError> {
+        Ok(Self {
+            handle: builder.add_relay_wide(ParentLinks)?,
+        })
+    }
+
+    /// The engine's handle of the `links` projection.
+    pub(crate) fn handle(&self) -> &RelayWideHandle<ParentLinks> {
+        &self.handle
+    }
+
+    /// The candidate children of `parent`, folded up to the log head. (`_store` is
+    /// the store the engine folds; the projection reads it through the engine.)
     pub(crate) fn candidates(
         &self,
-        store: &Store,
+        _store: &Store,
         parent: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        index.catch_up(store)?;
-        Ok(index.candidates.get(parent).cloned().unwrap_or_default())
+    ) -> Result<Vec<String>, EngineError> {
+        self.handle.read(|s| s.candidates(parent).to_vec())
     }
 
     /// The candidate children of `parent` from a fresh scan of the whole log, ignoring
-    /// what this index holds (the oracle's answer).
+    /// memory and the checkpoint (the oracle's answer): every record read whole, not
+    /// the header-filtered walk of the engine's catch-ups.
     pub(crate) fn candidates_by_full_scan(
         store: &Store,
         parent: &str,
     ) -> Result<Vec<String>, StoreError> {
-        // A plain scan of the whole log, not the per-group first pass: the oracle takes
-        // the other path.
-        let mut index = Index {
-            built: true,
-            ..Index::default()
-        };
-        index.catch_up(store)?;
-        Ok(index.candidates.remove(parent).unwrap_or_default())
+        let mut state = LinksState::default();
+        store.scan(1, |_, event| {
+            if LINK_KINDS.contains(&event.kind()) {
+                state.take(event);
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(state.candidates.remove(parent).unwrap_or_default())
     }
 }

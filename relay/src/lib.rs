@@ -97,13 +97,14 @@ pub struct Relay {
 
 impl Relay {
     /// A relay over `engine` and its `groups`, signing with `keys`, which must be the
-    /// relay key `groups` was configured with. Reads the 9005 and 9008 events from the
-    /// group index (no group is folded).
+    /// relay key `groups` was configured with. Makes the relay-wide `deletions`
+    /// projection current (its checkpoint and the log tail after it; no group is
+    /// folded).
     ///
     /// # Errors
     ///
     /// [`RelayError::WrongKey`] when `keys` are not the configured relay key;
-    /// [`RelayError::Store`] when reading the group index fails.
+    /// [`RelayError::Engine`] when the `deletions` projection cannot be read.
     pub fn new(
         engine: Engine,
         groups: Groups,
@@ -118,7 +119,7 @@ impl Relay {
         }
         let store = engine.store().clone();
         let store_head = store.head();
-        let index = ServedIndex::build(&store)?;
+        let index = ServedIndex::new(groups.deletions_projection().clone())?;
         let policy = AccessPolicy::new(groups, options.policy.clone());
         Ok(Self {
             shared: Arc::new(Shared {
