@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use highwater_engine::RebuildOptions;
+use highwater_engine::{LoadState, RebuildOptions};
 use highwater_projections::GroupView;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -287,7 +287,8 @@ pub(crate) fn replay(global: &Global, args: &ReplayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Differences found by `verify`, per group and projection.
+/// Differences found by `verify`, per group and projection; without `only`, also of
+/// each relay-wide projection (listed under the group `(relay-wide)`).
 pub(crate) fn verify_all(db: &db::Db, only: Option<&str>) -> Result<Vec<(String, String, String)>> {
     let names: Vec<String> = match only {
         Some(g) => vec![g.to_owned()],
@@ -315,7 +316,15 @@ pub(crate) fn verify_all(db: &db::Db, only: Option<&str>) -> Result<Vec<(String,
         })
         .collect();
     bar.finish_and_clear();
-    Ok(diffs?.into_iter().flatten().collect())
+    let mut diffs: Vec<_> = diffs?.into_iter().flatten().collect();
+    if only.is_none() {
+        for p in db.engine.relay_wide_projections() {
+            if let Some(diff) = db.engine.verify_relay_wide(&p)? {
+                diffs.push(("(relay-wide)".to_owned(), p, diff));
+            }
+        }
+    }
+    Ok(diffs)
 }
 
 pub(crate) fn verify(global: &Global, args: &VerifyArgs) -> Result<ExitCode> {
@@ -335,8 +344,16 @@ pub(crate) fn verify(global: &Global, args: &VerifyArgs) -> Result<ExitCode> {
     for (group, projection, diff) in &diffs {
         println!("DIFFERENT group {group} projection {projection}:\n{diff}");
     }
+    let relay_wide = if args.group.is_some() {
+        String::new()
+    } else {
+        format!(
+            " and {} relay-wide projections",
+            db.engine.relay_wide_projections().len()
+        )
+    };
     println!(
-        "verified {groups} groups × {} projections in {:.2} s: {} differences",
+        "verified {groups} groups × {} projections{relay_wide} in {:.2} s: {} differences",
         db.engine.projections().len(),
         started.elapsed().as_secs_f64(),
         diffs.len()
@@ -355,6 +372,23 @@ pub(crate) struct StatusJson {
     groups: usize,
     relay_pubkey: Option<String>,
     projections: Vec<ProjectionJson>,
+    relay_wide: Vec<RelayWideJson>,
+}
+
+/// A relay-wide projection: one state over the whole log.
+#[derive(Debug, Serialize)]
+struct RelayWideJson {
+    name: String,
+    version: u64,
+    /// Whether this process holds it in memory (a reading command loads it only when
+    /// a query needs it).
+    loaded: bool,
+    failed: bool,
+    /// The log position of its stored checkpoint of this version, if one validates.
+    checkpoint: Option<u64>,
+    /// Log records a cold read passes after the checkpoint (their headers; the bodies
+    /// only of the kinds it folds).
+    checkpoint_lag: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -401,12 +435,26 @@ pub(crate) fn status_of(db: &db::Db) -> Result<StatusJson> {
             checkpoint_lag,
         });
     }
+    let relay_wide = db
+        .engine
+        .relay_wide_status()?
+        .into_iter()
+        .map(|r| RelayWideJson {
+            loaded: r.state == LoadState::Loaded,
+            failed: matches!(r.state, LoadState::Failed { .. }),
+            checkpoint_lag: r.head - r.checkpoint.unwrap_or(0).min(r.head),
+            checkpoint: r.checkpoint,
+            name: r.name,
+            version: r.version,
+        })
+        .collect();
     Ok(StatusJson {
         head: db.store.head(),
         events: db.store.head(),
         groups: groups.len(),
         relay_pubkey: db::relay_key(&db.store)?.map(|k| k.to_hex()),
         projections,
+        relay_wide,
     })
 }
 
@@ -436,8 +484,21 @@ pub(crate) fn print_status(s: &StatusJson) {
             p.checkpoint_lag
         );
     }
+    for r in &s.relay_wide {
+        println!(
+            "{:<11} {:>8} {:>8} {:>8} {:>11} {:>7} {:>10} {:>15}",
+            r.name,
+            "(log)",
+            if r.loaded { "yes" } else { "no" },
+            if r.failed { "yes" } else { "no" },
+            r.checkpoint.map_or_else(|| "none".to_owned(), |c| format!("@{c}")),
+            "",
+            "",
+            r.checkpoint_lag
+        );
+    }
     println!(
-        "(lag: events not folded in this process's memory; checkpoint lag: events a cold read must fold after its checkpoint)"
+        "(lag: events not folded in this process's memory; checkpoint lag: events a cold read must fold after its checkpoint; relay-wide projections fold the whole log: their checkpoint lag is in log records)"
     );
 }
 
