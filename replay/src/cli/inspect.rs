@@ -491,7 +491,8 @@ pub(crate) fn print_status(s: &StatusJson) {
             "(log)",
             if r.loaded { "yes" } else { "no" },
             if r.failed { "yes" } else { "no" },
-            r.checkpoint.map_or_else(|| "none".to_owned(), |c| format!("@{c}")),
+            r.checkpoint
+                .map_or_else(|| "none".to_owned(), |c| format!("@{c}")),
             "",
             "",
             r.checkpoint_lag
