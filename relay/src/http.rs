@@ -64,8 +64,17 @@ pub(crate) async fn read_head(stream: &mut TcpStream) -> std::io::Result<(Vec<u8
 }
 
 /// The NIP-11 relay information document.
+///
+/// `limitation.auth_required` is true only when reading needs NIP-42: with members-only
+/// reading (`open_reads` off) every group's events are refused until a member
+/// authenticates; by default (NIP-29) anyone reads groups that are not private.
+/// `restricted_writes` is true when writing has a condition a client should know before
+/// trying: only group events are accepted (`allow_ungrouped` off), or only members post
+/// (`require_membership`). Refusals that depend on a group's own flags or on moderation
+/// rights do not count: NIP-11 asks for conditions of the relay, not of each group.
 pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
     let limits = &shared.options.limits;
+    let policy = shared.policy.policy();
     json!({
         "name": shared.options.name,
         "description": shared.options.description,
@@ -82,8 +91,8 @@ pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
             "max_limit": limits.max_limit,
             "default_limit": limits.default_limit,
             "max_event_tags": shared.store.options().limits.max_tags,
-            "auth_required": false,
-            "restricted_writes": true,
+            "auth_required": !policy.open_reads,
+            "restricted_writes": !shared.options.allow_ungrouped || policy.require_membership,
         },
     })
 }

@@ -82,6 +82,13 @@ pub struct RelayOptions {
     pub description: String,
     /// Limits.
     pub limits: Limits,
+    /// Late publication (NIP-29 "Relays should prevent late publication"): a group
+    /// event whose `created_at` is more than this many seconds before the relay's clock
+    /// is refused with `invalid:`. `None` accepts any date (a relay open to a group
+    /// forked or moved from another relay). Only events sent to the relay are checked:
+    /// `highwater import` and other processes writing the log are exempt. Default: one
+    /// hour.
+    pub late_publication_secs: Option<u64>,
 }
 
 impl Default for RelayOptions {
@@ -96,6 +103,7 @@ impl Default for RelayOptions {
             name: "highwater".into(),
             description: "A NIP-29 group relay on the highwater engine".into(),
             limits: Limits::default(),
+            late_publication_secs: Some(3_600),
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 use highwater_store::{AppendOutcome, Prepared, PreparedEvent, StoreError, Ticket};
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, Tag};
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, Tag, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::shared::Shared;
@@ -90,6 +90,10 @@ fn sequence(shared: &Arc<Shared>, jobs: &Receiver<Job>, acks: &Sender<Pending>) 
         round.extend(jobs.try_iter().take(ROUND - 1));
         let mut batch: Vec<Job> = Vec::new();
         for job in round {
+            if let Some(refusal) = late_publication(shared, &job.event) {
+                let _ = job.reply.send(refusal);
+                continue;
+            }
             let kind = job.event.kind.as_u16();
             if is_moderation(kind) {
                 submit(shared, acks, std::mem::take(&mut batch), None);
@@ -105,6 +109,21 @@ fn sequence(shared: &Arc<Shared>, jobs: &Receiver<Job>, acks: &Sender<Pending>) 
         }
         submit(shared, acks, batch, None);
     }
+}
+
+/// The refusal of a group event dated more than `late_publication_secs` before the
+/// relay's clock (NIP-29 "Relays should prevent late publication"). Decided here, by
+/// the relay, because the access policy and the folds never read a clock; the relay's
+/// own answers and other processes' writes (imports) are not checked.
+fn late_publication(shared: &Shared, event: &Event) -> Option<Reply> {
+    let window = shared.options.late_publication_secs?;
+    crate::hub::group_of(event)?;
+    let oldest = Timestamp::now().as_secs().saturating_sub(window);
+    (event.created_at.as_secs() < oldest).then(|| {
+        Reply::refused(format!(
+            "invalid: late publication: created_at is more than {window} seconds ago"
+        ))
+    })
 }
 
 /// Submits client jobs to the store without waiting.

@@ -41,22 +41,48 @@ pub(crate) struct PolicyArgs {
     /// Relay admins keep their powers in private groups.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     admins_manage_private: Option<bool>,
-    /// Anyone may read groups that are neither private nor hidden.
+    /// Anyone may read groups that are neither private nor hidden (NIP-29; the
+    /// default). `--open-reads false`: only members and relay admins read (zooid).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     open_reads: Option<bool>,
     /// Non-members may post to open, public, unrestricted groups.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     auto_join: Option<bool>,
+    /// Joining a private or hidden group needs an invite code, as a closed one does
+    /// (zooid). Default false: NIP-29 honours joins unless the group is closed.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    private_needs_invite: Option<bool>,
 }
 
 /// The stored form of the policy options.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent policy options, stored by name"
+)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoredPolicy {
     relay_admins: Vec<String>,
     admins_manage_private: bool,
     open_reads: bool,
     auto_join: bool,
+    /// Absent from what earlier versions stored: NIP-29's default then.
+    #[serde(default)]
+    private_needs_invite: bool,
+}
+
+/// NIP-29's text, as [`Policy::default`] has it.
+impl Default for StoredPolicy {
+    fn default() -> Self {
+        let nip29 = Policy::default();
+        Self {
+            relay_admins: Vec::new(),
+            admins_manage_private: nip29.admins_manage_private,
+            open_reads: nip29.open_reads,
+            auto_join: nip29.auto_join,
+            private_needs_invite: nip29.private_needs_invite,
+        }
+    }
 }
 
 impl StoredPolicy {
@@ -76,6 +102,7 @@ impl StoredPolicy {
         policy.admins_manage_private = self.admins_manage_private;
         policy.open_reads = self.open_reads;
         policy.auto_join = self.auto_join;
+        policy.private_needs_invite = self.private_needs_invite;
         Ok(policy)
     }
 }
@@ -87,6 +114,7 @@ pub(crate) struct PolicyOptions {
     admins_manage_private: Option<bool>,
     open_reads: Option<bool>,
     auto_join: Option<bool>,
+    private_needs_invite: Option<bool>,
 }
 
 impl PolicyArgs {
@@ -109,6 +137,7 @@ impl PolicyArgs {
             admins_manage_private: self.admins_manage_private,
             open_reads: self.open_reads,
             auto_join: self.auto_join,
+            private_needs_invite: self.private_needs_invite,
         })
     }
 }
@@ -254,6 +283,9 @@ pub(crate) fn set_policy(store: &Store, options: &PolicyOptions) -> Result<()> {
                 .unwrap_or(d.admins_manage_private),
             open_reads: options.open_reads.unwrap_or(d.open_reads),
             auto_join: options.auto_join.unwrap_or(d.auto_join),
+            private_needs_invite: options
+                .private_needs_invite
+                .unwrap_or(d.private_needs_invite),
         };
         first.to_policy()?;
         return Ok(store.set_setting(POLICY, &serde_json::to_vec(&first)?)?);
@@ -276,6 +308,11 @@ pub(crate) fn set_policy(store: &Store, options: &PolicyOptions) -> Result<()> {
         ),
         ("--open-reads", options.open_reads, stored.open_reads),
         ("--auto-join", options.auto_join, stored.auto_join),
+        (
+            "--private-needs-invite",
+            options.private_needs_invite,
+            stored.private_needs_invite,
+        ),
     ];
     for (flag, given, stored) in flags {
         if let Some(given) = given

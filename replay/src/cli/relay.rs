@@ -69,6 +69,11 @@ pub(crate) struct RelayArgs {
     /// Bytes of the REQs a connection's open subscriptions came from, together.
     #[arg(long, default_value_t = Limits::default().max_subscription_bytes)]
     max_subscription_bytes: usize,
+    /// Refuse group events dated more than this many seconds ago (NIP-29 late
+    /// publication); 0 accepts any date, for a group moved from another relay. Imports
+    /// are never checked.
+    #[arg(long, value_name = "SECS", default_value_t = RelayOptions::default().late_publication_secs.unwrap_or(0))]
+    late_publication_secs: u64,
 }
 
 pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
@@ -98,6 +103,8 @@ pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
             max_subscription_bytes: args.max_subscription_bytes,
             ..Limits::default()
         },
+        late_publication_secs: (args.late_publication_secs > 0)
+            .then_some(args.late_publication_secs),
         ..RelayOptions::default()
     };
     let relay = Relay::new(opened.engine, opened.groups, keys, options)?;
