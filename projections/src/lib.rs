@@ -89,6 +89,7 @@ pub use crate::links::{LinksState, ParentLinks};
 pub use crate::membership::{Membership, MembershipState};
 pub use crate::metadata::{Metadata, MetadataState};
 pub use crate::policy::{AccessPolicy, Policy, Rejection};
+pub use crate::render::RENDERED_KINDS;
 pub use crate::roles::{RoleDefinition, Roles, RolesState};
 pub use crate::view::{GroupView, MemberView};
 

@@ -17,17 +17,6 @@ use crate::groups::Groups;
 use crate::life::Life;
 use crate::roles::RoleDefinition;
 
-/// What the state events of one group are rendered from.
-struct Parts {
-    metadata: GroupMetadata,
-    children: Vec<String>,
-    members: Vec<PublicKey>,
-    /// Every pubkey with moderation power and its roles (role holders, the creator).
-    admins: BTreeMap<PublicKey, BTreeSet<String>>,
-    definitions: Vec<RoleDefinition>,
-    pins: Vec<Pin>,
-}
-
 fn flag(name: &str) -> Tag {
     Tag::custom(name, std::iter::empty::<String>())
 }
@@ -43,8 +32,7 @@ fn event(
     UnsignedEvent::new(relay, created_at, Kind::from(k), all, "")
 }
 
-fn metadata_tags(parts: &Parts) -> Vec<Tag> {
-    let m = &parts.metadata;
+fn metadata_tags(m: &GroupMetadata, children: &[String], member_count: usize) -> Vec<Tag> {
     let mut meta = Vec::new();
     for (name, value) in [
         ("name", &m.name),
@@ -75,15 +63,12 @@ fn metadata_tags(parts: &Parts) -> Vec<Tag> {
         ));
     }
     if !m.private {
-        meta.push(Tag::custom(
-            "member_count",
-            [parts.members.len().to_string()],
-        ));
+        meta.push(Tag::custom("member_count", [member_count.to_string()]));
     }
     if let Some(parent) = &m.parent {
         meta.push(Tag::custom("parent", [parent.as_str()]));
     }
-    for child in &parts.children {
+    for child in children {
         meta.push(Tag::custom("child", [child.as_str()]));
     }
     for extra in &m.extra_tags {
@@ -94,14 +79,8 @@ fn metadata_tags(parts: &Parts) -> Vec<Tag> {
     meta
 }
 
-fn render_parts(
-    relay: PublicKey,
-    created_at: Timestamp,
-    group: &str,
-    parts: &Parts,
-) -> Vec<UnsignedEvent> {
-    let admins = parts
-        .admins
+fn admin_tags(admins: &BTreeMap<PublicKey, BTreeSet<String>>) -> Vec<Tag> {
+    admins
         .iter()
         .map(|(pk, roles)| {
             Tag::custom(
@@ -109,14 +88,18 @@ fn render_parts(
                 std::iter::once(pk.to_hex()).chain(roles.iter().cloned()),
             )
         })
-        .collect();
-    let members = parts
-        .members
+        .collect()
+}
+
+fn member_tags(members: &[PublicKey]) -> Vec<Tag> {
+    members
         .iter()
         .map(|pk| Tag::custom("p", [pk.to_hex()]))
-        .collect();
-    let roles = parts
-        .definitions
+        .collect()
+}
+
+fn role_tags(definitions: &[RoleDefinition]) -> Vec<Tag> {
+    definitions
         .iter()
         .map(|d| {
             Tag::custom(
@@ -124,26 +107,23 @@ fn render_parts(
                 std::iter::once(d.name.clone()).chain(d.description.clone()),
             )
         })
-        .collect();
-    let pins = parts
-        .pins
-        .iter()
-        .map(|p| Tag::custom(p.tag.as_str(), [p.value.as_str()]))
-        .collect();
-    vec![
-        event(
-            relay,
-            created_at,
-            kind::METADATA,
-            group,
-            metadata_tags(parts),
-        ),
-        event(relay, created_at, kind::ADMINS, group, admins),
-        event(relay, created_at, kind::MEMBERS, group, members),
-        event(relay, created_at, kind::ROLES, group, roles),
-        event(relay, created_at, kind::PINS, group, pins),
-    ]
+        .collect()
 }
+
+fn pin_tags(pins: &[Pin]) -> Vec<Tag> {
+    pins.iter()
+        .map(|p| Tag::custom(p.tag.as_str(), [p.value.as_str()]))
+        .collect()
+}
+
+/// Every kind [`Groups::render`] renders, in the order it renders them.
+pub const RENDERED_KINDS: [u16; 5] = [
+    kind::METADATA,
+    kind::ADMINS,
+    kind::MEMBERS,
+    kind::ROLES,
+    kind::PINS,
+];
 
 impl Groups {
     /// The unsigned 39000, 39001, 39002, 39003 and 39005 of `group`, authored by the
@@ -155,9 +135,48 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn render(&self, group: &str, created_at: Timestamp) -> Result<Vec<UnsignedEvent>, Error> {
+        self.render_kinds(group, created_at, &RENDERED_KINDS)
+    }
+
+    /// [`Groups::render`] of only the `kinds` asked for (among [`RENDERED_KINDS`], in
+    /// that order), reading only what they need: a listing of 39000s loads no member
+    /// list but its count.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
+    /// fold failed).
+    pub fn render_kinds(
+        &self,
+        group: &str,
+        created_at: Timestamp,
+        kinds: &[u16],
+    ) -> Result<Vec<UnsignedEvent>, Error> {
         if self.group_state(group)? != Life::Active {
             return Ok(Vec::new());
         }
+        let relay = self.config().relay_pubkey;
+        let mut out = Vec::new();
+        for k in RENDERED_KINDS.into_iter().filter(|k| kinds.contains(k)) {
+            let tags = match k {
+                kind::METADATA => metadata_tags(
+                    &self.metadata(group)?,
+                    &self.children(group)?,
+                    self.member_count(group)?,
+                ),
+                kind::ADMINS => admin_tags(&self.admins(group)?),
+                kind::MEMBERS => member_tags(&self.members(group)?),
+                kind::ROLES => role_tags(&self.role_definitions(group)?),
+                _ => pin_tags(&self.pins(group)?),
+            };
+            out.push(event(relay, created_at, k, group, tags));
+        }
+        Ok(out)
+    }
+
+    /// Every pubkey with moderation power and its roles: the role holders, and the
+    /// creator of the current life with the creator role.
+    fn admins(&self, group: &str) -> Result<BTreeMap<PublicKey, BTreeSet<String>>, Error> {
         let mut admins: BTreeMap<PublicKey, BTreeSet<String>> = self.with_roles(group, |r| {
             r.holders()
                 .into_iter()
@@ -170,16 +189,7 @@ impl Groups {
                 .or_default()
                 .insert(self.creator_role().to_owned());
         }
-        let parts = Parts {
-            metadata: self.metadata(group)?,
-            children: self.children(group)?,
-            members: self.members(group)?,
-            admins,
-            definitions: self.role_definitions(group)?,
-            pins: self.pins(group)?,
-        };
-        let relay = self.config().relay_pubkey;
-        Ok(render_parts(relay, created_at, group, &parts))
+        Ok(admins)
     }
 
     /// [`Groups::render`], signed with the relay's `keys`.

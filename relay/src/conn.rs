@@ -362,8 +362,12 @@ impl Conn {
             tokio::task::spawn_blocking(move || reads::query(&shared, reader, &compiled)).await;
         match found {
             Ok(Ok(events)) => {
+                // EOSE is the last frame of the stored answer: it waits for room like
+                // the events before it (pushed as a live frame, it would find a large
+                // stored event still queued and cut off a client that reads).
                 if self.stream_stored(&id_json, events).await {
-                    self.outbox.send(RelayMessage::eose(id).as_json());
+                    self.send_stored(Frame::Text(RelayMessage::eose(id).as_json()))
+                        .await;
                 }
             }
             Ok(Err(e)) => self.refuse_query(&id, &e),

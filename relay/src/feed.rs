@@ -128,7 +128,7 @@ fn republish(shared: &Shared, events: &[(u64, Event)]) {
     let groups = shared.policy.groups();
     for &group in &changed {
         linked.extend(shared.rendered.linked(group));
-        match shared.rendered.current(groups, &shared.keys, group) {
+        match shared.rendered.current(groups, &shared.keys, group, &[]) {
             Ok(current) => {
                 linked.extend(crate::state::links(&current.events));
                 fresh.extend(current.changed);
@@ -137,7 +137,7 @@ fn republish(shared: &Shared, events: &[(u64, Event)]) {
         }
     }
     for group in linked.iter().filter(|g| !changed.contains(g.as_str())) {
-        match shared.rendered.current(groups, &shared.keys, group) {
+        match shared.rendered.current(groups, &shared.keys, group, &[]) {
             Ok(current) => fresh.extend(current.changed),
             Err(error) => tracing::warn!(group, %error, "rendering a group's state failed"),
         }

@@ -286,13 +286,18 @@ fn offer_rendered(
             .map(|g| g.name.to_string())
             .collect(),
     };
+    let kinds: Vec<u16> = filter
+        .kinds
+        .as_ref()
+        .map(|k| k.iter().copied().filter(|&k| is_state_kind(k)).collect())
+        .unwrap_or_default();
     for g in groups {
         if !access.can_see_group(&g) {
             continue;
         }
         let current = shared
             .rendered
-            .current(shared.policy.groups(), &shared.keys, &g)?;
+            .current(shared.policy.groups(), &shared.keys, &g, &kinds)?;
         for event in current.events {
             let kind = event.kind.as_u16();
             if filter.kind_allowed(kind)

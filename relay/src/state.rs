@@ -13,16 +13,16 @@
 //! always replaces the old one. What is remembered is only ever served after being
 //! compared with a fresh rendering, so it is a cache of signatures, not of state.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use highwater_projections::{Error, Groups};
+use highwater_projections::{Error, Groups, RENDERED_KINDS};
 use nostr::prelude::{Event, Keys, Kind, SignEvent, Timestamp, UnsignedEvent};
 use parking_lot::Mutex;
 
-/// One group's last signed rendering.
+/// One group's last signed rendering of each kind.
 #[derive(Debug, Default)]
 struct Signed {
-    events: Vec<Event>,
+    events: BTreeMap<u16, Event>,
     /// The newest `created_at` ever given to this group's state events: the next
     /// change is dated after it, also across a deletion and re-creation of the id.
     newest: u64,
@@ -41,37 +41,47 @@ pub(crate) struct Current {
 }
 
 impl Rendered {
-    /// The state events of `group` as of the log head (empty when the group does not
-    /// exist or was deleted), signed with `keys`.
+    /// The state events of `kinds` (every kind the relay renders, when empty) of
+    /// `group` as of the log head — none when the group does not exist or was deleted
+    /// — signed with `keys`.
     pub(crate) fn current(
         &self,
         groups: &Groups,
         keys: &Keys,
         group: &str,
+        kinds: &[u16],
     ) -> Result<Current, Error> {
-        let fresh = groups.render(group, Timestamp::from_secs(0))?;
+        let kinds = if kinds.is_empty() {
+            &RENDERED_KINDS[..]
+        } else {
+            kinds
+        };
+        let fresh = groups.render_kinds(group, Timestamp::from_secs(0), kinds)?;
         let mut all = self.groups.lock();
         let signed = all.entry(group.into()).or_default();
         let now = Timestamp::now().as_secs();
+        // Kinds asked for and not rendered no longer exist (a deleted group).
+        signed
+            .events
+            .retain(|k, _| !kinds.contains(k) || fresh.iter().any(|u| u.kind.as_u16() == *k));
         let mut events = Vec::with_capacity(fresh.len());
         let mut changed = Vec::new();
         for unsigned in fresh {
-            let same = signed.events.iter().find(|old| {
-                old.kind == unsigned.kind
-                    && old.tags == unsigned.tags
-                    && old.content == unsigned.content
-            });
-            if let Some(old) = same {
+            let k = unsigned.kind.as_u16();
+            if let Some(old) = signed.events.get(&k)
+                && old.tags == unsigned.tags
+                && old.content == unsigned.content
+            {
                 events.push(old.clone());
                 continue;
             }
             let created_at = now.max(signed.newest + 1);
             let event = sign(keys, unsigned, created_at)?;
             signed.newest = signed.newest.max(created_at);
+            signed.events.insert(k, event.clone());
             changed.push(event.clone());
             events.push(event);
         }
-        signed.events.clone_from(&events);
         Ok(Current { events, changed })
     }
 
@@ -80,15 +90,15 @@ impl Rendered {
         self.groups
             .lock()
             .get(group)
-            .map(|signed| links(&signed.events))
+            .map(|signed| links(signed.events.values()))
             .unwrap_or_default()
     }
 }
 
 /// The groups a 39000 among `events` names as parent or children.
-pub(crate) fn links(events: &[Event]) -> BTreeSet<String> {
+pub(crate) fn links<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeSet<String> {
     events
-        .iter()
+        .into_iter()
         .filter(|e| e.kind == Kind::from(crate::index::STATE_FIRST))
         .flat_map(|e| e.tags.iter())
         .filter(|t| t.kind() == "parent" || t.kind() == "child")
