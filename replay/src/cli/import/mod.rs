@@ -146,6 +146,8 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
     bar.set_message("importing");
     let started = Instant::now();
     let before = store.head();
+    let heads_before: std::collections::BTreeMap<u32, u64> =
+        store.groups().iter().map(|g| (g.no, g.head)).collect();
     let options = Options {
         strict: args.strict,
         kinds: args.kinds,
@@ -173,6 +175,7 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
     }
     let summary = summary?;
     drop(policy);
+    checkpoint_touched(&store, &opened, &heads_before);
     drop(opened);
     print_summary(
         &summary,
@@ -189,6 +192,31 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(status))
+}
+
+/// Loads every group this import changed (its checkpoint, if any, and its tail), so the
+/// engine's close writes their checkpoints: a cold read of any group then folds only
+/// what came after. An import with the write policy has loaded them already (nothing
+/// is folded twice); a trusted or `--no-policy` one folded none. The relay-wide
+/// projections were folded as the events were committed. A group whose fold fails is
+/// reported and left without a checkpoint (its reads report the failure).
+fn checkpoint_touched(
+    store: &highwater_store::Store,
+    opened: &db::Db,
+    heads_before: &std::collections::BTreeMap<u32, u64>,
+) {
+    use rayon::prelude::*;
+    let touched: Vec<String> = store
+        .groups()
+        .into_iter()
+        .filter(|g| heads_before.get(&g.no) != Some(&g.head))
+        .map(|g| g.name.to_string())
+        .collect();
+    touched.par_iter().for_each(|group| {
+        if let Err(error) = opened.engine.load_group(group) {
+            tracing::warn!(group, %error, "loading a group for its checkpoint failed");
+        }
+    });
 }
 
 /// Where this import starts: after the records an earlier run of this same import
