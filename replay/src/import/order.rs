@@ -155,6 +155,10 @@ pub struct Pipeline<'a> {
     /// copy of one is a duplicate even if validation, which read the index earlier,
     /// did not see it.
     recent: HashMap<[u8; 32], u64>,
+    /// The first four bytes of the ids in `recent`, with the newest batch of any of
+    /// them: whether a NIP-29 `previous` reference (eight hex digits) may name an event
+    /// not yet committed.
+    recent_prefixes: HashMap<[u8; 4], u64>,
     /// The last batch acknowledged (batches are acknowledged in order), shared with
     /// the thread that validates ahead.
     acked_batch: Arc<AtomicU64>,
@@ -212,6 +216,7 @@ impl<'a> Pipeline<'a> {
             in_flight: VecDeque::new(),
             queued: Vec::new(),
             recent: HashMap::new(),
+            recent_prefixes: HashMap::new(),
             acked_batch: Arc::new(AtomicU64::new(0)),
             pending: HashMap::new(),
             batch: 1,
@@ -270,7 +275,11 @@ impl<'a> Pipeline<'a> {
             // case the batch-vs-one-at-a-time property test found, so exactness wins
             // over fewer commits until that case is understood.
             let same_group = group.is_some_and(|group| self.pending.contains_key(group));
-            if crosses_groups || same_group {
+            // A `previous` reference must name a stored event: one that names an event
+            // decided but not yet committed waits for it.
+            let references_pending =
+                (!self.queued.is_empty() || !self.in_flight.is_empty()) && self.names_recent(event);
+            if crosses_groups || same_group || references_pending {
                 self.flush()?;
                 self.flushes += 1;
             }
@@ -287,8 +296,30 @@ impl<'a> Pipeline<'a> {
         // queue on, and an id recorded with the flushed batch's number would be
         // forgotten (`begin_validation`) before its own batch is in the index.
         self.recent.insert(*prepared.id(), self.batch);
+        let mut prefix = [0u8; 4];
+        prefix.copy_from_slice(&prepared.id()[..4]);
+        self.recent_prefixes.insert(prefix, self.batch);
         self.queued.push(prepared);
         Ok(Decision::Queued)
+    }
+
+    /// Whether one of `event`'s `previous` references may name an event in `recent`
+    /// (compared on the four bytes every reference has; a false yes costs a commit).
+    fn names_recent(&self, event: &Event) -> bool {
+        event
+            .tags
+            .iter()
+            .filter(|t| t.kind() == "previous")
+            .filter_map(|t| t.content())
+            .filter_map(|hex| {
+                let digits = hex.get(..8)?;
+                let mut prefix = [0u8; 4];
+                for (i, byte) in prefix.iter_mut().enumerate() {
+                    *byte = u8::from_str_radix(digits.get(2 * i..2 * i + 2)?, 16).ok()?;
+                }
+                Some(prefix)
+            })
+            .any(|prefix| self.recent_prefixes.contains_key(&prefix))
     }
 
     /// Records what an accepted event changes in its group until it is committed.
@@ -342,6 +373,7 @@ impl<'a> Pipeline<'a> {
     /// read, so only the rest is remembered.
     pub fn begin_validation(&mut self, acked: u64) {
         self.recent.retain(|_, batch| *batch > acked);
+        self.recent_prefixes.retain(|_, batch| *batch > acked);
     }
 
     /// Sends what is queued to the writer, keeping at most `depth` batches in flight.
