@@ -2,11 +2,11 @@
 //! checkpoint worker, and the change tracking behind `Engine::checkpoint`. Each is
 //! checked through `Handle::fold_counters` or the checkpoint table, never by timing.
 
-mod mutants_support;
+mod engine_support;
 
 use highwater_engine::{Engine, EngineError, EngineOptions, LoadState, Store};
 use highwater_store::StoreOptions;
-use mutants_support::{Tally, append_n, chat, headers, open, quiet};
+use engine_support::{Tally, append_n, chat, headers, open, quiet};
 use nostr::prelude::Keys;
 
 #[test]
@@ -29,7 +29,7 @@ fn commits_to_a_loaded_group_are_folded_live() {
     append_n(&engine, &keys, "g", 2, 3);
     // Events of a kind the projection does not fold still advance the slot live.
     engine
-        .append(&mutants_support::message(&keys, "g", 7, "reaction"))
+        .append(&engine_support::message(&keys, "g", 7, "reaction"))
         .unwrap();
     // A group never read is not in memory: nothing is folded for it.
     append_n(&engine, &keys, "cold", 0, 2);
@@ -61,7 +61,7 @@ fn a_live_fold_that_fails_fails_the_group() {
     append_n(&engine, &keys, "g", 0, 2);
     assert_eq!(tally.read("g", |n| *n).unwrap(), 2);
     engine
-        .append(&mutants_support::message(&keys, "g", 9, "boom"))
+        .append(&engine_support::message(&keys, "g", 9, "boom"))
         .unwrap();
     let status = engine.group_status("tally", "g").unwrap();
     let failed = matches!(status.state, LoadState::Failed { .. });

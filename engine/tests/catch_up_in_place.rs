@@ -3,13 +3,13 @@
 //! because its live fold found the slot busy. A store error during that catch-up
 //! leaves the slot as it was.
 
-mod mutants_support;
+mod engine_support;
 
 use std::process::Command;
 
 use highwater_engine::{EngineError, Store};
 use highwater_store::StoreOptions;
-use mutants_support::{append_n, chat, headers, open, quiet};
+use engine_support::{append_n, chat, headers, open, quiet};
 use nostr::prelude::Keys;
 
 /// Set in a child's environment: the child appends to the store in this directory.
@@ -127,7 +127,7 @@ fn a_store_error_during_an_in_place_catch_up_leaves_the_slot_intact() {
 /// the slot busy and skips its live fold.
 fn leave_behind(
     engine: &highwater_engine::Engine,
-    tally: &highwater_engine::Handle<mutants_support::Tally>,
+    tally: &highwater_engine::Handle<engine_support::Tally>,
     keys: &Keys,
     n: usize,
 ) {
@@ -163,7 +163,7 @@ fn a_rebuild_replaces_a_loaded_state_that_fell_behind() {
     let keys = Keys::generate();
     append_n(&engine, &keys, "g", 0, 3);
     let head = engine.store().group("g").unwrap().head;
-    mutants_support::put_checkpoint(&engine, "g", 1, head, 3, 900);
+    engine_support::put_checkpoint(&engine, "g", 1, head, 3, 900);
     assert_eq!(tally.read("g", |n| *n).unwrap(), 900);
     leave_behind(&engine, &tally, &keys, 3);
     // The rebuilt state is newer than the loaded one: it replaces it.

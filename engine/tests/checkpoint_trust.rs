@@ -4,10 +4,10 @@
 //! served. Checkpoints written at close are what the next open loads, and a rebuild
 //! replaces every checkpoint and every served state.
 
-mod mutants_support;
+mod engine_support;
 
 use highwater_engine::{EngineOptions, LoadState};
-use mutants_support::{append_n, chat, headers, open, put_checkpoint, quiet};
+use engine_support::{append_n, chat, headers, open, put_checkpoint, quiet};
 use nostr::prelude::Keys;
 
 #[test]
@@ -149,7 +149,7 @@ fn a_failed_fold_fails_verify_alike_on_both_sides() {
     let keys = Keys::generate();
     append_n(&engine, &keys, "g", 0, 2);
     engine
-        .append(&mutants_support::message(&keys, "g", 9, "boom"))
+        .append(&engine_support::message(&keys, "g", 9, "boom"))
         .unwrap();
     assert!(tally.read("g", |n| *n).is_err());
     assert_eq!(engine.verify_group("tally", "g").unwrap(), None);
@@ -167,10 +167,10 @@ fn verify_group_reports_folds_that_fail_differently() {
     let at = engine.store().group("g").unwrap().head;
     append_n(&engine, &keys, "g", 2, 1);
     engine
-        .append(&mutants_support::message(&keys, "g", 9, "boom"))
+        .append(&engine_support::message(&keys, "g", 9, "boom"))
         .unwrap();
     // Served: the planted state fails at the event after `at`; the replay fails at boom.
-    put_checkpoint(&engine, "g", 1, at, 2, mutants_support::UNLUCKY);
+    put_checkpoint(&engine, "g", 1, at, 2, engine_support::UNLUCKY);
     assert!(tally.read("g", |n| *n).is_err());
     let diff = engine
         .verify_group("tally", "g")
@@ -237,7 +237,7 @@ fn a_rebuild_replaces_every_corrupted_checkpoint_and_every_served_state() {
         append_n(&engine, &keys, g, 0, i + 2);
     }
     engine
-        .append(&mutants_support::message(&keys, "a", 7, "not folded"))
+        .append(&engine_support::message(&keys, "a", 7, "not folded"))
         .unwrap();
     for g in groups {
         let head = engine.store().group(g).unwrap().head;
@@ -320,7 +320,7 @@ fn a_rebuild_of_a_failing_group_reports_it_and_writes_no_checkpoint_for_it() {
     append_n(&engine, &keys, "ok", 0, 2);
     append_n(&engine, &keys, "bad", 0, 1);
     engine
-        .append(&mutants_support::message(&keys, "bad", 9, "boom"))
+        .append(&engine_support::message(&keys, "bad", 9, "boom"))
         .unwrap();
     let reports = engine.rebuild(None, None).unwrap();
     assert_eq!((reports[0].groups, reports[0].failed), (2, 1));

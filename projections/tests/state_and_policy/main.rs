@@ -1,7 +1,7 @@
-//! Tests written against the survivors of mutation testing (`bash .ci/mutants`, see
-//! MUTANTS.md), in one test binary so that each mutant links one binary more, not
-//! several: the group lifecycle, the metadata state, the access policy, and membership,
-//! roles and creator against a reference model.
+//! The projections' state and the access policy at their edges, in one test binary (so
+//! that each mutant of a mutation run — `bash .ci/mutants`, MUTANTS.md — links one
+//! binary more, not several): the group lifecycle, the metadata state, the access
+//! policy, and membership, roles and creator against a reference model.
 
 mod dense;
 mod life;

@@ -1,7 +1,7 @@
-//! Tests written against the survivors of mutation testing (`bash .ci/mutants`, see
-//! MUTANTS.md), in one test binary so that each mutant links one binary more, not four:
-//! the checkpoint table and settings at their edges, the handle itself, and what a
-//! store learns of another process's commits.
+//! The store at its edges, in one test binary (so that each mutant of a mutation run —
+//! `bash .ci/mutants`, MUTANTS.md — links one binary more, not four): the checkpoint
+//! table and settings, the handle itself, and what a store learns of another
+//! process's commits.
 
 mod checkpoints;
 mod follow;
