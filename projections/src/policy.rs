@@ -7,8 +7,13 @@
 //!   their powers in private groups only when `admins_manage_private` is set.
 //! - Moderation (9000–9020 except the join/leave requests, in particular 9000, 9001,
 //!   9002, 9005, 9008, 9009, 9010) is allowed to the creator of the group's current
-//!   life, relay admins, and members holding the `admin` role. There is no `moderator`
-//!   role.
+//!   life, relay admins, and members holding one of [`Policy::group_admin_roles`]
+//!   (`admin` by default; none in zooid's dialect, where only the creator and relay
+//!   admins moderate).
+//! - Creating a group (9007) is open to anyone (NIP-29 sets no condition) unless
+//!   [`Policy::admin_create_only`] (only relay admins create groups) or, for a private
+//!   group, [`Policy::private_admin_only`]; both are zooid's switches. Relay admins
+//!   count here whatever `admins_manage_private` says: creating is not managing.
 //! - Only relay admins may change the write-restricted flag (the seed relay's), by 9002
 //!   or by creating a group (9007) that is already write-restricted. NIP-29's
 //!   `restricted` is group metadata like any other.
@@ -75,6 +80,20 @@ pub struct Policy {
     /// one does (zooid's dialect). Off by default: NIP-29 honours join requests unless
     /// the group is `closed`.
     pub private_needs_invite: bool,
+    /// Only relay admins (the relay key and [`Policy::relay_admins`]) create groups
+    /// (zooid's `admin_create_only`). Off by default: NIP-29 lets anyone create one.
+    pub admin_create_only: bool,
+    /// Only relay admins create private groups (zooid's `private_admin_only`). Off by
+    /// default.
+    pub private_admin_only: bool,
+    /// Group roles whose holders (members) moderate a group, besides its creator and
+    /// relay admins: `admin` by default. Empty in zooid's dialect, where group roles
+    /// give no moderation rights.
+    pub group_admin_roles: BTreeSet<String>,
+    /// The relay answers an accepted join request (9021) with its own 9000 at once
+    /// (NIP-29's honoured join; zooid's `auto_join = true`). Off, a join request is
+    /// stored and waits for a moderator's 9000 (zooid's default). On by default.
+    pub answer_joins: bool,
 }
 
 impl Default for Policy {
@@ -86,6 +105,10 @@ impl Default for Policy {
             auto_join: false,
             require_membership: false,
             private_needs_invite: false,
+            admin_create_only: false,
+            private_admin_only: false,
+            group_admin_roles: ["admin".to_owned()].into_iter().collect(),
+            answer_joins: true,
         }
     }
 }
@@ -121,6 +144,13 @@ pub enum Rejection {
     /// A join request to a closed group without a valid invite code.
     #[error("restricted: group is closed; a valid invite code is required")]
     Closed,
+    /// A 9007 by someone who is not a relay admin (with [`Policy::admin_create_only`]).
+    #[error("restricted: only relay admins can create groups")]
+    AdminCreateOnly,
+    /// A 9007 of a private group by someone who is not a relay admin (with
+    /// [`Policy::private_admin_only`]).
+    #[error("restricted: only relay admins can create private groups")]
+    PrivateAdminOnly,
     /// A join request to a private or hidden group without a valid invite code (with
     /// [`Policy::private_needs_invite`]).
     #[error("restricted: an invite code is required to join this group")]
@@ -282,7 +312,10 @@ impl AccessPolicy {
         let member = groups.with_membership_in(query, |s| s.is_member(pubkey.as_bytes()))?;
         let (group_admin, writer) = groups.with_roles_in(query, |r| {
             (
-                r.has_role(pubkey.as_bytes(), "admin"),
+                self.policy
+                    .group_admin_roles
+                    .iter()
+                    .any(|role| r.has_role(pubkey.as_bytes(), role)),
                 r.has_role(pubkey.as_bytes(), "writer"),
             )
         })?;
@@ -304,6 +337,11 @@ impl AccessPolicy {
         pubkey == &self.groups.config().relay_pubkey
             || (self.policy.relay_admins.contains(pubkey)
                 && (!private || self.policy.admins_manage_private))
+    }
+
+    /// Whether `pubkey` is the relay key or a relay admin, whatever the group.
+    fn is_relay_admin(&self, pubkey: &PublicKey) -> bool {
+        pubkey == &self.groups.config().relay_pubkey || self.policy.relay_admins.contains(pubkey)
     }
 
     /// Members and relay admins (in the sense of [`AccessPolicy::relay_power`]).
@@ -506,6 +544,13 @@ impl AccessPolicy {
                 return Err(Rejection::AlreadyExists);
             }
             let wanted = GroupMetadata::from_event(event);
+            let relay_admin = self.is_relay_admin(&author);
+            if self.policy.admin_create_only && !relay_admin {
+                return Err(Rejection::AdminCreateOnly);
+            }
+            if self.policy.private_admin_only && wanted.private && !relay_admin {
+                return Err(Rejection::PrivateAdminOnly);
+            }
             if wanted.write_restricted && !self.relay_power(Some(&author), wanted.private) {
                 return Err(Rejection::RestrictedFlag);
             }
@@ -587,6 +632,8 @@ mod tests {
             Rejection::NotMember,
             Rejection::Closed,
             Rejection::InviteRequired,
+            Rejection::AdminCreateOnly,
+            Rejection::PrivateAdminOnly,
             Rejection::WriteRestricted,
             Rejection::MembersOnly,
             Rejection::UnsupportedKind(1),

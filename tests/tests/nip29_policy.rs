@@ -4,7 +4,7 @@ mod nip29_support;
 
 use highwater_projections::{AccessPolicy, Policy, Rejection};
 use nip29_support::{Harness, ev, key, pk, relay};
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind};
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind};
 
 /// Relay admin: key 7. Creator: key 1.
 fn policy() -> Policy {
@@ -15,6 +15,7 @@ fn policy() -> Policy {
         auto_join: false,
         require_membership: true,
         private_needs_invite: false,
+        ..Policy::default()
     }
 }
 
@@ -579,6 +580,10 @@ fn the_default_policy_is_nip29s_text() {
             auto_join: false,
             require_membership: false,
             private_needs_invite: false,
+            admin_create_only: false,
+            private_admin_only: false,
+            group_admin_roles: ["admin".to_owned()].into_iter().collect(),
+            answer_joins: true,
         }
     );
     let h = Harness::new();
@@ -736,4 +741,82 @@ fn timeline_references_must_name_stored_events() {
         Rejection::UnknownPrevious(unknown.into()),
         access.check_write(&event).unwrap_err()
     );
+}
+
+#[test]
+fn admin_create_only_lets_relay_admins_alone_create_groups() {
+    let h = Harness::new();
+    let (outsider, admin) = (key(4), key(7));
+    let access = h.policy(&Policy {
+        admin_create_only: true,
+        ..policy()
+    });
+    assert_eq!(
+        message(&access, &ev(9007, "g").sign(&outsider)),
+        "restricted: only relay admins can create groups"
+    );
+    assert_eq!(message(&access, &ev(9007, "g").sign(&admin)), "ok");
+    assert_eq!(message(&access, &ev(9007, "g").sign(&relay())), "ok");
+    // The default (NIP-29): anyone creates.
+    assert_eq!(
+        message(&h.policy(&policy()), &ev(9007, "g").sign(&outsider)),
+        "ok"
+    );
+}
+
+#[test]
+fn private_admin_only_lets_relay_admins_alone_create_private_groups() {
+    let h = Harness::new();
+    let (outsider, admin) = (key(4), key(7));
+    let access = h.policy(&Policy {
+        private_admin_only: true,
+        ..policy()
+    });
+    assert_eq!(
+        message(&access, &ev(9007, "p").tag(&["private"]).sign(&outsider)),
+        "restricted: only relay admins can create private groups"
+    );
+    assert_eq!(message(&access, &ev(9007, "g").sign(&outsider)), "ok");
+    // A relay admin creates one even without admins_manage_private: creating is not
+    // managing.
+    assert_eq!(
+        message(&access, &ev(9007, "p").tag(&["private"]).sign(&admin)),
+        "ok"
+    );
+}
+
+#[test]
+fn group_admin_roles_name_who_moderates_besides_creator_and_relay_admins() {
+    let h = Harness::new();
+    let (creator, boss, moderator) = (key(1), key(2), key(3));
+    h.append(&[
+        ev(9007, "g").sign(&creator),
+        ev(9000, "g")
+            .p(&boss, &["admin"])
+            .p(&moderator, &["moderator"])
+            .sign(&creator),
+    ]);
+    let put = |by: &Keys| ev(9000, "g").p(&key(5), &[]).sign(by);
+    let nip29 = h.policy(&policy());
+    assert_eq!(message(&nip29, &put(&boss)), "ok");
+    assert_eq!(
+        message(&nip29, &put(&moderator)),
+        "restricted: not authorised to moderate this group"
+    );
+    // zooid: group roles moderate nothing; the creator and relay admins do.
+    let zooid = h.policy(&Policy {
+        group_admin_roles: std::collections::BTreeSet::new(),
+        ..policy()
+    });
+    assert_eq!(
+        message(&zooid, &put(&boss)),
+        "restricted: not authorised to moderate this group"
+    );
+    assert_eq!(message(&zooid, &put(&creator)), "ok");
+    assert_eq!(message(&zooid, &put(&key(7))), "ok");
+    let moderators = h.policy(&Policy {
+        group_admin_roles: ["moderator".to_owned()].into_iter().collect(),
+        ..policy()
+    });
+    assert_eq!(message(&moderators, &put(&moderator)), "ok");
 }

@@ -14,13 +14,17 @@ use super::logs;
 use super::model::{Event, Facts, Life, Pk, parse_meta, would_cycle};
 
 /// The relay configurations compared: NIP-29's text with one relay admin (anyone
-/// reads and posts to open groups, joins honoured unless `closed`), and zooid's
-/// dialect: members-only reading and posting with auto-join, invite-only private and
-/// hidden groups, relay admins keeping their powers in private groups.
+/// reads, posts to open groups and creates groups, joins honoured unless `closed`,
+/// members holding `admin` moderate); zooid's dialect: members-only reading and
+/// posting with auto-join, invite-only private and hidden groups, relay admins keeping
+/// their powers in private groups, only relay admins creating groups, group roles
+/// moderating nothing; and a third: anyone creates public groups, only relay admins
+/// private ones, and holders of `moderator` moderate.
 pub fn configurations() -> Vec<Policy> {
     let admin: BTreeSet<PublicKey> = [logs::keys()[usize::from(logs::MEMBERS) - 1].public_key()]
         .into_iter()
         .collect();
+    let roles = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
     vec![
         Policy {
             relay_admins: admin.clone(),
@@ -29,16 +33,44 @@ pub fn configurations() -> Vec<Policy> {
             auto_join: false,
             require_membership: false,
             private_needs_invite: false,
+            admin_create_only: false,
+            private_admin_only: false,
+            group_admin_roles: roles(&["admin"]),
+            answer_joins: true,
         },
         Policy {
-            relay_admins: admin,
+            relay_admins: admin.clone(),
             admins_manage_private: true,
             open_reads: false,
             auto_join: true,
             require_membership: true,
             private_needs_invite: true,
+            admin_create_only: true,
+            private_admin_only: true,
+            group_admin_roles: roles(&[]),
+            answer_joins: false,
+        },
+        Policy {
+            relay_admins: admin,
+            admins_manage_private: false,
+            open_reads: true,
+            auto_join: false,
+            require_membership: false,
+            private_needs_invite: false,
+            admin_create_only: false,
+            private_admin_only: true,
+            group_admin_roles: roles(&["moderator"]),
+            answer_joins: true,
         },
     ]
+}
+
+/// Whether `who` holds, as a member, a role that moderates under `p`.
+fn moderates_by_role(p: &Policy, f: &Facts, who: &Pk) -> bool {
+    f.members.contains(who)
+        && f.roles
+            .get(who)
+            .is_some_and(|held| held.iter().any(|r| p.group_admin_roles.contains(r)))
 }
 
 /// The relay key, or a relay admin whose powers reach this group.
@@ -150,6 +182,7 @@ fn probes(group: &str) -> Vec<(u16, Vec<Vec<String>>)> {
             vec![h.clone(), t(&["name", "n"]), t(&["parent", "g0"])],
         ),
         (9007, vec![h.clone(), t(&["name", "n"])]),
+        (9007, vec![h.clone(), t(&["private"]), t(&["name", "n"])]),
         (
             9007,
             vec![h.clone(), t(&["write-restricted"]), t(&["parent", "g1"])],
@@ -243,6 +276,14 @@ fn verdict(
         if f.life == Life::Active {
             return Err(Rejection::AlreadyExists);
         }
+        // zooid's creation switches; a relay admin counts whatever the group's privacy.
+        let relay_admin = author == relay || is_relay_admin(policy, author);
+        if policy.admin_create_only && !relay_admin {
+            return Err(Rejection::AdminCreateOnly);
+        }
+        if policy.private_admin_only && wanted.private && !relay_admin {
+            return Err(Rejection::PrivateAdminOnly);
+        }
         if wanted.write_restricted && !power(policy, relay, author, wanted.private) {
             return Err(Rejection::RestrictedFlag);
         }
@@ -277,7 +318,10 @@ fn verdict(
         9022 if !is_member => Err(Rejection::NotMember),
         9021 | 9022 => Ok(()),
         9000..=9020 => {
-            if !(f.creator.as_ref() == Some(author) || relay_power || holds("admin")) {
+            if !(f.creator.as_ref() == Some(author)
+                || relay_power
+                || moderates_by_role(policy, f, author))
+            {
                 return Err(Rejection::NotAuthorised);
             }
             if event.kind == 9002 {
@@ -337,8 +381,7 @@ fn subgroup(
         let author = &event.pubkey;
         let admin = pf.creator.as_ref() == Some(author)
             || power(p, relay, author, pf.meta.private)
-            || (pf.members.contains(author)
-                && pf.roles.get(author).is_some_and(|r| r.contains("admin")));
+            || moderates_by_role(p, pf, author);
         if !admin {
             return Err(Rejection::NotParentAdmin);
         }

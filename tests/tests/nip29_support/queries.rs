@@ -84,6 +84,7 @@ pub fn test_policy(admin: &Keys) -> Policy {
         auto_join: false,
         require_membership: true,
         private_needs_invite: false,
+        ..Policy::default()
     }
 }
 
