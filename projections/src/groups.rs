@@ -18,6 +18,7 @@ use nostr::prelude::PublicKey;
 use crate::config::Nip29Config;
 use crate::creator::{Creator, CreatorState};
 use crate::deletions::Deletions;
+use crate::management::Management;
 use crate::dict::Dictionary;
 use crate::error::Error;
 use crate::fields::{GroupMetadata, Pin};
@@ -50,6 +51,7 @@ pub struct Groups {
     store: Store,
     links: Links,
     deletions: RelayWideHandle<Deletions>,
+    management: RelayWideHandle<Management>,
     creator_role: Arc<str>,
     oracle: bool,
 }
@@ -97,6 +99,7 @@ impl Groups {
             store: builder.store().clone(),
             links: Links::register(builder)?,
             deletions: builder.add_relay_wide(Deletions)?,
+            management: builder.add_relay_wide(Management::new(config.relay_pubkey))?,
             creator_role: Arc::from(DEFAULT_CREATOR_ROLE),
             oracle: false,
         })
@@ -175,6 +178,12 @@ impl Groups {
     /// The relay-wide `deletions` projection's handle: what a relay may serve.
     pub fn deletions_projection(&self) -> &RelayWideHandle<Deletions> {
         &self.deletions
+    }
+
+    /// The relay-wide `management` projection's handle: the NIP-86 state (bans, the
+    /// allow list, the relay's name, description and icon).
+    pub fn management_projection(&self) -> &RelayWideHandle<Management> {
+        &self.management
     }
 
     /// Resolves `group` for the several reads of one query: each `with_*_in` read of it

@@ -2,28 +2,30 @@
 //! its subscriptions, its bounded outbox and its writer task.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use futures_util::{SinkExt, StreamExt};
 use highwater_store::{Prepared, StoreError};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use nostr::prelude::{
     ClientMessage, Event, EventId, Kind, RelayMessage, SubscriptionId, Timestamp,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
 use crate::filter;
-use crate::http::{self, Prefixed, Request};
-use crate::hub::{Drain, Frame, Outbox, Sub};
+use crate::http;
+use crate::hub::{Drain, Frame, Outbox, Slot, Sub};
 use crate::reads::{self, Refusal};
+use crate::service::{Admitted, ClientAddr, RelayService, Writes};
 use crate::shared::Shared;
 use crate::writes::{Job, Reply};
 
@@ -31,59 +33,87 @@ use crate::writes::{Job, Reply};
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) writes: Sender<Job>,
+    pub(crate) writes: Writes,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
-/// Serves one accepted socket until it closes, the client is too slow, or shutdown.
-pub(crate) async fn serve(ctx: Ctx, mut stream: TcpStream, peer: SocketAddr, id: u64) {
-    let span = tracing::info_span!("conn", id, %peer);
+/// Who is on the other end of a WebSocket connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    /// The connection's number (unique in the relay).
+    pub(crate) id: u64,
+    /// The client's address for per-IP limits (the proxy's `X-Forwarded-For` entry
+    /// with `trust_proxy`).
+    pub(crate) ip: Option<IpAddr>,
+    /// The socket's peer, when known.
+    pub(crate) addr: Option<SocketAddr>,
+}
+
+/// Longest wait for a request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one accepted socket (HTTP/1.1: NIP-11, NIP-86, `/metrics`, `/health`, or a
+/// WebSocket upgrade) until it closes, the client is too slow, or shutdown. The socket
+/// holds one place under `max_connections` from the start; past it, it is answered
+/// `503` without reading the request.
+pub(crate) async fn serve_tcp(service: RelayService, mut stream: TcpStream, peer: SocketAddr) {
+    let span = tracing::info_span!("tcp", %peer);
     async move {
-        let limit = ctx.shared.options.limits.max_connections;
-        let Some(_slot) = ctx.shared.hub.meter.admit(limit) else {
+        let shared = &service.ctx().shared;
+        let limit = shared.options.limits.max_connections;
+        let Some(slot) = shared.hub.meter.admit(limit) else {
             tracing::warn!(limit, "too many connections: answering 503");
-            if let Err(e) = http::busy(&mut stream).await {
+            if let Err(e) = http::busy_raw(&mut stream).await {
                 tracing::debug!(error = %e, "answering 503 failed");
             }
             return;
         };
-        let head =
-            tokio::time::timeout(Duration::from_secs(10), http::read_head(&mut stream)).await;
-        let (bytes, request) = match head {
-            Ok(Ok(head)) => head,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "bad request");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!("no request within 10 s");
-                return;
+        let admitted = Admitted(Arc::new(parking_lot::Mutex::new(Some(slot))));
+        let mut shutdown = service.ctx().shutdown.clone();
+        let handler = {
+            let service = service.clone();
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                request.extensions_mut().insert(ClientAddr(peer));
+                request.extensions_mut().insert(admitted.clone());
+                async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+            })
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT)
+            .max_buf_size(16 * 1024)
+            .keep_alive(false)
+            .serve_connection(TokioIo::new(stream), handler)
+            .with_upgrades();
+        tokio::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            () = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
             }
         };
-        if request != Request::WebSocket {
-            if let Err(e) = http::answer(&mut stream, &ctx.shared, &request).await {
-                tracing::debug!(error = %e, "answering HTTP failed");
-            }
-            return;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "HTTP connection ended with an error");
         }
-        let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(ctx.shared.options.limits.max_message_bytes);
-        config.max_frame_size = Some(ctx.shared.options.limits.max_message_bytes);
-        let ws = match tokio_tungstenite::accept_async_with_config(
-            Prefixed::new(bytes, stream),
-            Some(config),
-        )
-        .await
-        {
-            Ok(ws) => ws,
-            Err(e) => {
-                tracing::debug!(error = %e, "WebSocket handshake failed");
-                return;
-            }
-        };
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Runs one upgraded WebSocket connection; `slot` is its place under
+/// `max_connections`, freed when it ends.
+pub(crate) async fn serve_ws<S>(ctx: Ctx, ws: WebSocketStream<S>, peer: Peer, slot: Slot)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let addr = peer.addr.map(tracing::field::display);
+    let span = tracing::info_span!("conn", id = peer.id, peer = addr);
+    async move {
         let started = Instant::now();
         tracing::info!("connection opened");
-        let stats = run(&ctx, ws, id).await;
+        let stats = run(&ctx, ws, peer).await;
         tracing::info!(
             received = stats.received,
             sent = stats.sent,
@@ -91,6 +121,7 @@ pub(crate) async fn serve(ctx: Ctx, mut stream: TcpStream, peer: SocketAddr, id:
             seconds = started.elapsed().as_secs_f64(),
             "connection closed"
         );
+        drop(slot);
     }
     .instrument(span)
     .await;
@@ -110,9 +141,15 @@ struct Conn {
     challenge: String,
     writes: JoinSet<()>,
     inflight: Arc<Semaphore>,
+    /// The client's address, for per-IP limits.
+    ip: Option<IpAddr>,
 }
 
-async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
+async fn run<S>(ctx: &Ctx, ws: WebSocketStream<S>, peer: Peer) -> Stats
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = peer.id;
     let limits = &ctx.shared.options.limits;
     let (sink, mut stream) = ws.split();
     let (outbox, drain) = Outbox::new(id, limits.max_queue_bytes, ctx.shared.hub.meter.clone());
@@ -125,6 +162,7 @@ async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
         challenge: challenge(id),
         writes: JoinSet::new(),
         inflight: Arc::new(Semaphore::new(limits.max_inflight_writes)),
+        ip: peer.ip,
     };
     conn.outbox
         .send(RelayMessage::auth(conn.challenge.clone()).as_json());
@@ -178,11 +216,13 @@ async fn run(ctx: &Ctx, ws: WebSocketStream<Prefixed>, id: u64) -> Stats {
 
 /// The connection's writer: sends queued frames until every sender is gone, then a
 /// close frame. A killed (slow) client gets nothing more, not even what is queued.
-async fn write_frames(
-    mut sink: futures_util::stream::SplitSink<WebSocketStream<Prefixed>, Message>,
+async fn write_frames<S>(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
     mut drain: Drain,
     mut killed: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let write = async {
         while let Some(frame) = drain.recv().await {
             let sent = sink.send(Message::text(frame.into_text())).await;
@@ -220,7 +260,28 @@ impl Conn {
             }
         };
         match message {
-            ClientMessage::Event(event) => self.on_event(event.into_owned()).await,
+            ClientMessage::Event(event) => {
+                let shared = &self.ctx.shared;
+                let refusal = shared
+                    .limiters
+                    .check_ip(self.ip)
+                    .or_else(|| shared.limiters.check_pubkey(&event.pubkey));
+                match refusal {
+                    Some(refusal) => self.ok(&event, false, refusal),
+                    None => self.on_event(event.into_owned()).await,
+                }
+            }
+            ClientMessage::Req {
+                subscription_id, ..
+            } if self.ctx.shared.limiters.check_ip(self.ip).is_some() => {
+                self.outbox.send(
+                    RelayMessage::closed(
+                        subscription_id.into_owned(),
+                        "rate-limited: too many messages from this address; slow down",
+                    )
+                    .as_json(),
+                );
+            }
             ClientMessage::Req {
                 subscription_id,
                 filters,
@@ -276,20 +337,29 @@ impl Conn {
         let Ok(permit) = self.inflight.clone().acquire_owned().await else {
             return;
         };
+        let Some(writes) = self.ctx.writes.sender() else {
+            self.ok(&event, false, "error: the relay is shutting down");
+            return;
+        };
         let shared = shared.clone();
-        let writes = self.ctx.writes.clone();
         let outbox = self.outbox.clone();
         self.writes.spawn(async move {
             let id = event.id;
-            let reply = write(shared, writes, event).await;
+            let reply = write(shared.clone(), writes, event).await;
+            shared.metrics.count_reply(reply.accepted, &reply.message);
             outbox.send(RelayMessage::ok(id, reply.accepted, reply.message).as_json());
             drop(permit);
         });
     }
 
+    /// Answers an `EVENT` here (not through the write path), and counts the answer.
     fn ok(&self, event: &Event, accepted: bool, message: impl Into<String>) {
+        let message = message.into();
+        if event.kind != Kind::Authentication {
+            self.ctx.shared.metrics.count_reply(accepted, &message);
+        }
         self.outbox
-            .send(RelayMessage::ok(event.id, accepted, message.into()).as_json());
+            .send(RelayMessage::ok(event.id, accepted, message).as_json());
     }
 
     async fn on_req(
@@ -555,7 +625,7 @@ fn read_back(
 }
 
 /// Validates (on a blocking thread), then hands the event to the sequencer and waits.
-async fn write(shared: Arc<Shared>, writes: Sender<Job>, event: Event) -> Reply {
+pub(crate) async fn write(shared: Arc<Shared>, writes: Sender<Job>, event: Event) -> Reply {
     let checked = tokio::task::spawn_blocking(move || {
         let prepared = shared.store.prepare(&event);
         (event, prepared)

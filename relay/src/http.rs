@@ -1,67 +1,18 @@
-//! The HTTP side of the listening socket: reading a request's head, answering the
-//! NIP-11 information document (for `Accept: application/nostr+json`) or a short text,
-//! and handing WebSocket upgrades to tungstenite with the bytes already read.
+//! The HTTP answers of the relay's service (`service.rs`): the NIP-11 information
+//! document, `/metrics`, `/health`, short texts, CORS, and reading the client's address
+//! from `X-Forwarded-For`; and the raw `503` for a connection past `max_connections`.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::net::IpAddr;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::shared::Shared;
-
-/// Largest request head accepted.
-const MAX_HEAD: usize = 16 * 1024;
-
-/// What the client asked for.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Request {
-    WebSocket,
-    Nip11,
-    Other,
-}
-
-/// Reads until the end of the request head; returns the bytes read and what they ask.
-pub(crate) async fn read_head(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, Request)> {
-    let mut buf = Vec::with_capacity(1_024);
-    let mut chunk = [0u8; 2_048];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let header = |name: &str| {
-                head.lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .filter(|(k, _)| k.trim() == name)
-                    .map(|(_, v)| v.trim().to_owned())
-                    .collect::<Vec<_>>()
-            };
-            let kind = if header("upgrade").iter().any(|v| v.contains("websocket")) {
-                Request::WebSocket
-            } else if header("accept")
-                .iter()
-                .any(|v| v.contains("application/nostr+json"))
-            {
-                Request::Nip11
-            } else {
-                Request::Other
-            };
-            return Ok((buf, kind));
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-    }
-}
 
 /// The NIP-11 relay information document.
 ///
@@ -75,11 +26,22 @@ pub(crate) async fn read_head(stream: &mut TcpStream) -> std::io::Result<(Vec<u8
 pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
     let limits = &shared.options.limits;
     let policy = shared.policy.policy();
-    json!({
-        "name": shared.options.name,
-        "description": shared.options.description,
+    // The name, description and icon set over NIP-86 (the `management` projection)
+    // win over the options.
+    let [name, description, icon] = shared
+        .policy
+        .groups()
+        .management_projection()
+        .read(|m| [m.name(), m.description(), m.icon()].map(|v| v.map(str::to_owned)))
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "the management state cannot be read; NIP-11 shows the options");
+            [None, None, None]
+        });
+    let mut document = json!({
+        "name": name.unwrap_or_else(|| shared.options.name.clone()),
+        "description": description.unwrap_or_else(|| shared.options.description.clone()),
         "pubkey": shared.keys.public_key().to_hex(),
-        "supported_nips": [1, 11, 29, 42],
+        "supported_nips": [1, 11, 29, 42, 86, 98],
         "nip29": { "subgroups": true },
         "software": "highwater",
         "version": env!("CARGO_PKG_VERSION"),
@@ -94,33 +56,138 @@ pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
             "auth_required": !policy.open_reads,
             "restricted_writes": !shared.options.allow_ungrouped || policy.require_membership,
         },
-    })
+    });
+    if let Some(icon) = icon {
+        document["icon"] = json!(icon);
+    }
+    document
 }
 
-/// Answers a plain HTTP request and closes.
-pub(crate) async fn answer(
-    stream: &mut TcpStream,
-    shared: &Shared,
-    request: &Request,
-) -> std::io::Result<()> {
-    let (content_type, body) = if *request == Request::Nip11 {
-        ("application/nostr+json", nip11(shared).to_string())
-    } else {
-        (
-            "text/plain; charset=utf-8",
-            "highwater: a NIP-29 relay. Connect with a Nostr client over WebSocket.\n".to_owned(),
-        )
-    };
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\nAccess-Control-Allow-Methods: GET, OPTIONS\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+/// Whether a request asks for a WebSocket (`Upgrade: websocket`).
+pub(crate) fn is_upgrade<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("websocket"))
+}
+
+/// Whether a request asks for the NIP-11 document (`Accept: application/nostr+json`).
+pub(crate) fn wants_nip11<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("application/nostr+json"))
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A short text answer.
+pub(crate) fn text(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{}\n", text.trim_end()),
+    )
+}
+
+/// A JSON answer (NIP-86).
+pub(crate) fn json(
+    status: StatusCode,
+    content_type: &'static str,
+    value: &serde_json::Value,
+) -> Response<Full<Bytes>> {
+    response(status, content_type, value.to_string())
+}
+
+/// The NIP-11 document.
+pub(crate) fn nip11_response(shared: &Shared) -> Response<Full<Bytes>> {
+    response(
+        StatusCode::OK,
+        "application/nostr+json",
+        nip11(shared).to_string(),
+    )
+}
+
+/// The metrics in Prometheus' text format.
+pub(crate) fn metrics(body: String) -> Response<Full<Bytes>> {
+    response(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        body,
+    )
+}
+
+/// `503` for a WebSocket past `max_connections`.
+pub(crate) fn busy() -> Response<Full<Bytes>> {
+    let mut response = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "highwater: too many connections; try again later.",
     );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// What CORS allows: any origin may `GET` (NIP-11) and `POST` (NIP-86) with the
+/// headers NIP-86 and NIP-98 need.
+const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, Accept";
+
+/// The CORS preflight answer.
+pub(crate) fn preflight() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    response
+}
+
+/// Adds the headers every answer carries: any origin may read it and call NIP-86.
+pub(crate) fn with_cors(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(ALLOW_METHODS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    response
+}
+
+/// The last address of the `X-Forwarded-For` headers: the one the proxy in front of the
+/// relay added (earlier ones are whatever the client claimed).
+pub(crate) fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .and_then(|last| last.trim().parse().ok())
 }
 
 /// Answers `503` without reading the request (the relay is at `max_connections`).
-pub(crate) async fn busy(stream: &mut TcpStream) -> std::io::Result<()> {
+pub(crate) async fn busy_raw(stream: &mut TcpStream) -> std::io::Result<()> {
     let body = "highwater: too many connections; try again later.\n";
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}",
@@ -130,55 +197,20 @@ pub(crate) async fn busy(stream: &mut TcpStream) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
-/// A stream that yields `prefix` before the socket's own bytes.
-#[derive(Debug)]
-pub(crate) struct Prefixed {
-    prefix: Vec<u8>,
-    pos: usize,
-    inner: TcpStream,
-}
-
-impl Prefixed {
-    pub(crate) fn new(prefix: Vec<u8>, inner: TcpStream) -> Self {
-        Self {
-            prefix,
-            pos: 0,
-            inner,
-        }
-    }
-}
-
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.pos < self.prefix.len() {
-            let n = buf.remaining().min(self.prefix.len() - self.pos);
-            let start = self.pos;
-            buf.put_slice(&self.prefix[start..start + n]);
-            self.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Prefixed {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_proxy_s_own_entry_is_the_last_one() {
+        let mut headers = hyper::HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.1".parse().unwrap(),
+        );
+        headers.append("x-forwarded-for", "192.0.2.7".parse().unwrap());
+        assert_eq!(
+            super::forwarded_for(&headers),
+            Some("192.0.2.7".parse().unwrap())
+        );
+        assert_eq!(super::forwarded_for(&hyper::HeaderMap::new()), None);
     }
 }

@@ -420,9 +420,19 @@ impl Hub {
         remove_locked(&mut self.inner.write(), &(conn, id.to_owned()));
     }
 
+    /// Open subscriptions.
+    pub(crate) fn len(&self) -> usize {
+        let inner = self.inner.read();
+        inner.others.len() + inner.groups_of.len()
+    }
+
     /// Delivers committed events to the subscriptions they match, in order.
     pub(crate) fn broadcast(&self, shared: &Shared, events: &[(u64, Event)]) {
         for (_, event) in events {
+            // The relay's management events (NIP-86) are its own records, never served.
+            if event.kind.as_u16() == highwater_projections::MANAGEMENT_KIND {
+                continue;
+            }
             let group = group_of(event);
             let targets: Vec<Arc<Sub>> = {
                 let inner = self.inner.read();

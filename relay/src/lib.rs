@@ -62,8 +62,12 @@ mod filter;
 mod http;
 mod hub;
 mod index;
+mod metrics;
+mod nip86;
 mod options;
+mod ratelimit;
 mod reads;
+mod service;
 mod shared;
 mod state;
 mod writes;
@@ -75,16 +79,14 @@ use highwater_engine::Engine;
 use highwater_projections::{AccessPolicy, Groups};
 use nostr::prelude::{Keys, PublicKey};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 pub use crate::error::RelayError;
-pub use crate::options::{Limits, RelayOptions};
+pub use crate::options::{Limits, Rate, RateLimits, RelayOptions};
+pub use crate::service::{ClientAddr, RelayService};
 
 #[cfg(feature = "test-support")]
 pub use crate::hub::OutboxStats;
 
-use crate::conn::Ctx;
 use crate::hub::Hub;
 use crate::index::ServedIndex;
 use crate::shared::Shared;
@@ -121,6 +123,7 @@ impl Relay {
         let store_head = store.head();
         let index = ServedIndex::new(groups.deletions_projection().clone())?;
         let policy = AccessPolicy::new(groups, options.policy.clone());
+        let limiters = ratelimit::Limiters::new(options.rate_limits);
         Ok(Self {
             shared: Arc::new(Shared {
                 store,
@@ -133,6 +136,9 @@ impl Relay {
                 hub: Hub::default(),
                 feed: feed::Feed::new(store_head),
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                metrics: metrics::Metrics::default(),
+                limiters,
+                writer_failed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -167,52 +173,37 @@ impl Relay {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RelayError> {
-        let (writes, threads) =
-            writes::start(&self.shared).map_err(|e| RelayError::Thread(e.to_string()))?;
-        let (stop, stopped) = watch::channel(false);
-        let ctx = Ctx {
-            shared: self.shared.clone(),
-            writes,
-            shutdown: stopped,
-        };
-        let mut conns = JoinSet::new();
-        let mut next_id = 0u64;
+        let relay = self.public_key();
+        let service = self.service()?;
         tokio::pin!(shutdown);
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, relay = %self.shared.keys.public_key(), "relay listening");
+            tracing::info!(%addr, %relay, "relay listening");
         }
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        next_id += 1;
-                        conns.spawn(conn::serve(ctx.clone(), stream, peer, next_id));
+                        service.track(conn::serve_tcp(service.clone(), stream, peer));
                     }
                     Err(e) => tracing::warn!(error = %e, "accept failed"),
                 },
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 () = &mut shutdown => break,
             }
         }
-        tracing::info!(connections = conns.len(), "shutting down");
+        tracing::info!("shutting down");
         drop(listener);
-        stop.send_replace(true);
-        while conns.join_next().await.is_some() {}
-        drop(ctx);
-        self.shared
-            .stopping
-            .store(true, std::sync::atomic::Ordering::Release);
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            for thread in threads {
-                let _ = thread.join();
-            }
-            shared.engine.checkpoint()
-        })
-        .await
-        .map_err(|e| RelayError::Thread(e.to_string()))??;
-        tracing::info!("relay stopped");
-        Ok(())
+        service.shutdown().await
+    }
+
+    /// Starts the relay's write path and returns it as an HTTP service, for a server
+    /// that routes the relay's URL to it beside other routes (an axum router, a hyper
+    /// server); see [`RelayService`] and `relay/examples/axum_router.rs`.
+    ///
+    /// # Errors
+    ///
+    /// [`RelayError::Thread`] when the write path's threads cannot be started.
+    pub fn service(self) -> Result<RelayService, RelayError> {
+        RelayService::start(self.shared)
     }
 }

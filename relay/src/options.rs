@@ -89,6 +89,33 @@ pub struct RelayOptions {
     /// `highwater import` and other processes writing the log are exempt. Default: one
     /// hour.
     pub late_publication_secs: Option<u64>,
+    /// Per-IP and per-pubkey rate limits; over them, an `EVENT` is answered `OK` false
+    /// and a `REQ` `CLOSED`, both with `rate-limited:`. Off by default.
+    pub rate_limits: RateLimits,
+    /// Take the client's address from the `X-Forwarded-For` header (its last entry,
+    /// the one the proxy in front of the relay added) instead of the socket's peer: for
+    /// a relay reachable only through that proxy. Off by default: a client could
+    /// otherwise claim any address and escape its per-IP limit.
+    pub trust_proxy: bool,
+}
+
+/// A token bucket: `per_second` tokens a second, at most `burst` saved up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Sustained rate.
+    pub per_second: std::num::NonZeroU32,
+    /// Largest burst.
+    pub burst: std::num::NonZeroU32,
+}
+
+/// The relay's rate limits (`None`: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    /// `EVENT`s and `REQ`s of all the connections of one client address together, and
+    /// NIP-86 requests from it.
+    pub per_ip: Option<Rate>,
+    /// `EVENT`s signed by one pubkey, whichever connection sends them.
+    pub per_pubkey: Option<Rate>,
 }
 
 impl Default for RelayOptions {
@@ -104,6 +131,8 @@ impl Default for RelayOptions {
             description: "A NIP-29 group relay on the highwater engine".into(),
             limits: Limits::default(),
             late_publication_secs: Some(3_600),
+            rate_limits: RateLimits::default(),
+            trust_proxy: false,
         }
     }
 }

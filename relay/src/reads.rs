@@ -206,8 +206,13 @@ fn run_filter(
     }
     // A stored event, checked and offered. Stored state events are never served: the
     // rendered ones (below) are what the relay says a group's state is.
+    // Events banned over NIP-86, and the relay's own management records, are never
+    // served.
+    let banned = crate::nip86::banned_events(shared)?;
     let mut consider = |seq: u64, event: EventRef<'_>, access: &mut Access<'_>| {
         if is_state_kind(event.kind())
+            || event.kind() == highwater_projections::MANAGEMENT_KIND
+            || banned.contains(event.id())
             || !filter.matches_ref(event)
             || !newest.wants(event.created_at(), seq)
         {

@@ -28,4 +28,11 @@ pub(crate) struct Shared {
     pub(crate) feed: Feed,
     /// Set when the relay stops: background threads return.
     pub(crate) stopping: AtomicBool,
+    /// Prometheus metrics (`GET /metrics`).
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// Per-IP and per-pubkey rate limits.
+    pub(crate) limiters: crate::ratelimit::Limiters,
+    /// Set when a commit failed because the store's writer is gone: `/health` then
+    /// answers 503.
+    pub(crate) writer_failed: AtomicBool,
 }

@@ -19,6 +19,8 @@ use highwater_store::{AppendOutcome, Prepared, PreparedEvent, StoreError, Ticket
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, Tag, Timestamp};
 use tokio::sync::oneshot;
 
+use highwater_projections::MANAGEMENT_KIND;
+
 use crate::shared::Shared;
 
 /// The answer to one `EVENT`: accepted or not, and the NIP-01 `OK` message.
@@ -48,6 +50,8 @@ pub(crate) struct Job {
 /// A submitted batch on its way to the acknowledger.
 struct Pending {
     ticket: Result<Ticket, StoreError>,
+    /// When it was handed to the store's writer (for the commit-latency histogram).
+    submitted: std::time::Instant,
     events: Vec<Event>,
     replies: Vec<Option<oneshot::Sender<Reply>>>,
     /// For the sequencer when it waits for this batch (moderation, follow-ups).
@@ -90,11 +94,22 @@ fn sequence(shared: &Arc<Shared>, jobs: &Receiver<Job>, acks: &Sender<Pending>) 
         round.extend(jobs.try_iter().take(ROUND - 1));
         let mut batch: Vec<Job> = Vec::new();
         for job in round {
-            if let Some(refusal) = late_publication(shared, &job.event) {
+            if let Some(refusal) =
+                managed(shared, &job.event).or_else(|| late_publication(shared, &job.event))
+            {
                 let _ = job.reply.send(refusal);
                 continue;
             }
             let kind = job.event.kind.as_u16();
+            if kind == MANAGEMENT_KIND {
+                // The relay's own NIP-86 record (`managed` refused anyone else's):
+                // decided alone, like moderation, so later events see it.
+                submit(shared, acks, std::mem::take(&mut batch), None);
+                let (done, wait) = crossbeam_channel::bounded(1);
+                submit(shared, acks, vec![job], Some(done));
+                let _ = wait.recv();
+                continue;
+            }
             if is_moderation(kind) {
                 submit(shared, acks, std::mem::take(&mut batch), None);
                 moderate(shared, acks, job);
@@ -108,6 +123,45 @@ fn sequence(shared: &Arc<Shared>, jobs: &Receiver<Job>, acks: &Sender<Pending>) 
             }
         }
         submit(shared, acks, batch, None);
+    }
+}
+
+/// The refusal of an event by NIP-86's management state (the `management`
+/// projection, current as of the log head): a banned pubkey's or a banned event
+/// (`blocked:`), an author outside a non-empty allow list (`restricted:`; relay admins
+/// are never outside it), and the relay's management kind from anyone but the relay.
+/// The relay's own events are never refused.
+fn managed(shared: &Shared, event: &Event) -> Option<Reply> {
+    if event.pubkey == shared.keys.public_key() {
+        return None;
+    }
+    if event.kind.as_u16() == MANAGEMENT_KIND {
+        return Some(Reply::refused(format!(
+            "restricted: kind {MANAGEMENT_KIND} is the relay's own record of NIP-86 management"
+        )));
+    }
+    let author = event.pubkey.to_bytes();
+    let id = event.id.to_bytes();
+    let admin = shared.policy.policy().relay_admins.contains(&event.pubkey);
+    let verdict = shared.policy.groups().management_projection().read(|m| {
+        if m.is_banned(&author) {
+            Some("blocked: this pubkey is banned from the relay")
+        } else if m.is_banned_event(&id) {
+            Some("blocked: this event is banned from the relay")
+        } else if !admin && m.is_outside_allow_list(&author) {
+            Some("restricted: this relay accepts events only from pubkeys on its allow list")
+        } else {
+            None
+        }
+    });
+    match verdict {
+        Ok(refusal) => refusal.map(Reply::refused),
+        Err(error) => {
+            tracing::error!(%error, "the management state cannot be read; refusing the event");
+            Some(Reply::refused(
+                "error: the relay cannot read its ban list; try again later",
+            ))
+        }
     }
 }
 
@@ -145,6 +199,7 @@ fn submit(
         replies.push(Some(job.reply));
     }
     let pending = Pending {
+        submitted: std::time::Instant::now(),
         ticket: shared.store.submit(prepared),
         events,
         replies,
@@ -217,6 +272,9 @@ fn answer(shared: &Shared, event: &Event) -> Result<Option<Job>, String> {
 fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
     for p in pending {
         let result = p.ticket.and_then(Ticket::wait);
+        shared
+            .metrics
+            .observe_commit(p.submitted.elapsed().as_secs_f64());
         match result {
             Ok(outcomes) => {
                 let fresh: Vec<(u64, Event)> = p
@@ -253,6 +311,11 @@ fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
                 }
             }
             Err(error) => {
+                if matches!(error, StoreError::WriterGone) {
+                    shared
+                        .writer_failed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
                 tracing::error!(error = %error, "a batch could not be stored");
                 let message = format!("error: could not store the event: {error}");
                 fail(
