@@ -36,6 +36,9 @@ use highwater_replay::progress;
 pub(crate) struct Cli {
     #[command(flatten)]
     global: Global,
+    /// Log lines as text, or as one JSON object a line (for a log collector).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +59,15 @@ pub(crate) struct Global {
     /// More logging (-v info, -vv debug, -vvv trace); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,7 +144,7 @@ enum Command {
 pub(crate) fn main() -> ExitCode {
     quiet_broken_pipe();
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose);
+    init_tracing(cli.global.verbose, cli.log_format);
     let result = match cli.command {
         Command::Init(args) => db::init(&cli.global, &args),
         Command::Import(args) => {
@@ -189,7 +201,7 @@ fn one_line(error: &anyhow::Error) -> String {
         .join(": ")
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -198,10 +210,14 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
         // Colour codes only on a terminal: in a log file or a pipe they are noise.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }

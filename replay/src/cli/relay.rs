@@ -74,6 +74,27 @@ pub(crate) struct RelayArgs {
     /// are never checked.
     #[arg(long, value_name = "SECS", default_value_t = RelayOptions::default().late_publication_secs.unwrap_or(0))]
     late_publication_secs: u64,
+    /// Take clients' addresses from `X-Forwarded-For` (its last entry, added by the
+    /// proxy in front of the relay); only for a relay reachable through that proxy alone.
+    #[arg(long)]
+    trust_proxy: bool,
+    /// EVENTs, REQs and NIP-86 calls a second from one client address (all its
+    /// connections together), bursts of 4×; over it, `rate-limited:`. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    rate_per_ip: u32,
+    /// EVENTs a second signed by one pubkey, bursts of 4×; over it, `rate-limited:`.
+    /// 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    rate_per_pubkey: u32,
+}
+
+/// A rate of `per_second` with bursts of four seconds' worth; `None` for 0.
+fn rate(per_second: u32) -> Option<highwater_relay::Rate> {
+    let per_second = std::num::NonZeroU32::new(per_second)?;
+    Some(highwater_relay::Rate {
+        per_second,
+        burst: per_second.saturating_mul(std::num::NonZeroU32::new(4)?),
+    })
 }
 
 pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
@@ -105,6 +126,11 @@ pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
         },
         late_publication_secs: (args.late_publication_secs > 0)
             .then_some(args.late_publication_secs),
+        rate_limits: highwater_relay::RateLimits {
+            per_ip: rate(args.rate_per_ip),
+            per_pubkey: rate(args.rate_per_pubkey),
+        },
+        trust_proxy: args.trust_proxy,
         ..RelayOptions::default()
     };
     let relay = Relay::new(opened.engine, opened.groups, keys, options)?;
