@@ -4,9 +4,9 @@
 
 mod engine_support;
 
+use engine_support::{Tally, append_n, chat, headers, open, quiet};
 use highwater_engine::{Engine, EngineError, EngineOptions, LoadState, Store};
 use highwater_store::StoreOptions;
-use engine_support::{Tally, append_n, chat, headers, open, quiet};
 use nostr::prelude::Keys;
 
 #[test]

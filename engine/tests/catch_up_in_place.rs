@@ -7,9 +7,9 @@ mod engine_support;
 
 use std::process::Command;
 
+use engine_support::{append_n, chat, headers, open, quiet};
 use highwater_engine::{EngineError, Store};
 use highwater_store::StoreOptions;
-use engine_support::{append_n, chat, headers, open, quiet};
 use nostr::prelude::Keys;
 
 /// Set in a child's environment: the child appends to the store in this directory.

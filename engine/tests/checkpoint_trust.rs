@@ -6,8 +6,8 @@
 
 mod engine_support;
 
-use highwater_engine::{EngineOptions, LoadState};
 use engine_support::{append_n, chat, headers, open, put_checkpoint, quiet};
+use highwater_engine::{EngineOptions, LoadState};
 use nostr::prelude::Keys;
 
 #[test]

@@ -87,9 +87,7 @@ pub use crate::fields::{GroupMetadata, Pin};
 pub use crate::groups::{DEFAULT_CREATOR_ROLE, Groups, Member};
 pub use crate::life::{Life, Lifecycle, Source};
 pub use crate::links::{LinksState, ParentLinks};
-pub use crate::management::{
-    Listed, MANAGEMENT_KIND, Management, ManagementState, parse_hex32,
-};
+pub use crate::management::{Listed, MANAGEMENT_KIND, Management, ManagementState, parse_hex32};
 pub use crate::membership::{Membership, MembershipState};
 pub use crate::metadata::{Metadata, MetadataState};
 pub use crate::policy::{AccessPolicy, Policy, Rejection};

@@ -264,7 +264,10 @@ async fn nip11_information_document() {
     let doc: serde_json::Value = serde_json::from_str(body).expect("JSON");
     assert!(response.starts_with("HTTP/1.1 200"));
     assert!(response.contains("application/nostr+json"));
-    assert_eq!(doc["supported_nips"], serde_json::json!([1, 11, 29, 42, 86, 98]));
+    assert_eq!(
+        doc["supported_nips"],
+        serde_json::json!([1, 11, 29, 42, 86, 98])
+    );
     assert_eq!(doc["pubkey"], relay_pubkey().to_hex());
     assert!(doc["limitation"]["max_subscriptions"].is_u64());
     relay.stop().await;
