@@ -401,6 +401,22 @@ impl Engine {
             .collect()
     }
 
+    /// The name of a registered projection (per group or relay-wide) that folds `kind`.
+    pub(crate) fn folding_projection(&self, kind: u16) -> Option<&str> {
+        let projections = &self.inner.projections;
+        (projections
+            .per_group
+            .iter()
+            .map(|r| (r.folds(kind), r.name())))
+        .chain(
+            projections
+                .relay_wide
+                .iter()
+                .map(|r| (r.folds(kind), r.name())),
+        )
+        .find_map(|(folds, name)| folds.then_some(name))
+    }
+
     fn relay_wide(&self, name: &str) -> Option<&Arc<dyn ErasedRelayWide>> {
         self.inner
             .projections

@@ -34,6 +34,9 @@ pub enum EngineError {
         /// What the codec reported.
         message: String,
     },
+    /// A retention policy that would remove records a projection folds.
+    #[error("{0}")]
+    Retention(String),
     /// The engine could not start one of its threads.
     #[error("{context}: {source}")]
     Thread {

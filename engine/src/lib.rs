@@ -125,6 +125,7 @@ mod error;
 mod projection;
 mod rebuild;
 mod relay_wide;
+mod retention;
 mod runtime;
 mod slots;
 mod status;
@@ -138,10 +139,11 @@ pub use crate::error::EngineError;
 pub use crate::projection::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
 pub use crate::rebuild::{RebuildOptions, RebuildWalk};
 pub use crate::relay_wide::{RELAY_WIDE_GROUP, RelayWideHandle, RelayWideProjection};
+pub use crate::retention::{DEFAULT_COMPACT_CHUNK, RetentionPolicy};
 pub use crate::status::{
     FoldCounters, GroupStatus, LoadState, ProjectionStatus, RebuildReport, RelayWideCounters,
     RelayWideStatus,
 };
 pub use crate::subscribe::{Notification, RecvError, Subscription};
 pub use crate::warmup::Warmup;
-pub use highwater_store::{EventRef, Store, StoreError, TagRef};
+pub use highwater_store::{CompactReport, EventRef, Store, StoreError, TagRef};

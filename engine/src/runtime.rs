@@ -67,6 +67,8 @@ struct Slot<S> {
 /// What the engine needs of a runtime, without its state type.
 pub(crate) trait ErasedRuntime: Send + Sync {
     fn name(&self) -> &str;
+    /// Whether this projection folds `kind` (retention never removes such records).
+    fn folds(&self, kind: u16) -> bool;
     fn on_commit(&self, batch: &[Committed<'_>], checkpoint_every: u64, due: &mut Vec<u32>);
     fn ensure_loaded(&self, no: u32) -> Result<(), EngineError>;
     fn collect_checkpoints(
@@ -538,6 +540,10 @@ pub(crate) struct Acc<S> {
 impl<P: Projection> ErasedRuntime for Runtime<P> {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn folds(&self, kind: u16) -> bool {
+        self.kinds.contains(kind)
     }
 
     /// Folds freshly committed events into groups that are loaded and current, so hot

@@ -9,7 +9,7 @@
 //!
 //! | database      | key                                   | value                                  |
 //! |---------------|---------------------------------------|----------------------------------------|
-//! | `meta`        | UTF-8 name                            | raw bytes (format version: u32 BE)     |
+//! | `meta`        | UTF-8 name                            | raw bytes (format version: u32 BE; `removed_records`: u64 BE) |
 //! | `events`      | seq u64 BE                            | record header (24 bytes) ‖ rkyv `Record` |
 //! | `id_prefix`   | first 8 bytes of the event id (`DUP_SORT`, `DUP_FIXED`) | seq u64 BE (one per event) |
 //! | `groups`      | group id, UTF-8, 1..=255 bytes        | group no u32 BE ‖ head u64 BE ‖ count u64 BE |
@@ -41,6 +41,17 @@ pub(crate) const FORMAT_VERSION: u32 = 2;
 /// The format version `highwater upgrade` upgrades from.
 pub(crate) const FORMAT_VERSION_V1: u32 = 1;
 
+/// Format 2 whose log may have holes: the version a compaction writes in the
+/// transaction that first removes a record. Every layout is format 2's; what differs is
+/// that sequence numbers are no longer dense, which a highwater reading only format 2
+/// (taking the log head for the number of events) must not see, so it refuses it.
+pub(crate) const FORMAT_VERSION_HOLES: u32 = 3;
+
+/// Whether this build reads and writes a database of this stored format version.
+pub(crate) fn is_current(version: u32) -> bool {
+    version == FORMAT_VERSION || version == FORMAT_VERSION_HOLES
+}
+
 /// Bytes ahead of a record's rkyv body.
 pub(crate) const HEADER_LEN: usize = 24;
 
@@ -52,6 +63,21 @@ pub const RECORD_HEADER_LEN: usize = HEADER_LEN;
 pub(crate) const NO_GROUP: u32 = u32::MAX;
 
 pub(crate) const META_FORMAT_VERSION: &str = "format_version";
+
+/// `meta` key: how many records compactions have removed from the log, ever (u64 BE;
+/// absent means 0). Written in each compaction transaction, so the number of records
+/// is always the log's entries and other processes learn from it that their cached
+/// group counts are stale.
+pub(crate) const META_REMOVED_RECORDS: &str = "removed_records";
+
+pub(crate) fn count_value(count: u64) -> [u8; 8] {
+    count.to_be_bytes()
+}
+
+/// A `removed_records` value; anything but 8 bytes is a corrupted entry.
+pub(crate) fn decode_count(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
 
 /// The archived form of one event in the `events` database.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]

@@ -120,7 +120,8 @@ fn check_version(
         .map_err(StoreError::lmdb(ctx))?
         .map(|bytes| bytes.try_into().map_or(0, u32::from_be_bytes));
     match stored {
-        None | Some(codec::FORMAT_VERSION) => Ok(stored),
+        None => Ok(stored),
+        Some(version) if codec::is_current(version) => Ok(stored),
         Some(codec::FORMAT_VERSION_V1) => Err(StoreError::UpgradeNeeded {
             path: path.to_owned(),
             found: codec::FORMAT_VERSION_V1,
@@ -163,7 +164,7 @@ pub(crate) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, 
             })
     };
     let meta = open("meta")?;
-    if check_version(meta, &txn, path, ctx)? != Some(codec::FORMAT_VERSION) {
+    if !check_version(meta, &txn, path, ctx)?.is_some_and(codec::is_current) {
         return Err(StoreError::FormatVersion {
             path: path.to_owned(),
             found: 0,
@@ -209,7 +210,7 @@ pub(crate) fn open_databases_in(
     };
     let none = DatabaseFlags::empty();
     let meta = open("meta", none)?;
-    if check_version(meta, txn, path, ctx)? != Some(codec::FORMAT_VERSION) {
+    if !check_version(meta, txn, path, ctx)?.is_some_and(codec::is_current) {
         return Err(StoreError::Missing {
             path: path.to_owned(),
         });
@@ -310,6 +311,18 @@ pub(crate) fn last_seq(txn: &RoTxn<'_, WithoutTls>, dbs: &Dbs) -> Result<u64, St
         .map_err(StoreError::lmdb("reading the log head"))?
     {
         Some((key, _)) => codec::decode_seq(key).ok_or_else(|| index_corrupted("events")),
+        None => Ok(0),
+    }
+}
+
+/// How many records compactions have removed from the log (`meta` `removed_records`).
+pub(crate) fn removed_records(txn: &RoTxn<'_, WithoutTls>, dbs: &Dbs) -> Result<u64, StoreError> {
+    match dbs
+        .meta
+        .get(txn, codec::META_REMOVED_RECORDS.as_bytes())
+        .map_err(StoreError::lmdb("reading the removed-records count"))?
+    {
+        Some(bytes) => codec::decode_count(bytes).ok_or_else(|| index_corrupted("meta")),
         None => Ok(0),
     }
 }

@@ -114,6 +114,13 @@ pub(crate) fn tail_locked(shared: &Shared) -> Result<(), StoreError> {
                 ),
             }));
         }
+        let removed = crate::env::removed_records(txn, dbs)?;
+        if removed != shared.removed.load(Ordering::Acquire) {
+            // A compaction lowered group counts without appending: take the whole
+            // table of this snapshot (heads included, so they stay within `end`).
+            load_groups(txn, dbs, &shared.groups)?;
+            shared.removed.store(removed, Ordering::Release);
+        }
         if end > known {
             let touched = touched_groups(txn, dbs, known, end)?;
             publish_groups(shared, txn, dbs, &touched)?;

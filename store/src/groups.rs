@@ -215,6 +215,13 @@ impl GroupTable {
             .all(|(name, e)| self.upsert(name, e.no, e.head, e.count))
     }
 
+    /// Sets an existing group's count (after a compaction), leaving its head.
+    pub(crate) fn set_count(&self, no: u32, count: u64) {
+        if let Some(slot) = self.by_no.read().get(no as usize) {
+            slot.count.store(count, Ordering::Release);
+        }
+    }
+
     /// Advances an existing group without the write lock.
     pub(crate) fn advance(&self, no: u32, head: u64, count: u64) -> bool {
         match self.by_no.read().get(no as usize) {

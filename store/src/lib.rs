@@ -1,6 +1,7 @@
 //! The append-only LMDB event log of highwater.
 //!
-//! One LMDB environment holds the log of Nostr events (key: dense sequence number),
+//! One LMDB environment holds the log of Nostr events (key: sequence number, never
+//! reused; a compaction may leave holes),
 //! an event-id index for duplicate detection, a per-group index so that "the events of
 //! group G after watermark W" is one range scan, and a checkpoint table for the engine.
 //! A single writer thread owns write transactions and commits whatever callers have
@@ -40,6 +41,7 @@
 mod baseline;
 mod checkpoints;
 mod codec;
+mod compact;
 mod env;
 mod error;
 mod event;
@@ -60,6 +62,7 @@ pub use crate::checkpoints::{Checkpoint, CheckpointHeader, CheckpointWrite};
 pub use crate::codec::RecordHeader;
 #[cfg(feature = "test-support")]
 pub use crate::codec::{RECORD_HEADER_LEN, seal_record};
+pub use crate::compact::{CompactReport, ExpiryRule};
 pub use crate::error::{Corruption, Rejection, StoreError};
 pub use crate::event::{EventRef, TagRef};
 #[cfg(feature = "test-support")]

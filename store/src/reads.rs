@@ -227,7 +227,7 @@ impl Store {
 
     /// The cursor walk under [`Store::scan`] and the raw baselines: every (seq, raw
     /// value) from `from`, in chunks of [`SCAN_CHUNK`] per read transaction.
-    fn walk(
+    pub(crate) fn walk(
         &self,
         from: u64,
         mut f: impl FnMut(u64, &[u8]) -> Result<ControlFlow<()>, StoreError>,

@@ -180,6 +180,9 @@ pub(crate) struct Shared {
     /// processes' commits (`follow`), both under `sync`.
     pub(crate) groups: GroupTable,
     pub(crate) head: AtomicU64,
+    /// `removed_records` as of `seen_txn`: when a snapshot holds another number, a
+    /// compaction changed group counts and the group table is loaded again.
+    pub(crate) removed: AtomicU64,
     /// Id of the last LMDB transaction whose events `groups` and `head` include.
     pub(crate) seen_txn: AtomicU64,
     /// Serializes changes of `groups`, `head` and `seen_txn`.
@@ -398,12 +401,16 @@ impl Store {
             create_databases(&env, path)?
         };
         let groups = GroupTable::default();
-        let (head, txn_id) = {
+        let (head, removed, txn_id) = {
             let txn = env
                 .read_txn()
                 .map_err(StoreError::lmdb("reading the group table"))?;
             load_groups(&txn, &dbs, &groups)?;
-            (last_seq(&txn, &dbs)?, txn.id() as u64)
+            (
+                last_seq(&txn, &dbs)?,
+                crate::env::removed_records(&txn, &dbs)?,
+                txn.id() as u64,
+            )
         };
         let map_size = env.info().map_size;
         let resize = RwLock::new(());
@@ -417,6 +424,7 @@ impl Store {
             dbs,
             groups,
             head: AtomicU64::new(head),
+            removed: AtomicU64::new(removed),
             seen_txn: AtomicU64::new(txn_id),
             sync: Mutex::new(()),
             resize,
@@ -479,7 +487,9 @@ impl Store {
     }
 
     /// Sequence number of the last committed event (0 for an empty log), as committed
-    /// by any process. Sequence numbers are dense, so this is also the number of events.
+    /// by any process. A compaction leaves holes in the log (and never removes its
+    /// last record), so this is a position, not a count: [`Store::event_count`]
+    /// counts the records.
     pub fn head(&self) -> u64 {
         // A failed refresh leaves the last known head: a lower bound, never a lie about
         // an event that is not there. Reads that must be exact use `group_no_head`.
@@ -961,10 +971,21 @@ mod tests {
         let upgrade = matches!(read_only, StoreError::UpgradeNeeded { found: 1, .. });
         assert!(upgrade, "{read_only:?}");
 
-        set_stored_version(dir.path(), Some(3));
+        // Format 3 (format 2 with holes, written by a compaction) is read like 2.
+        set_stored_version(dir.path(), Some(codec::FORMAT_VERSION_HOLES));
+        assert_eq!(
+            Store::open(dir.path(), StoreOptions::default())
+                .unwrap()
+                .get(1)
+                .unwrap()
+                .as_ref(),
+            Some(&event)
+        );
+
+        set_stored_version(dir.path(), Some(4));
         match Store::open(dir.path(), StoreOptions::default()) {
             Err(StoreError::FormatVersion {
-                found: 3,
+                found: 4,
                 expected,
                 path,
             }) => {

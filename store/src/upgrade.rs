@@ -100,7 +100,7 @@ pub fn upgrade(
         .map_err(StoreError::lmdb(ctx))?
         .and_then(|bytes| bytes.try_into().ok())
         .map_or(0, u32::from_be_bytes);
-    if found == codec::FORMAT_VERSION {
+    if codec::is_current(found) {
         return Ok(UpgradeOutcome::AlreadyCurrent { version: found });
     }
     if found != codec::FORMAT_VERSION_V1 {

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use rustc_hash::FxHashSet;
 
 use crate::codec::{self, GroupEntry};
+use crate::compact::Removed;
 use crate::error::StoreError;
 use crate::event::EventRef;
 use crate::store::{Dbs, Shared};
@@ -145,6 +146,9 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
                         with_retry(shared, |txn| job(txn, &shared.dbs)).map(|(value, txn_id)| {
                             // A commit of ours with no events: still "seen".
                             let _sync = shared.sync.lock();
+                            if let Some(removed) = value.downcast_ref::<Removed>() {
+                                take_in_removal(shared, removed);
+                            }
                             let _ = shared.seen_txn.compare_exchange(
                                 txn_id - 1,
                                 txn_id,
@@ -485,6 +489,20 @@ fn publish(shared: &Shared, written: &Written, txn_id: u64) {
         // The commit is durable; readers will tail again on their next look.
         tracing::error!(%error, "could not take in the log after a commit");
     }
+}
+
+/// Takes a committed compaction transaction's group counts into memory. The caller
+/// holds `shared.sync`. When the transaction found another count of removed records
+/// than this process knew (another process compacted too), nothing is taken: the
+/// differing `removed_records` makes the next refresh reload the whole group table.
+fn take_in_removal(shared: &Shared, removed: &Removed) {
+    if shared.removed.load(Ordering::Acquire) != removed.before {
+        return;
+    }
+    for (_, entry) in &removed.groups {
+        shared.groups.set_count(entry.no, entry.count);
+    }
+    shared.removed.store(removed.after, Ordering::Release);
 }
 
 fn notify(shared: &Shared, pending: &[Append], written: &Written) {

@@ -58,6 +58,8 @@ pub(crate) struct Covered {
 /// What the engine needs of a relay-wide runtime, without its state type.
 pub(crate) trait ErasedRelayWide: Send + Sync {
     fn name(&self) -> &str;
+    /// Whether this projection folds `kind` (retention never removes such records).
+    fn folds(&self, kind: u16) -> bool;
     /// Folds this process's commit when the state is current; whether a periodic
     /// checkpoint is due.
     fn on_commit(&self, batch: &[Committed<'_>], checkpoint_every: u64) -> bool;
@@ -421,6 +423,10 @@ impl<P: RelayWideProjection> RelayWideRuntime<P> {
 impl<P: RelayWideProjection> ErasedRelayWide for RelayWideRuntime<P> {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn folds(&self, kind: u16) -> bool {
+        self.kinds.contains(kind)
     }
 
     /// Sequence numbers of one commit follow the log head in its write transaction, so
