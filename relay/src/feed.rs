@@ -81,9 +81,13 @@ impl Feed {
                     return Err(error);
                 }
             }
-            let Some(&(last, _)) = chunk.last() else {
-                // The log ends before `to` (it cannot, `to` is committed): stop here.
-                break;
+            // A chunk short of `CHUNK` read everything up to `to`: the sequence numbers
+            // it lacks are holes a compaction left (records removed before the feed
+            // reached them), never records still to come, since `to` is committed.
+            let last = if chunk.len() < CHUNK {
+                to
+            } else {
+                chunk.last().map_or(to, |&(seq, _)| seq)
             };
             for (seq, event) in &chunk {
                 if crate::index::is_deletion(event.kind.as_u16()) {
@@ -92,8 +96,10 @@ impl Feed {
                         .with_event(*seq, |e| shared.index.observe(*seq, e));
                 }
             }
-            shared.hub.broadcast(shared, &chunk);
-            republish(shared, &chunk);
+            if !chunk.is_empty() {
+                shared.hub.broadcast(shared, &chunk);
+                republish(shared, &chunk);
+            }
             *delivered = last;
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch. Every command takes `--db DIR`.
 
 mod bench;
+mod compact;
 mod db;
 mod demo;
 mod export;
@@ -139,6 +140,13 @@ enum Command {
     /// other process using the database first. A current database is left alone.
     #[command(after_help = "Example:\n  highwater upgrade --db ./highwater.lmdb")]
     Upgrade(upgrade::UpgradeArgs),
+    /// Remove expired records (retention): records of kinds no projection folds, older
+    /// than their group's duration, leave the log in bounded transactions; no group's
+    /// state changes. A kill midway leaves whole transactions; run it again to finish.
+    #[command(
+        after_help = "Examples:\n  highwater compact --older-than 30d\n  highwater compact --older-than 30d --group pizza=7d --group archive=never"
+    )]
+    Compact(compact::CompactArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -164,6 +172,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Relay(args) => relay::run(&cli.global, &args),
         Command::Upgrade(args) => upgrade::run(&cli.global, &args),
+        Command::Compact(args) => compact::run(&cli.global, &args),
     };
     match result {
         Ok(code) => code,
