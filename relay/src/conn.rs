@@ -1,4 +1,5 @@
-//! One client connection: the NIP-01 message loop (`EVENT`, `REQ`, `CLOSE`, `AUTH`),
+//! One client connection: the NIP-01 message loop (`EVENT`, `REQ`, `CLOSE`, `AUTH`;
+//! NIP-77 `NEG-*` in `negentropy.rs`),
 //! its subscriptions, its bounded outbox and its writer task.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -143,6 +144,8 @@ struct Conn {
     inflight: Arc<Semaphore>,
     /// The client's address, for per-IP limits.
     ip: Option<IpAddr>,
+    /// Open NIP-77 reconciliations.
+    neg: crate::negentropy::Sessions,
 }
 
 async fn run<S>(ctx: &Ctx, ws: WebSocketStream<S>, peer: Peer) -> Stats
@@ -163,6 +166,7 @@ where
         writes: JoinSet::new(),
         inflight: Arc::new(Semaphore::new(limits.max_inflight_writes)),
         ip: peer.ip,
+        neg: crate::negentropy::Sessions::default(),
     };
     conn.outbox
         .send(RelayMessage::auth(conn.challenge.clone()).as_json());
@@ -295,6 +299,10 @@ impl Conn {
             }
             ClientMessage::Close(id) => {
                 self.ctx.shared.hub.remove(self.outbox.id, id.as_str());
+                self.ctx
+                    .shared
+                    .log_streams
+                    .remove(self.outbox.id, id.as_str());
                 self.subs.remove(id.as_str());
             }
             ClientMessage::Auth(event) => self.on_auth(&event),
@@ -309,16 +317,51 @@ impl Conn {
                     .as_json(),
                 );
             }
-            _ => {
-                self.outbox.send(
-                    RelayMessage::notice("unsupported: negentropy is not supported").as_json(),
-                );
+            ClientMessage::NegOpen {
+                subscription_id,
+                filter,
+                initial_message,
+                ..
+            } => {
+                let reply = self
+                    .neg
+                    .open(
+                        &self.ctx.shared,
+                        self.outbox.reader(),
+                        subscription_id.into_owned(),
+                        filter.into_owned(),
+                        &initial_message,
+                    )
+                    .await;
+                self.outbox.send(reply);
             }
+            ClientMessage::NegMsg {
+                subscription_id,
+                message,
+            } => {
+                let reply = self
+                    .neg
+                    .message(subscription_id.into_owned(), &message)
+                    .await;
+                self.outbox.send(reply);
+            }
+            ClientMessage::NegClose { subscription_id } => self.neg.close(&subscription_id),
         }
     }
 
     async fn on_event(&mut self, event: Event) {
         let shared = &self.ctx.shared;
+        if let Some(of) = &shared.options.replica_of {
+            self.ok(
+                &event,
+                false,
+                format!(
+                    "restricted: this relay is a read-only replica; send writes to its primary {}",
+                    of.url
+                ),
+            );
+            return;
+        }
         let ungrouped = match highwater_store::group_of(&event, &shared.store.options().limits) {
             Ok(group) => group.is_none(),
             Err(rejection) => {
@@ -399,6 +442,27 @@ impl Conn {
                 "restricted: this connection's subscriptions would exceed {} bytes of filters",
                 limits.max_subscription_bytes
             )));
+            return;
+        }
+        if crate::replication::is_replica(&self.ctx.shared, self.outbox.reader().as_ref())
+            && let Some(request) = crate::replication::log_request(&filters)
+        {
+            match request {
+                Ok(request) => {
+                    let shutdown = self.ctx.shutdown.clone();
+                    crate::replication::serve(
+                        &self.ctx.shared,
+                        &self.outbox,
+                        shutdown,
+                        id,
+                        request,
+                    )
+                    .await;
+                }
+                Err(reason) => {
+                    self.outbox.send(closed(reason));
+                }
+            }
             return;
         }
         let compiled = filter::compile_req(filters, limits.default_limit, limits.max_limit);

@@ -98,6 +98,7 @@ impl Feed {
             }
             if !chunk.is_empty() {
                 shared.hub.broadcast(shared, &chunk);
+                shared.log_streams.deliver(&chunk);
                 republish(shared, &chunk);
             }
             *delivered = last;

@@ -40,8 +40,9 @@ pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
     let mut document = json!({
         "name": name.unwrap_or_else(|| shared.options.name.clone()),
         "description": description.unwrap_or_else(|| shared.options.description.clone()),
-        "pubkey": shared.keys.public_key().to_hex(),
-        "supported_nips": [1, 11, 29, 42, 86, 98],
+        // A replica's state events are its primary's, signed with the primary's key.
+        "pubkey": shared.policy.groups().config().relay_pubkey.to_hex(),
+        "supported_nips": [1, 11, 29, 42, 77, 86, 98],
         "nip29": { "subgroups": true },
         "software": "highwater",
         "version": env!("CARGO_PKG_VERSION"),
@@ -59,6 +60,10 @@ pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
     });
     if let Some(icon) = icon {
         document["icon"] = json!(icon);
+    }
+    if let Some(of) = &shared.options.replica_of {
+        document["replica_of"] = json!({ "url": of.url, "pubkey": of.primary.to_hex() });
+        document["limitation"]["restricted_writes"] = json!(true);
     }
     document
 }

@@ -63,10 +63,13 @@ mod http;
 mod hub;
 mod index;
 mod metrics;
+mod negentropy;
 mod nip86;
 mod options;
 mod ratelimit;
 mod reads;
+mod replica;
+mod replication;
 mod service;
 mod shared;
 mod state;
@@ -82,6 +85,7 @@ use tokio::net::TcpListener;
 
 pub use crate::error::RelayError;
 pub use crate::options::{Limits, Rate, RateLimits, RelayOptions};
+pub use crate::replica::{ReplicaOf, ReplicaStatus};
 pub use crate::service::{ClientAddr, RelayService};
 
 #[cfg(feature = "test-support")]
@@ -114,7 +118,13 @@ impl Relay {
         options: RelayOptions,
     ) -> Result<Self, RelayError> {
         let relay = groups.config().relay_pubkey;
-        if keys.public_key() != relay {
+        // A replica signs nothing with the relay key (it does not hold it); its `keys`
+        // are its own, for authenticating to the primary.
+        let signs_as = match &options.replica_of {
+            Some(of) => of.primary,
+            None => keys.public_key(),
+        };
+        if signs_as != relay {
             return Err(RelayError::WrongKey {
                 expected: relay.to_hex(),
             });
@@ -139,11 +149,13 @@ impl Relay {
                 metrics: metrics::Metrics::default(),
                 limiters,
                 writer_failed: std::sync::atomic::AtomicBool::new(false),
+                log_streams: replication::LogStreams::default(),
             }),
         })
     }
 
-    /// The relay's public key.
+    /// The relay's public key (a replica's own key, which it authenticates to its
+    /// primary with).
     pub fn public_key(&self) -> PublicKey {
         self.shared.keys.public_key()
     }
@@ -204,6 +216,13 @@ impl Relay {
     ///
     /// [`RelayError::Thread`] when the write path's threads cannot be started.
     pub fn service(self) -> Result<RelayService, RelayError> {
-        RelayService::start(self.shared)
+        let replica_of = self.shared.options.replica_of.clone();
+        let shared = self.shared.clone();
+        let service = RelayService::start(self.shared)?;
+        if let Some(of) = replica_of {
+            let shutdown = service.ctx().shutdown.clone();
+            service.track(replica::follow(shared, of, shutdown));
+        }
+        Ok(service)
     }
 }

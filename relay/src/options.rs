@@ -97,6 +97,12 @@ pub struct RelayOptions {
     /// a relay reachable only through that proxy. Off by default: a client could
     /// otherwise claim any address and escape its per-IP limit.
     pub trust_proxy: bool,
+    /// The keys of this relay's read replicas: a client authenticated (NIP-42) with one
+    /// of them reads every group, reconciles (NIP-77) and streams the whole log.
+    pub replicas: Vec<nostr::prelude::PublicKey>,
+    /// Makes this relay a read replica of another (`highwater relay --replica-of`): it
+    /// follows the primary's log, serves reads and refuses writes naming the primary.
+    pub replica_of: Option<crate::replica::ReplicaOf>,
 }
 
 /// A token bucket: `per_second` tokens a second, at most `burst` saved up.
@@ -133,6 +139,8 @@ impl Default for RelayOptions {
             late_publication_secs: Some(3_600),
             rate_limits: RateLimits::default(),
             trust_proxy: false,
+            replicas: Vec::new(),
+            replica_of: None,
         }
     }
 }

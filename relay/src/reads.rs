@@ -209,7 +209,15 @@ fn run_filter(
     // Events banned over NIP-86, and the relay's own management records, are never
     // served.
     let banned = crate::nip86::banned_events(shared)?;
+    // A replica asking for ids gets them as the log holds them (it keeps the whole log).
+    let raw = filter.ids.is_some() && access.is_replica();
     let mut consider = |seq: u64, event: EventRef<'_>, access: &mut Access<'_>| {
+        if raw {
+            if filter.matches_ref(event) && newest.wants(event.created_at(), seq) {
+                newest.offer(seq, event.to_event(seq)?);
+            }
+            return Ok(());
+        }
         if is_state_kind(event.kind())
             || event.kind() == highwater_projections::MANAGEMENT_KIND
             || banned.contains(event.id())

@@ -35,4 +35,6 @@ pub(crate) struct Shared {
     /// Set when a commit failed because the store's writer is gone: `/health` then
     /// answers 503.
     pub(crate) writer_failed: AtomicBool,
+    /// Configured replicas' live log streams.
+    pub(crate) log_streams: crate::replication::LogStreams,
 }

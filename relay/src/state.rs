@@ -23,6 +23,9 @@ use parking_lot::Mutex;
 #[derive(Debug, Default)]
 struct Signed {
     events: BTreeMap<u16, Event>,
+    /// Kinds whose event a replica took from its primary and has not yet announced to
+    /// its live subscribers.
+    unannounced: BTreeSet<u16>,
     /// The newest `created_at` ever given to this group's state events: the next
     /// change is dated after it, also across a deletion and re-creation of the id.
     newest: u64,
@@ -75,6 +78,11 @@ impl Rendered {
                 events.push(old.clone());
                 continue;
             }
+            if keys.public_key() != unsigned.pubkey {
+                // A replica renders for its primary's key, which it does not hold: it
+                // serves the primary's signed event when it says the same, else none.
+                continue;
+            }
             let created_at = now.max(signed.newest + 1);
             let event = sign(keys, unsigned, created_at)?;
             signed.newest = signed.newest.max(created_at);
@@ -83,6 +91,63 @@ impl Rendered {
             events.push(event);
         }
         Ok(Current { events, changed })
+    }
+
+    /// Keeps a state event its primary signed (the caller checked the key and the
+    /// signature), replacing an older one of the same kind and group. Returns its
+    /// group.
+    pub(crate) fn adopt(&self, event: Event) -> Option<String> {
+        let kind = event.kind.as_u16();
+        if !RENDERED_KINDS.contains(&kind) {
+            return None;
+        }
+        let group = crate::hub::group_of(&event)?.to_owned();
+        let mut all = self.groups.lock();
+        let signed = all.entry(group.as_str().into()).or_default();
+        if signed
+            .events
+            .get(&kind)
+            .is_some_and(|old| old.created_at > event.created_at)
+        {
+            return None;
+        }
+        signed.newest = signed.newest.max(event.created_at.as_secs());
+        signed.events.insert(kind, event);
+        signed.unannounced.insert(kind);
+        Some(group)
+    }
+
+    /// A replica's kept state events of `group` that say what its own rendering says
+    /// now and were not announced yet, marked announced.
+    pub(crate) fn announce(&self, groups: &Groups, group: &str) -> Result<Vec<Event>, Error> {
+        if self
+            .groups
+            .lock()
+            .get(group)
+            .is_none_or(|s| s.unannounced.is_empty())
+        {
+            return Ok(Vec::new());
+        }
+        let fresh = groups.render_kinds(group, Timestamp::from_secs(0), &RENDERED_KINDS)?;
+        let mut all = self.groups.lock();
+        let Some(signed) = all.get_mut(group) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for unsigned in fresh {
+            let k = unsigned.kind.as_u16();
+            if !signed.unannounced.contains(&k) {
+                continue;
+            }
+            if let Some(kept) = signed.events.get(&k)
+                && kept.tags == unsigned.tags
+                && kept.content == unsigned.content
+            {
+                signed.unannounced.remove(&k);
+                out.push(kept.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// The groups the last rendering of `group` names as its parent or children.

@@ -266,7 +266,7 @@ async fn nip11_information_document() {
     assert!(response.contains("application/nostr+json"));
     assert_eq!(
         doc["supported_nips"],
-        serde_json::json!([1, 11, 29, 42, 86, 98])
+        serde_json::json!([1, 11, 29, 42, 77, 86, 98])
     );
     assert_eq!(doc["pubkey"], relay_pubkey().to_hex());
     assert!(doc["limitation"]["max_subscriptions"].is_u64());
