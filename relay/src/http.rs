@@ -27,21 +27,24 @@ pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
     let limits = &shared.options.limits;
     let policy = shared.policy.policy();
     // The name, description and icon set over NIP-86 (the `management` projection)
-    // win over the options.
+    // win over the configured ones.
     let [name, description, icon] = shared
         .policy
         .groups()
         .management_projection()
         .read(|m| [m.name(), m.description(), m.icon()].map(|v| v.map(str::to_owned)))
         .unwrap_or_else(|error| {
-            tracing::warn!(%error, "the management state cannot be read; NIP-11 shows the options");
+            tracing::warn!(%error, "the management state cannot be read; NIP-11 shows the configured texts");
             [None, None, None]
         });
+    let info = shared.info.read().clone();
+    // A replica's state events are its primary's, signed with the primary's key.
+    let relay = shared.policy.groups().config().relay_pubkey.to_hex();
     let mut document = json!({
-        "name": name.unwrap_or_else(|| shared.options.name.clone()),
-        "description": description.unwrap_or_else(|| shared.options.description.clone()),
-        // A replica's state events are its primary's, signed with the primary's key.
-        "pubkey": shared.policy.groups().config().relay_pubkey.to_hex(),
+        "name": name.unwrap_or_else(|| info.name.clone()),
+        "description": description.unwrap_or_else(|| info.description.clone()),
+        "pubkey": info.pubkey.clone().unwrap_or_else(|| relay.clone()),
+        "self": relay,
         "supported_nips": [1, 11, 29, 42, 77, 86, 98],
         "nip29": { "subgroups": true },
         "software": "highwater",
@@ -58,8 +61,15 @@ pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
             "restricted_writes": !shared.options.allow_ungrouped || policy.require_membership,
         },
     });
-    if let Some(icon) = icon {
-        document["icon"] = json!(icon);
+    for (field, value) in [
+        ("contact", &info.contact),
+        ("icon", &icon.or_else(|| info.icon.clone())),
+        ("banner", &info.banner),
+        ("terms_of_service", &info.terms_of_service),
+    ] {
+        if let Some(value) = value {
+            document[field] = json!(value);
+        }
     }
     if let Some(of) = &shared.options.replica_of {
         document["replica_of"] = json!({ "url": of.url, "pubkey": of.primary.to_hex() });

@@ -59,6 +59,7 @@ mod conn;
 mod error;
 mod feed;
 mod filter;
+mod hosts;
 mod http;
 mod hub;
 mod index;
@@ -79,12 +80,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use highwater_engine::Engine;
-use highwater_projections::{AccessPolicy, Groups};
+use highwater_projections::{AccessPolicy, Groups, Policy};
 use nostr::prelude::{Keys, PublicKey};
 use tokio::net::TcpListener;
 
 pub use crate::error::RelayError;
-pub use crate::options::{Limits, Rate, RateLimits, RelayOptions};
+pub use crate::hosts::{VirtualRelay, host_name, serve_hosts};
+pub use crate::options::{Limits, Rate, RateLimits, RelayInfo, RelayOptions};
 pub use crate::replica::{ReplicaOf, ReplicaStatus};
 pub use crate::service::{ClientAddr, RelayService};
 
@@ -93,7 +95,7 @@ pub use crate::hub::OutboxStats;
 
 use crate::hub::Hub;
 use crate::index::ServedIndex;
-use crate::shared::Shared;
+use crate::shared::{LivePolicy, Shared};
 
 /// A NIP-29 relay over an engine with the NIP-29 projections registered.
 #[derive(Debug)]
@@ -132,13 +134,15 @@ impl Relay {
         let store = engine.store().clone();
         let store_head = store.head();
         let index = ServedIndex::new(groups.deletions_projection().clone())?;
-        let policy = AccessPolicy::new(groups, options.policy.clone());
+        let policy = LivePolicy::new(AccessPolicy::new(groups, options.policy.clone()));
+        let info = parking_lot::RwLock::new(Arc::new(options.info.clone()));
         let limiters = ratelimit::Limiters::new(options.rate_limits);
         Ok(Self {
             shared: Arc::new(Shared {
                 store,
                 engine,
                 policy,
+                info,
                 keys,
                 options,
                 index,
@@ -158,6 +162,14 @@ impl Relay {
     /// primary with).
     pub fn public_key(&self) -> PublicKey {
         self.shared.keys.public_key()
+    }
+
+    /// A handle that changes the policy and the information document while the relay
+    /// serves (a reloaded configuration), without dropping connections.
+    pub fn control(&self) -> RelayControl {
+        RelayControl {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The outboxes' counters (queued bytes, the largest outbox, slow disconnects), live
@@ -224,5 +236,35 @@ impl Relay {
             service.track(replica::follow(shared, of, shutdown));
         }
         Ok(service)
+    }
+}
+
+/// Changes a relay's policy and information document while it serves. Each write is
+/// decided under one policy; a replaced one takes effect for the writes and reads
+/// asked after it. The folds never read the policy, so nothing stored changes.
+#[derive(Debug, Clone)]
+pub struct RelayControl {
+    shared: Arc<Shared>,
+}
+
+impl RelayControl {
+    /// The policy in force.
+    pub fn policy(&self) -> Policy {
+        Policy::clone(&self.shared.policy.policy())
+    }
+
+    /// Decides later writes and reads under `policy`.
+    pub fn set_policy(&self, policy: Policy) {
+        self.shared.policy.replace(policy);
+    }
+
+    /// The information document's texts in force.
+    pub fn info(&self) -> RelayInfo {
+        RelayInfo::clone(&self.shared.info.read())
+    }
+
+    /// Answers later NIP-11 requests with `info`.
+    pub fn set_info(&self, info: RelayInfo) {
+        *self.shared.info.write() = Arc::new(info);
     }
 }

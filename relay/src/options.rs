@@ -76,10 +76,8 @@ pub struct RelayOptions {
     pub allow_ungrouped: bool,
     /// The relay's public URL; when set, NIP-42 `AUTH` events must name it.
     pub public_url: Option<String>,
-    /// NIP-11 `name`.
-    pub name: String,
-    /// NIP-11 `description`.
-    pub description: String,
+    /// The information document's texts (NIP-11).
+    pub info: RelayInfo,
     /// Limits.
     pub limits: Limits,
     /// Late publication (NIP-29 "Relays should prevent late publication"): a group
@@ -133,14 +131,46 @@ impl Default for RelayOptions {
             },
             allow_ungrouped: false,
             public_url: None,
-            name: "highwater".into(),
-            description: "A NIP-29 group relay on the highwater engine".into(),
+            info: RelayInfo::default(),
             limits: Limits::default(),
             late_publication_secs: Some(3_600),
             rate_limits: RateLimits::default(),
             trust_proxy: false,
             replicas: Vec::new(),
             replica_of: None,
+        }
+    }
+}
+
+/// The texts of the NIP-11 information document; `None` leaves a field out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayInfo {
+    /// `name`.
+    pub name: String,
+    /// `description`.
+    pub description: String,
+    /// `pubkey`: the operator's key, for contact (hex). `None`: the relay's own key.
+    pub pubkey: Option<String>,
+    /// `contact`: an alternative contact (a URI).
+    pub contact: Option<String>,
+    /// `icon`: an image URL.
+    pub icon: Option<String>,
+    /// `banner`: an image URL.
+    pub banner: Option<String>,
+    /// `terms_of_service`: a URL.
+    pub terms_of_service: Option<String>,
+}
+
+impl Default for RelayInfo {
+    fn default() -> Self {
+        Self {
+            name: "highwater".into(),
+            description: "A NIP-29 group relay on the highwater engine".into(),
+            pubkey: None,
+            contact: None,
+            icon: None,
+            banner: None,
+            terms_of_service: None,
         }
     }
 }

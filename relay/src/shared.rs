@@ -1,16 +1,18 @@
 //! What every connection and the write path share.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use highwater_engine::Engine;
-use highwater_projections::AccessPolicy;
+use highwater_projections::{AccessPolicy, Error, Groups, Policy, Rejection};
 use highwater_store::Store;
-use nostr::prelude::Keys;
+use nostr::prelude::{Event, Keys, PublicKey};
+use parking_lot::RwLock;
 
 use crate::feed::Feed;
 use crate::hub::Hub;
 use crate::index::ServedIndex;
-use crate::options::RelayOptions;
+use crate::options::{RelayInfo, RelayOptions};
 use crate::state::Rendered;
 
 /// The relay's shared state.
@@ -18,7 +20,11 @@ use crate::state::Rendered;
 pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) engine: Engine,
-    pub(crate) policy: AccessPolicy,
+    /// The access policy, replaced when the configuration is reloaded.
+    pub(crate) policy: LivePolicy,
+    /// The information document's texts, replaced when the configuration is reloaded
+    /// (`options.info` is what the relay started with).
+    pub(crate) info: RwLock<Arc<RelayInfo>>,
     pub(crate) keys: Keys,
     pub(crate) options: RelayOptions,
     pub(crate) index: ServedIndex,
@@ -37,4 +43,70 @@ pub(crate) struct Shared {
     pub(crate) writer_failed: AtomicBool,
     /// Configured replicas' live log streams.
     pub(crate) log_streams: crate::replication::LogStreams,
+}
+
+/// The access policy the relay decides with, replaceable while it serves. Each call
+/// decides under one policy from start to end; a replacement takes effect for the
+/// decisions asked after it (a write already decided stays decided: the folds never
+/// read the policy, so no stored state changes).
+#[derive(Debug)]
+pub(crate) struct LivePolicy {
+    groups: Groups,
+    current: RwLock<Arc<AccessPolicy>>,
+}
+
+/// The policy one answer was read from.
+#[derive(Debug)]
+pub(crate) struct PolicyRead(Arc<AccessPolicy>);
+
+impl std::ops::Deref for PolicyRead {
+    type Target = Policy;
+
+    fn deref(&self) -> &Policy {
+        self.0.policy()
+    }
+}
+
+impl LivePolicy {
+    pub(crate) fn new(access: AccessPolicy) -> Self {
+        Self {
+            groups: access.groups().clone(),
+            current: RwLock::new(Arc::new(access)),
+        }
+    }
+
+    fn current(&self) -> Arc<AccessPolicy> {
+        self.current.read().clone()
+    }
+
+    /// Decides later writes and reads under `policy`.
+    pub(crate) fn replace(&self, policy: Policy) {
+        *self.current.write() = Arc::new(AccessPolicy::new(self.groups.clone(), policy));
+    }
+
+    /// The queries the policy answers from (they never change).
+    pub(crate) fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// The configuration in force.
+    pub(crate) fn policy(&self) -> PolicyRead {
+        PolicyRead(self.current())
+    }
+
+    pub(crate) fn check_write(&self, event: &Event) -> Result<(), Rejection> {
+        self.current().check_write(event)
+    }
+
+    pub(crate) fn can_read(&self, pubkey: Option<&PublicKey>, group: &str) -> Result<bool, Error> {
+        self.current().can_read(pubkey, group)
+    }
+
+    pub(crate) fn has_access(
+        &self,
+        pubkey: Option<&PublicKey>,
+        group: &str,
+    ) -> Result<bool, Error> {
+        self.current().has_access(pubkey, group)
+    }
 }

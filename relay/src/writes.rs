@@ -245,7 +245,9 @@ fn moderate(shared: &Arc<Shared>, acks: &Sender<Pending>, job: Job) {
 /// 9022), ready to be committed with it.
 fn answer(shared: &Shared, event: &Event) -> Result<Option<Job>, String> {
     let kind = match event.kind.as_u16() {
-        9021 => Kind::GroupPutUser,
+        // Without `answer_joins` (zooid's `auto_join = false`), a join request waits
+        // for a moderator's 9000.
+        9021 if shared.policy.policy().answer_joins => Kind::GroupPutUser,
         9022 => Kind::GroupRemoveUser,
         _ => return Ok(None),
     };

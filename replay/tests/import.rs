@@ -305,7 +305,7 @@ fn a_relay_39002_of_30000_members_imports_with_default_limits() {
 }
 
 #[test]
-fn policy_options_are_stored_and_a_different_one_refused() {
+fn policy_options_are_stored_and_a_different_one_applies_to_its_run_only() {
     let sandbox = Sandbox::new();
     let (alice, bob, admin) = (key(1), key(2), key(7));
     let events = [
@@ -338,22 +338,38 @@ fn policy_options_are_stored_and_a_different_one_refused() {
     assert_eq!(run.status.code(), Some(0), "{run}");
     assert_eq!(json(&db.show("open"))["metadata"]["name"], "Renamed");
 
-    let refused = db.run(&["import", "--auto-join=false", path_str(&file)]);
-    assert_eq!(refused.status.code(), Some(3), "{refused}");
-    assert!(
-        refused
-            .stderr
-            .contains("--auto-join: stored true, given false"),
-        "{refused}"
-    );
-    let refused = db.run(&[
+    // Options are configuration, not history: another value applies to that run,
+    // says so, and leaves the stored one (`highwater config set` changes it).
+    let other = sandbox.db("other");
+    other
+        .run(&[
+            "init",
+            "--relay-pubkey",
+            &relay().public_key().to_hex(),
+            "--relay-admin",
+            &npub,
+        ])
+        .ok();
+    let run = other.run(&[
         "import",
         "--relay-admin",
         &key(8).public_key().to_hex(),
         path_str(&file),
     ]);
-    assert_eq!(refused.status.code(), Some(3), "{refused}");
-    assert!(refused.stderr.contains("--relay-admin"), "{refused}");
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "the admin's 9002 is refused: {run}"
+    );
+    assert!(run.stderr.contains("policy.relay_admins: ["), "{run}");
+    let shown = other.run(&["config", "show"]).ok();
+    assert!(
+        shown.contains(&format!(
+            "policy.relay_admins = [{}]",
+            admin.public_key().to_hex()
+        )),
+        "{shown}"
+    );
 
     // Without the options, the same log is refused in part: the relay admin's 9002.
     // Bob's post is accepted all the same: the group is not `restricted`, and NIP-29

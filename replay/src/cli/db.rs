@@ -30,8 +30,10 @@ pub(crate) struct InitArgs {
     policy: PolicyArgs,
 }
 
-/// The options of the relay's write policy, as `init` and `import` take them. Each one
-/// given is stored on first use; a later command giving a different value is refused.
+/// The options of the relay's write policy, as `init`, `import` and `relay` take them.
+/// On a database with no policy stored, the ones given are stored (the defaults for the
+/// others); later, options given apply to that command's run only (`highwater config
+/// set` changes what is stored).
 #[derive(Debug, Default, Args)]
 pub(crate) struct PolicyArgs {
     /// A relay admin besides the relay key (hex or npub; repeat for several). All of
@@ -54,21 +56,25 @@ pub(crate) struct PolicyArgs {
     private_needs_invite: Option<bool>,
 }
 
-/// The stored form of the policy options.
+/// The stored form of the policy options. Options added after a database was made
+/// are absent from what it stored: NIP-29's default then.
 #[expect(
     clippy::struct_excessive_bools,
     reason = "independent policy options, stored by name"
 )]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoredPolicy {
-    relay_admins: Vec<String>,
-    admins_manage_private: bool,
-    open_reads: bool,
-    auto_join: bool,
-    /// Absent from what earlier versions stored: NIP-29's default then.
-    #[serde(default)]
-    private_needs_invite: bool,
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StoredPolicy {
+    pub(crate) relay_admins: Vec<String>,
+    pub(crate) admins_manage_private: bool,
+    pub(crate) open_reads: bool,
+    pub(crate) auto_join: bool,
+    pub(crate) private_needs_invite: bool,
+    pub(crate) require_membership: bool,
+    pub(crate) admin_create_only: bool,
+    pub(crate) private_admin_only: bool,
+    pub(crate) group_admin_roles: Vec<String>,
+    pub(crate) answer_joins: bool,
 }
 
 /// NIP-29's text, as [`Policy::default`] has it.
@@ -81,40 +87,139 @@ impl Default for StoredPolicy {
             open_reads: nip29.open_reads,
             auto_join: nip29.auto_join,
             private_needs_invite: nip29.private_needs_invite,
+            require_membership: nip29.require_membership,
+            admin_create_only: nip29.admin_create_only,
+            private_admin_only: nip29.private_admin_only,
+            group_admin_roles: nip29.group_admin_roles.into_iter().collect(),
+            answer_joins: nip29.answer_joins,
         }
     }
 }
 
 impl StoredPolicy {
-    #[expect(
-        clippy::field_reassign_with_default,
-        reason = "options added to `Policy` later keep their defaults"
-    )]
-    fn to_policy(&self) -> Result<Policy> {
+    pub(crate) fn to_policy(&self) -> Result<Policy> {
         let relay_admins = self
             .relay_admins
             .iter()
             .map(|k| parse_pubkey(k))
             .collect::<Result<_>>()?;
-        // Field by field, so that options added to `Policy` later keep their defaults.
-        let mut policy = Policy::default();
-        policy.relay_admins = relay_admins;
-        policy.admins_manage_private = self.admins_manage_private;
-        policy.open_reads = self.open_reads;
-        policy.auto_join = self.auto_join;
-        policy.private_needs_invite = self.private_needs_invite;
-        Ok(policy)
+        Ok(Policy {
+            relay_admins,
+            admins_manage_private: self.admins_manage_private,
+            open_reads: self.open_reads,
+            auto_join: self.auto_join,
+            require_membership: self.require_membership,
+            private_needs_invite: self.private_needs_invite,
+            admin_create_only: self.admin_create_only,
+            private_admin_only: self.private_admin_only,
+            group_admin_roles: self.group_admin_roles.iter().cloned().collect(),
+            answer_joins: self.answer_joins,
+        })
+    }
+
+    /// Each option's name (as `highwater config set` and the configuration file's
+    /// `[policy]`/`[groups]` keys name it) and value, for saying what changed.
+    pub(crate) fn entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "policy.relay_admins",
+                format!("[{}]", self.relay_admins.join(", ")),
+            ),
+            ("policy.open", self.open_reads.to_string()),
+            (
+                "policy.require_membership",
+                self.require_membership.to_string(),
+            ),
+            ("policy.join_by_posting", self.auto_join.to_string()),
+            (
+                "policy.private_needs_invite",
+                self.private_needs_invite.to_string(),
+            ),
+            ("groups.auto_join", self.answer_joins.to_string()),
+            (
+                "groups.admin_create_only",
+                self.admin_create_only.to_string(),
+            ),
+            (
+                "groups.private_admin_only",
+                self.private_admin_only.to_string(),
+            ),
+            (
+                "groups.private_relay_admin_access",
+                self.admins_manage_private.to_string(),
+            ),
+            (
+                "groups.admin_roles",
+                format!("[{}]", self.group_admin_roles.join(", ")),
+            ),
+        ]
+    }
+
+    /// What differs from `before`, as `name: old → new`.
+    pub(crate) fn changes_from(&self, before: &StoredPolicy) -> Vec<String> {
+        before
+            .entries()
+            .into_iter()
+            .zip(self.entries())
+            .filter(|((_, old), (_, new))| old != new)
+            .map(|((name, old), (_, new))| format!("{name}: {old} → {new}"))
+            .collect()
     }
 }
 
-/// Policy options parsed from the command line: only what was given.
+/// Policy options from one source (the command line, a configuration file): only what
+/// it gave.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PolicyOptions {
-    relay_admins: Option<Vec<String>>,
-    admins_manage_private: Option<bool>,
-    open_reads: Option<bool>,
-    auto_join: Option<bool>,
-    private_needs_invite: Option<bool>,
+    pub(crate) relay_admins: Option<Vec<String>>,
+    pub(crate) admins_manage_private: Option<bool>,
+    pub(crate) open_reads: Option<bool>,
+    pub(crate) auto_join: Option<bool>,
+    pub(crate) private_needs_invite: Option<bool>,
+    pub(crate) require_membership: Option<bool>,
+    pub(crate) admin_create_only: Option<bool>,
+    pub(crate) private_admin_only: Option<bool>,
+    pub(crate) group_admin_roles: Option<Vec<String>>,
+    pub(crate) answer_joins: Option<bool>,
+}
+
+impl PolicyOptions {
+    /// `base` with the options given here replacing its own.
+    pub(crate) fn over(&self, base: &StoredPolicy) -> StoredPolicy {
+        StoredPolicy {
+            relay_admins: self
+                .relay_admins
+                .clone()
+                .unwrap_or_else(|| base.relay_admins.clone()),
+            admins_manage_private: self
+                .admins_manage_private
+                .unwrap_or(base.admins_manage_private),
+            open_reads: self.open_reads.unwrap_or(base.open_reads),
+            auto_join: self.auto_join.unwrap_or(base.auto_join),
+            private_needs_invite: self
+                .private_needs_invite
+                .unwrap_or(base.private_needs_invite),
+            require_membership: self.require_membership.unwrap_or(base.require_membership),
+            admin_create_only: self.admin_create_only.unwrap_or(base.admin_create_only),
+            private_admin_only: self.private_admin_only.unwrap_or(base.private_admin_only),
+            group_admin_roles: self
+                .group_admin_roles
+                .clone()
+                .unwrap_or_else(|| base.group_admin_roles.clone()),
+            answer_joins: self.answer_joins.unwrap_or(base.answer_joins),
+        }
+    }
+}
+
+/// Keys as the policy stores them: hex, sorted, without repeats.
+pub(crate) fn canonical_keys(keys: &[String], what: &str) -> Result<Vec<String>> {
+    let mut keys = keys
+        .iter()
+        .map(|k| parse_pubkey(k).map(|k| k.to_hex()).context(what.to_owned()))
+        .collect::<Result<Vec<_>>>()?;
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(keys)
 }
 
 impl PolicyArgs {
@@ -123,14 +228,7 @@ impl PolicyArgs {
         let relay_admins = if self.relay_admins.is_empty() {
             None
         } else {
-            let mut keys = self
-                .relay_admins
-                .iter()
-                .map(|k| parse_pubkey(k).map(|k| k.to_hex()).context("--relay-admin"))
-                .collect::<Result<Vec<_>>>()?;
-            keys.sort_unstable();
-            keys.dedup();
-            Some(keys)
+            Some(canonical_keys(&self.relay_admins, "--relay-admin")?)
         };
         Ok(PolicyOptions {
             relay_admins,
@@ -138,6 +236,7 @@ impl PolicyArgs {
             open_reads: self.open_reads,
             auto_join: self.auto_join,
             private_needs_invite: self.private_needs_invite,
+            ..PolicyOptions::default()
         })
     }
 }
@@ -151,7 +250,17 @@ pub(crate) fn init(global: &Global, args: &InitArgs) -> Result<ExitCode> {
     let result = (|| {
         let store = open_store(global, false)?;
         set_relay_key(&store, &key)?;
-        set_policy(&store, &options)
+        // `init` stores what it is given, over what an earlier one stored.
+        let before = stored_policy(&store)?;
+        let after = options.over(&before.clone().unwrap_or_default());
+        store_policy(&store, &after)?;
+        if let Some(before) = before {
+            let changes = after.changes_from(&before);
+            if !changes.is_empty() {
+                eprintln!("policy changed: {}", changes.join("; "));
+            }
+        }
+        Ok(())
     })();
     if let Err(error) = result {
         if created {
@@ -256,7 +365,7 @@ pub(crate) fn set_relay_key(store: &Store, key: &PublicKey) -> Result<()> {
     }
 }
 
-fn stored_policy(store: &Store) -> Result<Option<StoredPolicy>> {
+pub(crate) fn stored_policy(store: &Store) -> Result<Option<StoredPolicy>> {
     let Some(bytes) = store.setting(POLICY)? else {
         return Ok(None);
     };
@@ -270,65 +379,31 @@ pub(crate) fn policy(store: &Store) -> Result<Policy> {
     stored_policy(store)?.unwrap_or_default().to_policy()
 }
 
-/// Stores the policy options on first use (the defaults for those not given). Later,
-/// an option given with a value other than the stored one is refused, naming it: the
-/// events already imported were judged under the stored options.
-pub(crate) fn set_policy(store: &Store, options: &PolicyOptions) -> Result<()> {
+/// Replaces the stored policy options.
+pub(crate) fn store_policy(store: &Store, policy: &StoredPolicy) -> Result<()> {
+    policy.to_policy()?;
+    Ok(store.set_setting(POLICY, &serde_json::to_vec(policy)?)?)
+}
+
+/// The policy a command runs under: the stored options (stored first, with the
+/// options given and the defaults for the rest, when the database has none), with the
+/// options given replacing them for this run. The options are configuration, not
+/// history: the folds never read them, and a change affects only later decisions.
+pub(crate) fn set_policy(store: &Store, options: &PolicyOptions) -> Result<StoredPolicy> {
     let Some(stored) = stored_policy(store)? else {
-        let d = StoredPolicy::default();
-        let first = StoredPolicy {
-            relay_admins: options.relay_admins.clone().unwrap_or_default(),
-            admins_manage_private: options
-                .admins_manage_private
-                .unwrap_or(d.admins_manage_private),
-            open_reads: options.open_reads.unwrap_or(d.open_reads),
-            auto_join: options.auto_join.unwrap_or(d.auto_join),
-            private_needs_invite: options
-                .private_needs_invite
-                .unwrap_or(d.private_needs_invite),
-        };
-        first.to_policy()?;
-        return Ok(store.set_setting(POLICY, &serde_json::to_vec(&first)?)?);
+        let first = options.over(&StoredPolicy::default());
+        store_policy(store, &first)?;
+        return Ok(first);
     };
-    let mut differ = Vec::new();
-    if let Some(admins) = &options.relay_admins
-        && *admins != stored.relay_admins
-    {
-        differ.push(format!(
-            "--relay-admin: stored [{}], given [{}]",
-            stored.relay_admins.join(", "),
-            admins.join(", ")
-        ));
+    let run = options.over(&stored);
+    let changes = run.changes_from(&stored);
+    if !changes.is_empty() {
+        eprintln!(
+            "note: this run's policy differs from the stored one ({}); `highwater config set` changes what is stored",
+            changes.join("; ")
+        );
     }
-    let flags = [
-        (
-            "--admins-manage-private",
-            options.admins_manage_private,
-            stored.admins_manage_private,
-        ),
-        ("--open-reads", options.open_reads, stored.open_reads),
-        ("--auto-join", options.auto_join, stored.auto_join),
-        (
-            "--private-needs-invite",
-            options.private_needs_invite,
-            stored.private_needs_invite,
-        ),
-    ];
-    for (flag, given, stored) in flags {
-        if let Some(given) = given
-            && given != stored
-        {
-            differ.push(format!("{flag}: stored {stored}, given {given}"));
-        }
-    }
-    if differ.is_empty() {
-        Ok(())
-    } else {
-        bail!(
-            "this database was set up with other policy options ({}); the events in it were judged under the stored ones — use another --db, or leave the option out to use the stored value",
-            differ.join("; ")
-        )
-    }
+    Ok(run)
 }
 
 /// The store, the engine and the NIP-29 query API over it.
@@ -343,6 +418,12 @@ pub(crate) struct Db {
 pub(crate) fn open(global: &Global) -> Result<Db> {
     let store = open_existing(global)?;
     open_with(store, EngineOptions::default())
+}
+
+/// The store of an existing database, opened for writing.
+pub(crate) fn open_writable_store(global: &Global) -> Result<Store> {
+    ensure_exists(global)?;
+    open_store(global, false)
 }
 
 /// Opens an existing database for a command that writes (checkpoints).

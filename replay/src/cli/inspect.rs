@@ -458,7 +458,53 @@ pub(crate) fn status_of(db: &db::Db) -> Result<StatusJson> {
     })
 }
 
+/// The status in words: healthy or not, and what the numbers of the table mean for
+/// this database.
+pub(crate) fn status_summary(s: &StatusJson) -> String {
+    let failed: usize = s.projections.iter().map(|p| p.failed).sum::<usize>()
+        + s.relay_wide.iter().filter(|r| r.failed).count();
+    let unfolded = s.projections.iter().map(|p| p.lag).max().unwrap_or(0);
+    let cold = s
+        .projections
+        .iter()
+        .map(|p| p.checkpoint_lag)
+        .max()
+        .unwrap_or(0);
+    let plural = |n: u64, one: &str, many: &str| {
+        format!(
+            "{} {}",
+            progress::thousands(n),
+            if n == 1 { one } else { many }
+        )
+    };
+    let head = if failed == 0 {
+        "healthy".to_owned()
+    } else {
+        format!(
+            "NOT healthy: {failed} projection state(s) failed to fold (reads of them answer an error; `highwater verify` names them)"
+        )
+    };
+    let memory = if unfolded == 0 {
+        "every event folded in memory".to_owned()
+    } else {
+        format!(
+            "{} not yet folded in memory (a group is folded on its first read)",
+            plural(unfolded, "event", "events")
+        )
+    };
+    let checkpoints = if cold == 0 {
+        "checkpoints are current".to_owned()
+    } else {
+        format!(
+            "{} after the checkpoints for a cold start to fold (`highwater replay` writes fresh ones)",
+            plural(cold, "event", "events")
+        )
+    };
+    format!("{head}, {memory}; {checkpoints}")
+}
+
 pub(crate) fn print_status(s: &StatusJson) {
+    println!("{}", status_summary(s));
     println!(
         "log head {}   events {}   groups {}",
         s.head, s.events, s.groups

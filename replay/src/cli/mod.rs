@@ -2,6 +2,7 @@
 
 mod bench;
 mod compact;
+mod config;
 mod db;
 mod demo;
 mod export;
@@ -9,6 +10,7 @@ mod generate;
 mod groups;
 mod import;
 mod inspect;
+mod keygen;
 mod relay;
 mod upgrade;
 
@@ -132,9 +134,20 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve the database as a NIP-29 relay over WebSocket (NIP-01, NIP-11, NIP-29, NIP-42).
     #[command(
-        after_help = "Examples:\n  highwater relay\n  highwater relay --bind 0.0.0.0:7777 --secret-key-file relay.key --admin <HEX>\n  HIGHWATER_RELAY_SECRET_KEY=nsec1... highwater relay --public-url wss://groups.example.com"
+        after_help = "Examples:\n  highwater relay\n  highwater relay --bind 0.0.0.0:7777 --secret-key-file relay.key --relay-admin <HEX>\n  highwater relay --config relay.toml\n  highwater relay --config-dir /etc/highwater --create   (one relay per file, by Host)\n  HIGHWATER_RELAY_SECRET_KEY=nsec1... highwater relay --public-url wss://groups.example.com\n\nSIGHUP reloads the configuration file and the stored policy without dropping connections."
     )]
     Relay(relay::RelayArgs),
+    /// Show or change the policy options stored in the database (what `init`, the
+    /// first `import` and `config set` stored; a configuration file or a flag wins). A
+    /// running relay takes a change on SIGHUP.
+    #[command(
+        after_help = "Examples:\n  highwater config show\n  highwater config set groups.admin_create_only true && kill -HUP <relay pid>"
+    )]
+    Config(config::ConfigArgs),
+    /// Generate a relay key pair: print it, or write the secret to a new file only its
+    /// owner can read (mode 0600) for `highwater relay --secret-key-file`.
+    #[command(after_help = "Examples:\n  highwater keygen\n  highwater keygen --output relay.key")]
+    Keygen(keygen::KeygenArgs),
     /// Upgrade a database written by an older storage format to the current one, in
     /// one atomic transaction: a crash or kill midway leaves it as it was. Stop every
     /// other process using the database first. A current database is left alone.
@@ -171,6 +184,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&cli.global, &args),
         Command::Bench(args) => bench::run(&args),
         Command::Relay(args) => relay::run(&cli.global, &args),
+        Command::Config(args) => config::run(&cli.global, &args),
+        Command::Keygen(args) => keygen::run(&args),
         Command::Upgrade(args) => upgrade::run(&cli.global, &args),
         Command::Compact(args) => compact::run(&cli.global, &args),
     };
@@ -201,13 +216,19 @@ fn quiet_broken_pipe() {
     }));
 }
 
-/// The error and its causes on one line.
-fn one_line(error: &anyhow::Error) -> String {
-    error
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
+/// The error and its causes on one line. A cause whose text the message before it
+/// already ends with (an error that prints its source and also returns it from
+/// `source()`) is said once.
+pub(crate) fn one_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|last| last.ends_with(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
 }
 
 fn init_tracing(verbose: u8, format: LogFormat) {
@@ -229,4 +250,29 @@ fn init_tracing(verbose: u8, format: LogFormat) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_cause_the_message_already_ends_with_is_said_once() {
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        // An error that prints its source and also returns it from `source()`, as the
+        // store's errors do.
+        let error = anyhow::Error::new(denied())
+            .context(format!(
+                "storage I/O error while opening the environment: {}",
+                denied()
+            ))
+            .context("opening the database at /srv/db");
+        assert_eq!(
+            one_line(&error),
+            format!(
+                "opening the database at /srv/db: storage I/O error while opening the environment: {}",
+                denied()
+            )
+        );
+    }
 }

@@ -1,10 +1,18 @@
-//! `highwater relay`: serve the database as a NIP-29 relay over WebSocket.
+//! `highwater relay`: serve the database as a NIP-29 relay over WebSocket — or, with
+//! `--config-dir`, one virtual relay per configuration file, chosen by the HTTP `Host`
+//! header, each with its own database, key and policy.
 //!
 //! The relay's secret key comes from `--secret-key-file` (which must not be readable by
-//! group or others) or `HIGHWATER_RELAY_SECRET_KEY` (hex or nsec); neither is ever
-//! logged. Without either, a key is generated on the database's first start and kept in
-//! `relay-secret.key` (mode 0600) beside the data. On first start the key becomes the
-//! database's relay key; a different key later is refused.
+//! group or others), the configuration file's `secret`, or `HIGHWATER_RELAY_SECRET_KEY`
+//! (hex or nsec); none is ever logged. Without any, a key is generated on the
+//! database's first start and kept in `relay-secret.key` (mode 0600) beside the data.
+//! On first start the key becomes the database's relay key; a different key later is
+//! refused.
+//!
+//! The policy and the information document come from the options stored in the
+//! database, the configuration file and the flags (see `config.rs`); SIGHUP reads the
+//! file and the stored options again and applies them to later writes, keeping every
+//! connection.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,28 +21,47 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use highwater_engine::EngineOptions;
-use highwater_relay::{Limits, Relay, RelayOptions};
+use highwater_relay::{Limits, Relay, RelayControl, RelayInfo, RelayOptions, VirtualRelay};
+use highwater_store::Store;
 use nostr::prelude::{Keys, SecretKey, ToBech32};
 
-use super::Global;
-use super::db;
+use super::config::{self, Config};
+use super::db::{self, PolicyOptions, StoredPolicy};
+use super::{Global, one_line};
 
 /// The environment variable holding the relay's secret key (hex or nsec).
 const SECRET_ENV: &str = "HIGHWATER_RELAY_SECRET_KEY";
 /// The key file created beside the data when no key is given on a fresh database.
 pub(crate) const DEFAULT_KEY_FILE: &str = "relay-secret.key";
 
+/// Where the relay listens when neither `--bind` nor the configuration file says.
+const DEFAULT_BIND: &str = "127.0.0.1:7777";
+
 #[derive(Debug, Args)]
 pub(crate) struct RelayArgs {
-    /// Address to listen on (WebSocket and NIP-11 over HTTP).
-    #[arg(long, default_value = "127.0.0.1:7777")]
-    bind: SocketAddr,
+    /// Address to listen on (WebSocket and NIP-11 over HTTP). Default: the
+    /// configuration file's `bind`, else 127.0.0.1:7777.
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// A configuration file (TOML, zooid's sections and names; README "Configuration"):
+    /// database, key, NIP-11 texts, policy. Flags given here override it; SIGHUP reads
+    /// it again.
+    #[arg(long, value_name = "FILE", conflicts_with = "config_dir")]
+    config: Option<PathBuf>,
+    /// A directory of configuration files, one per virtual relay: one listener, each
+    /// request going to the relay whose `host` its HTTP Host header names; each relay
+    /// has its own database (`db`, else `<schema or host>.lmdb` beside its file), key
+    /// and policy.
+    #[arg(long, value_name = "DIR", conflicts_with = "secret_key_file")]
+    config_dir: Option<PathBuf>,
     /// File holding the relay's secret key (hex or nsec); must be mode 0600 or stricter.
-    /// Default: `$HIGHWATER_RELAY_SECRET_KEY`, else `DB/relay-secret.key` (created on first start).
+    /// Default: the configuration file's `secret`, else `$HIGHWATER_RELAY_SECRET_KEY`,
+    /// else `DB/relay-secret.key` (created on first start).
     #[arg(long, value_name = "PATH")]
     secret_key_file: Option<PathBuf>,
-    /// The write policy (relay admins and options): stored in the database on first
-    /// use, like the relay key; a different value later is refused, naming the option.
+    /// The write policy (relay admins and options), for this run: over the
+    /// configuration file and the options stored in the database (a database without
+    /// any stores these; `highwater config set` changes them).
     #[command(flatten)]
     policy: db::PolicyArgs,
     /// Create the database if there is none at `--db` (without it, a missing database
@@ -97,23 +124,137 @@ fn rate(per_second: u32) -> Option<highwater_relay::Rate> {
     })
 }
 
+/// One relay this process serves, and what a reload needs.
+struct Served {
+    /// The host, or the database, for log lines.
+    name: String,
+    host: Option<String>,
+    db: PathBuf,
+    store: Store,
+    config: Option<PathBuf>,
+    control: RelayControl,
+    /// The policy in force, for saying what a reload changed.
+    applied: StoredPolicy,
+}
+
 pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
+    let flags = args.policy.parse()?;
+    let configs: Vec<(PathBuf, Option<Config>)> = if let Some(dir) = &args.config_dir {
+        config::load_dir(dir)?
+            .into_iter()
+            .map(|c| (c.virtual_db(), Some(c)))
+            .collect()
+    } else if let Some(file) = &args.config {
+        let c = config::load(file)?;
+        vec![(c.db().unwrap_or_else(|| global.db.clone()), Some(c))]
+    } else {
+        vec![(global.db.clone(), None)]
+    };
+    let bind = args
+        .bind
+        .or_else(|| {
+            configs
+                .iter()
+                .find_map(|(_, c)| c.as_ref().and_then(|c| c.file.bind))
+                .filter(|_| args.config_dir.is_none())
+        })
+        .unwrap_or_else(|| DEFAULT_BIND.parse().expect("a socket address"));
+    let mut relays = Vec::new();
+    let mut served = Vec::new();
+    for (db_path, config) in configs {
+        let (relay, one) = open_relay(args, &flags, db_path, config)?;
+        relays.push(relay);
+        served.push(one);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        reload_on_hangup(served.iter().map(Served::reloader).collect(), flags)?;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind}"))?;
+        let addr = listener.local_addr().unwrap_or(bind);
+        if args.config_dir.is_some() {
+            for (relay, one) in relays.iter().zip(&served) {
+                eprintln!(
+                    "virtual relay {} → relay {} (database {})",
+                    one.host.as_deref().unwrap_or("?"),
+                    relay.public_key().to_hex(),
+                    one.db.display()
+                );
+            }
+            eprintln!(
+                "highwater relay listening on ws://{addr} for {} virtual relays (chosen by the Host header)",
+                relays.len()
+            );
+            let virtuals = relays
+                .into_iter()
+                .zip(&served)
+                .map(|(relay, one)| VirtualRelay::new(one.host.as_deref().unwrap_or_default(), relay))
+                .collect();
+            highwater_relay::serve_hosts(virtuals, listener, shutdown).await?;
+        } else {
+            let relay = relays.pop().expect("one relay");
+            eprintln!(
+                "highwater relay {} listening on ws://{addr} (database {})",
+                relay.public_key().to_hex(),
+                served[0].db.display()
+            );
+            relay.serve(listener, shutdown).await?;
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database of one relay and makes the relay.
+fn open_relay(
+    args: &RelayArgs,
+    flags: &PolicyOptions,
+    db_path: PathBuf,
+    config: Option<Config>,
+) -> Result<(Relay, Served)> {
+    let global = Global {
+        db: db_path,
+        verbose: 0,
+    };
     if !args.create && !global.db.join("data.mdb").is_file() {
         bail!(
             "no highwater database at {} (make one with `highwater demo`, `highwater import` or `highwater init`; pass --db to name another, or --create to start a relay on a new one)",
             global.db.display()
         );
     }
-    let store = db::open_store(global, false)?;
+    if let Some(config) = &config {
+        for note in config.notes() {
+            eprintln!("note: {}: {note}", config.path.display());
+        }
+    }
+    let store = db::open_store(&global, false)?;
     let stored = db::relay_key(&store)?;
-    let keys = load_keys(&global.db, args, stored.is_none())?;
+    let keys = load_keys(&global.db, args, config.as_ref(), stored.is_none())?;
+    if let Some(config) = &config {
+        config.check_self(&keys.public_key())?;
+    }
     db::set_relay_key(&store, &keys.public_key())?;
     let opened = db::open_with(store, EngineOptions::default())?;
-    db::set_policy(&opened.store, &args.policy.parse()?)?;
+    // A database without stored options stores the flags' (and the defaults).
+    if db::stored_policy(&opened.store)?.is_none() {
+        db::set_policy(&opened.store, flags)?;
+    }
+    let (policy, info) = effective(&opened.store, config.as_ref(), flags)?;
+    let file = config.as_ref().map(|c| &c.file);
     let options = RelayOptions {
-        policy: db::policy(&opened.store)?,
-        allow_ungrouped: args.allow_ungrouped,
-        public_url: args.public_url.clone(),
+        policy: policy.to_policy()?,
+        info,
+        allow_ungrouped: args.allow_ungrouped
+            || file.and_then(|f| f.policy.allow_ungrouped).unwrap_or(false),
+        public_url: args
+            .public_url
+            .clone()
+            .or_else(|| file.and_then(|f| f.public_url.clone())),
         limits: Limits {
             max_subscriptions: args.max_subscriptions,
             max_filters: args.max_filters,
@@ -134,25 +275,111 @@ pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
         ..RelayOptions::default()
     };
     let relay = Relay::new(opened.engine, opened.groups, keys, options)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let shutdown = shutdown_signal()?;
-        let listener = tokio::net::TcpListener::bind(args.bind)
-            .await
-            .with_context(|| format!("binding {}", args.bind))?;
+    let host = config.as_ref().and_then(Config::host);
+    let served = Served {
+        name: host
+            .clone()
+            .unwrap_or_else(|| global.db.display().to_string()),
+        host,
+        db: global.db,
+        store: opened.store,
+        config: config.map(|c| c.path),
+        control: relay.control(),
+        applied: policy,
+    };
+    Ok((relay, served))
+}
+
+/// The policy and the NIP-11 texts: the stored options, then the file, then the flags.
+fn effective(
+    store: &Store,
+    config: Option<&Config>,
+    flags: &PolicyOptions,
+) -> Result<(StoredPolicy, RelayInfo)> {
+    let stored = db::stored_policy(store)?.unwrap_or_default();
+    let mut policy = stored.clone();
+    let mut info = RelayInfo::default();
+    if let Some(config) = config {
+        policy = config.policy_options()?.over(&policy);
+        info = config.info(info)?;
+    }
+    Ok((flags.over(&policy), info))
+}
+
+/// What a reload of one relay needs, movable to the reloading task.
+struct Reloader {
+    name: String,
+    store: Store,
+    config: Option<PathBuf>,
+    control: RelayControl,
+    applied: StoredPolicy,
+}
+
+impl Served {
+    fn reloader(&self) -> Reloader {
+        Reloader {
+            name: self.name.clone(),
+            store: self.store.clone(),
+            config: self.config.clone(),
+            control: self.control.clone(),
+            applied: self.applied.clone(),
+        }
+    }
+}
+
+impl Reloader {
+    /// Reads the file and the stored options again and applies them; says what changed.
+    fn reload(&mut self, flags: &PolicyOptions) -> Result<()> {
+        let config = self.config.as_deref().map(config::load).transpose()?;
+        let (policy, info) = effective(&self.store, config.as_ref(), flags)?;
+        self.control.set_policy(policy.to_policy()?);
+        self.control.set_info(info);
+        let changes = policy.changes_from(&self.applied);
+        self.applied = policy;
         eprintln!(
-            "highwater relay {} listening on ws://{} (database {})",
-            relay.public_key().to_hex(),
-            listener.local_addr().unwrap_or(args.bind),
-            global.db.display()
+            "{}: configuration reloaded; {}",
+            self.name,
+            if changes.is_empty() {
+                "the policy is unchanged".to_owned()
+            } else {
+                format!("policy changed for later writes: {}", changes.join("; "))
+            }
         );
-        relay.serve(listener, shutdown).await?;
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        Ok(())
+    }
+}
+
+/// On SIGHUP, reloads every relay's configuration; a file that does not read keeps the
+/// configuration in force, and says why.
+fn reload_on_hangup(mut relays: Vec<Reloader>, mut flags: PolicyOptions) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let (back, flags_back) = tokio::task::spawn_blocking(move || {
+                    for relay in &mut relays {
+                        if let Err(error) = relay.reload(&flags) {
+                            eprintln!(
+                                "{}: configuration not reloaded (the one in force stays): {}",
+                                relay.name,
+                                one_line(&error)
+                            );
+                        }
+                    }
+                    (relays, flags)
+                })
+                .await
+                .expect("reloading does not panic");
+                relays = back;
+                flags = flags_back;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop((relays, flags));
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM. The handlers are installed when this is called, before the relay
@@ -180,9 +407,15 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     }
 }
 
-fn load_keys(db: &Path, args: &RelayArgs, fresh: bool) -> Result<Keys> {
+fn load_keys(db: &Path, args: &RelayArgs, config: Option<&Config>, fresh: bool) -> Result<Keys> {
     if let Some(path) = &args.secret_key_file {
         return read_key_file(path);
+    }
+    if let Some(config) = config
+        && let Some(secret) = &config.file.secret
+    {
+        return parse_secret(secret)
+            .with_context(|| format!("secret in {}", config.path.display()));
     }
     if let Ok(value) = std::env::var(SECRET_ENV) {
         return parse_secret(&value).with_context(|| format!("${SECRET_ENV}"));
@@ -211,7 +444,7 @@ fn parse_secret(text: &str) -> Result<Keys> {
     Ok(Keys::new(secret))
 }
 
-fn read_key_file(path: &Path) -> Result<Keys> {
+pub(crate) fn read_key_file(path: &Path) -> Result<Keys> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

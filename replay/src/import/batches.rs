@@ -133,7 +133,7 @@ pub fn import(
     records: &mut Records,
     options: &Options,
     mut rejects: Option<&mut Rejects>,
-    progress: &dyn Fn(u64),
+    progress: &dyn Fn(Tick),
 ) -> Result<Summary> {
     let mut summary = Summary::default();
     let mut pipeline = Pipeline::new(store, policy, 2).recording(options.start);
@@ -165,7 +165,11 @@ pub fn import(
                 &mut rejects,
             )?;
             pipeline.submit()?;
-            progress(last_line);
+            progress(Tick {
+                line: last_line,
+                committed: pipeline.acked.appended,
+                refused: summary.refused_total(),
+            });
             if let Some((line, message)) = stop {
                 pipeline.flush()?;
                 bail!(
@@ -191,6 +195,17 @@ pub fn import(
         "commits forced so that a decision sees a state change before it"
     );
     Ok(summary)
+}
+
+/// How far an import has got, after each batch is submitted.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    /// The input line of the last record decided.
+    pub line: u64,
+    /// Events committed to the log (acknowledged) by this run.
+    pub committed: u64,
+    /// Records refused by this run.
+    pub refused: u64,
 }
 
 /// Validates `events` in chunks of `batch` (all cores, one chunk ahead on another

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use highwater_store::Limits;
 use nostr::prelude::Event;
 
-pub use self::batches::{import, import_events};
+pub use self::batches::{Tick, import, import_events};
 pub use self::input::{Item, Records};
 pub use self::order::Pipeline;
 pub use self::parse::{Refusal, human};

@@ -131,18 +131,13 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         ),
         None => {}
     }
-    db::set_policy(&store, &policy_options)?;
+    let run_policy = db::set_policy(&store, &policy_options)?;
     let opened = db::open_with(store.clone(), EngineOptions::default())?;
-    let policy = (!args.no_policy && !args.trusted)
-        .then(|| db::policy(&store).map(|p| AccessPolicy::new(opened.groups.clone(), p)))
-        .transpose()?;
+    let policy = access_policy(args, &run_policy, &opened.groups)?;
+    let seed = seed(&store, args, &limits, &run_policy)?;
+    let start = resume_point(&store, args, &limits, &seed, &mut records, &mut read_bytes)?;
 
-    let start = resume_point(&store, args, &limits, &mut records, &mut read_bytes)?;
-
-    let bar = match len {
-        Some(len) => progress::bytes(len),
-        None => progress::spinner("records"),
-    };
+    let bar = progress::import(len);
     bar.set_message("importing");
     let started = Instant::now();
     let before = store.head();
@@ -161,12 +156,15 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         &mut records,
         &options,
         rejects.as_mut(),
-        &|lines| {
+        &|tick| {
             if len.is_some() {
                 bar.set_position(read_bytes.load(std::sync::atomic::Ordering::Relaxed));
-            } else {
-                bar.set_position(lines);
             }
+            bar.set_message(progress::import_message(
+                tick.committed,
+                tick.refused,
+                started.elapsed(),
+            ));
         },
     );
     bar.finish_and_clear();
@@ -227,10 +225,11 @@ fn resume_point(
     store: &highwater_store::Store,
     args: &ImportArgs,
     limits: &Limits,
+    seed: &[u8],
     records: &mut Records,
     read_bytes: &mut Arc<AtomicU64>,
 ) -> Result<Progress> {
-    let start = Progress::start(&seed(store, args, limits)?);
+    let start = Progress::start(seed);
     let recorded = if args.from_start {
         None
     } else {
@@ -278,10 +277,28 @@ fn open_input(file: &Path, limits: &Limits) -> Result<(Records, Arc<AtomicU64>, 
     Ok((records, read_bytes, len))
 }
 
+/// The write policy the import decides under (`None` with `--no-policy` or
+/// `--trusted`).
+fn access_policy(
+    args: &ImportArgs,
+    policy: &db::StoredPolicy,
+    groups: &highwater_projections::Groups,
+) -> Result<Option<AccessPolicy>> {
+    if args.no_policy || args.trusted {
+        return Ok(None);
+    }
+    Ok(Some(AccessPolicy::new(groups.clone(), policy.to_policy()?)))
+}
+
 /// What decides the records of an import besides the records themselves: the mode,
-/// `--kinds`, the limits, and the relay key and policy options stored in the
-/// database. The same input with another seed is another import.
-fn seed(store: &highwater_store::Store, args: &ImportArgs, limits: &Limits) -> Result<Vec<u8>> {
+/// `--kinds`, the limits, the relay key stored in the database and the policy the run
+/// decides under. The same input with another seed is another import.
+fn seed(
+    store: &highwater_store::Store,
+    args: &ImportArgs,
+    limits: &Limits,
+    policy: &db::StoredPolicy,
+) -> Result<Vec<u8>> {
     let mode = if args.trusted {
         "trusted"
     } else if args.no_policy {
@@ -306,7 +323,7 @@ fn seed(store: &highwater_store::Store, args: &ImportArgs, limits: &Limits) -> R
         "mode={mode}\nkinds={:?}\nlimits={max_event_bytes},{max_tags},{max_group_id_bytes},{max_state_event_bytes},{max_state_tags}\nrelay={}\npolicy={}",
         args.kinds,
         stored(db::RELAY_KEY)?,
-        stored(db::POLICY)?,
+        serde_json::to_string(policy)?,
     )
     .into_bytes())
 }
