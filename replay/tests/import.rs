@@ -527,3 +527,25 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn an_import_decides_under_the_relays_configuration_file() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.path("create.jsonl");
+    write_events(&file, &[sign(&key(1), 9007, &[&["h", "mine"]], "", AT)]);
+    let config = sandbox.path("relay.toml");
+    std::fs::write(&config, "[groups]\nadmin_create_only = true\n").unwrap();
+    let (code, stdout, _) = import(
+        &sandbox.db("configured"),
+        &file,
+        &["--config", path_str(&config)],
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(summary(&stdout).rejected, 1, "{stdout}");
+    assert!(
+        stdout.contains("only relay admins can create groups"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = import(&sandbox.db("plain"), &file, &[]);
+    assert_eq!(code, 0, "{stdout}");
+}

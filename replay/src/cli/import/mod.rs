@@ -42,6 +42,11 @@ pub(crate) struct ImportArgs {
     relay_pubkey: Option<String>,
     #[command(flatten)]
     policy: db::PolicyArgs,
+    /// Decide under the policy of this relay configuration file (its `[policy]`,
+    /// `[groups]` and `[roles]`; README "Configuration") over the stored options, as
+    /// `highwater relay --config FILE` does; flags given here win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Keep signature and id checks but skip the write policy: for a relay's own log
     /// that it already accepted (its database export).
     #[arg(long)]
@@ -101,6 +106,11 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         .map(|k| db::parse_pubkey(k).context("--relay-pubkey"))
         .transpose()?;
     let policy_options = args.policy.parse()?;
+    let config = args
+        .config
+        .as_deref()
+        .map(super::config::load)
+        .transpose()?;
     let limits = Limits {
         max_event_bytes: args.max_event_bytes,
         max_tags: args.max_tags,
@@ -131,7 +141,11 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         ),
         None => {}
     }
-    let run_policy = db::set_policy(&store, &policy_options)?;
+    let mut run_policy = db::set_policy(&store, &policy_options)?;
+    if let Some(config) = &config {
+        let stored = db::stored_policy(&store)?.unwrap_or_default();
+        run_policy = policy_options.over(&config.policy_options()?.over(&stored));
+    }
     let opened = db::open_with(store.clone(), EngineOptions::default())?;
     let policy = access_policy(args, &run_policy, &opened.groups)?;
     let seed = seed(&store, args, &limits, &run_policy)?;
