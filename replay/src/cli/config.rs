@@ -282,7 +282,7 @@ impl Config {
                 || !retention.groups.is_empty())
         {
             notes.push(
-                "groups.retention: highwater keeps every event; nothing is deleted by age"
+                "groups.retention: the relay deletes nothing by itself; run `highwater compact --older-than D --group G=D` (from cron) with these durations"
                     .to_owned(),
             );
         }
