@@ -579,6 +579,7 @@ impl Session<'_> {
                 }
             }
         }
+        self.status.behind = self.missing.len() as u64;
         // State events the primary sent before the replica held what they describe.
         let shared = self.shared.clone();
         let announced = tokio::task::spawn_blocking(move || {

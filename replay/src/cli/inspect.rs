@@ -552,10 +552,18 @@ pub(crate) fn print_status(s: &StatusJson) {
 pub(crate) fn status(global: &Global, args: &StatusArgs) -> Result<ExitCode> {
     let db = db::open(global)?;
     let s = status_of(&db)?;
+    let lag = super::promote::lag(&db.store)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let mut json = serde_json::to_value(&s)?;
+        if let Some(lag) = lag {
+            json["replica"] = lag;
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print_status(&s);
+        if let Some(lag) = lag {
+            println!("{}", super::promote::lag_line(&lag));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ mod groups;
 mod import;
 mod inspect;
 mod keygen;
+mod promote;
 mod relay;
 mod upgrade;
 
@@ -148,6 +149,13 @@ enum Command {
     /// owner can read (mode 0600) for `highwater relay --secret-key-file`.
     #[command(after_help = "Examples:\n  highwater keygen\n  highwater keygen --output relay.key")]
     Keygen(keygen::KeygenArgs),
+    /// Promote a read replica to a primary (an operator's act; stop the replica, and
+    /// make sure the old primary takes no more writes, first): it stops following, and
+    /// with the primary's secret key `highwater relay` serves it as the primary.
+    #[command(
+        after_help = "Example:\n  highwater promote --db replica.lmdb --secret-key-file primary.key"
+    )]
+    Promote(promote::PromoteArgs),
     /// Upgrade a database written by an older storage format to the current one, in
     /// one atomic transaction: a crash or kill midway leaves it as it was. Stop every
     /// other process using the database first. A current database is left alone.
@@ -186,6 +194,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Relay(args) => relay::run(&cli.global, &args),
         Command::Config(args) => config::run(&cli.global, &args),
         Command::Keygen(args) => keygen::run(&args),
+        Command::Promote(args) => promote::run(&cli.global, &args),
         Command::Upgrade(args) => upgrade::run(&cli.global, &args),
         Command::Compact(args) => compact::run(&cli.global, &args),
     };

@@ -101,6 +101,9 @@ pub(crate) struct RelayArgs {
     /// are never checked.
     #[arg(long, value_name = "SECS", default_value_t = RelayOptions::default().late_publication_secs.unwrap_or(0))]
     late_publication_secs: u64,
+    /// Read replicas (`--replica-of`, `--primary-pubkey`, `--replica-key`).
+    #[command(flatten)]
+    replica: super::promote::ReplicaArgs,
     /// Take clients' addresses from `X-Forwarded-For` (its last entry, added by the
     /// proxy in front of the relay); only for a relay reachable through that proxy alone.
     #[arg(long)]
@@ -234,11 +237,18 @@ fn open_relay(
     }
     let store = db::open_store(&global, false)?;
     let stored = db::relay_key(&store)?;
-    let keys = load_keys(&global.db, args, config.as_ref(), stored.is_none())?;
-    if let Some(config) = &config {
-        config.check_self(&keys.public_key())?;
+    let replica = super::promote::open_replica(&store, &global.db, &args.replica)?;
+    let keys = match &replica {
+        Some((_, keys)) => keys.clone(),
+        None => load_keys(&global.db, args, config.as_ref(), stored.is_none())?,
+    };
+    if replica.is_none() {
+        if let Some(config) = &config {
+            config.check_self(&keys.public_key())?;
+        }
+        db::set_relay_key(&store, &keys.public_key())?;
+        super::promote::check_primary(&store, &keys)?;
     }
-    db::set_relay_key(&store, &keys.public_key())?;
     let opened = db::open_with(store, EngineOptions::default())?;
     // A database without stored options stores the flags' (and the defaults).
     if db::stored_policy(&opened.store)?.is_none() {
@@ -267,12 +277,13 @@ fn open_relay(
         },
         late_publication_secs: (args.late_publication_secs > 0)
             .then_some(args.late_publication_secs),
+        replicas: args.replica.replicas()?,
+        replica_of: replica.map(|(of, _)| of),
         rate_limits: highwater_relay::RateLimits {
             per_ip: rate(args.rate_per_ip),
             per_pubkey: rate(args.rate_per_pubkey),
         },
         trust_proxy: args.trust_proxy,
-        ..RelayOptions::default()
     };
     let relay = Relay::new(opened.engine, opened.groups, keys, options)?;
     let host = config.as_ref().and_then(Config::host);
