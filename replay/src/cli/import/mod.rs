@@ -129,18 +129,7 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
             ..StoreOptions::default()
         },
     )?;
-    match &relay {
-        Some(key) => db::set_relay_key(&store, key)?,
-        None if db::relay_key(&store)?.is_none() => eprintln!(
-            "warning: no relay key for this database; relay state events (39000–39003) will be {} (pass --relay-pubkey)",
-            if args.no_policy || args.trusted {
-                "ignored by the projections"
-            } else {
-                "refused"
-            }
-        ),
-        None => {}
-    }
+    bind_relay_key(&store, relay.as_ref(), args)?;
     let mut run_policy = db::set_policy(&store, &policy_options)?;
     if let Some(config) = &config {
         let stored = db::stored_policy(&store)?.unwrap_or_default();
@@ -204,6 +193,27 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(status))
+}
+
+/// Stores the relay key given, or warns that the database has none.
+fn bind_relay_key(
+    store: &highwater_store::Store,
+    relay: Option<&nostr::prelude::PublicKey>,
+    args: &ImportArgs,
+) -> Result<()> {
+    match relay {
+        Some(key) => db::set_relay_key(store, key)?,
+        None if db::relay_key(store)?.is_none() => eprintln!(
+            "warning: no relay key for this database; relay state events (39000–39003) will be {} (pass --relay-pubkey)",
+            if args.no_policy || args.trusted {
+                "ignored by the projections"
+            } else {
+                "refused"
+            }
+        ),
+        None => {}
+    }
+    Ok(())
 }
 
 /// Loads every group this import changed (its checkpoint, if any, and its tail), so the
