@@ -67,7 +67,7 @@ fn full_tmpfs(work: &Path) -> Option<(Unmount, PathBuf)> {
     let mnt = work.join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
         .arg(&mnt)
         .output()
         .unwrap();
@@ -82,7 +82,11 @@ fn full_tmpfs(work: &Path) -> Option<(Unmount, PathBuf)> {
     }
     let tmpfs = Unmount(mnt.clone());
     let filler = mnt.join("filler");
-    std::fs::write(&filler, vec![0x5au8; 5 << 19]).unwrap();
+    // 1.5 MiB left while the filler is there (the import fills it), and room to spare
+    // once it is deleted: the resumed import also writes the touched groups'
+    // checkpoints, and a commit that finds the disk full again fails with EIO (LMDB's
+    // answer to a short write), which would read as this test's failure.
+    std::fs::write(&filler, vec![0x5au8; 13 << 19]).unwrap();
     Some((tmpfs, filler))
 }
 
@@ -145,7 +149,7 @@ fn an_import_cut_short_by_a_full_disk_resumes_in_file_order() {
     let mnt = work.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
         .arg(&mnt)
         .output()
         .unwrap();
@@ -161,7 +165,11 @@ fn an_import_cut_short_by_a_full_disk_resumes_in_file_order() {
     let tmpfs = Unmount(mnt.clone());
     // A filler takes most of the filesystem; deleting it is how space comes back.
     let filler = mnt.join("filler");
-    std::fs::write(&filler, vec![0x5au8; 5 << 19]).unwrap();
+    // 1.5 MiB left while the filler is there (the import fills it), and room to spare
+    // once it is deleted: the resumed import also writes the touched groups'
+    // checkpoints, and a commit that finds the disk full again fails with EIO (LMDB's
+    // answer to a short write), which would read as this test's failure.
+    std::fs::write(&filler, vec![0x5au8; 13 << 19]).unwrap();
     let db = mnt.join("db");
 
     let first = import(&db, &file);
