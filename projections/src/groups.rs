@@ -26,6 +26,7 @@ use crate::links::Links;
 use crate::management::Management;
 use crate::membership::{Membership, MembershipState};
 use crate::metadata::{Metadata, MetadataState};
+use crate::relay_members::RelayMembers;
 use crate::roles::{RoleDefinition, Roles, RolesState};
 
 /// The role the creator of a group is listed with in a rendered 39001, by default.
@@ -52,6 +53,7 @@ pub struct Groups {
     links: Links,
     deletions: RelayWideHandle<Deletions>,
     management: RelayWideHandle<Management>,
+    relay_members: RelayWideHandle<RelayMembers>,
     creator_role: Arc<str>,
     oracle: bool,
 }
@@ -100,6 +102,7 @@ impl Groups {
             links: Links::register(builder)?,
             deletions: builder.add_relay_wide(Deletions)?,
             management: builder.add_relay_wide(Management::new(config.relay_pubkey))?,
+            relay_members: builder.add_relay_wide(RelayMembers::new(config.relay_pubkey))?,
             creator_role: Arc::from(DEFAULT_CREATOR_ROLE),
             oracle: false,
         })
@@ -184,6 +187,11 @@ impl Groups {
     /// allow list, the relay's name, description and icon).
     pub fn management_projection(&self) -> &RelayWideHandle<Management> {
         &self.management
+    }
+
+    /// The relay-wide `relay_members` projection's handle: NIP-43 relay membership.
+    pub fn relay_members_projection(&self) -> &RelayWideHandle<RelayMembers> {
+        &self.relay_members
     }
 
     /// Resolves `group` for the several reads of one query: each `with_*_in` read of it

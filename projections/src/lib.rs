@@ -74,6 +74,7 @@ mod membership;
 mod metadata;
 mod parse;
 mod policy;
+mod relay_members;
 mod render;
 mod roles;
 mod subgroups;
@@ -91,6 +92,10 @@ pub use crate::management::{Listed, MANAGEMENT_KIND, Management, ManagementState
 pub use crate::membership::{Membership, MembershipState};
 pub use crate::metadata::{Metadata, MetadataState};
 pub use crate::policy::{AccessPolicy, Policy, Rejection};
+pub use crate::relay_members::{
+    ADD_MEMBER_KIND, INVITE_KIND, JOIN_REQUEST_KIND, LEAVE_REQUEST_KIND, MEMBER_LIST_KIND,
+    REMOVE_MEMBER_KIND, RelayMembers, RelayMembersState,
+};
 pub use crate::render::RENDERED_KINDS;
 pub use crate::roles::{RoleDefinition, Roles, RolesState};
 pub use crate::view::{GroupView, MemberView};

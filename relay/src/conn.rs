@@ -369,12 +369,21 @@ impl Conn {
                 return;
             }
         };
-        if ungrouped && !shared.options.allow_ungrouped {
+        // NIP-70: a protected event is accepted only from its authenticated author.
+        if event.tags.iter().any(|t| t.as_slice() == ["-"])
+            && self.outbox.reader() != Some(event.pubkey)
+        {
             self.ok(
                 &event,
                 false,
-                "restricted: this is a NIP-29 relay; events must belong to a group (an `h` tag)",
+                "auth-required: this event is protected (NIP-70); authenticate as its author",
             );
+            self.outbox
+                .send(RelayMessage::auth(self.challenge.clone()).as_json());
+            return;
+        }
+        if ungrouped && let Some(refusal) = crate::nip43::ungrouped_refusal(shared, &event) {
+            self.ok(&event, false, refusal);
             return;
         }
         let Ok(permit) = self.inflight.clone().acquire_owned().await else {

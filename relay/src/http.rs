@@ -45,7 +45,7 @@ pub(crate) fn nip11(shared: &Shared) -> serde_json::Value {
         "description": description.unwrap_or_else(|| info.description.clone()),
         "pubkey": info.pubkey.clone().unwrap_or_else(|| relay.clone()),
         "self": relay,
-        "supported_nips": [1, 11, 29, 42, 77, 86, 98],
+        "supported_nips": [1, 11, 29, 42, 43, 70, 77, 86, 98],
         "nip29": { "subgroups": true },
         "software": "highwater",
         "version": env!("CARGO_PKG_VERSION"),

@@ -65,6 +65,7 @@ mod hub;
 mod index;
 mod metrics;
 mod negentropy;
+mod nip43;
 mod nip86;
 mod options;
 mod ratelimit;
@@ -86,6 +87,7 @@ use tokio::net::TcpListener;
 
 pub use crate::error::RelayError;
 pub use crate::hosts::{VirtualRelay, host_name, serve_hosts};
+pub use crate::nip43::{RelayMembership, SPACE_KINDS};
 pub use crate::options::{Limits, Rate, RateLimits, RelayInfo, RelayOptions};
 pub use crate::replica::{ReplicaOf, ReplicaStatus};
 pub use crate::service::{ClientAddr, RelayService};

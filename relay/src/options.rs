@@ -101,6 +101,9 @@ pub struct RelayOptions {
     /// Makes this relay a read replica of another (`highwater relay --replica-of`): it
     /// follows the primary's log, serves reads and refuses writes naming the primary.
     pub replica_of: Option<crate::replica::ReplicaOf>,
+    /// Relay membership (NIP-43): who may join, and what membership is needed for.
+    /// The default admits anyone and asks membership for nothing.
+    pub membership: crate::nip43::RelayMembership,
 }
 
 /// A token bucket: `per_second` tokens a second, at most `burst` saved up.
@@ -138,6 +141,7 @@ impl Default for RelayOptions {
             trust_proxy: false,
             replicas: Vec::new(),
             replica_of: None,
+            membership: crate::nip43::RelayMembership::default(),
         }
     }
 }

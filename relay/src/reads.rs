@@ -179,13 +179,43 @@ pub(crate) fn query(
         }
         let mut newest = Newest::new(limit);
         run_filter(shared, &mut access, filter, &mut newest)?;
+        // NIP-43 invites are made for the asking key, never stored.
+        if filter
+            .kinds
+            .as_ref()
+            .is_some_and(|k| k.contains(&highwater_projections::INVITE_KIND))
+            && let Some(invite) = crate::nip43::invite(shared, reader.as_ref())
+        {
+            newest.offer(RENDERED, invite);
+        }
         for Reverse(entry) in newest.heap {
             all.insert(entry.event.id, entry);
         }
     }
     let mut out: Vec<Entry> = all.into_values().collect();
     out.sort_by(|a, b| b.cmp(a));
-    Ok(out.into_iter().map(|e| e.event).collect())
+    Ok(newest_versions(out.into_iter().map(|e| e.event)))
+}
+
+/// The events of a newest-first answer, with only the newest version of each
+/// replaceable (0, 3, 10000–19999) and addressable (30000–39999) event: the log keeps
+/// every version a client sent, an answer names one.
+fn newest_versions(events: impl Iterator<Item = Event>) -> Vec<Event> {
+    let mut seen: std::collections::BTreeSet<(u16, PublicKey, String)> =
+        std::collections::BTreeSet::new();
+    events
+        .filter(|e| {
+            let kind = e.kind.as_u16();
+            let d = if (30_000..40_000).contains(&kind) {
+                e.tags.identifier().unwrap_or_default()
+            } else if kind == 0 || kind == 3 || (10_000..20_000).contains(&kind) {
+                String::new()
+            } else {
+                return true;
+            };
+            seen.insert((kind, e.pubkey, d))
+        })
+        .collect()
 }
 
 fn run_filter(

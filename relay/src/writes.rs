@@ -101,6 +101,27 @@ fn sequence(shared: &Arc<Shared>, jobs: &Receiver<Job>, acks: &Sender<Pending>) 
                 continue;
             }
             let kind = job.event.kind.as_u16();
+            if crate::nip43::is_request(kind) {
+                // A join or leave changes what later events are allowed: decided alone.
+                submit(shared, acks, std::mem::take(&mut batch), None);
+                relay_access(shared, acks, job);
+                continue;
+            }
+            let refusal = crate::nip43::relay_kind_refusal(shared, &job.event).or_else(|| {
+                (kind == 9007)
+                    .then(|| {
+                        crate::nip43::members_only_refusal(
+                            shared,
+                            &job.event.pubkey,
+                            "create groups",
+                        )
+                    })
+                    .flatten()
+            });
+            if let Some(refusal) = refusal {
+                let _ = job.reply.send(Reply::refused(refusal));
+                continue;
+            }
             if kind == MANAGEMENT_KIND {
                 // The relay's own NIP-86 record (`managed` refused anyone else's):
                 // decided alone, like moderation, so later events see it.
@@ -178,6 +199,45 @@ fn late_publication(shared: &Shared, event: &Event) -> Option<Reply> {
             "invalid: late publication: created_at is more than {window} seconds ago"
         ))
     })
+}
+
+/// Decides a NIP-43 join or leave request: the request itself is ephemeral and never
+/// stored; an accepted one is answered once the relay's 8000/8001 and its new 13534
+/// list are durable, so later decisions see the new membership.
+fn relay_access(shared: &Shared, acks: &Sender<Pending>, job: Job) {
+    let decision = crate::nip43::decide(shared, &job.event);
+    let mut jobs = Vec::new();
+    for event in decision.writes {
+        match shared.store.prepare(&event) {
+            Ok(Prepared::Ready(prepared)) => jobs.push(Job {
+                event,
+                prepared,
+                reply: oneshot::channel().0,
+            }),
+            Ok(Prepared::Duplicate(_)) => {}
+            Err(error) => {
+                let _ = job.reply.send(Reply::refused(format!("error: {error}")));
+                return;
+            }
+        }
+    }
+    if !jobs.is_empty() {
+        let (done, wait) = crossbeam_channel::bounded(1);
+        submit(shared, acks, jobs, Some(done));
+        let failed = match wait.recv() {
+            Ok(Ok(_)) => None,
+            Ok(Err(message)) => Some(message),
+            Err(_) => Some("error: the relay is shutting down".to_owned()),
+        };
+        if let Some(message) = failed {
+            let _ = job.reply.send(Reply::refused(message));
+            return;
+        }
+    }
+    let _ = job.reply.send(Reply {
+        accepted: decision.accepted,
+        message: decision.message,
+    });
 }
 
 /// Submits client jobs to the store without waiting.

@@ -284,6 +284,7 @@ fn open_relay(
             per_pubkey: rate(args.rate_per_pubkey),
         },
         trust_proxy: args.trust_proxy,
+        membership: membership(config.as_ref())?,
     };
     let relay = Relay::new(opened.engine, opened.groups, keys, options)?;
     let host = config.as_ref().and_then(Config::host);
@@ -496,4 +497,26 @@ pub(crate) fn write_key_file(path: &Path, keys: &Keys) -> Result<()> {
     writeln!(file, "{nsec}").with_context(|| format!("writing {}", path.display()))?;
     file.sync_all()
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Relay membership (NIP-43) from a configuration file: zooid's `public_join`, the keys
+/// of `[roles]` with `can_invite`; a zooid file's relay is members-only (zooid asks
+/// membership of every writer). Without a file: anyone joins, membership asks nothing.
+fn membership(config: Option<&Config>) -> Result<highwater_relay::RelayMembership> {
+    let mut membership = highwater_relay::RelayMembership::default();
+    let Some(config) = config else {
+        return Ok(membership);
+    };
+    let f = &config.file;
+    membership.public_join = f.policy.public_join.unwrap_or(true);
+    membership.members_only = config.defaults == config::Defaults::Zooid;
+    for role in f.roles.values().filter(|r| r.can_invite == Some(true)) {
+        for key in &role.pubkeys {
+            membership.inviters.push(
+                db::parse_pubkey(key)
+                    .with_context(|| format!("roles in {}", config.path.display()))?,
+            );
+        }
+    }
+    Ok(membership)
 }
