@@ -72,6 +72,7 @@ mod ratelimit;
 mod reads;
 mod replica;
 mod replication;
+mod retention;
 mod service;
 mod shared;
 mod state;
@@ -90,6 +91,7 @@ pub use crate::hosts::{VirtualRelay, host_name, serve_hosts};
 pub use crate::nip43::{RelayMembership, SPACE_KINDS};
 pub use crate::options::{Limits, Rate, RateLimits, RelayInfo, RelayOptions};
 pub use crate::replica::{ReplicaOf, ReplicaStatus};
+pub use crate::retention::RetentionSchedule;
 pub use crate::service::{ClientAddr, RelayService};
 
 #[cfg(feature = "test-support")]
@@ -235,7 +237,11 @@ impl Relay {
         let service = RelayService::start(self.shared)?;
         if let Some(of) = replica_of {
             let shutdown = service.ctx().shutdown.clone();
-            service.track(replica::follow(shared, of, shutdown));
+            service.track(replica::follow(shared.clone(), of, shutdown));
+        }
+        if let Some(schedule) = shared.options.retention.clone() {
+            let shutdown = service.ctx().shutdown.clone();
+            service.track(retention::run(shared, schedule, shutdown));
         }
         Ok(service)
     }

@@ -104,6 +104,10 @@ pub struct RelayOptions {
     /// Relay membership (NIP-43): who may join, and what membership is needed for.
     /// The default admits anyone and asks membership for nothing.
     pub membership: crate::nip43::RelayMembership,
+    /// Retention: compact the log on an interval while serving (`highwater relay
+    /// --retention-every`, zooid's `[groups.retention]`). `None`, the default: the
+    /// relay removes nothing (`highwater compact` can, from another process).
+    pub retention: Option<crate::retention::RetentionSchedule>,
 }
 
 /// A token bucket: `per_second` tokens a second, at most `burst` saved up.
@@ -142,6 +146,7 @@ impl Default for RelayOptions {
             replicas: Vec::new(),
             replica_of: None,
             membership: crate::nip43::RelayMembership::default(),
+            retention: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `highwater compact`: removes expired records (retention) from the log, in bounded
 //! transactions; a kill midway leaves every transaction whole, and a re-run finishes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::BufRead;
 use std::ops::ControlFlow;
 use std::process::ExitCode;
@@ -13,8 +13,10 @@ use highwater_engine::{DEFAULT_COMPACT_CHUNK, RetentionPolicy};
 
 use super::{Global, db};
 
+/// What expires: the durations and kinds, shared by `highwater compact` and
+/// `highwater relay` (which compacts on an interval with them).
 #[derive(Debug, Args)]
-pub(crate) struct CompactArgs {
+pub(crate) struct RetentionArgs {
     /// Remove records older than this in every group without its own duration
     /// (`30d`, `12h`, `90m`, `3600s`, `2w`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -27,6 +29,29 @@ pub(crate) struct CompactArgs {
     /// every such kind does. May be repeated.
     #[arg(long = "kind", value_name = "KIND")]
     kinds: Vec<u16>,
+}
+
+impl RetentionArgs {
+    /// The retention policy the flags describe, over `base` (a configuration file's):
+    /// `--older-than` replaces its default, `--group` adds to or replaces its groups,
+    /// `--kind` replaces its kinds.
+    pub(crate) fn policy_over(&self, base: RetentionPolicy) -> RetentionPolicy {
+        let mut policy = base;
+        if self.older_than.is_some() {
+            policy.default = self.older_than;
+        }
+        policy.per_group.extend(self.groups.iter().cloned());
+        if !self.kinds.is_empty() {
+            policy.kinds = Some(self.kinds.iter().copied().collect::<BTreeSet<_>>());
+        }
+        policy
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompactArgs {
+    #[command(flatten)]
+    retention: RetentionArgs,
     /// Records removed per write transaction.
     #[arg(long, value_name = "RECORDS", default_value_t = DEFAULT_COMPACT_CHUNK)]
     chunk: usize,
@@ -39,12 +64,7 @@ pub(crate) struct CompactArgs {
 impl CompactArgs {
     /// The retention policy the flags describe.
     pub(crate) fn policy(&self) -> RetentionPolicy {
-        RetentionPolicy {
-            default: self.older_than,
-            per_group: self.groups.iter().cloned().collect::<BTreeMap<_, _>>(),
-            kinds: (!self.kinds.is_empty())
-                .then(|| self.kinds.iter().copied().collect::<BTreeSet<_>>()),
-        }
+        self.retention.policy_over(RetentionPolicy::default())
     }
 }
 
@@ -75,7 +95,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs(seconds))
 }
 
-fn parse_group(text: &str) -> Result<(String, Duration)> {
+pub(crate) fn parse_group(text: &str) -> Result<(String, Duration)> {
     let (group, duration) = text
         .split_once('=')
         .with_context(|| format!("{text:?}: expected GROUP=DURATION"))?;

@@ -240,6 +240,7 @@ impl Config {
     fn check(&self) -> Result<()> {
         let f = &self.file;
         let refuse = |what: &str| bail!("{}: {what}", self.path.display());
+        self.retention()?;
         if f.groups.enabled == Some(false) {
             return refuse(
                 "groups.enabled = false: highwater is a NIP-29 relay; leave the key out or set it to true",
@@ -262,6 +263,33 @@ impl Config {
         Ok(())
     }
 
+    /// zooid's `[groups.retention]` as a retention policy: `default` for every group
+    /// without its own duration (an empty string or none: keep forever), `groups` for
+    /// each group's own (`never` keeps a group). Durations are written as for
+    /// `highwater compact` (`30d`, `12h`, `2w`). `highwater relay` compacts with it
+    /// every `--retention-every`.
+    pub(crate) fn retention(&self) -> Result<highwater_engine::RetentionPolicy> {
+        let mut policy = highwater_engine::RetentionPolicy::default();
+        let Some(retention) = &self.file.groups.retention else {
+            return Ok(policy);
+        };
+        let at = |key: &str| format!("{}: groups.retention.{key}", self.path.display());
+        if let Some(default) = retention
+            .default
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+        {
+            policy.default =
+                Some(super::compact::parse_duration(default).with_context(|| at("default"))?);
+        }
+        for (group, duration) in &retention.groups {
+            let duration = super::compact::parse_duration(duration)
+                .with_context(|| at(&format!("groups.{group}")))?;
+            policy.per_group.insert(group.clone(), duration);
+        }
+        Ok(policy)
+    }
+
     /// The host, lower-cased, without a port.
     pub(crate) fn host(&self) -> Option<String> {
         self.file.host.as_deref().map(highwater_relay::host_name)
@@ -273,18 +301,6 @@ impl Config {
         let mut notes = Vec::new();
         if f.policy.public_join == Some(false) {
             notes.push("policy.public_join = false: highwater has no relay membership; every key may join groups as with public_join = true".to_owned());
-        }
-        if let Some(retention) = &f.groups.retention
-            && (retention
-                .default
-                .as_deref()
-                .is_some_and(|d| !d.trim().is_empty())
-                || !retention.groups.is_empty())
-        {
-            notes.push(
-                "groups.retention: the relay deletes nothing by itself; run `highwater compact --older-than D --group G=D` (from cron) with these durations"
-                    .to_owned(),
-            );
         }
         if f.management.enabled.is_some() || f.management.methods.is_some() {
             notes.push("management: NIP-86 is answered for the relay key and relay admins, with highwater's own methods".to_owned());
@@ -597,6 +613,34 @@ can_manage = true
             Some("https://example.com/tos")
         );
         assert_eq!(config.file.policy.allow_ungrouped, Some(true));
+    }
+
+    #[test]
+    fn groups_retention_becomes_the_relays_retention_policy() {
+        let none = parse_text("host = \"a\"\n[groups.retention]\ndefault = \"\"\n").unwrap();
+        assert!(none.retention().unwrap().is_empty());
+        let some = parse_text(
+            "[groups.retention]\ndefault = \"30d\"\ngroups = { pizza = \"7d\", archive = \"never\" }\n",
+        )
+        .unwrap();
+        let policy = some.retention().unwrap();
+        assert_eq!(
+            policy.default,
+            Some(std::time::Duration::from_hours(30 * 24))
+        );
+        assert_eq!(
+            policy.per_group.get("pizza"),
+            Some(&std::time::Duration::from_hours(7 * 24))
+        );
+        assert_eq!(
+            policy.per_group.get("archive"),
+            Some(&std::time::Duration::MAX)
+        );
+        assert!(some.notes().iter().all(|n| !n.contains("retention")));
+        let bad = parse_text("[groups.retention]\ngroups = { pizza = \"7 days\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("groups.retention.groups.pizza"), "{bad}");
     }
 
     #[test]

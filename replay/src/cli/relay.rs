@@ -21,7 +21,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use highwater_engine::EngineOptions;
-use highwater_relay::{Limits, Relay, RelayControl, RelayInfo, RelayOptions, VirtualRelay};
+use highwater_relay::{
+    Limits, Relay, RelayControl, RelayInfo, RelayOptions, RetentionSchedule, VirtualRelay,
+};
 use highwater_store::Store;
 use nostr::prelude::{Keys, SecretKey, ToBech32};
 
@@ -116,6 +118,15 @@ pub(crate) struct RelayArgs {
     /// 0: no limit.
     #[arg(long, value_name = "N", default_value_t = 0)]
     rate_per_pubkey: u32,
+    /// Retention: compact the log this often while serving (`10m`, `1h`, `1d`), with
+    /// the durations of the configuration file's `[groups.retention]` and the flags
+    /// below (as `highwater compact`); without any duration the relay removes nothing.
+    #[arg(long, value_name = "DURATION", value_parser = super::compact::parse_duration, default_value = "1h")]
+    retention_every: std::time::Duration,
+    /// What expires (`--older-than`, `--group G=D`, `--kind`), over the file's
+    /// `[groups.retention]`.
+    #[command(flatten)]
+    retention: super::compact::RetentionArgs,
 }
 
 /// A rate of `per_second` with bursts of four seconds' worth; `None` for 0.
@@ -285,6 +296,7 @@ fn open_relay(
         },
         trust_proxy: args.trust_proxy,
         membership: membership(config.as_ref())?,
+        retention: retention(args, config.as_ref())?,
     };
     let relay = Relay::new(opened.engine, opened.groups, keys, options)?;
     let host = config.as_ref().and_then(Config::host);
@@ -300,6 +312,50 @@ fn open_relay(
         applied: policy,
     };
     Ok((relay, served))
+}
+
+/// Compaction while serving: the file's `[groups.retention]`, then the flags; `None`
+/// when nothing expires.
+fn retention(args: &RelayArgs, config: Option<&Config>) -> Result<Option<RetentionSchedule>> {
+    let base = config
+        .map(Config::retention)
+        .transpose()?
+        .unwrap_or_default();
+    let policy = args.retention.policy_over(base);
+    if policy.is_empty() {
+        return Ok(None);
+    }
+    if args.retention_every.is_zero() {
+        bail!("--retention-every must be longer than 0s");
+    }
+    eprintln!(
+        "retention: compacting every {}s ({})",
+        args.retention_every.as_secs(),
+        describe(&policy)
+    );
+    Ok(Some(RetentionSchedule {
+        every: args.retention_every,
+        policy,
+    }))
+}
+
+/// A retention policy in one line, for the start-up message.
+fn describe(policy: &highwater_engine::RetentionPolicy) -> String {
+    let secs = |d: &std::time::Duration| {
+        if *d == std::time::Duration::MAX {
+            "never".to_owned()
+        } else {
+            format!("{}s", d.as_secs())
+        }
+    };
+    let mut parts = Vec::new();
+    if let Some(default) = &policy.default {
+        parts.push(format!("older than {}", secs(default)));
+    }
+    for (group, duration) in &policy.per_group {
+        parts.push(format!("{group}: {}", secs(duration)));
+    }
+    parts.join(", ")
 }
 
 /// The policy and the NIP-11 texts: the stored options, then the file, then the flags.
