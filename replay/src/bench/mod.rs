@@ -12,6 +12,7 @@ mod growth;
 mod import;
 mod memory;
 mod peer;
+mod plot;
 mod reads;
 mod report;
 mod workload;
@@ -51,6 +52,8 @@ pub struct Options {
     pub workload: Option<PathBuf>,
     /// Measure only the import-rate-as-the-log-grows row (for `--events 10000000`).
     pub growth_only: bool,
+    /// Also draw the rows against their goals as an SVG chart in this file.
+    pub plot: Option<PathBuf>,
 }
 
 static START: OnceLock<Instant> = OnceLock::new();
@@ -122,6 +125,15 @@ pub fn run(args: &Options) -> Result<()> {
         );
         println!();
         print!("{}", report::table(&rows));
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "highwater bench — {} events, {} groups, seed {}: measured vs goal",
+            args.events, args.groups, args.seed
+        );
+        std::fs::write(path, plot::svg(&rows, &title))
+            .with_context(|| format!("writing {}", path.display()))?;
+        say(format_args!("chart written to {}", path.display()));
     }
     say(format_args!("done"));
     Ok(())

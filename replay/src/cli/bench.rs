@@ -33,6 +33,10 @@ pub(crate) struct BenchArgs {
     /// (e.g. with --events 10000000, where the other rows would take hours).
     #[arg(long)]
     growth_only: bool,
+    /// Also draw each row against its goal in an SVG chart (a bar per row: the
+    /// measured ratio, a line at the goal).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     /// Internal: measure the memory of a loaded roster in DIR (run by the benchmark
     /// itself in a child process).
     #[arg(long, value_name = "DIR", hide = true)]
@@ -57,6 +61,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
             dir: args.dir.clone(),
             workload: args.workload.clone(),
             growth_only: args.growth_only,
+            plot: args.plot.clone(),
         })?;
     }
     Ok(ExitCode::SUCCESS)
