@@ -7,18 +7,9 @@ command -v node >/dev/null && command -v npm >/dev/null || {
   echo "tests/flotilla: node and npm are required (the CI machine provides them)" >&2
   exit 1
 }
-cargo build --quiet --locked -p highwater-replay --bin highwater
-npm ci`.
-set -euo pipefail
-cd "$(dirname "$0")"
-command -v node >/dev/null && command -v npm >/dev/null || {
-  echo "tests/flotilla: node and npm are required (the CI machine provides them)" >&2
-  exit 1
-}
 # The executable cargo built for this checkout (not target/debug/highwater, which another
 # checkout sharing the target directory may have replaced).
 bin="$(cargo build --quiet --locked -p highwater-replay --bin highwater --message-format=json \
   | node -e 'let last; require("readline").createInterface({input: process.stdin}).on("line", l => { const m = JSON.parse(l); if (m.executable) last = m.executable }).on("close", () => console.log(last))')"
 npm ci --no-audit --no-fund --loglevel=error
-target="${CARGO_TARGET_DIR:-$(cd ../.. && pwd)/target}"
-HIGHWATER_BIN="$target/debug/highwater" timeout 120 node flows.mjs
+HIGHWATER_BIN="$bin" timeout 120 node flows.mjs
