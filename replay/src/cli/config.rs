@@ -95,7 +95,7 @@ pub(crate) struct PolicySection {
     pub(crate) relay_admins: Option<Vec<String>>,
     /// zooid's `open`: anyone reads groups that are not private.
     pub(crate) open: Option<bool>,
-    /// zooid's relay membership without an invite: highwater has no relay membership.
+    /// zooid's relay membership without an invite (NIP-43 kind 28934): on by default.
     pub(crate) public_join: Option<bool>,
     /// zooid's signature stripping: highwater always serves signed events.
     pub(crate) strip_signatures: Option<bool>,
@@ -299,14 +299,8 @@ impl Config {
     pub(crate) fn notes(&self) -> Vec<String> {
         let f = &self.file;
         let mut notes = Vec::new();
-        if f.policy.public_join == Some(false) {
-            notes.push("policy.public_join = false: highwater has no relay membership; every key may join groups as with public_join = true".to_owned());
-        }
         if f.management.enabled.is_some() || f.management.methods.is_some() {
             notes.push("management: NIP-86 is answered for the relay key and relay admins, with highwater's own methods".to_owned());
-        }
-        if f.roles.values().any(|r| r.can_invite.is_some()) {
-            notes.push("roles.*.can_invite: highwater has no relay invitations".to_owned());
         }
         notes
     }
