@@ -484,7 +484,7 @@ impl Conn {
                 .unwrap_or(None);
         if let Some(refusal) = refusal {
             self.outbox.send(closed(refusal.message()));
-            if matches!(refusal, Refusal::AuthRequired(_)) {
+            if matches!(refusal, Refusal::AuthRequired(_) | Refusal::InviteNeedsAuth) {
                 self.outbox
                     .send(RelayMessage::auth(self.challenge.clone()).as_json());
             }

@@ -147,7 +147,9 @@ pub(crate) fn build(
     let replica = crate::replication::is_replica(shared, reader.as_ref());
     if !replica && let Some(refusal) = reads::check_groups(shared, reader, &compiled) {
         return Err(match refusal {
-            Refusal::AuthRequired(_) | Refusal::Restricted(_) => refusal.message(),
+            Refusal::AuthRequired(_) | Refusal::Restricted(_) | Refusal::InviteNeedsAuth => {
+                refusal.message()
+            }
         });
     }
     let items = items(shared, reader, replica, &compiled[0]).map_err(|e| match e {

@@ -26,6 +26,8 @@ pub(crate) enum Refusal {
     AuthRequired(String),
     /// The authenticated reader may not read.
     Restricted(String),
+    /// NIP-43 invite codes are made for the asking key, which must authenticate first.
+    InviteNeedsAuth,
 }
 
 impl Refusal {
@@ -38,6 +40,10 @@ impl Refusal {
             }
             Refusal::Restricted(g) => {
                 format!("restricted: group {g} is readable by its members only")
+            }
+            Refusal::InviteNeedsAuth => {
+                "auth-required: invite codes are made for the key that asks; authenticate (NIP-42)"
+                    .to_owned()
             }
         }
     }
@@ -55,6 +61,16 @@ pub(crate) fn check_groups(
 ) -> Option<Refusal> {
     let mut access = Access::new(shared, reader);
     for filter in filters {
+        // An invite is answered for the key asking; without one the answer would be
+        // empty with nothing to tell the client that authenticating would change it.
+        if reader.is_none()
+            && filter
+                .kinds
+                .as_ref()
+                .is_some_and(|k| k.contains(&highwater_projections::INVITE_KIND))
+        {
+            return Some(Refusal::InviteNeedsAuth);
+        }
         // Events by `#h`; who is in a group (39001, 39002, 39005) by `#d`.
         let named = match (filter.tag_values("h"), filter.tag_values("d")) {
             (Some(h), _) => h,

@@ -450,7 +450,7 @@ pub(crate) fn status_of(db: &db::Db) -> Result<StatusJson> {
         .collect();
     Ok(StatusJson {
         head: db.store.head(),
-        events: db.store.head(),
+        events: db.store.event_count()?,
         groups: groups.len(),
         relay_pubkey: db::relay_key(&db.store)?.map(|k| k.to_hex()),
         projections,
