@@ -566,7 +566,11 @@ impl Session<'_> {
         .map_err(|e| e.to_string())?;
         let results = results.map_err(|e| format!("appending: {e}"))?;
         let mut groups = std::collections::BTreeSet::new();
+        let mut appended = Vec::new();
         for (event, result) in events.iter().zip(results) {
+            if let Ok(AppendOutcome::Appended(seq)) = &result {
+                appended.push((*seq, event.clone()));
+            }
             match result {
                 Ok(AppendOutcome::Appended(_) | AppendOutcome::Duplicate(_)) => {
                     self.missing.remove(event.id.as_bytes());
@@ -580,6 +584,17 @@ impl Session<'_> {
             }
         }
         self.status.behind = self.missing.len() as u64;
+        // The replica's own subscribers get what it appended now, not at the feed
+        // follower's next look (up to 100 ms later).
+        if let Some(&(to, _)) = appended.last() {
+            let shared = self.shared.clone();
+            let delivered =
+                tokio::task::spawn_blocking(move || shared.feed.deliver(&shared, appended, to))
+                    .await;
+            if let Ok(Err(error)) = delivered {
+                tracing::warn!(%error, "replica: delivering appended events failed");
+            }
+        }
         // State events the primary sent before the replica held what they describe.
         let shared = self.shared.clone();
         let announced = tokio::task::spawn_blocking(move || {

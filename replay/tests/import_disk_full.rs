@@ -274,14 +274,23 @@ fn a_policy_import_cut_short_by_a_full_disk_resumes_to_the_clean_log() {
         "{stderr}"
     );
 
-    // Still full: the re-run resumes after that line, writes nothing, names it again.
+    // Still full: the re-run resumes after that line and stops again. It may commit a
+    // little more (LMDB reuses pages freed inside its file before it grows it), but
+    // only what the clean import has, in its order: nothing decided a second time, and
+    // the line it names is again exactly what the log holds.
     let again = import_with_policy(&db, &file);
     let stderr = String::from_utf8_lossy(&again.stderr).into_owned();
     assert!(!again.status.success(), "{stderr}");
-    assert_eq!(committed_line(&stderr), line, "{stderr}");
+    let line_again = committed_line(&stderr);
+    assert!(line_again >= line, "{stderr}");
+    let held_again: Vec<String> = expected
+        .iter()
+        .filter(|id| line_of[*id] <= line_again)
+        .cloned()
+        .collect();
     assert!(
-        log_ids(&db) == partial,
-        "a re-run on a full disk wrote events"
+        log_ids(&db) == held_again,
+        "a re-run on a full disk wrote events the clean import does not have: {stderr}"
     );
 
     std::fs::remove_file(&filler).unwrap();
