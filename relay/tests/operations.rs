@@ -572,7 +572,15 @@ async fn metrics_are_scraped_and_counters_move_after_writes() {
         .subscribe(support::in_group(&[9], "pizza"), None)
         .await
         .expect("subscribe");
-    let after = http(&addr, "GET", "/metrics", &[], b"").await.body;
+    // The client's subscribe returns once its REQ is sent; the relay counts the
+    // subscription when it has read it.
+    let mut after = http(&addr, "GET", "/metrics", &[], b"").await.body;
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while sample(&after, "highwater_subscriptions") < 1.0 && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        after = http(&addr, "GET", "/metrics", &[], b"").await.body;
+    }
     assert!(
         sample(&after, "highwater_events_accepted_total") >= 2.0,
         "{after}"

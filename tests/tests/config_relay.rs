@@ -406,10 +406,15 @@ fn zooids_readme_files_are_served_with_zooids_defaults() {
         ("localhost", "localhost", "localhost", true),
     ] {
         let mut socket = connect(&relay.addr, host);
-        // zooid's default admin_create_only = true.
+        // A zooid relay is members-only (NIP-43): a key that has not joined the relay
+        // is refused first, with the wording that tells it to join; zooid's default
+        // admin_create_only = true then holds for members (nip29_policy pins it).
         assert_eq!(
             send(&mut socket, &event(&user, 9007, &[&["h", "g"]])),
-            Err("restricted: only relay admins can create groups".into()),
+            Err(
+                "restricted: not a member of this relay yet; join it (NIP-43 kind 28934) to create groups"
+                    .into()
+            ),
             "{host}"
         );
         let owner = fixture_secret(dir.path(), file);
