@@ -715,22 +715,7 @@ impl<P: Projection> ErasedRuntime for Runtime<P> {
         let served = self.read_at(&name, Clone::clone);
         let until = served.as_ref().map_or(u64::MAX, |(_, at)| *at);
         let replayed = self.replay_until(no, until);
-        match (served, replayed) {
-            (Ok((a, _)), Ok(b)) if a == b => Ok(None),
-            (Ok((a, at)), Ok(b)) => Ok(Some(format!(
-                "at sequence {at}: served {a:?}\nreplay {b:?}"
-            ))),
-            // The log could not be read (a corrupted record): an error, not agreement.
-            (Err(EngineError::Store(e)), _) | (_, Err(EngineError::Store(e))) => {
-                Err(EngineError::Store(e))
-            }
-            (Err(a), Err(b)) if a.to_string() == b.to_string() => Ok(None),
-            (a, b) => Ok(Some(format!(
-                "served {:?}\nreplay {:?}",
-                a.map(|_| "state"),
-                b.map(|_| "state")
-            ))),
-        }
+        compare_with_replay(served, replayed)
     }
 
     fn counters(&self) -> FoldCounters {
@@ -800,5 +785,30 @@ pub(crate) mod held {
                 }
             });
         }
+    }
+}
+
+/// A served state (with the watermark it was folded to) against a replay of the log up
+/// to that watermark: `None` when they agree, else the difference in words. Both
+/// failing the same way is agreement; a log that cannot be read is an error, not
+/// agreement. Per-group and relay-wide verification share it.
+pub(crate) fn compare_with_replay<S: PartialEq + std::fmt::Debug>(
+    served: Result<(S, u64), EngineError>,
+    replayed: Result<S, EngineError>,
+) -> Result<Option<String>, EngineError> {
+    match (served, replayed) {
+        (Ok((a, _)), Ok(b)) if a == b => Ok(None),
+        (Ok((a, at)), Ok(b)) => Ok(Some(format!(
+            "at sequence {at}: served {a:?}\nreplay {b:?}"
+        ))),
+        (Err(EngineError::Store(e)), _) | (_, Err(EngineError::Store(e))) => {
+            Err(EngineError::Store(e))
+        }
+        (Err(a), Err(b)) if a.to_string() == b.to_string() => Ok(None),
+        (a, b) => Ok(Some(format!(
+            "served {:?}\nreplay {:?}",
+            a.map(|_| "state"),
+            b.map(|_| "state")
+        ))),
     }
 }

@@ -78,7 +78,7 @@ impl DeletionsState {
         }
         for tag in event.tags() {
             if tag.name() == Some("e")
-                && let Some(id) = tag.get(1).and_then(parse_id)
+                && let Some(id) = tag.get(1).and_then(crate::parse::parse_hex32)
             {
                 let named = self.events.entry(id).or_default();
                 if !named.iter().any(|d| d.seq == seq) {
@@ -134,28 +134,13 @@ impl RelayWideProjection for Deletions {
     }
 }
 
-/// A 64-hex-digit event id.
-fn parse_id(hex: &str) -> Option<[u8; 32]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = u8::try_from(hi * 16 + lo).ok()?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn parses_hex_ids() {
         let hex = "00ff".repeat(16);
-        let id = super::parse_id(&hex).expect("64 hex digits");
+        let id = crate::parse::parse_hex32(&hex).expect("64 hex digits");
         assert_eq!((id[0], id[1]), (0x00, 0xff));
-        assert_eq!(super::parse_id("xyz"), None);
+        assert_eq!(crate::parse::parse_hex32("xyz"), None);
     }
 }

@@ -88,9 +88,10 @@ pub use crate::fields::{GroupMetadata, Pin};
 pub use crate::groups::{DEFAULT_CREATOR_ROLE, Groups, Member};
 pub use crate::life::{Life, Lifecycle, Source};
 pub use crate::links::{LinksState, ParentLinks};
-pub use crate::management::{Listed, MANAGEMENT_KIND, Management, ManagementState, parse_hex32};
+pub use crate::management::{Listed, MANAGEMENT_KIND, Management, ManagementState};
 pub use crate::membership::{Membership, MembershipState};
 pub use crate::metadata::{Metadata, MetadataState};
+pub use crate::parse::parse_hex32;
 pub use crate::policy::{AccessPolicy, Policy, Rejection};
 pub use crate::relay_members::{
     ADD_MEMBER_KIND, INVITE_KIND, JOIN_REQUEST_KIND, LEAVE_REQUEST_KIND, MEMBER_LIST_KIND,

@@ -118,7 +118,7 @@ impl ManagementState {
             .collect();
         let first = params.first().copied();
         let reason = params.get(1).copied().unwrap_or_default().to_owned();
-        let key = first.and_then(parse_hex32);
+        let key = first.and_then(crate::parse::parse_hex32);
         match (method, key) {
             ("banpubkey", Some(k)) => {
                 self.allowed_pubkeys.remove(&k);
@@ -200,19 +200,4 @@ impl RelayWideProjection for Management {
     fn decode(&self, bytes: &[u8]) -> Result<ManagementState, CodecError> {
         decode_rkyv(bytes)
     }
-}
-
-/// 64 hex digits (either case) as 32 bytes.
-pub fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = u8::try_from(hi * 16 + lo).ok()?;
-    }
-    Some(out)
 }

@@ -64,12 +64,13 @@ const NIBBLES: [u8; 256] = {
     table
 };
 
-/// A pubkey from 64 hex digits (either case); anything else is `None`.
+/// 32 bytes (a pubkey, an event id) from 64 hex digits (either case); anything else is
+/// `None`.
 ///
 /// Every fold of a `p` tag parses one, so this is a table lookup per digit with one
 /// check at the end instead of a branch per digit, which random hex digits mispredict
 /// (BENCHMARKS.md, "Rebuild").
-pub(crate) fn parse_pubkey(text: &str) -> Option<[u8; 32]> {
+pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     let digits: &[u8; 64] = text.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
     let mut seen = 0u8;
@@ -113,7 +114,7 @@ pub(crate) fn each_p<'a, T: TagView<'a>>(
         if tag.name() != Some("p") {
             continue;
         }
-        if let Some(pubkey) = tag.at(1).and_then(parse_pubkey) {
+        if let Some(pubkey) = tag.at(1).and_then(parse_hex32) {
             f(pubkey, tag);
         } else {
             // Debug, not warn: a fold runs again on every catch-up, rebuild and verify,
@@ -204,8 +205,8 @@ mod tests {
     #[test]
     fn pubkeys_round_trip_and_reject_garbage() {
         let key = [0xab; 32];
-        assert_eq!(parse_pubkey(&to_hex(&key)), Some(key));
-        assert_eq!(parse_pubkey(&to_hex(&key).to_uppercase()), Some(key));
+        assert_eq!(parse_hex32(&to_hex(&key)), Some(key));
+        assert_eq!(parse_hex32(&to_hex(&key).to_uppercase()), Some(key));
         for bad in [
             "",
             "ab",
@@ -214,7 +215,7 @@ mod tests {
             &"a".repeat(65),
             &"é".repeat(32),
         ] {
-            assert_eq!(parse_pubkey(bad), None, "{bad:?}");
+            assert_eq!(parse_hex32(bad), None, "{bad:?}");
         }
     }
 
@@ -257,12 +258,12 @@ mod tests {
             Some(out)
         };
         assert!(expected(&valid).is_some());
-        assert_eq!(parse_pubkey(&valid), expected(&valid));
+        assert_eq!(parse_hex32(&valid), expected(&valid));
         for position in 0..64 {
             for c in (0u8..128).map(char::from).chain(['é', 'ｆ', '\u{660}']) {
                 let mut text = valid.clone();
                 text.replace_range(position..=position, c.encode_utf8(&mut [0; 4]));
-                assert_eq!(parse_pubkey(&text), expected(&text), "{text:?}");
+                assert_eq!(parse_hex32(&text), expected(&text), "{text:?}");
             }
         }
         // Two bad digits of one byte, and of two bytes.
@@ -270,7 +271,7 @@ mod tests {
             for at in [0, 30, 62] {
                 let mut text = valid.clone();
                 text.replace_range(at..at + 2, bad);
-                assert_eq!(parse_pubkey(&text), None, "{text:?}");
+                assert_eq!(parse_hex32(&text), None, "{text:?}");
             }
         }
     }

@@ -17,7 +17,7 @@ use highwater_engine::{
 use highwater_store::EventRef;
 use nostr::prelude::PublicKey;
 
-use crate::management::parse_hex32;
+use crate::parse::parse_hex32;
 
 /// NIP-43 "Add User", signed by the relay key.
 pub const ADD_MEMBER_KIND: u16 = 8000;

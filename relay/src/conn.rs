@@ -80,27 +80,41 @@ pub(crate) async fn serve_tcp(service: RelayService, mut stream: TcpStream, peer
                 async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
             })
         };
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEAD_TIMEOUT)
-            .max_buf_size(16 * 1024)
-            .keep_alive(false)
-            .serve_connection(TokioIo::new(stream), handler)
-            .with_upgrades();
-        tokio::pin!(connection);
-        let result = tokio::select! {
-            result = connection.as_mut() => result,
-            () = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "HTTP connection ended with an error");
-        }
+        serve_http(stream, handler, &mut shutdown).await;
     }
     .instrument(span)
     .await;
+}
+
+/// Serves one HTTP/1.1 connection (upgrades allowed, no keep-alive, a bounded wait
+/// for the request head) with `handler` until it ends, or, once `stop` turns true,
+/// ends it gracefully. The one place a socket becomes an HTTP connection, for a single
+/// relay and for virtual relays alike.
+pub(crate) async fn serve_http<S>(stream: TcpStream, handler: S, stop: &mut watch::Receiver<bool>)
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(16 * 1024)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), handler)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = async { drop(stop.wait_for(|stop| *stop).await) } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
+    }
 }
 
 /// Runs one upgraded WebSocket connection; `slot` is its place under

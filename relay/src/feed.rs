@@ -89,13 +89,6 @@ impl Feed {
             } else {
                 chunk.last().map_or(to, |&(seq, _)| seq)
             };
-            for (seq, event) in &chunk {
-                if crate::index::is_deletion(event.kind.as_u16()) {
-                    let _ = shared
-                        .store
-                        .with_event(*seq, |e| shared.index.observe(*seq, e));
-                }
-            }
             if !chunk.is_empty() {
                 shared.hub.broadcast(shared, &chunk);
                 shared.log_streams.deliver(&chunk);

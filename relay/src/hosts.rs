@@ -10,23 +10,19 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::Relay;
 use crate::error::RelayError;
 use crate::service::{ClientAddr, RelayService};
-
-/// How long a client may take to send a request's head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One relay of [`serve_hosts`] and the host it answers for.
 #[derive(Debug)]
@@ -142,24 +138,9 @@ pub async fn serve_hosts(
                                 Ok::<_, Infallible>(response)
                             }
                         });
-                        let connection = hyper::server::conn::http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(HEAD_TIMEOUT)
-                            .max_buf_size(16 * 1024)
-                            .keep_alive(false)
-                            .serve_connection(TokioIo::new(stream), handler)
-                            .with_upgrades();
-                        tokio::pin!(connection);
-                        let result = tokio::select! {
-                            result = connection.as_mut() => result,
-                            () = async { drop(stopped.wait_for(|stop| *stop).await) } => {
-                                connection.as_mut().graceful_shutdown();
-                                connection.await
-                            }
-                        };
-                        if let Err(e) = result {
-                            tracing::debug!(error = %e, %peer, "HTTP connection ended with an error");
-                        }
+                        crate::conn::serve_http(stream, handler, &mut stopped)
+                            .instrument(tracing::info_span!("tcp", %peer))
+                            .await;
                     });
                 }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),

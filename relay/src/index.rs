@@ -11,21 +11,10 @@
 
 use highwater_engine::{EngineError, RelayWideHandle};
 use highwater_projections::Deletions;
-use highwater_store::{EventRef, Store};
 
 /// The first and last kinds of relay-signed group state (39000 metadata … 39005 pins).
 pub(crate) const STATE_FIRST: u16 = 39_000;
 pub(crate) const STATE_LAST: u16 = 39_005;
-/// NIP-29 delete-event.
-pub(crate) const DELETE_EVENT: u16 = 9005;
-/// NIP-29 delete-group.
-pub(crate) const DELETE_GROUP: u16 = 9008;
-
-/// Whether events of `kind` decide what else is served (a 9005 or a 9008).
-pub(crate) fn is_deletion(kind: u16) -> bool {
-    kind == DELETE_EVENT || kind == DELETE_GROUP
-}
-
 pub(crate) fn is_state_kind(kind: u16) -> bool {
     (STATE_FIRST..=STATE_LAST).contains(&kind)
 }
@@ -43,23 +32,6 @@ impl ServedIndex {
     pub(crate) fn new(deletions: RelayWideHandle<Deletions>) -> Result<Self, EngineError> {
         deletions.read(|_| ())?;
         Ok(Self { deletions })
-    }
-
-    /// Takes in what any process committed since the last look. (`_store` is the
-    /// store the engine folds; the projection reads it through the engine.)
-    pub(crate) fn follow(&self, _store: &Store) -> Result<(), EngineError> {
-        self.deletions.read(|_| ())
-    }
-
-    /// Takes note of a committed 9005 or 9008 (the feed calls it for those it
-    /// delivers): the projection is caught up to the log head, which holds it.
-    pub(crate) fn observe(&self, seq: u64, event: EventRef<'_>) {
-        if !is_deletion(event.kind()) {
-            return;
-        }
-        if let Err(error) = self.deletions.read(|_| ()) {
-            tracing::warn!(seq, %error, "catching up the deletions failed; the next read retries");
-        }
     }
 
     /// Whether the stored event at `seq` with this id and group may be served at all

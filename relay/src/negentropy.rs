@@ -187,9 +187,6 @@ fn items(
     filter: &Compiled,
 ) -> Result<NegentropyStorageVector, Walk> {
     let store = &shared.store;
-    if !replica {
-        shared.index.follow(store)?;
-    }
     let banned = if replica {
         std::collections::BTreeSet::default()
     } else {

@@ -181,7 +181,6 @@ pub(crate) fn query(
     reader: Option<PublicKey>,
     filters: &[Compiled],
 ) -> Result<Vec<Event>, RelayError> {
-    shared.index.follow(&shared.store)?;
     let mut access = Access::new(shared, reader);
     let mut all: BTreeMap<EventId, Entry> = BTreeMap::new();
     for filter in filters {

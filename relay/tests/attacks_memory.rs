@@ -9,14 +9,10 @@ mod support;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use highwater_engine::{Engine, EngineOptions};
-use highwater_projections::{Groups, Nip29Config};
-use highwater_relay::{Limits, OutboxStats, Relay, RelayOptions};
-use highwater_store::{Store, StoreOptions};
+use highwater_relay::{Limits, OutboxStats, RelayOptions};
 use nostr_sdk::prelude as sdk;
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -31,47 +27,27 @@ fn keys(secret_byte: u8) -> sdk::Keys {
 struct Watched {
     url: String,
     stats: OutboxStats,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), highwater_relay::RelayError>>,
+    running: support::Running,
 }
 
 async fn start(dir: &std::path::Path, limits: Limits) -> Watched {
-    let keys = relay_keys();
-    let store = Store::open(dir, StoreOptions::default()).expect("open the store");
-    let mut builder = Engine::builder(store, EngineOptions::default());
-    let groups = Groups::register(&mut builder, Nip29Config::new(keys.public_key()))
-        .expect("register the projections");
-    let engine = builder.build().expect("start the engine");
     let options = RelayOptions {
         limits,
         ..RelayOptions::default()
     };
-    let relay = Relay::new(engine, groups, keys, options).expect("start the relay");
+    let relay = support::relay_over(dir, relay_keys(), options);
     let stats = relay.outbox_stats();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let url = format!("ws://{}", listener.local_addr().expect("local address"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(relay.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let running = support::serve(relay, "127.0.0.1:0").await;
     Watched {
-        url,
+        url: running.url.clone(),
         stats,
-        stop,
-        task,
+        running,
     }
 }
 
 impl Watched {
     async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .expect("the relay stops in time")
-            .expect("the relay task did not panic")
-            .expect("the relay stopped cleanly");
+        self.running.stop().await;
     }
 }
 

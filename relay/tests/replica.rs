@@ -14,64 +14,22 @@ use std::process::Command;
 
 use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{Groups, Nip29Config};
-use highwater_relay::{Relay, RelayError, RelayOptions, ReplicaOf};
+use highwater_relay::{RelayOptions, ReplicaOf};
 use highwater_store::{Store, StoreOptions};
 use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, PublicKey, Tag, Timestamp};
 use nostr_sdk::prelude as sdk;
 use nostr_sdk::prelude::NostrDatabase;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use support::{WAIT, client, group_event, relay_keys, send};
 
 const CHILD_ENV: &str = "HIGHWATER_REPLICA_WRITER";
 const TEST: &str = "replicas_follow_the_primary_through_restarts_and_a_second_writer";
 
-/// A relay of this test: its URL and how to stop it.
-struct Node {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), RelayError>>>,
-}
-
-impl Node {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task)
-                .await
-                .expect("the relay stops in time")
-                .expect("the relay task did not panic")
-                .expect("the relay stopped cleanly");
-        }
-    }
-}
-
 /// Serves `dir` on `addr` (a free port when `127.0.0.1:0`): the primary when
 /// `replica_of` is `None`, signing with the test relay key; else a replica of it,
 /// authenticating with `keys`.
-async fn serve(dir: &Path, addr: &str, keys: Keys, options: RelayOptions) -> Node {
-    let store = Store::open(dir, StoreOptions::default()).expect("open the store");
-    let mut builder = Engine::builder(store, EngineOptions::default());
-    let groups = Groups::register(&mut builder, Nip29Config::new(relay_keys().public_key()))
-        .expect("register the projections");
-    let engine = builder.build().expect("start the engine");
-    let relay = Relay::new(engine, groups, keys, options).expect("start the relay");
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .expect("bind a loopback port");
-    let url = format!("ws://{}", listener.local_addr().expect("local address"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(relay.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Node {
-        url,
-        stop: Some(stop),
-        task: Some(task),
-    }
+async fn serve(dir: &Path, addr: &str, keys: Keys, options: RelayOptions) -> support::Running {
+    support::serve(support::relay_over(dir, keys, options), addr).await
 }
 
 fn primary_options(replicas: &[PublicKey]) -> RelayOptions {

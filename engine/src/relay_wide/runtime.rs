@@ -548,21 +548,7 @@ impl<P: RelayWideProjection> ErasedRelayWide for RelayWideRuntime<P> {
         let served = self.read_at(Clone::clone);
         let until = served.as_ref().map_or(u64::MAX, |(_, at)| *at);
         let replayed = self.replay_until(until);
-        match (served, replayed) {
-            (Ok((a, _)), Ok(b)) if a == b => Ok(None),
-            (Ok((a, at)), Ok(b)) => Ok(Some(format!(
-                "at sequence {at}: served {a:?}\nreplay {b:?}"
-            ))),
-            (Err(EngineError::Store(e)), _) | (_, Err(EngineError::Store(e))) => {
-                Err(EngineError::Store(e))
-            }
-            (Err(a), Err(b)) if a.to_string() == b.to_string() => Ok(None),
-            (a, b) => Ok(Some(format!(
-                "served {:?}\nreplay {:?}",
-                a.map(|_| "state"),
-                b.map(|_| "state")
-            ))),
-        }
+        crate::runtime::compare_with_replay(served, replayed)
     }
 
     fn status(&self) -> Result<RelayWideStatus, EngineError> {

@@ -44,14 +44,23 @@ pub fn relay_pubkey() -> sdk::PublicKey {
 
 /// Opens (or reopens) the database in `dir` and serves it on a free loopback port.
 pub async fn start(dir: &Path, options: RelayOptions) -> Running {
-    let keys = relay_keys();
+    serve(relay_over(dir, relay_keys(), options), "127.0.0.1:0").await
+}
+
+/// A relay over the database in `dir` (its projections configured with the test relay
+/// key), signing with `keys` — the relay key, or a replica's own.
+pub fn relay_over(dir: &Path, keys: nostr::prelude::Keys, options: RelayOptions) -> Relay {
     let store = Store::open(dir, StoreOptions::default()).expect("open the store");
     let mut builder = Engine::builder(store, EngineOptions::default());
-    let groups = Groups::register(&mut builder, Nip29Config::new(keys.public_key()))
+    let groups = Groups::register(&mut builder, Nip29Config::new(relay_keys().public_key()))
         .expect("register the projections");
     let engine = builder.build().expect("start the engine");
-    let relay = Relay::new(engine, groups, keys, options).expect("start the relay");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    Relay::new(engine, groups, keys, options).expect("start the relay")
+}
+
+/// Serves `relay` on `addr` (a free port with `127.0.0.1:0`) until [`Running::stop`].
+pub async fn serve(relay: Relay, addr: &str) -> Running {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
         .expect("bind a loopback port");
     let url = format!("ws://{}", listener.local_addr().expect("local address"));
