@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Flotilla's space flows through the @welshman libraries (package-lock.json pins them)
-# against a freshly built `highwater relay`. Needs node and npm; installs with `npm ci`.
+# Flotilla's space flows through the @welshman libraries (flows.mjs), and zooid's README
+# configuration directory served by one `highwater relay --config-dir` to nostr-tools
+# (zooid.mjs), against a freshly built `highwater`; package-lock.json pins the libraries.
+# Needs node and npm; installs with `npm ci`.
 set -euo pipefail
 cd "$(dirname "$0")"
 command -v node >/dev/null && command -v npm >/dev/null || {
@@ -13,3 +15,4 @@ bin="$(cargo build --quiet --locked -p highwater-replay --bin highwater --messag
   | node -e 'let last; require("readline").createInterface({input: process.stdin}).on("line", l => { const m = JSON.parse(l); if (m.executable) last = m.executable }).on("close", () => console.log(last))')"
 npm ci --no-audit --no-fund --loglevel=error
 HIGHWATER_BIN="$bin" timeout 120 node flows.mjs
+HIGHWATER_BIN="$bin" timeout 120 node zooid.mjs
