@@ -141,6 +141,7 @@ impl Relay {
         let policy = LivePolicy::new(AccessPolicy::new(groups, options.policy.clone()));
         let info = parking_lot::RwLock::new(Arc::new(options.info.clone()));
         let limiters = ratelimit::Limiters::new(options.rate_limits);
+        let retention = retention::LiveRetention::new(options.retention.clone());
         Ok(Self {
             shared: Arc::new(Shared {
                 store,
@@ -158,6 +159,7 @@ impl Relay {
                 limiters,
                 writer_failed: std::sync::atomic::AtomicBool::new(false),
                 log_streams: replication::LogStreams::default(),
+                retention,
             }),
         })
     }
@@ -168,8 +170,9 @@ impl Relay {
         self.shared.keys.public_key()
     }
 
-    /// A handle that changes the policy and the information document while the relay
-    /// serves (a reloaded configuration), without dropping connections.
+    /// A handle that changes the policy, the information document and the retention
+    /// schedule while the relay serves (a reloaded configuration), without dropping
+    /// connections.
     pub fn control(&self) -> RelayControl {
         RelayControl {
             shared: self.shared.clone(),
@@ -239,17 +242,16 @@ impl Relay {
             let shutdown = service.ctx().shutdown.clone();
             service.track(replica::follow(shared.clone(), of, shutdown));
         }
-        if let Some(schedule) = shared.options.retention.clone() {
-            let shutdown = service.ctx().shutdown.clone();
-            service.track(retention::run(shared, schedule, shutdown));
-        }
+        let shutdown = service.ctx().shutdown.clone();
+        service.track(retention::run(shared, shutdown));
         Ok(service)
     }
 }
 
-/// Changes a relay's policy and information document while it serves. Each write is
-/// decided under one policy; a replaced one takes effect for the writes and reads
-/// asked after it. The folds never read the policy, so nothing stored changes.
+/// Changes a relay's policy, information document and retention schedule while it
+/// serves. Each write is decided under one policy; a replaced one takes effect for the
+/// writes and reads asked after it. The folds never read the policy, so nothing stored
+/// changes.
 #[derive(Debug, Clone)]
 pub struct RelayControl {
     shared: Arc<Shared>,
@@ -274,5 +276,17 @@ impl RelayControl {
     /// Answers later NIP-11 requests with `info`.
     pub fn set_info(&self, info: RelayInfo) {
         *self.shared.info.write() = Arc::new(info);
+    }
+
+    /// The retention schedule in force (`None`: the relay removes nothing).
+    pub fn retention(&self) -> Option<RetentionSchedule> {
+        self.shared.retention.get()
+    }
+
+    /// Compacts under `schedule` from now on (`None` stops compacting): its first
+    /// compaction runs one interval after this call. A compaction under way finishes
+    /// under the schedule it started with.
+    pub fn set_retention(&self, schedule: Option<RetentionSchedule>) {
+        self.shared.retention.set(schedule);
     }
 }

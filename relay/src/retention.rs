@@ -1,5 +1,9 @@
 //! Retention while the relay serves: a task that compacts the log on an interval
-//! ([`RetentionSchedule`]), on a blocking thread so connections are never held up.
+//! ([`RetentionSchedule`]), on a blocking thread so connections are never held up. The
+//! schedule is replaceable while the relay serves
+//! ([`RelayControl::set_retention`](crate::RelayControl::set_retention), a reloaded
+//! configuration): the task takes a new one at once, its first compaction one interval
+//! after the change.
 //!
 //! A compaction changes no state (only records of kinds no projection folds go), so
 //! nothing the relay renders or caches needs telling: reads of chat and id lookups go
@@ -19,34 +23,66 @@ use crate::shared::Shared;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionSchedule {
     /// Time between the end of one compaction and the start of the next (the first
-    /// runs one interval after the relay starts).
+    /// runs one interval after the relay starts, or after the schedule is replaced).
     pub every: Duration,
     /// The durations: a group's own, else the default; see
     /// [`Engine::compact`](highwater_engine::Engine::compact).
     pub policy: RetentionPolicy,
 }
 
-/// Compacts every `schedule.every` until `shutdown`; a compaction under way stops at
-/// its next transaction boundary when the relay stops (what it committed stays
-/// removed, and the next run finishes the rest).
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    schedule: RetentionSchedule,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    if schedule.policy.is_empty() {
-        return;
+/// The retention schedule in force (`None`: the relay removes nothing), replaced when
+/// the configuration is reloaded; the compaction task watches it.
+#[derive(Debug)]
+pub(crate) struct LiveRetention(watch::Sender<Option<RetentionSchedule>>);
+
+impl LiveRetention {
+    pub(crate) fn new(schedule: Option<RetentionSchedule>) -> Self {
+        Self(watch::Sender::new(schedule))
     }
+
+    pub(crate) fn get(&self) -> Option<RetentionSchedule> {
+        self.0.borrow().clone()
+    }
+
+    /// Replaces the schedule; the task wakes only when it differs.
+    pub(crate) fn set(&self, schedule: Option<RetentionSchedule>) {
+        self.0.send_if_modified(|current| {
+            let changed = *current != schedule;
+            *current = schedule;
+            changed
+        });
+    }
+}
+
+/// Compacts every `every` of the schedule in force until `shutdown` (idle while the
+/// schedule expires nothing); a replaced schedule starts its interval again. A
+/// compaction under way stops at its next transaction boundary when the relay stops
+/// (what it committed stays removed, and the next run finishes the rest).
+pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut schedules = shared.retention.0.subscribe();
     loop {
+        let schedule = schedules
+            .borrow_and_update()
+            .clone()
+            .filter(|s| !s.policy.is_empty());
+        let wait = async {
+            match &schedule {
+                Some(s) => tokio::time::sleep(s.every).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(schedule.every) => {}
+            () = wait => {}
+            // The sender lives in `shared`, which this task holds: never an error.
+            _ = schedules.changed() => continue,
             _ = shutdown.changed() => {}
         }
         if *shutdown.borrow() {
             break;
         }
+        let Some(schedule) = schedule else { continue };
         let shared = shared.clone();
-        let policy = schedule.policy.clone();
+        let policy = schedule.policy;
         let stop = shutdown.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             shared

@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub(crate) writer_failed: AtomicBool,
     /// Configured replicas' live log streams.
     pub(crate) log_streams: crate::replication::LogStreams,
+    /// The retention schedule, replaced when the configuration is reloaded
+    /// (`options.retention` is what the relay started with).
+    pub(crate) retention: crate::retention::LiveRetention,
 }
 
 /// The access policy the relay decides with, replaceable while it serves. Each call

@@ -3,7 +3,8 @@
 //! because late publication is off) leaves the `REQ` answers and the id lookups, while
 //! recent chat, chat of a group kept forever, the moderation events (whatever their
 //! date) and every group's state (39000–39002 as the relay renders them) stay as they
-//! were.
+//! were. A schedule replaced while the relay serves (a reloaded configuration) takes
+//! effect without a restart.
 
 mod support;
 
@@ -15,7 +16,7 @@ use highwater_relay::{RelayOptions, RetentionSchedule};
 use nostr_sdk::prelude as sdk;
 
 use support::transcript::Raw;
-use support::{WAIT, client, send, start};
+use support::{WAIT, client, relay_keys, relay_over, send, serve, start};
 
 const DAY: u64 = 86_400;
 
@@ -206,6 +207,105 @@ async fn expired_chat_leaves_the_answers_while_state_and_recent_chat_stay() {
         assert!(found.is_empty(), "{id} by id: {found:?}");
     }
 
+    assert_eq!(
+        state(&mut raw).await,
+        before,
+        "every group's state is unchanged"
+    );
+    drop(raw);
+    a.disconnect().await;
+    relay.stop().await;
+}
+
+/// Waits (with a bound) until none of `ids` is served.
+async fn wait_until_gone(raw: &mut Raw, ids_gone: &[String]) {
+    let filter = format!(
+        r#"{{"ids":{}}}"#,
+        serde_json::to_string(ids_gone).expect("json")
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let found = ids(raw, &filter).await;
+        if found.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expired posts still served: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_set_while_serving_takes_effect_without_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Started without retention: nothing expires.
+    let options = RelayOptions {
+        late_publication_secs: None,
+        ..RelayOptions::default()
+    };
+    let relay = relay_over(dir.path(), relay_keys(), options);
+    let control = relay.control();
+    assert_eq!(control.retention(), None);
+    let relay = serve(relay, "127.0.0.1:0").await;
+    let alice =
+        sdk::Keys::parse("0000000000000000000000000000000000000000000000000000000000000a11")
+            .expect("alice");
+    let bob = sdk::Keys::generate();
+    let a = client(&relay.url, &alice, true).await;
+    let Written { old_chat, kept } = write_groups(&a, &alice, &bob).await;
+    let mut raw = Raw::connect(&relay.url).await;
+    let before = state(&mut raw).await;
+    assert_eq!(
+        ids(
+            &mut raw,
+            &format!(
+                r#"{{"ids":{}}}"#,
+                serde_json::to_string(&old_chat).expect("json")
+            )
+        )
+        .await,
+        old_chat,
+        "without a schedule the old posts are served"
+    );
+
+    // A schedule set on the running relay (what a reload does): the old posts go.
+    let schedule = RetentionSchedule {
+        every: Duration::from_millis(50),
+        policy: RetentionPolicy {
+            default: Some(Duration::from_secs(7 * DAY)),
+            per_group: [("archive".to_owned(), Duration::MAX)].into(),
+            kinds: None,
+        },
+    };
+    control.set_retention(Some(schedule.clone()));
+    assert_eq!(control.retention(), Some(schedule));
+    wait_until_gone(&mut raw, &old_chat).await;
+    let kept_ids = serde_json::to_string(&kept).expect("json");
+    assert_eq!(
+        ids(&mut raw, &format!(r#"{{"ids":{kept_ids}}}"#)).await,
+        kept
+    );
+
+    // Replaced again: `archive` no longer kept forever, and its old posts go too.
+    let archive_old: Vec<String> = req(&mut raw, r##"{"kinds":[9],"#h":["archive"]}"##)
+        .await
+        .iter()
+        .filter(|e| {
+            e["created_at"].as_u64().expect("a date") < sdk::Timestamp::now().as_secs() - DAY
+        })
+        .map(|e| e["id"].as_str().expect("an id").to_owned())
+        .collect();
+    assert_eq!(archive_old.len(), 3, "{archive_old:?}");
+    control.set_retention(Some(RetentionSchedule {
+        every: Duration::from_millis(50),
+        policy: RetentionPolicy {
+            default: Some(Duration::from_secs(7 * DAY)),
+            ..RetentionPolicy::default()
+        },
+    }));
+    wait_until_gone(&mut raw, &archive_old).await;
     assert_eq!(
         state(&mut raw).await,
         before,

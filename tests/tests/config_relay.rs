@@ -1,7 +1,8 @@
 //! `highwater relay` configured by files, as an operator runs it: `--config FILE` with
 //! flags over it, a policy changed without a restart (the file edited, or `highwater
 //! config set`, then SIGHUP to the running process, on a connection that stays open),
-//! `admin_create_only` refusing a non-admin's 9007 end to end, and `--config-dir`: one
+//! `admin_create_only` refusing a non-admin's 9007 end to end, `[groups.retention]`
+//! changed the same way (the expired chat leaves the answers), and `--config-dir`: one
 //! listener serving several virtual relays chosen by the HTTP `Host` header — two
 //! highwater files, and zooid's own README files (tests/fixtures/zooid).
 
@@ -14,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag, Timestamp};
 use processes_support::highwater_bin;
 use serde_json::{Value, json};
 use tungstenite::client::IntoClientRequest;
@@ -173,6 +174,42 @@ fn send(socket: &mut Socket, event: &nostr::prelude::Event) -> Result<String, St
     }
 }
 
+/// `event` dated `days_ago` days before now.
+fn dated(keys: &Keys, kind: u16, tags: &[&[&str]], days_ago: u64) -> nostr::prelude::Event {
+    EventBuilder::new(Kind::from(kind), "")
+        .tags(tags.iter().map(|t| Tag::parse(t.to_vec()).unwrap()))
+        .custom_created_at(Timestamp::from(
+            Timestamp::now().as_secs() - days_ago * 86_400,
+        ))
+        .finalize(keys)
+        .unwrap()
+}
+
+/// The ids of the stored events matching `filter`.
+fn ids_listed(socket: &mut Socket, filter: &Value) -> Vec<String> {
+    socket
+        .send(Message::text(json!(["REQ", "ids", filter]).to_string()))
+        .unwrap();
+    let mut ids = Vec::new();
+    loop {
+        let Message::Text(text) = socket.read().unwrap() else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(text.as_str()).unwrap();
+        match value[0].as_str() {
+            Some("EVENT") => ids.push(value[2]["id"].as_str().unwrap().to_owned()),
+            Some("EOSE") => break,
+            Some("CLOSED") => panic!("{value}"),
+            _ => {}
+        }
+    }
+    socket
+        .send(Message::text(json!(["CLOSE", "ids"]).to_string()))
+        .unwrap();
+    ids.sort();
+    ids
+}
+
 /// The `d` tags of the 39000s a REQ returns.
 fn groups_listed(socket: &mut Socket) -> Vec<String> {
     socket
@@ -276,6 +313,78 @@ fn a_policy_changes_on_sighup_without_a_restart_or_a_dropped_connection() {
         Err("restricted: only relay admins can create private groups".into())
     );
     assert!(highwater(&db, &["config", "show"]).contains("groups.private_admin_only = true"));
+}
+
+#[test]
+fn retention_changes_on_sighup_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relay.toml");
+    let base = format!(
+        "db = \"db\"\nsecret = \"{RELAY_SECRET}\"\n[policy]\nrelay_admins = [\"{}\"]\n",
+        admin().public_key().to_hex()
+    );
+    write(&file, &base);
+    let relay = RelayProcess::start(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--retention-every",
+        "1s",
+        "--late-publication-secs",
+        "0",
+    ]);
+    let mut socket = connect(&relay.addr, "localhost");
+    let group = &["h", "pizza"];
+    assert!(send(&mut socket, &dated(&admin(), 9007, &[group], 30)).is_ok());
+    let old: Vec<String> = (0..3)
+        .map(|i| {
+            let post = dated(&admin(), 9, &[group], 30 + i);
+            assert!(send(&mut socket, &post).is_ok());
+            post.id.to_hex()
+        })
+        .collect();
+    let recent = event(&admin(), 9, &[group]);
+    assert!(send(&mut socket, &recent).is_ok());
+    let mut old_sorted = old.clone();
+    old_sorted.sort();
+    assert_eq!(ids_listed(&mut socket, &json!({"ids": old})), old_sorted);
+
+    // A file that does not read keeps what is in force, and says why.
+    write(
+        &file,
+        &format!("{base}[groups.retention]\ndefault = \"7 days\"\n"),
+    );
+    relay.hangup();
+    let line = relay.wait_for("configuration not reloaded");
+    assert!(line.contains("groups.retention.default"), "{line}");
+
+    // `[groups.retention]` added, then SIGHUP: the relay compacts under it.
+    write(
+        &file,
+        &format!("{base}[groups.retention]\ndefault = \"7d\"\n"),
+    );
+    relay.hangup();
+    let line = relay.wait_for("configuration reloaded");
+    assert!(
+        line.contains("retention changed: nothing expires → every 1s, older than 604800s"),
+        "{line}"
+    );
+    let deadline = Instant::now() + HANG;
+    loop {
+        let found = ids_listed(&mut socket, &json!({"ids": old}));
+        if found.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expired chat still served: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        ids_listed(&mut socket, &json!({"kinds": [9], "#h": ["pizza"]})),
+        [recent.id.to_hex()]
+    );
+    assert_eq!(groups_listed(&mut socket), ["pizza"]);
 }
 
 #[test]

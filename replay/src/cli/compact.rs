@@ -15,7 +15,7 @@ use super::{Global, db};
 
 /// What expires: the durations and kinds, shared by `highwater compact` and
 /// `highwater relay` (which compacts on an interval with them).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct RetentionArgs {
     /// Remove records older than this in every group without its own duration
     /// (`30d`, `12h`, `90m`, `3600s`, `2w`).

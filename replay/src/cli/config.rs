@@ -267,7 +267,7 @@ impl Config {
     /// without its own duration (an empty string or none: keep forever), `groups` for
     /// each group's own (`never` keeps a group). Durations are written as for
     /// `highwater compact` (`30d`, `12h`, `2w`). `highwater relay` compacts with it
-    /// every `--retention-every`.
+    /// every `--retention-every`, and reads it again on SIGHUP.
     pub(crate) fn retention(&self) -> Result<highwater_engine::RetentionPolicy> {
         let mut policy = highwater_engine::RetentionPolicy::default();
         let Some(retention) = &self.file.groups.retention else {

@@ -11,8 +11,8 @@
 //!
 //! The policy and the information document come from the options stored in the
 //! database, the configuration file and the flags (see `config.rs`); SIGHUP reads the
-//! file and the stored options again and applies them to later writes, keeping every
-//! connection.
+//! file and the stored options again and applies them to later writes, and the file's
+//! `[groups.retention]` to the compactions from then on, keeping every connection.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -149,6 +149,17 @@ struct Served {
     control: RelayControl,
     /// The policy in force, for saying what a reload changed.
     applied: StoredPolicy,
+    /// How retention is set besides the file: the flags.
+    retention_flags: RetentionFlags,
+    /// The retention schedule in force, for saying what a reload changed.
+    retention: Option<RetentionSchedule>,
+}
+
+/// The retention flags, kept for recomputing the schedule when the file is read again.
+#[derive(Debug, Clone)]
+struct RetentionFlags {
+    every: std::time::Duration,
+    durations: super::compact::RetentionArgs,
 }
 
 pub(crate) fn run(global: &Global, args: &RelayArgs) -> Result<ExitCode> {
@@ -266,6 +277,18 @@ fn open_relay(
         db::set_policy(&opened.store, flags)?;
     }
     let (policy, info) = effective(&opened.store, config.as_ref(), flags)?;
+    let retention_flags = RetentionFlags {
+        every: args.retention_every,
+        durations: args.retention.clone(),
+    };
+    let retention = retention_flags.schedule(config.as_ref())?;
+    if let Some(schedule) = &retention {
+        eprintln!(
+            "retention: compacting every {}s ({})",
+            schedule.every.as_secs(),
+            describe(&schedule.policy)
+        );
+    }
     let file = config.as_ref().map(|c| &c.file);
     let options = RelayOptions {
         policy: policy.to_policy()?,
@@ -296,7 +319,7 @@ fn open_relay(
         },
         trust_proxy: args.trust_proxy,
         membership: membership(config.as_ref())?,
-        retention: retention(args, config.as_ref())?,
+        retention: retention.clone(),
     };
     let relay = Relay::new(opened.engine, opened.groups, keys, options)?;
     let host = config.as_ref().and_then(Config::host);
@@ -310,33 +333,40 @@ fn open_relay(
         config: config.map(|c| c.path),
         control: relay.control(),
         applied: policy,
+        retention_flags,
+        retention,
     };
     Ok((relay, served))
 }
 
-/// Compaction while serving: the file's `[groups.retention]`, then the flags; `None`
-/// when nothing expires.
-fn retention(args: &RelayArgs, config: Option<&Config>) -> Result<Option<RetentionSchedule>> {
-    let base = config
-        .map(Config::retention)
-        .transpose()?
-        .unwrap_or_default();
-    let policy = args.retention.policy_over(base);
-    if policy.is_empty() {
-        return Ok(None);
+impl RetentionFlags {
+    /// Compaction while serving: the file's `[groups.retention]`, then the flags;
+    /// `None` when nothing expires.
+    fn schedule(&self, config: Option<&Config>) -> Result<Option<RetentionSchedule>> {
+        let base = config
+            .map(Config::retention)
+            .transpose()?
+            .unwrap_or_default();
+        let policy = self.durations.policy_over(base);
+        if policy.is_empty() {
+            return Ok(None);
+        }
+        if self.every.is_zero() {
+            bail!("--retention-every must be longer than 0s");
+        }
+        Ok(Some(RetentionSchedule {
+            every: self.every,
+            policy,
+        }))
     }
-    if args.retention_every.is_zero() {
-        bail!("--retention-every must be longer than 0s");
+}
+
+/// A retention schedule in one line, for the reload message.
+fn describe_schedule(schedule: Option<&RetentionSchedule>) -> String {
+    match schedule {
+        Some(s) => format!("every {}s, {}", s.every.as_secs(), describe(&s.policy)),
+        None => "nothing expires".to_owned(),
     }
-    eprintln!(
-        "retention: compacting every {}s ({})",
-        args.retention_every.as_secs(),
-        describe(&policy)
-    );
-    Ok(Some(RetentionSchedule {
-        every: args.retention_every,
-        policy,
-    }))
 }
 
 /// A retention policy in one line, for the start-up message.
@@ -381,6 +411,8 @@ struct Reloader {
     config: Option<PathBuf>,
     control: RelayControl,
     applied: StoredPolicy,
+    retention_flags: RetentionFlags,
+    retention: Option<RetentionSchedule>,
 }
 
 impl Served {
@@ -391,28 +423,39 @@ impl Served {
             config: self.config.clone(),
             control: self.control.clone(),
             applied: self.applied.clone(),
+            retention_flags: self.retention_flags.clone(),
+            retention: self.retention.clone(),
         }
     }
 }
 
 impl Reloader {
-    /// Reads the file and the stored options again and applies them; says what changed.
+    /// Reads the file and the stored options again and applies them (all of them, or
+    /// none when any does not read); says what changed.
     fn reload(&mut self, flags: &PolicyOptions) -> Result<()> {
         let config = self.config.as_deref().map(config::load).transpose()?;
         let (policy, info) = effective(&self.store, config.as_ref(), flags)?;
-        self.control.set_policy(policy.to_policy()?);
+        let access = policy.to_policy()?;
+        let retention = self.retention_flags.schedule(config.as_ref())?;
+        self.control.set_policy(access);
         self.control.set_info(info);
+        self.control.set_retention(retention.clone());
         let changes = policy.changes_from(&self.applied);
         self.applied = policy;
-        eprintln!(
-            "{}: configuration reloaded; {}",
-            self.name,
-            if changes.is_empty() {
-                "the policy is unchanged".to_owned()
-            } else {
-                format!("policy changed for later writes: {}", changes.join("; "))
-            }
-        );
+        let mut said = if changes.is_empty() {
+            "the policy is unchanged".to_owned()
+        } else {
+            format!("policy changed for later writes: {}", changes.join("; "))
+        };
+        if retention != self.retention {
+            said = format!(
+                "{said}; retention changed: {} → {}",
+                describe_schedule(self.retention.as_ref()),
+                describe_schedule(retention.as_ref())
+            );
+            self.retention = retention;
+        }
+        eprintln!("{}: configuration reloaded; {said}", self.name);
         Ok(())
     }
 }
