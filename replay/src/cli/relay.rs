@@ -619,3 +619,65 @@ fn membership(config: Option<&Config>) -> Result<highwater_relay::RelayMembershi
     }
     Ok(membership)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's TOML block whose first line starts with `first`, its
+    /// placeholders filled in.
+    fn readme_block(first: &str) -> String {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+                .unwrap();
+        let block = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap())
+            .find(|b| b.starts_with(first))
+            .unwrap_or_else(|| panic!("no README toml block starting {first:?}"));
+        block
+            .replace(
+                "<hex private key>",
+                "5c0c523f52a5b6fad39ed2403092df8cebc36318b39383bca6c00808626fab3a",
+            )
+            .replace(
+                "<hex or nsec>",
+                "5c0c523f52a5b6fad39ed2403092df8cebc36318b39383bca6c00808626fab3a",
+            )
+            .replace(
+                "<hex public key>",
+                "87d3561f19b74adbe8bf840682992466068830a9d8c36b4a0c99d36f826cb6cb",
+            )
+    }
+
+    #[test]
+    fn the_readmes_zooid_file_and_the_highwater_file_beside_it_behave_the_same() {
+        let zooid = config::parse(
+            Path::new("config/my-relay.example.com"),
+            &readme_block("# zooid:"),
+        )
+        .unwrap();
+        let ours = config::parse(
+            Path::new("/etc/highwater/my-relay.toml"),
+            &readme_block("# highwater:"),
+        )
+        .unwrap();
+        let stored = StoredPolicy::default();
+        assert_eq!(
+            zooid.policy_options().unwrap().over(&stored),
+            ours.policy_options().unwrap().over(&stored)
+        );
+        assert_eq!(
+            zooid.info(RelayInfo::default()).unwrap(),
+            ours.info(RelayInfo::default()).unwrap()
+        );
+        assert_eq!(zooid.host(), ours.host());
+        assert_eq!(zooid.file.secret, ours.file.secret);
+        assert_eq!(
+            membership(Some(&zooid)).unwrap(),
+            membership(Some(&ours)).unwrap()
+        );
+        assert_eq!(zooid.retention().unwrap(), ours.retention().unwrap());
+    }
+}
