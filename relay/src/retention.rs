@@ -75,7 +75,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             () = wait => {}
             // The sender lives in `shared`, which this task holds: never an error.
             _ = schedules.changed() => continue,
-            _ = shutdown.changed() => {}
+            stopped = shutdown.changed() => if stopped.is_err() { break },
         }
         if *shutdown.borrow() {
             break;
