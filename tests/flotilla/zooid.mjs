@@ -176,6 +176,10 @@ try {
 
   for (const r of relays) {
     r.conn = await Relay.connect(r.url)
+    // Bounds for a hung relay on a loaded machine, not speed requirements (an EOSE
+    // that times out would end a query early, a publish fail).
+    r.conn.baseEoseTimeout = 30000
+    r.conn.publishTimeout = 30000
     conns.push(r.conn)
   }
 
