@@ -48,6 +48,12 @@ pub trait Projection: Send + Sync + 'static {
     /// The kinds this projection folds.
     fn kinds(&self) -> Kinds;
 
+    /// The kinds only the relay's own key may sign: a writer deciding events for this
+    /// engine (the relay, an import) refuses them from anyone else. None by default.
+    fn relay_signed(&self) -> Vec<u16> {
+        Vec::new()
+    }
+
     /// The state of a group before any event.
     fn init(&self) -> Self::State;
 

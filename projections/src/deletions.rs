@@ -111,6 +111,11 @@ impl RelayWideProjection for Deletions {
         Kinds::Only(vec![DELETE_EVENT, kind::DELETE_GROUP])
     }
 
+    /// What was deleted decides what is served, never whether a write is accepted.
+    fn read_by_writes(&self) -> bool {
+        false
+    }
+
     fn init(&self) -> DeletionsState {
         DeletionsState::default()
     }

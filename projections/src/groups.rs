@@ -21,6 +21,7 @@ use crate::deletions::Deletions;
 use crate::dict::Dictionary;
 use crate::error::Error;
 use crate::fields::{GroupMetadata, Pin};
+use crate::kinds::KindTable;
 use crate::life::{Life, Lifecycle};
 use crate::links::Links;
 use crate::management::Management;
@@ -56,6 +57,8 @@ pub struct Groups {
     relay_members: RelayWideHandle<RelayMembers>,
     creator_role: Arc<str>,
     oracle: bool,
+    /// The kinds of the projections above, as writers need them.
+    kinds: Arc<KindTable>,
 }
 
 /// A group resolved once for the several reads of one query (see [`Groups::resolve`]).
@@ -92,7 +95,7 @@ impl Groups {
     /// [`EngineError`] when a projection of the same name is already registered.
     pub fn register(builder: &mut EngineBuilder, config: Nip29Config) -> Result<Self, EngineError> {
         let dict = Arc::new(Dictionary::default());
-        Ok(Self {
+        let mut groups = Self {
             config,
             membership: builder.add(Membership::with_dictionary(config, dict.clone()))?,
             roles: builder.add(Roles::with_dictionary(config, dict.clone()))?,
@@ -105,7 +108,15 @@ impl Groups {
             relay_members: builder.add_relay_wide(RelayMembers::new(config.relay_pubkey))?,
             creator_role: Arc::from(DEFAULT_CREATOR_ROLE),
             oracle: false,
-        })
+            kinds: Arc::new(KindTable::empty()),
+        };
+        groups.kinds = Arc::new(KindTable::of(&groups));
+        Ok(groups)
+    }
+
+    /// Which kinds change what a write decision reads, and which only the relay signs.
+    pub fn kinds(&self) -> &KindTable {
+        &self.kinds
     }
 
     /// The same queries, rendering the creator of a group's current life in 39001 with

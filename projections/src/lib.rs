@@ -67,6 +67,7 @@ mod dict;
 mod error;
 mod fields;
 mod groups;
+mod kinds;
 mod life;
 mod links;
 mod management;
@@ -77,6 +78,7 @@ mod policy;
 mod relay_members;
 mod render;
 mod roles;
+mod sequencer;
 mod subgroups;
 mod view;
 
@@ -86,6 +88,7 @@ pub use crate::deletions::{Deletions, DeletionsState};
 pub use crate::error::Error;
 pub use crate::fields::{GroupMetadata, Pin};
 pub use crate::groups::{DEFAULT_CREATOR_ROLE, Groups, Member};
+pub use crate::kinds::KindTable;
 pub use crate::life::{Life, Lifecycle, Source};
 pub use crate::links::{LinksState, ParentLinks};
 pub use crate::management::{Listed, MANAGEMENT_KIND, Management, ManagementState};
@@ -99,6 +102,7 @@ pub use crate::relay_members::{
 };
 pub use crate::render::RENDERED_KINDS;
 pub use crate::roles::{RoleDefinition, Roles, RolesState};
+pub use crate::sequencer::{Sequencer, Verdict};
 pub use crate::view::{GroupView, MemberView};
 
 /// The README's library examples, compiled and run as doc tests of this crate.

@@ -177,6 +177,11 @@ impl RelayWideProjection for Management {
         Kinds::Only(vec![MANAGEMENT_KIND])
     }
 
+    /// The record of NIP-86 management is the relay's own.
+    fn relay_signed(&self) -> Vec<u16> {
+        vec![MANAGEMENT_KIND]
+    }
+
     fn init(&self) -> ManagementState {
         ManagementState::default()
     }

@@ -162,6 +162,12 @@ impl Projection for Metadata {
         Kinds::Only(kind::life_and(&[kind::CREATE_INVITE, kind::PIN_LIST]))
     }
 
+    /// NIP-29's relay kinds, 39000–39009 ("MUST be created by the relay master key
+    /// only"), declared here for the four NIP-29 projections.
+    fn relay_signed(&self) -> Vec<u16> {
+        (kind::METADATA..=kind::RELAY_LAST).collect()
+    }
+
     fn init(&self) -> MetadataState {
         MetadataState::default()
     }

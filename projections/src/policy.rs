@@ -182,6 +182,10 @@ pub enum Rejection {
     /// A relay kind (39000–39009) not signed by the relay.
     #[error("restricted: only the relay publishes group state events")]
     RelayOnly,
+    /// Another kind a registered projection takes only from the relay's key (NIP-43's
+    /// member events, the NIP-86 record), not signed by it.
+    #[error("restricted: kind {0} is signed by the relay itself")]
+    RelaySigned(u16),
     /// A `previous` value that is not the start of the id of an event in the log.
     #[error("invalid: previous reference {0:?} names no event stored here")]
     UnknownPrevious(String),
@@ -502,6 +506,18 @@ impl AccessPolicy {
         Ok(())
     }
 
+    /// A kind only the relay signs ([`KindTable::is_relay_signed`](crate::KindTable::is_relay_signed)):
+    /// accepted from the relay's key alone.
+    fn check_relay_signed(&self, k: u16, author: &PublicKey) -> Result<(), Rejection> {
+        if *author == self.groups.config().relay_pubkey {
+            Ok(())
+        } else if (kind::METADATA..=kind::RELAY_LAST).contains(&k) {
+            Err(Rejection::RelayOnly)
+        } else {
+            Err(Rejection::RelaySigned(k))
+        }
+    }
+
     /// Whether the relay accepts `event`; the error is the NIP-01 `OK` message. Events
     /// of other kinds without an `h` tag are not group events and are accepted.
     ///
@@ -512,12 +528,8 @@ impl AccessPolicy {
     pub fn check_write(&self, event: &Event) -> Result<(), Rejection> {
         let k = event.kind.as_u16();
         let author = event.pubkey;
-        if (kind::METADATA..=kind::RELAY_LAST).contains(&k) {
-            return if author == self.groups.config().relay_pubkey {
-                Ok(())
-            } else {
-                Err(Rejection::RelayOnly)
-            };
+        if self.groups.kinds().is_relay_signed(k) {
+            return self.check_relay_signed(k, &author);
         }
         let mut h = event.tags.iter().filter(|t| t.kind() == "h");
         let group = h.next().and_then(|t| t.content()).filter(|g| !g.is_empty());
@@ -643,6 +655,7 @@ mod tests {
             Rejection::NotParentAdmin,
             Rejection::ChildrenOmitted,
             Rejection::RelayOnly,
+            Rejection::RelaySigned(8000),
             Rejection::UnknownPrevious("0a1b2c3d".into()),
             Rejection::Unavailable("x".into()),
         ];

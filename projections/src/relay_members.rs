@@ -108,6 +108,11 @@ impl RelayWideProjection for RelayMembers {
         Kinds::Only(vec![ADD_MEMBER_KIND, REMOVE_MEMBER_KIND, MEMBER_LIST_KIND])
     }
 
+    /// NIP-43's member events are the relay's own.
+    fn relay_signed(&self) -> Vec<u16> {
+        vec![ADD_MEMBER_KIND, REMOVE_MEMBER_KIND, MEMBER_LIST_KIND]
+    }
+
     fn init(&self) -> RelayMembersState {
         RelayMembersState::default()
     }

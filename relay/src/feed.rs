@@ -117,7 +117,13 @@ impl Feed {
 fn republish(shared: &Shared, events: &[(u64, Event)]) {
     let changed: BTreeSet<&str> = events
         .iter()
-        .filter(|(_, e)| crate::writes::is_moderation(e.kind.as_u16()))
+        .filter(|(_, e)| {
+            shared
+                .policy
+                .groups()
+                .kinds()
+                .changes_group(e.kind.as_u16())
+        })
         .filter_map(|(_, e)| crate::hub::group_of(e))
         .collect();
     if changed.is_empty() {

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use highwater_engine::Engine;
-use highwater_projections::{AccessPolicy, Error, Groups, Policy, Rejection};
+use highwater_projections::{AccessPolicy, Error, Groups, Policy};
 use highwater_store::Store;
-use nostr::prelude::{Event, Keys, PublicKey};
+use nostr::prelude::{Keys, PublicKey};
 use parking_lot::RwLock;
 
 use crate::feed::Feed;
@@ -78,6 +78,11 @@ impl LivePolicy {
         }
     }
 
+    /// The access policy in force, for a whole decision.
+    pub(crate) fn access(&self) -> Arc<AccessPolicy> {
+        self.current()
+    }
+
     fn current(&self) -> Arc<AccessPolicy> {
         self.current.read().clone()
     }
@@ -95,10 +100,6 @@ impl LivePolicy {
     /// The configuration in force.
     pub(crate) fn policy(&self) -> PolicyRead {
         PolicyRead(self.current())
-    }
-
-    pub(crate) fn check_write(&self, event: &Event) -> Result<(), Rejection> {
-        self.current().check_write(event)
     }
 
     pub(crate) fn can_read(&self, pubkey: Option<&PublicKey>, group: &str) -> Result<bool, Error> {

@@ -1,25 +1,28 @@
 //! The write path: one sequencer thread decides, in arrival order, whether each event
-//! is accepted (`AccessPolicy::check_write`) and hands accepted events to the store's
-//! writer; one acknowledger thread waits for each durable commit, answers `OK`, takes
-//! note of deletions and wakes the matching subscribers, with the state events of
-//! every group the commit changed, rendered anew.
+//! is accepted, through the library's [`Sequencer`] (the decisions `highwater import`
+//! makes), and hands accepted events to the store's writer; one acknowledger thread
+//! waits for each durable commit, answers `OK`, and wakes the matching subscribers
+//! with the state events of every group the commit changed, rendered anew.
 //!
-//! Posts (anything that does not change a group's state) are checked against the
-//! current state and submitted in batches without waiting, so many commits are in
-//! flight and the store commits them together (group commit). Moderation and join/leave
-//! requests change what later checks see, so the sequencer waits for each one to be
-//! durable before it decides the next event. The relay's answer to a join or leave
-//! request (a 9000 for an accepted 9021, a 9001 for a 9022) is submitted with the
-//! request, in one transaction: a crash leaves both or neither.
+//! Events are decided against the committed state and submitted in batches without
+//! waiting, so many commits are in flight and the store commits them together (group
+//! commit). An accepted event that changes what later decisions read (a kind of the
+//! engine's [`KindTable`](highwater_projections::KindTable): moderation, the relay's
+//! NIP-43 and NIP-86 records) holds back only the events that read it: before one of
+//! those is decided, the sequencer submits what is queued and waits until the
+//! acknowledger has seen it committed. What the relay adds is its own: refusals by
+//! its ban list, NIP-43 membership and clock, and its answers — a 9000 for an accepted
+//! 9021, a 9001 for a 9022, the 8000/13534 for a NIP-43 join — queued in the same
+//! batch as the request, so one transaction holds both: a crash leaves both or neither.
 
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
+use highwater_projections::{AccessPolicy, MANAGEMENT_KIND, Sequencer, Verdict};
 use highwater_store::{AppendOutcome, Prepared, PreparedEvent, StoreError, Ticket};
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, Tag, Timestamp};
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
-
-use highwater_projections::MANAGEMENT_KIND;
 
 use crate::shared::Shared;
 
@@ -47,15 +50,65 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Reply>,
 }
 
-/// A submitted batch on its way to the acknowledger.
-struct Pending {
+/// A batch handed to the store, on its way to the acknowledger.
+struct Submitted {
+    /// Its number in the sequencer's order.
+    number: u64,
     ticket: Result<Ticket, StoreError>,
     /// When it was handed to the store's writer (for the commit-latency histogram).
-    submitted: std::time::Instant,
+    at: std::time::Instant,
     events: Vec<Event>,
+    /// Each event's author waiting for `OK` (none for the relay's own events).
     replies: Vec<Option<oneshot::Sender<Reply>>>,
-    /// For the sequencer when it waits for this batch (moderation, follow-ups).
-    done: Option<Sender<Result<Vec<AppendOutcome>, String>>>,
+    /// Answers to requests that are not stored themselves (NIP-43 joins and leaves),
+    /// sent once the batch is durable.
+    answers: Vec<(oneshot::Sender<Reply>, Reply)>,
+}
+
+/// The newest batch the acknowledger has seen committed (or failed), for the
+/// sequencer when it waits.
+#[derive(Debug, Default)]
+struct Acknowledged {
+    batch: Mutex<u64>,
+    /// Set when the acknowledger's thread ends (however it ends).
+    stopped: std::sync::atomic::AtomicBool,
+    changed: Condvar,
+}
+
+impl Acknowledged {
+    fn get(&self) -> u64 {
+        *self.batch.lock()
+    }
+
+    fn set(&self, batch: u64) {
+        *self.batch.lock() = batch;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `batch` is acknowledged; false if the acknowledger stopped first.
+    fn wait_for(&self, batch: u64) -> bool {
+        let mut at = self.batch.lock();
+        while *at < batch {
+            if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+                return false;
+            }
+            self.changed.wait(&mut at);
+        }
+        true
+    }
+}
+
+/// Marks the acknowledger stopped when its thread ends, panics included.
+struct StopGuard<'a>(&'a Acknowledged);
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        let _held = self.0.batch.lock();
+        self.0
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.0.changed.notify_all();
+    }
 }
 
 /// Most events the sequencer takes from its queue in one round.
@@ -67,15 +120,17 @@ pub(crate) fn start(
     shared: &Arc<Shared>,
 ) -> Result<(Sender<Job>, Vec<std::thread::JoinHandle<()>>), std::io::Error> {
     let (jobs, job_rx) = crossbeam_channel::bounded::<Job>(65_536);
-    let (acks, ack_rx) = crossbeam_channel::bounded::<Pending>(1_024);
+    let (acks, ack_rx) = crossbeam_channel::bounded::<Submitted>(1_024);
+    let acknowledged = Arc::new(Acknowledged::default());
     let s = shared.clone();
+    let a = acknowledged.clone();
     let sequencer = std::thread::Builder::new()
         .name("relay-sequencer".into())
-        .spawn(move || sequence(&s, &job_rx, &acks))?;
+        .spawn(move || Writer::new(&s, acks, a).run(&job_rx))?;
     let s = shared.clone();
     let acker = std::thread::Builder::new()
         .name("relay-acks".into())
-        .spawn(move || acknowledge(&s, &ack_rx))?;
+        .spawn(move || acknowledge(&s, &ack_rx, &acknowledged))?;
     let s = shared.clone();
     let follower = std::thread::Builder::new()
         .name("relay-feed".into())
@@ -83,67 +138,206 @@ pub(crate) fn start(
     Ok((jobs, vec![sequencer, acker, follower]))
 }
 
-/// Kinds that change a group's state or hide events: decided one at a time.
-pub(crate) fn is_moderation(kind: u16) -> bool {
-    (9000..=9030).contains(&kind) || (39_000..=39_009).contains(&kind)
+/// The sequencer thread's state: the decisions in flight and the batch being filled.
+struct Writer<'a> {
+    shared: &'a Arc<Shared>,
+    acks: Sender<Submitted>,
+    acknowledged: Arc<Acknowledged>,
+    sequencer: Sequencer,
+    /// Decided, not yet submitted, with their authors' replies.
+    queued: Vec<(PreparedEvent, Event, Option<oneshot::Sender<Reply>>)>,
+    answers: Vec<(oneshot::Sender<Reply>, Reply)>,
+    /// The number of the newest batch submitted.
+    submitted: u64,
 }
 
-fn sequence(shared: &Arc<Shared>, jobs: &Receiver<Job>, acks: &Sender<Pending>) {
-    while let Ok(first) = jobs.recv() {
-        let mut round = vec![first];
-        round.extend(jobs.try_iter().take(ROUND - 1));
-        let mut batch: Vec<Job> = Vec::new();
-        for job in round {
-            if let Some(refusal) =
-                managed(shared, &job.event).or_else(|| late_publication(shared, &job.event))
-            {
-                let _ = job.reply.send(refusal);
-                continue;
+impl<'a> Writer<'a> {
+    fn new(
+        shared: &'a Arc<Shared>,
+        acks: Sender<Submitted>,
+        acknowledged: Arc<Acknowledged>,
+    ) -> Self {
+        Self {
+            shared,
+            acks,
+            acknowledged,
+            sequencer: Sequencer::new(),
+            queued: Vec::new(),
+            answers: Vec::new(),
+            submitted: 0,
+        }
+    }
+
+    fn run(mut self, jobs: &Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            self.catch_up();
+            self.decide(first);
+            for job in jobs.try_iter().take(ROUND - 1) {
+                self.decide(job);
             }
-            let kind = job.event.kind.as_u16();
-            if crate::nip43::is_request(kind) {
-                // A join or leave changes what later events are allowed: decided alone.
-                submit(shared, acks, std::mem::take(&mut batch), None);
-                relay_access(shared, acks, job);
-                continue;
+            self.submit();
+        }
+    }
+
+    /// Takes note of the batches acknowledged so far, without waiting.
+    fn catch_up(&mut self) {
+        let acked = self.acknowledged.get();
+        self.sequencer.acknowledged(acked);
+        // Each job's duplicate check read the index before it was decided; the store
+        // finds the rest at commit. What the sequencer remembers of ids is only for
+        // `previous` references, which need nothing acknowledged.
+        self.sequencer.index_read_at(acked);
+    }
+
+    /// Submits what is queued and waits until everything submitted is acknowledged.
+    fn flush(&mut self) {
+        self.submit();
+        if !self.acknowledged.wait_for(self.submitted) {
+            tracing::error!(
+                "the relay's acknowledger stopped; decisions continue on the committed state"
+            );
+        }
+        self.catch_up();
+    }
+
+    fn decide(&mut self, job: Job) {
+        let shared = self.shared;
+        let group = job.prepared.group().map(str::to_owned);
+        if self.sequencer.must_wait(&job.event, group.as_deref()) {
+            self.flush();
+        }
+        if let Some(refusal) =
+            managed(shared, &job.event).or_else(|| late_publication(shared, &job.event))
+        {
+            let _ = job.reply.send(refusal);
+            return;
+        }
+        let kind = job.event.kind.as_u16();
+        if crate::nip43::is_request(kind) {
+            self.relay_access(job);
+            return;
+        }
+        let refusal = crate::nip43::relay_kind_refusal(shared, &job.event).or_else(|| {
+            (kind == 9007)
+                .then(|| {
+                    crate::nip43::members_only_refusal(shared, &job.event.pubkey, "create groups")
+                })
+                .flatten()
+        });
+        if let Some(refusal) = refusal {
+            let _ = job.reply.send(Reply::refused(refusal));
+            return;
+        }
+        let policy = shared.policy.access();
+        if kind == MANAGEMENT_KIND {
+            // The relay's own NIP-86 record (`managed` refused anyone else's).
+            self.queue_own(&policy, job.event, job.prepared, Some(job.reply));
+            return;
+        }
+        // The relay's answer is signed before the decision, so an accepted request is
+        // never queued without it.
+        let answer = match answer(shared, &job.event) {
+            Ok(answer) => answer,
+            Err(message) => {
+                tracing::error!(error = %message, "the relay could not sign its answer");
+                let _ = job.reply.send(Reply::refused(format!("error: {message}")));
+                return;
             }
-            let refusal = crate::nip43::relay_kind_refusal(shared, &job.event).or_else(|| {
-                (kind == 9007)
-                    .then(|| {
-                        crate::nip43::members_only_refusal(
-                            shared,
-                            &job.event.pubkey,
-                            "create groups",
-                        )
-                    })
-                    .flatten()
-            });
-            if let Some(refusal) = refusal {
-                let _ = job.reply.send(Reply::refused(refusal));
-                continue;
+        };
+        let id = *job.prepared.id();
+        match self
+            .sequencer
+            .decide(&policy, &job.event, &id, group.as_deref())
+        {
+            Verdict::Accepted => {
+                self.queued.push((job.prepared, job.event, Some(job.reply)));
+                if let Some((event, prepared)) = answer {
+                    self.queue_own(&policy, event, prepared, None);
+                }
             }
-            if kind == MANAGEMENT_KIND {
-                // The relay's own NIP-86 record (`managed` refused anyone else's):
-                // decided alone, like moderation, so later events see it.
-                submit(shared, acks, std::mem::take(&mut batch), None);
-                let (done, wait) = crossbeam_channel::bounded(1);
-                submit(shared, acks, vec![job], Some(done));
-                let _ = wait.recv();
-                continue;
+            // A copy of an event still in flight: the store finds it at commit, and
+            // its author gets `OK` once the first copy is durable.
+            Verdict::Duplicate => self.queued.push((job.prepared, job.event, Some(job.reply))),
+            Verdict::Refused(rejection) => {
+                let _ = job.reply.send(Reply::refused(rejection.to_string()));
             }
-            if is_moderation(kind) {
-                submit(shared, acks, std::mem::take(&mut batch), None);
-                moderate(shared, acks, job);
-                continue;
-            }
-            match shared.policy.check_write(&job.event) {
-                Ok(()) => batch.push(job),
-                Err(rejection) => {
-                    let _ = job.reply.send(Reply::refused(rejection.to_string()));
+        }
+    }
+
+    /// Queues one of the relay's own events (decided by the relay itself) in the batch
+    /// being filled.
+    fn queue_own(
+        &mut self,
+        policy: &AccessPolicy,
+        event: Event,
+        prepared: PreparedEvent,
+        reply: Option<oneshot::Sender<Reply>>,
+    ) {
+        self.sequencer
+            .record(policy, &event, prepared.id(), prepared.group());
+        self.queued.push((prepared, event, reply));
+    }
+
+    /// Decides a NIP-43 join or leave request: the request itself is ephemeral and
+    /// never stored; an accepted one is answered once the relay's 8000/8001 and its new
+    /// 13534 list are durable, committed in the batch being filled.
+    fn relay_access(&mut self, job: Job) {
+        let shared = self.shared;
+        let decision = crate::nip43::decide(shared, &job.event);
+        let mut own = Vec::new();
+        for event in decision.writes {
+            match shared.store.prepare(&event) {
+                Ok(Prepared::Ready(prepared)) => own.push((event, prepared)),
+                Ok(Prepared::Duplicate(_)) => {}
+                Err(error) => {
+                    let _ = job.reply.send(Reply::refused(format!("error: {error}")));
+                    return;
                 }
             }
         }
-        submit(shared, acks, batch, None);
+        let reply = Reply {
+            accepted: decision.accepted,
+            message: decision.message,
+        };
+        if own.is_empty() {
+            let _ = job.reply.send(reply);
+            return;
+        }
+        let policy = shared.policy.access();
+        for (event, prepared) in own {
+            self.queue_own(&policy, event, prepared, None);
+        }
+        self.answers.push((job.reply, reply));
+    }
+
+    /// Hands what is queued to the store without waiting.
+    fn submit(&mut self) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let mut prepared = Vec::with_capacity(self.queued.len());
+        let mut events = Vec::with_capacity(self.queued.len());
+        let mut replies = Vec::with_capacity(self.queued.len());
+        for (p, event, reply) in self.queued.drain(..) {
+            prepared.push(p);
+            events.push(event);
+            replies.push(reply);
+        }
+        let number = self.sequencer.sealed();
+        self.submitted = number;
+        let batch = Submitted {
+            number,
+            at: std::time::Instant::now(),
+            ticket: self.shared.store.submit(prepared),
+            events,
+            replies,
+            answers: std::mem::take(&mut self.answers),
+        };
+        if let Err(crossbeam_channel::SendError(batch)) = self.acks.send(batch) {
+            let number = batch.number;
+            fail(batch, "error: the relay is shutting down");
+            self.acknowledged.set(number);
+        }
     }
 }
 
@@ -201,109 +395,18 @@ fn late_publication(shared: &Shared, event: &Event) -> Option<Reply> {
     })
 }
 
-/// Decides a NIP-43 join or leave request: the request itself is ephemeral and never
-/// stored; an accepted one is answered once the relay's 8000/8001 and its new 13534
-/// list are durable, so later decisions see the new membership.
-fn relay_access(shared: &Shared, acks: &Sender<Pending>, job: Job) {
-    let decision = crate::nip43::decide(shared, &job.event);
-    let mut jobs = Vec::new();
-    for event in decision.writes {
-        match shared.store.prepare(&event) {
-            Ok(Prepared::Ready(prepared)) => jobs.push(Job {
-                event,
-                prepared,
-                reply: oneshot::channel().0,
-            }),
-            Ok(Prepared::Duplicate(_)) => {}
-            Err(error) => {
-                let _ = job.reply.send(Reply::refused(format!("error: {error}")));
-                return;
-            }
-        }
-    }
-    if !jobs.is_empty() {
-        let (done, wait) = crossbeam_channel::bounded(1);
-        submit(shared, acks, jobs, Some(done));
-        let failed = match wait.recv() {
-            Ok(Ok(_)) => None,
-            Ok(Err(message)) => Some(message),
-            Err(_) => Some("error: the relay is shutting down".to_owned()),
-        };
-        if let Some(message) = failed {
-            let _ = job.reply.send(Reply::refused(message));
-            return;
-        }
-    }
-    let _ = job.reply.send(Reply {
-        accepted: decision.accepted,
-        message: decision.message,
-    });
-}
-
-/// Submits client jobs to the store without waiting.
-fn submit(
-    shared: &Shared,
-    acks: &Sender<Pending>,
-    batch: Vec<Job>,
-    done: Option<Sender<Result<Vec<AppendOutcome>, String>>>,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut prepared = Vec::with_capacity(batch.len());
-    let mut events = Vec::with_capacity(batch.len());
-    let mut replies = Vec::with_capacity(batch.len());
-    for job in batch {
-        prepared.push(job.prepared);
-        events.push(job.event);
-        replies.push(Some(job.reply));
-    }
-    let pending = Pending {
-        submitted: std::time::Instant::now(),
-        ticket: shared.store.submit(prepared),
-        events,
-        replies,
-        done,
-    };
-    if let Err(crossbeam_channel::SendError(pending)) = acks.send(pending) {
-        fail(pending, "error: the relay is shutting down");
-    }
-}
-
-fn fail(pending: Pending, message: &str) {
-    for reply in pending.replies.into_iter().flatten() {
+fn fail(batch: Submitted, message: &str) {
+    for reply in batch.replies.into_iter().flatten() {
         let _ = reply.send(Reply::refused(message));
     }
-    if let Some(done) = pending.done {
-        let _ = done.send(Err(message.to_owned()));
+    for (reply, _) in batch.answers {
+        let _ = reply.send(Reply::refused(message));
     }
-}
-
-/// Decides one moderation event, with the relay's answer to it, and waits for both.
-fn moderate(shared: &Arc<Shared>, acks: &Sender<Pending>, job: Job) {
-    if let Err(rejection) = shared.policy.check_write(&job.event) {
-        let _ = job.reply.send(Reply::refused(rejection.to_string()));
-        return;
-    }
-    let answer = match answer(shared, &job.event) {
-        Ok(answer) => answer,
-        Err(message) => {
-            tracing::error!(error = %message, "the relay could not sign its answer");
-            let _ = job.reply.send(Reply::refused(format!("error: {message}")));
-            return;
-        }
-    };
-    let (done, wait) = crossbeam_channel::bounded(1);
-    let mut jobs = vec![job];
-    jobs.extend(answer);
-    submit(shared, acks, jobs, Some(done));
-    // The sequencer decides the next event against the state this one made.
-    let _ = wait.recv();
 }
 
 /// The relay's own event answering an accepted `event` (a 9000 for a 9021, a 9001 for a
 /// 9022), ready to be committed with it.
-fn answer(shared: &Shared, event: &Event) -> Result<Option<Job>, String> {
+fn answer(shared: &Shared, event: &Event) -> Result<Option<(Event, PreparedEvent)>, String> {
     let kind = match event.kind.as_u16() {
         // Without `answer_joins` (zooid's `auto_join = false`), a join request waits
         // for a moderator's 9000.
@@ -321,25 +424,32 @@ fn answer(shared: &Shared, event: &Event) -> Result<Option<Job>, String> {
         .finalize(&shared.keys)
         .map_err(|e| e.to_string())?;
     match shared.store.prepare(&signed).map_err(|e| e.to_string())? {
-        Prepared::Ready(prepared) => Ok(Some(Job {
-            event: signed,
-            prepared,
-            // Nobody waits for the relay's own event but the sequencer.
-            reply: oneshot::channel().0,
-        })),
+        Prepared::Ready(prepared) => Ok(Some((signed, prepared))),
         Prepared::Duplicate(_) => Ok(None),
     }
 }
 
-fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
-    for p in pending {
-        let result = p.ticket.and_then(Ticket::wait);
+fn acknowledge(shared: &Arc<Shared>, batches: &Receiver<Submitted>, acknowledged: &Acknowledged) {
+    let _stop = StopGuard(acknowledged);
+    for batch in batches {
+        let result = match batch.ticket {
+            Ok(ticket) => ticket.wait(),
+            Err(error) => Err(error),
+        };
         shared
             .metrics
-            .observe_commit(p.submitted.elapsed().as_secs_f64());
+            .observe_commit(batch.at.elapsed().as_secs_f64());
+        let batch = Submitted {
+            ticket: Err(StoreError::WriterGone),
+            ..batch
+        };
+        let number = batch.number;
         match result {
             Ok(outcomes) => {
-                let fresh: Vec<(u64, Event)> = p
+                // Decisions waiting for this batch may go on: the state they read is
+                // committed.
+                acknowledged.set(number);
+                let fresh: Vec<(u64, Event)> = batch
                     .events
                     .into_iter()
                     .zip(&outcomes)
@@ -356,7 +466,7 @@ fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
                 {
                     tracing::error!(%error, "delivering committed events to subscribers failed");
                 }
-                for (reply, outcome) in p.replies.into_iter().zip(&outcomes) {
+                for (reply, outcome) in batch.replies.into_iter().zip(&outcomes) {
                     let message = match outcome {
                         AppendOutcome::Appended(_) => String::new(),
                         AppendOutcome::Duplicate(_) => "duplicate: already have this event".into(),
@@ -368,8 +478,8 @@ fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
                         });
                     }
                 }
-                if let Some(done) = p.done {
-                    let _ = done.send(Ok(outcomes));
+                for (reply, answer) in batch.answers {
+                    let _ = reply.send(answer);
                 }
             }
             Err(error) => {
@@ -379,14 +489,9 @@ fn acknowledge(shared: &Arc<Shared>, pending: &Receiver<Pending>) {
                         .store(true, std::sync::atomic::Ordering::Release);
                 }
                 tracing::error!(error = %error, "a batch could not be stored");
-                let message = format!("error: could not store the event: {error}");
-                fail(
-                    Pending {
-                        ticket: Err(StoreError::WriterGone),
-                        ..p
-                    },
-                    &message,
-                );
+                fail(batch, &format!("error: could not store the event: {error}"));
+                // Nothing of it was written: the committed state is exact again.
+                acknowledged.set(number);
             }
         }
     }

@@ -52,6 +52,19 @@ pub trait RelayWideProjection: Send + Sync + 'static {
     /// header alone.
     fn kinds(&self) -> Kinds;
 
+    /// The kinds only the relay's own key may sign (see
+    /// [`Projection::relay_signed`](crate::Projection::relay_signed)). None by default.
+    fn relay_signed(&self) -> Vec<u16> {
+        Vec::new()
+    }
+
+    /// Whether a writer's decisions read this state, so an accepted event of one of its
+    /// kinds must be committed before the next event is decided. True by default (the
+    /// exact choice); a projection that only serves reads may say false.
+    fn read_by_writes(&self) -> bool {
+        true
+    }
+
     /// The state before any event.
     fn init(&self) -> Self::State;
 
