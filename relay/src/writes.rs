@@ -419,8 +419,12 @@ fn answer(shared: &Shared, event: &Event) -> Result<Option<(Event, PreparedEvent
     };
     let h = Tag::parse(["h", group]).map_err(|e| e.to_string())?;
     let p = Tag::parse(["p", event.pubkey.to_hex().as_str()]).map_err(|e| e.to_string())?;
+    // The request's id makes each answer its own event: a second join by the same key
+    // within a second (after a leave) would otherwise sign the first answer again, a
+    // duplicate the store would not append.
+    let e = Tag::parse(["e", event.id.to_hex().as_str()]).map_err(|e| e.to_string())?;
     let signed = EventBuilder::new(kind, "")
-        .tags([h, p])
+        .tags([h, p, e])
         .finalize(&shared.keys)
         .map_err(|e| e.to_string())?;
     match shared.store.prepare(&signed).map_err(|e| e.to_string())? {
