@@ -207,14 +207,14 @@ async fn concurrent_writes_are_decided_as_one_at_a_time() {
     let engine = builder.build().expect("engine");
     let model = AccessPolicy::new(groups, policy);
     for (i, event) in logged.iter().enumerate() {
-        if event.pubkey != relay {
-            if let Err(rejection) = model.check_write(event) {
-                panic!(
-                    "log position {}: the relay accepted a kind {} that one-at-a-time decisions refuse: {rejection}",
-                    i + 1,
-                    event.kind.as_u16()
-                );
-            }
+        if event.pubkey != relay
+            && let Err(rejection) = model.check_write(event)
+        {
+            panic!(
+                "log position {}: the relay accepted a kind {} that one-at-a-time decisions refuse: {rejection}",
+                i + 1,
+                event.kind.as_u16()
+            );
         }
         if event.kind.as_u16() == 9021 && event.pubkey != relay {
             let next = logged
