@@ -14,9 +14,12 @@
 //! **Memory.** The storage view holds one (`created_at`, id) item — 40 bytes — per
 //! matching event, never the events: they are walked with zero-copy views through the
 //! id index (`ids`), the group index (`#h`) or the log. A filter matching more than
-//! [`MAX_ITEMS`] events is refused with `NEG-ERR` `blocked:` (at most 40 MB per session)
-//! and a connection holds at most [`MAX_SESSIONS`] sessions, so one connection pins at
-//! most 80 MB while reconciling.
+//! [`MAX_ITEMS`] events is refused with `NEG-ERR` `blocked:` (at most 40 MB per session),
+//! and the open sessions of one connection hold at most [`MAX_CONNECTION_ITEMS`] events
+//! together (80 MB): a `NEG-OPEN` past that budget is refused with `blocked:` until the
+//! peer closes one. Clients open one session per filter at once — Flotilla's space sync
+//! (`@welshman/net`'s `pull`) opens fifteen, most of them small — so what is bounded is
+//! the events held, and the count of sessions only loosely ([`MAX_SESSIONS`]).
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -34,17 +37,20 @@ use crate::shared::Shared;
 
 /// Most events one session reconciles (40 bytes each while it is open).
 pub(crate) const MAX_ITEMS: usize = 1_000_000;
-/// Open sessions per connection.
-pub(crate) const MAX_SESSIONS: usize = 2;
+/// Most events the open sessions of one connection hold together (80 MB).
+pub(crate) const MAX_CONNECTION_ITEMS: usize = 2 * MAX_ITEMS;
+/// Open sessions per connection (as many as `REQ` subscriptions by default).
+pub(crate) const MAX_SESSIONS: usize = 64;
 /// Largest negentropy message the relay writes, in bytes (twice that as hex).
 const FRAME_LIMIT: u64 = 60_000;
 
 type Session = Negentropy<'static, NegentropyStorageVector>;
 
-/// One connection's open reconciliations, by subscription id.
+/// One connection's open reconciliations, by subscription id, each with the number of
+/// events its storage view holds.
 #[derive(Default)]
 pub(crate) struct Sessions {
-    open: BTreeMap<String, Session>,
+    open: BTreeMap<String, (Session, usize)>,
 }
 
 impl Sessions {
@@ -65,19 +71,21 @@ impl Sessions {
                 &format!("blocked: at most {MAX_SESSIONS} reconciliations per connection"),
             );
         }
+        let held: usize = self.open.values().map(|(_, items)| items).sum();
+        let budget = MAX_CONNECTION_ITEMS.saturating_sub(held);
         let Ok(query) = hex::decode(initial) else {
             return error(&sub, "invalid: the message is not hex");
         };
         let shared = shared.clone();
         let built = tokio::task::spawn_blocking(move || {
-            let mut session = build(&shared, reader, filter)?;
+            let (mut session, items) = build(&shared, reader, filter, budget)?;
             let reply = session.reconcile(&query).map_err(|e| invalid(&e))?;
-            Ok::<_, String>((session, reply))
+            Ok::<_, String>((session, items, reply))
         })
         .await;
         match built {
-            Ok(Ok((session, reply))) => {
-                self.open.insert(sub.as_str().to_owned(), session);
+            Ok(Ok((session, items, reply))) => {
+                self.open.insert(sub.as_str().to_owned(), (session, items));
                 message(&sub, &reply)
             }
             Ok(Err(reason)) => error(&sub, &reason),
@@ -87,7 +95,7 @@ impl Sessions {
 
     /// Answers `NEG-MSG` of an open session.
     pub(crate) async fn message(&mut self, sub: SubscriptionId, text: &str) -> String {
-        let Some(mut session) = self.open.remove(sub.as_str()) else {
+        let Some((mut session, items)) = self.open.remove(sub.as_str()) else {
             return error(&sub, "closed: no such reconciliation; send NEG-OPEN");
         };
         let Ok(query) = hex::decode(text) else {
@@ -100,7 +108,7 @@ impl Sessions {
         .await;
         match done {
             Ok((session, Ok(reply))) => {
-                self.open.insert(sub.as_str().to_owned(), session);
+                self.open.insert(sub.as_str().to_owned(), (session, items));
                 message(&sub, &reply)
             }
             Ok((_, Err(e))) => error(&sub, &invalid(&e)),
@@ -135,12 +143,14 @@ fn error(sub: &SubscriptionId, reason: &str) -> String {
 }
 
 /// The sealed storage view of what `reader` may reconcile under `filter`, or the
-/// reason it is refused (a `NEG-ERR` message).
-pub(crate) fn build(
+/// reason it is refused (a `NEG-ERR` message). `budget`: the events the connection's other open sessions leave room for. Also
+/// returns the number of events the view holds.
+fn build(
     shared: &Shared,
     reader: Option<PublicKey>,
     mut filter: Filter,
-) -> Result<Session, String> {
+    budget: usize,
+) -> Result<(Session, usize), String> {
     // NIP-77 reconciles every match; a `limit` would make the sets depend on it.
     filter.limit = None;
     let compiled = [Compiled::new(filter)];
@@ -152,13 +162,20 @@ pub(crate) fn build(
             }
         });
     }
-    let items = items(shared, reader, replica, &compiled[0]).map_err(|e| match e {
-        Walk::TooMany => format!(
+    let cap = budget.min(MAX_ITEMS);
+    let (items, count) = items(shared, reader, replica, &compiled[0], cap).map_err(|e| match e {
+        Walk::TooMany if cap == MAX_ITEMS => format!(
             "blocked: the filter matches more than {MAX_ITEMS} events; narrow it (by #h, since, until)"
+        ),
+        Walk::TooMany => format!(
+            "blocked: this connection's open reconciliations hold {} events, at most \
+             {MAX_CONNECTION_ITEMS} together; close one (NEG-CLOSE) or narrow the filter",
+            MAX_CONNECTION_ITEMS - budget
         ),
         Walk::Failed(e) => format!("error: {e}"),
     })?;
-    Negentropy::owned(items, FRAME_LIMIT).map_err(|e| format!("error: {e}"))
+    let session = Negentropy::owned(items, FRAME_LIMIT).map_err(|e| format!("error: {e}"))?;
+    Ok((session, count))
 }
 
 enum Walk {
@@ -179,13 +196,15 @@ impl From<highwater_engine::EngineError> for Walk {
 }
 
 /// The (`created_at`, id) of every event `filter` matches that the reader may see
-/// (every match, for a replica), sealed (sorted).
+/// (every match, for a replica), sealed (sorted), and their number; [`Walk::TooMany`]
+/// past `cap` of them.
 fn items(
     shared: &Shared,
     reader: Option<PublicKey>,
     replica: bool,
     filter: &Compiled,
-) -> Result<NegentropyStorageVector, Walk> {
+    cap: usize,
+) -> Result<(NegentropyStorageVector, usize), Walk> {
     let store = &shared.store;
     let banned = if replica {
         std::collections::BTreeSet::default()
@@ -212,7 +231,7 @@ fn items(
             }
         }
         count += 1;
-        if count > MAX_ITEMS {
+        if count > cap {
             too_many.set(true);
             return ControlFlow::Break(());
         }
@@ -242,12 +261,81 @@ fn items(
                 break;
             }
         }
-    } else {
+    } else if replica || !state_only(filter) {
         store.scan(1, |seq, e| consider(seq, e, &mut access))?;
     }
     if too_many.get() {
         return Err(Walk::TooMany);
     }
+    // The group state events (39000–39005) a `REQ` with this filter returns are rendered,
+    // never stored: the view holds the same signed events (Flotilla learns a space's
+    // rooms by reconciling `kinds: [39000, 9008]`).
+    if !replica && filter.ids.is_none() && filter.tag_values("h").is_none() {
+        for event in rendered(shared, &mut access, filter)? {
+            count += 1;
+            if count > cap {
+                return Err(Walk::TooMany);
+            }
+            let _ = out.insert(
+                event.created_at.as_secs(),
+                Id::from_byte_array(event.id.to_bytes()),
+            );
+        }
+    }
     let _ = out.seal();
+    Ok((out, count))
+}
+
+/// Whether every kind `filter` names is a state kind (none stored for a non-replica).
+fn state_only(filter: &Compiled) -> bool {
+    filter
+        .kinds
+        .as_ref()
+        .is_some_and(|k| k.iter().all(|&k| is_state_kind(k)))
+}
+
+/// The rendered state events of the groups `filter` names by `#d` (of every group, else)
+/// that it matches and the reader may see — what a `REQ` with it is offered.
+fn rendered(
+    shared: &Shared,
+    access: &mut Access<'_>,
+    filter: &Compiled,
+) -> Result<Vec<nostr::prelude::Event>, Walk> {
+    let kinds: Vec<u16> = filter
+        .kinds
+        .as_ref()
+        .map(|k| k.iter().copied().filter(|&k| is_state_kind(k)).collect())
+        .unwrap_or_default();
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let groups: Vec<String> = match filter.tag_values("d") {
+        Some(d) => d.iter().cloned().collect(),
+        None => shared
+            .store
+            .groups()
+            .into_iter()
+            .map(|g| g.name.to_string())
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for g in groups {
+        if !access.can_see_group(&g) {
+            continue;
+        }
+        let current = shared
+            .rendered
+            .current(shared.policy.groups(), &shared.keys, &g, &kinds)
+            .map_err(|e| Walk::Failed(e.to_string()))?;
+        for event in current.events {
+            let kind = event.kind.as_u16();
+            if filter.kind_allowed(kind)
+                && filter.matches_event(&event)
+                && access.can_see_state(kind, &g)
+            {
+                out.push(event);
+            }
+        }
+    }
     Ok(out)
 }

@@ -279,12 +279,18 @@ fn run_filter(
         Ok::<(), StoreError>(())
     };
     if let Some(ids) = &filter.ids {
+        let mut unstored = Vec::new();
         for id in ids {
             if let Some(seq) = store.seq_of(&EventId::from_byte_array(*id))? {
                 store
                     .with_event(seq, |e| consider(seq, e, access))?
                     .transpose()?;
+            } else if !raw {
+                unstored.push(id);
             }
+        }
+        for id in unstored {
+            offer_rendered_id(shared, access, filter, id, newest)?;
         }
         return Ok(());
     }
@@ -325,6 +331,33 @@ fn run_filter(
         }
     })?;
     failed.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// Offers the rendered state event with this id, while it is its group's current one
+/// and the reader may see it: a NIP-77 peer reconciled it (`negentropy.rs` holds the
+/// rendered events in its views) and now asks for it by id.
+fn offer_rendered_id(
+    shared: &Shared,
+    access: &mut Access<'_>,
+    filter: &Compiled,
+    id: &[u8; 32],
+    newest: &mut Newest,
+) -> Result<(), RelayError> {
+    let Some((group, kind)) = shared.rendered.remembered(id) else {
+        return Ok(());
+    };
+    if !access.can_see_group(&group) || !access.can_see_state(kind, &group) {
+        return Ok(());
+    }
+    let current = shared
+        .rendered
+        .current(shared.policy.groups(), &shared.keys, &group, &[kind])?;
+    for event in current.events {
+        if event.id.as_bytes() == id && filter.matches_event(&event) {
+            newest.offer(RENDERED, event);
+        }
+    }
+    Ok(())
 }
 
 /// Offers the rendered state events of the groups a filter names by `#d` (or of every

@@ -150,6 +150,19 @@ impl Rendered {
         Ok(out)
     }
 
+    /// The group and kind of the signed state event with this id, if it is the last
+    /// rendering remembered (a client asking by id after a NIP-77 reconciliation). The
+    /// caller renders again and serves the event only if it is still the current one.
+    pub(crate) fn remembered(&self, id: &[u8; 32]) -> Option<(String, u16)> {
+        self.groups.lock().iter().find_map(|(group, signed)| {
+            signed
+                .events
+                .iter()
+                .find(|(_, event)| event.id.as_bytes() == id)
+                .map(|(kind, _)| (group.to_string(), *kind))
+        })
+    }
+
     /// The groups the last rendering of `group` names as its parent or children.
     pub(crate) fn linked(&self, group: &str) -> BTreeSet<String> {
         self.groups
