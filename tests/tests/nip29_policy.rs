@@ -697,6 +697,39 @@ fn every_relay_kind_is_signed_by_the_relay_only() {
     }
 }
 
+/// The relay-only kinds come from the registered projections' declarations
+/// (`KindTable`), not only NIP-29's range: NIP-43's member events and the NIP-86
+/// record are the relay's too, refused from anyone else by every writer.
+#[test]
+fn the_relay_members_and_management_kinds_are_signed_by_the_relay_only() {
+    let h = Harness::new();
+    let creator = key(1);
+    h.append(&[ev(9007, "g").sign(&creator)]);
+    let access = h.policy(&Policy::default());
+    let table = access.groups().kinds();
+    for kind in [8000u16, 8001, 13_534, 9086] {
+        assert!(table.is_relay_signed(kind), "{kind}");
+        let event = |who: &nostr::prelude::Keys| {
+            EventBuilder::new(Kind::from(kind), "")
+                .tags([nostr::prelude::Tag::parse(["p", &creator.public_key().to_hex()]).unwrap()])
+                .finalize(who)
+                .unwrap()
+        };
+        assert_eq!(
+            message(&access, &event(&creator)),
+            format!("restricted: kind {kind} is signed by the relay itself"),
+        );
+        assert_eq!(message(&access, &event(&relay())), "ok", "{kind}");
+    }
+    assert!(!table.is_relay_signed(9), "a chat message is anyone's");
+    assert!(table.changes_group(9000) && !table.changes_group(9));
+    assert!(table.changes_relay(8000) && table.changes_relay(9086));
+    assert!(
+        !table.changes_relay(9005),
+        "deletions decide what is served, not what is accepted"
+    );
+}
+
 #[test]
 fn timeline_references_must_name_stored_events() {
     let h = Harness::new();
