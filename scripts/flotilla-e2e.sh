@@ -1,30 +1,76 @@
 #!/usr/bin/env bash
 # Runs the Flotilla app itself (a copy of coracle-social/flotilla, its dependencies from
-# npm) in headless Chromium against `highwater relay`, taking a screenshot of each step
-# into docs/flotilla/ and the result into docs/flotilla/RESULT.md. Outside CI: it needs
-# Chromium (Debian: apt-get install chromium), pnpm and network access to GitHub/npm.
+# npm) in headless Chromium against a fresh `highwater relay`: open the app, log in with
+# a key, join the space, see its rooms, create a room, post, reload, open the room in a
+# new browser profile, check the group list (10009). A screenshot of each step, the
+# WebSocket frames and the result go to docs/flotilla/ (RESULT.md). Outside CI.
 #
-#   scripts/flotilla-e2e.sh [FLOTILLA_CHECKOUT]
+#   scripts/flotilla-e2e.sh FLOTILLA_CHECKOUT
+#
+# FLOTILLA_CHECKOUT is a copy of Flotilla's repository (made once; the script installs
+# and builds in it):
+#   with GitHub access:  git clone https://github.com/coracle-social/flotilla target/flotilla
+#   from a bare mirror:  git --git-dir=MIRROR archive HEAD | tar -x -C target/flotilla
+#                        git --git-dir=MIRROR rev-parse HEAD > target/flotilla/.commit
+# Needs node and npm, and Chromium (Debian: apt-get install chromium; CHROMIUM=path to
+# use another). npm serves none of the @welshman 0.8.1 packages Flotilla's lockfile pins,
+# so the install pins @welshman/* to 0.8.3 (as tests/flotilla does) and re-resolves the
+# rest of the lockfile; install scripts are skipped (sharp's downloads libvips from
+# GitHub, and only Flotilla's icon generation uses it). FLOTILLA_REBUILD=1 builds again.
+# HIGHWATER_BIN=path runs that executable instead of building one (HIGHWATER_COMMIT=what
+# it was built from, for RESULT.md).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-flotilla="${1:-$root/target/flotilla}"
+[ $# -eq 1 ] || { sed -n 8,22p "$0" >&2; exit 2; }
+flotilla="$(cd "$1" && pwd)"
 out="$root/docs/flotilla"
-command -v chromium >/dev/null || { echo "chromium is required (apt-get install chromium)" >&2; exit 1; }
-[ -d "$flotilla" ] || git clone --depth 1 https://github.com/coracle-social/flotilla "$flotilla"
-(cd "$flotilla" && npx --yes pnpm@9 install --frozen-lockfile && npx --yes pnpm@9 run build)
-cargo build --quiet -p highwater-replay --bin highwater
-db="$(mktemp -d)"
-port=7791
-HIGHWATER_RELAY_SECRET_KEY="$(openssl rand -hex 32)" "$root/target/debug/highwater" relay \
-  --db "$db/db" --create --bind "127.0.0.1:$port" &
-relay=$!
-(cd "$flotilla" && npx --yes pnpm@9 run preview --port 4173 --host 127.0.0.1) &
-app=$!
-trap 'kill $relay $app; rm -rf "$db"' EXIT
-sleep 5
+chromium="${CHROMIUM:-$(command -v chromium || true)}"
+[ -x "$chromium" ] || { echo "chromium is required (apt-get install chromium)" >&2; exit 1; }
+[ -f "$flotilla/package.json" ] || { echo "$flotilla is not a Flotilla checkout" >&2; exit 1; }
+# Its commit: .commit (the mirror route), else its own git repository (a clone; not the
+# repository it may sit inside, such as this one's target/).
+if [ -f "$flotilla/.commit" ]; then
+  flotilla_commit="$(cat "$flotilla/.commit")"
+elif [ "$(git -C "$flotilla" rev-parse --show-toplevel 2>/dev/null)" = "$flotilla" ]; then
+  flotilla_commit="$(git -C "$flotilla" rev-parse HEAD)"
+else
+  flotilla_commit=unknown
+fi
+
+# Flotilla: dependencies and a production build (vite build, as its build.sh does before
+# its Capacitor steps).
+if [ ! -d "$flotilla/node_modules" ]; then
+  (cd "$flotilla" && node -e '
+    const fs = require("fs")
+    const p = JSON.parse(fs.readFileSync("package.json"))
+    p.pnpm = p.pnpm || {}
+    p.pnpm.overrides = p.pnpm.overrides || {}
+    for (const n of ["app", "content", "editor", "feeds", "lib", "net", "router", "signer", "store", "util"])
+      p.pnpm.overrides["@welshman/" + n] = "0.8.3"
+    fs.writeFileSync("package.json", JSON.stringify(p, null, 2) + "\n")' &&
+    npx --yes pnpm@9 install --no-frozen-lockfile --ignore-scripts --config.engine-strict=false)
+fi
+if [ ! -f "$flotilla/build/index.html" ] || [ -n "${FLOTILLA_REBUILD:-}" ]; then
+  (cd "$flotilla" && set -a && . ./.env.template && set +a &&
+    VITE_BUILD_HASH="${flotilla_commit:0:7}" npx vite build)
+fi
+
+# highwater: the executable cargo builds for this checkout, copied (another checkout
+# sharing the target directory may replace target/debug/highwater while this runs).
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+if [ -z "${HIGHWATER_BIN:-}" ]; then
+  built="$(cd "$root" && cargo build --quiet --locked -p highwater-replay --bin highwater --message-format=json |
+    node -e 'let last; require("readline").createInterface({input: process.stdin}).on("line", l => { const m = JSON.parse(l); if (m.executable) last = m.executable }).on("close", () => console.log(last))')"
+  cp "$built" "$work/highwater"
+  HIGHWATER_BIN="$work/highwater"
+fi
+highwater_commit="${HIGHWATER_COMMIT:-$(git -C "$root" describe --always --dirty --abbrev=12)}"
+
+# The driver (puppeteer-core on the system's Chromium; no browser download).
+(cd "$root/scripts/flotilla-e2e" && npm ci --no-audit --no-fund --loglevel=error)
 mkdir -p "$out"
-shot() { chromium --headless=new --no-sandbox --window-size=1000,700 --screenshot="$out/$1.png" "$2"; }
-shot 1-landing "http://127.0.0.1:4173/"
-shot 2-space "http://127.0.0.1:4173/spaces/$(node -e "console.log(encodeURIComponent('ws://127.0.0.1:$port'))")"
-printf '# Flotilla against highwater\n\nLast run: %s\n\nScreenshots: %s\n' "$(date -u +%FT%TZ)" \
-  "$(cd "$out" && ls *.png | tr '\n' ' ')" > "$out/RESULT.md"
+rm -f "$out"/[0-9][0-9]-*.png
+node "$root/scripts/flotilla-e2e/driver.mjs" --build "$flotilla/build" --highwater "$HIGHWATER_BIN" \
+  --out "$out" --chromium "$chromium" --flotilla-commit "$flotilla_commit" \
+  --highwater-commit "$highwater_commit"
