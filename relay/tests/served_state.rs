@@ -123,6 +123,11 @@ fn write_elsewhere(spec: &str) {
 
 /// Every group's 39000–39005 as a client reads them after NIP-42 `AUTH` as the relay
 /// key (which may see hidden and private groups): (group, kind) → (tags, content).
+///
+/// The subscription is live while its stored answer is read, so a state event the
+/// relay republishes meanwhile (after another process's commit) may arrive before
+/// `EOSE` too: a NIP-01 client keeps the newer of two versions of an addressable event,
+/// and so does this one. The stored answer itself holds one version of each.
 async fn served(url: &str) -> BTreeMap<(String, u16), String> {
     let mut raw = Raw::connect(url).await;
     let challenge = raw.recv().await;
@@ -147,11 +152,11 @@ async fn served(url: &str) -> BTreeMap<(String, u16), String> {
         serde_json::to_string(&GROUPS).expect("JSON")
     ))
     .await;
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<(String, u16), (u64, String)> = BTreeMap::new();
     loop {
         let message = raw.recv().await;
         match message[0].as_str() {
-            Some("EOSE") => return out,
+            Some("EOSE") => return out.into_iter().map(|(k, (_, v))| (k, v)).collect(),
             Some("EVENT") => {}
             _ => panic!("unexpected answer {message}"),
         }
@@ -166,11 +171,23 @@ async fn served(url: &str) -> BTreeMap<(String, u16), String> {
             .and_then(|t| t.content())
             .expect("a d tag")
             .to_owned();
-        let previous = out.insert(
-            (group, event.kind.as_u16()),
-            serde_json::json!([event.tags, event.content]).to_string(),
-        );
-        assert!(previous.is_none(), "two versions of one state event served");
+        let version = serde_json::json!([event.tags, event.content]).to_string();
+        let at = event.created_at.as_secs();
+        match out.entry((group, event.kind.as_u16())) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert((at, version));
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let (seen_at, seen) = slot.get();
+                assert!(
+                    at != *seen_at || version == *seen,
+                    "two versions of one state event with the same created_at"
+                );
+                if at > *seen_at {
+                    slot.insert((at, version));
+                }
+            }
+        }
     }
 }
 
