@@ -122,6 +122,8 @@
 mod async_api;
 mod engine;
 mod error;
+mod fold;
+mod held;
 mod projection;
 mod rebuild;
 mod relay_wide;

@@ -14,17 +14,17 @@
 //! one fsync), then the states are published; reads keep being served from the old
 //! states until then. A group is folded on one thread from
 //! start to end, so the result does not depend on the number of threads.
+//!
+//! A projection takes part through a [`RebuildSink`] (the per-group runtime's is
+//! `runtime/rebuild_sink.rs`): this file walks the log and knows no runtime.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use highwater_store::{CheckpointWrite, EventRef, GroupInfo, GroupScan, Store};
-use parking_lot::Mutex;
 
 use crate::error::EngineError;
-use crate::projection::Projection;
-use crate::runtime::{Acc, Runtime, apply_guarded};
 use crate::status::RebuildReport;
 
 /// How a full rebuild ([`Engine::rebuild_with`](crate::Engine::rebuild_with)) runs.
@@ -101,124 +101,6 @@ pub(crate) trait GroupFold {
     fn fold(&mut self, seq: u64, event: EventRef<'_>);
     /// The group's walk ended at `scan`: encodes its checkpoint and hands it over.
     fn done(self: Box<Self>, scan: GroupScan) -> Result<(), EngineError>;
-}
-
-/// A group folded by a worker, waiting for the rebuild to finish.
-struct Rebuilt<S> {
-    no: u32,
-    acc: Acc<S>,
-    /// Its checkpoint, encoded on the worker (none for a failed group).
-    checkpoint: Option<CheckpointWrite>,
-}
-
-pub(crate) struct FullRebuild<'a, P: Projection> {
-    runtime: &'a Runtime<P>,
-    rebuilt: Mutex<Vec<Rebuilt<P::State>>>,
-}
-
-impl<'a, P: Projection> FullRebuild<'a, P> {
-    pub(crate) fn new(runtime: &'a Runtime<P>) -> Self {
-        Self {
-            runtime,
-            rebuilt: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-struct OneGroup<'s, 'a, P: Projection> {
-    sink: &'s FullRebuild<'a, P>,
-    no: u32,
-    acc: Acc<P::State>,
-}
-
-impl<P: Projection> GroupFold for OneGroup<'_, '_, P> {
-    fn fold(&mut self, seq: u64, event: EventRef<'_>) {
-        let rt = self.sink.runtime;
-        if self.acc.failure.is_none()
-            && rt.kinds.contains(event.kind())
-            && let Err(f) = apply_guarded(&rt.projection, &mut self.acc.value, seq, event)
-        {
-            self.acc.failure = Some(f);
-        }
-    }
-
-    fn done(self: Box<Self>, scan: GroupScan) -> Result<(), EngineError> {
-        let OneGroup { sink, no, mut acc } = *self;
-        acc.watermark = scan.last;
-        acc.events = scan.events;
-        let checkpoint = match acc.failure {
-            None => Some(sink.runtime.checkpoint_of(no, &acc)?),
-            Some(_) => None,
-        };
-        sink.rebuilt.lock().push(Rebuilt {
-            no,
-            acc,
-            checkpoint,
-        });
-        Ok(())
-    }
-}
-
-impl<P: Projection> RebuildSink for FullRebuild<'_, P> {
-    fn wants(&self, kind: u16) -> bool {
-        self.runtime.kinds.contains(kind)
-    }
-
-    fn group(&self, no: u32) -> Box<dyn GroupFold + '_> {
-        Box::new(OneGroup {
-            sink: self,
-            no,
-            acc: Acc {
-                value: self.runtime.projection.init(),
-                watermark: 0,
-                events: 0,
-                failure: None,
-            },
-        })
-    }
-
-    fn name(&self) -> &str {
-        &self.runtime.name
-    }
-
-    fn checkpoints(&mut self) -> Vec<CheckpointWrite> {
-        let rt = self.runtime;
-        let rebuilt = self.rebuilt.get_mut();
-        rebuilt.sort_unstable_by_key(|r| r.no);
-        let mut writes = Vec::with_capacity(rebuilt.len());
-        for r in rebuilt.iter_mut() {
-            match (&r.acc.failure, r.checkpoint.take()) {
-                (None, Some(write)) => writes.push(write),
-                (Some(f), _) => {
-                    tracing::error!(projection = %rt.name, group = %rt.group_name(r.no), seq = f.seq,
-                        error = %f.message, "fold failed during rebuild");
-                }
-                (None, None) => {}
-            }
-        }
-        writes
-    }
-
-    fn publish(self: Box<Self>, started: Instant) -> RebuildReport {
-        let rt = self.runtime;
-        let rebuilt = self.rebuilt.into_inner();
-        let groups = rebuilt.len();
-        let (mut events, mut failed) = (0, 0);
-        for r in rebuilt {
-            events += r.acc.events;
-            failed += usize::from(r.acc.failure.is_some());
-            rt.publish_rebuilt(r.no, r.acc);
-        }
-        let report = RebuildReport {
-            projection: rt.name.clone(),
-            events,
-            groups,
-            failed,
-            elapsed: started.elapsed(),
-        };
-        tracing::info!(projection = %rt.name, events, groups, failed, millis = report.elapsed.as_millis() as u64, "rebuilt");
-        report
-    }
 }
 
 /// Folds every group of the log from sequence 1 into every sink, on

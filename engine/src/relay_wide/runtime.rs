@@ -11,8 +11,9 @@ use parking_lot::{Mutex, RwLock};
 
 use super::{RELAY_WIDE_GROUP, RelayWideProjection};
 use crate::error::EngineError;
+use crate::fold::{Failure, compare_with_replay, guarded};
+use crate::held;
 use crate::projection::KindSet;
-use crate::runtime::{Failure, guarded, held};
 use crate::status::{LoadState, RebuildReport, RelayWideCounters, RelayWideStatus};
 
 /// Log records a relay-wide state may fall behind its checkpoint, per
@@ -548,7 +549,7 @@ impl<P: RelayWideProjection> ErasedRelayWide for RelayWideRuntime<P> {
         let served = self.read_at(Clone::clone);
         let until = served.as_ref().map_or(u64::MAX, |(_, at)| *at);
         let replayed = self.replay_until(until);
-        crate::runtime::compare_with_replay(served, replayed)
+        compare_with_replay(served, replayed)
     }
 
     fn status(&self) -> Result<RelayWideStatus, EngineError> {
