@@ -2,8 +2,9 @@
 //! settings in the `meta` table, and raw access for corruption tests.
 
 use crate::codec::{self, CheckpointRecord};
-use crate::error::{Corruption, StoreError};
-use crate::store::{Dbs, Store, index_corrupted};
+use crate::env::Dbs;
+use crate::error::{Corruption, StoreError, index_corrupted};
+use crate::store::Store;
 
 /// A checkpoint as stored: which projection version wrote it, up to which sequence
 /// number it folded the group, and the projection's encoded state.

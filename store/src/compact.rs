@@ -24,8 +24,11 @@ use std::sync::Arc;
 use heed::RwTxn;
 
 use crate::codec::{self, GroupEntry};
+use crate::env::Dbs;
+use crate::error::index_corrupted;
 use crate::error::{Corruption, StoreError};
-use crate::store::{Dbs, Store};
+use crate::request::Removed;
+use crate::store::Store;
 
 /// Which records a compaction removes: a record of a removable kind, in a group,
 /// whose `created_at` is before its group's bound.
@@ -105,18 +108,6 @@ impl Bounds {
                 .and_then(|(_, bound, _)| *bound)
                 .is_some_and(|bound| header.created_at < bound)
     }
-}
-
-/// What one compaction transaction did, taken into this process's memory by the writer
-/// after its commit.
-pub(crate) struct Removed {
-    /// The entries of the groups it changed, as committed.
-    pub(crate) groups: Vec<(Arc<str>, GroupEntry)>,
-    /// `removed_records` before and after the transaction.
-    pub(crate) before: u64,
-    pub(crate) after: u64,
-    /// Expired records kept as heads.
-    kept_heads: u64,
 }
 
 impl Store {
@@ -262,7 +253,7 @@ fn remove(
                 .map_err(StoreError::lmdb("reading the group table"))?
                 .and_then(GroupEntry::decode)
                 .filter(|e| e.no == no)
-                .ok_or_else(|| crate::store::index_corrupted("groups"))?;
+                .ok_or_else(|| index_corrupted("groups"))?;
             vacant.insert((name, entry));
         }
         let (_, entry) = groups.get_mut(&no).expect("inserted above");
@@ -296,7 +287,7 @@ fn remove(
         entry.count = entry
             .count
             .checked_sub(1)
-            .ok_or_else(|| crate::store::index_corrupted("groups"))?;
+            .ok_or_else(|| index_corrupted("groups"))?;
         removed += 1;
     }
     let mut changed: Vec<(Arc<str>, GroupEntry)> = groups.into_values().collect();

@@ -4,12 +4,23 @@
 use std::path::Path;
 
 use heed::types::Bytes;
-use heed::{DatabaseFlags, Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
+use heed::{Database, DatabaseFlags, Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
 
 use crate::codec::{self, GroupEntry};
-use crate::error::StoreError;
+use crate::error::{StoreError, index_corrupted};
 use crate::groups::GroupTable;
-use crate::store::{Dbs, StoreOptions, index_corrupted};
+use crate::options::StoreOptions;
+
+/// The databases of the environment.
+#[derive(Clone, Copy)]
+pub(crate) struct Dbs {
+    pub(crate) meta: Database<Bytes, Bytes>,
+    pub(crate) events: Database<Bytes, Bytes>,
+    pub(crate) ids: Database<Bytes, Bytes>,
+    pub(crate) groups: Database<Bytes, Bytes>,
+    pub(crate) group_index: Database<Bytes, Bytes>,
+    pub(crate) checkpoints: Database<Bytes, Bytes>,
+}
 
 /// Opens the environment. Returns it and whether it runs without the lock file: a
 /// read-only open falls back to that when `lock.mdb` cannot be opened for writing (a

@@ -331,6 +331,14 @@ impl StoreError {
     }
 }
 
+/// A malformed entry of an index table: a key or value of the wrong shape.
+pub(crate) fn index_corrupted(table: &'static str) -> StoreError {
+    StoreError::Corrupted(Corruption::Index {
+        table,
+        reason: "key or value has the wrong shape".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

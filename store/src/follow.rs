@@ -21,10 +21,10 @@ use std::sync::atomic::Ordering;
 use heed::{MdbError, RoTxn, WithoutTls};
 
 use crate::codec::{self, GroupEntry};
-use crate::env::{last_seq, load_groups};
-use crate::error::{Corruption, StoreError};
+use crate::env::{Dbs, last_seq, load_groups};
+use crate::error::{Corruption, StoreError, index_corrupted};
 use crate::event::EventRef;
-use crate::store::{Dbs, Shared, index_corrupted};
+use crate::shared::Shared;
 
 #[cfg(feature = "test-support")]
 thread_local! {

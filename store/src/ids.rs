@@ -10,8 +10,8 @@
 use heed::RoTxn;
 
 use crate::codec;
-use crate::error::{Corruption, StoreError};
-use crate::store::{Dbs, index_corrupted};
+use crate::env::Dbs;
+use crate::error::{Corruption, StoreError, index_corrupted};
 
 /// The sequence number of the event with this id, if stored: each candidate under the
 /// id's prefix is checked against its record.
@@ -47,44 +47,31 @@ pub(crate) fn lookup(txn: &RoTxn<'_>, dbs: &Dbs, id: &[u8; 32]) -> Result<Option
     Ok(None)
 }
 
-impl crate::Store {
-    /// Whether the log holds an event whose id starts with `prefix` (at most 32 bytes;
-    /// an empty prefix names any stored event). Candidates come from the id index under
-    /// the prefix's first 8 bytes and are checked against their records, as
-    /// [`Store::seq_of`](crate::Store::seq_of) checks a whole id.
-    ///
-    /// # Errors
-    ///
-    /// a failed LMDB read ([`StoreError::Lmdb`], [`StoreError::ReadersFull`], …);
-    /// [`StoreError::Corrupted`] when a candidate's record is missing or fails its
-    /// checksum or validation.
-    pub fn has_id_prefix(&self, prefix: &[u8]) -> Result<bool, StoreError> {
-        if prefix.len() > 32 {
-            return Ok(false);
-        }
-        self.read(|txn, dbs| {
-            if prefix.is_empty() {
-                // LMDB takes no empty key: any entry will do.
-                let first = dbs.ids.first(txn);
-                return Ok(first
-                    .map_err(StoreError::lmdb("reading the id index"))?
-                    .is_some());
-            }
-            let key = &prefix[..prefix.len().min(8)];
-            let candidates = dbs
-                .ids
-                .prefix_iter(txn, key)
-                .map_err(StoreError::lmdb("reading the id index"))?;
-            for item in candidates {
-                let (_, value) = item.map_err(StoreError::lmdb("reading the id index"))?;
-                let seq = codec::decode_seq(value).ok_or_else(|| index_corrupted("id_prefix"))?;
-                if record_id(txn, dbs, seq)?.starts_with(prefix) {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        })
+/// Whether the id index holds an id that starts with `prefix` (at most 32 bytes; an
+/// empty prefix names any stored event): candidates come from the index under the
+/// prefix's first 8 bytes and are checked against their records, as [`lookup`] checks
+/// a whole id.
+pub(crate) fn has_prefix(txn: &RoTxn<'_>, dbs: &Dbs, prefix: &[u8]) -> Result<bool, StoreError> {
+    if prefix.is_empty() {
+        // LMDB takes no empty key: any entry will do.
+        let first = dbs.ids.first(txn);
+        return Ok(first
+            .map_err(StoreError::lmdb("reading the id index"))?
+            .is_some());
     }
+    let key = &prefix[..prefix.len().min(8)];
+    let candidates = dbs
+        .ids
+        .prefix_iter(txn, key)
+        .map_err(StoreError::lmdb("reading the id index"))?;
+    for item in candidates {
+        let (_, value) = item.map_err(StoreError::lmdb("reading the id index"))?;
+        let seq = codec::decode_seq(value).ok_or_else(|| index_corrupted("id_prefix"))?;
+        if record_id(txn, dbs, seq)?.starts_with(prefix) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether the record at `seq` has this id (the record is validated).

@@ -41,6 +41,7 @@
 mod baseline;
 mod checkpoints;
 mod codec;
+mod commit;
 mod compact;
 mod env;
 mod error;
@@ -50,8 +51,13 @@ mod groups;
 mod ids;
 mod lockfile;
 mod oneshot;
+mod options;
 mod reads;
+mod request;
+mod round;
+mod shared;
 mod store;
+mod submit;
 mod upgrade;
 mod validate;
 mod writer;
@@ -62,18 +68,20 @@ pub use crate::checkpoints::{Checkpoint, CheckpointHeader, CheckpointWrite};
 pub use crate::codec::RecordHeader;
 #[cfg(feature = "test-support")]
 pub use crate::codec::{RECORD_HEADER_LEN, seal_record};
+pub use crate::commit::{AppendOutcome, CommitObserver, Committed};
 pub use crate::compact::{CompactReport, ExpiryRule};
 pub use crate::error::{Corruption, Rejection, StoreError};
 pub use crate::event::{EventRef, TagRef};
 #[cfg(feature = "test-support")]
 pub use crate::follow::read_transactions_on_this_thread;
 pub use crate::groups::GroupInfo;
+pub use crate::options::StoreOptions;
 pub use crate::reads::{GroupScan, LogIter};
-pub use crate::store::{Pipeline, Prepared, Store, StoreOptions, Ticket};
+pub use crate::store::Store;
+pub use crate::submit::{Pipeline, Prepared, Ticket};
 pub use crate::upgrade::{UpgradeOutcome, upgrade};
 #[cfg(feature = "test-support")]
 pub use crate::upgrade::{content_digest, downgrade_to_v1};
 pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind, is_state_kind};
-pub use crate::writer::{AppendOutcome, CommitObserver, Committed};
 /// LMDB's error types (from heed), the sources a [`StoreError`] carries.
 pub use heed::{Error as LmdbError, MdbError};

@@ -162,7 +162,7 @@ mod tests {
 
     use super::*;
     use crate::env::open_env;
-    use crate::store::StoreOptions;
+    use crate::options::StoreOptions;
 
     fn env_in(dir: &Path) -> Env<WithoutTls> {
         open_env(dir, &StoreOptions::default()).unwrap().0

@@ -7,9 +7,9 @@ use std::ops::{Bound, ControlFlow};
 use nostr::prelude::{Event, EventId};
 
 use crate::codec::{self, RecordHeader};
-use crate::error::{Corruption, StoreError};
+use crate::error::{Corruption, StoreError, index_corrupted};
 use crate::event::EventRef;
-use crate::store::{Store, index_corrupted};
+use crate::store::Store;
 
 /// How far a [`Store::scan_group`] got. When the callback stops the scan, the event it
 /// stopped on is not counted.
@@ -93,6 +93,23 @@ impl Store {
     /// entry.
     pub fn seq_of(&self, id: &EventId) -> Result<Option<u64>, StoreError> {
         self.read(|txn, dbs| crate::ids::lookup(txn, dbs, id.as_bytes()))
+    }
+
+    /// Whether the log holds an event whose id starts with `prefix` (at most 32 bytes;
+    /// an empty prefix names any stored event). Candidates come from the id index under
+    /// the prefix's first 8 bytes and are checked against their records, as
+    /// [`Store::seq_of`](crate::Store::seq_of) checks a whole id.
+    ///
+    /// # Errors
+    ///
+    /// a failed LMDB read ([`StoreError::Lmdb`], [`StoreError::ReadersFull`], …);
+    /// [`StoreError::Corrupted`] when a candidate's record is missing or fails its
+    /// checksum or validation.
+    pub fn has_id_prefix(&self, prefix: &[u8]) -> Result<bool, StoreError> {
+        if prefix.len() > 32 {
+            return Ok(false);
+        }
+        self.read(|txn, dbs| crate::ids::has_prefix(txn, dbs, prefix))
     }
 
     /// The event at `seq`.

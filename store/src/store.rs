@@ -1,6 +1,8 @@
-//! The store handle: opening, the shared state of the handle and the writer thread,
-//! validation and appends. Reads are in `reads`, checkpoints and settings in
-//! `checkpoints`, the environment and its databases in `env`.
+//! The store handle: opening (one handle per environment in a process), what the
+//! handle knows of the log, and the doors to the writer thread (`exec`) and to read
+//! transactions (`read`). Appends are in `submit`, reads in `reads`, checkpoints and
+//! settings in `checkpoints`, the shared state below the handle and the writer in
+//! `shared`, the environment and its databases in `env`.
 
 use std::collections::BTreeMap;
 
@@ -8,250 +10,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use heed::types::Bytes;
-use heed::{Database, Env, RoTxn, WithoutTls};
-use nostr::prelude::Event;
+use heed::{RoTxn, WithoutTls};
 use parking_lot::{Mutex, RwLock};
 
+use crate::commit::CommitObserver;
 use crate::env::{
-    check_file_length, create_databases, last_seq, load_groups, open_databases, open_env,
+    Dbs, check_file_length, create_databases, last_seq, load_groups, open_databases, open_env,
 };
-use crate::error::{Corruption, StoreError};
+use crate::error::StoreError;
 use crate::groups::{GroupInfo, GroupTable};
 use crate::lockfile::LockFileTxn;
-use crate::oneshot;
-use crate::validate::{self, Limits, PreparedEvent};
-use crate::writer::{self, AnyBox, AppendOutcome, CommitObserver, Request};
-
-/// How to open a store.
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    /// Initial LMDB map size in bytes (sparse; it costs address space, not disk).
-    pub map_size: usize,
-    /// The map grows by doubling up to this size; past it, appends fail with
-    /// [`StoreError::MapFull`].
-    pub max_map_size: usize,
-    /// Limits on incoming events.
-    pub limits: Limits,
-    /// Skip Schnorr verification (for re-importing the tool's own exports). Ids are
-    /// still hashed and checked.
-    pub trusted: bool,
-    /// Open without a writer: no thread is started and nothing is ever written, so a
-    /// directory the process cannot write works (see [`Store::is_lockless`]). Appends,
-    /// checkpoints and settings fail with [`StoreError::ReadOnly`].
-    pub read_only: bool,
-    /// Group commit: how long the writer may wait for more requests before it commits,
-    /// when fewer are queued than it expects — the callers its previous commit answered
-    /// (each may send again at once) and those that were already waiting behind it. So
-    /// many callers that append one event at a time and wait share one fsync instead of
-    /// splitting into cohorts that alternate. A lone caller is never delayed (its
-    /// previous commit answered only it); no request waits longer than this for the
-    /// linger, requests keep their order, and every caller is still acknowledged only
-    /// after the durable commit. Zero disables the wait (the writer then commits what
-    /// is queued as soon as it is free). Default: 250 µs.
-    pub commit_wait: Duration,
-    /// [`Store::append_batch`] commits a batch of up to this many events in one
-    /// transaction (all or nothing); a larger batch is split into chunks of this size,
-    /// validated one chunk ahead of the commit. At least 1. Default: 8,192.
-    pub append_chunk: usize,
-}
-
-impl StoreOptions {
-    /// Read-only options: see [`StoreOptions::read_only`].
-    pub fn read_only() -> Self {
-        Self {
-            read_only: true,
-            ..Self::default()
-        }
-    }
-
-    /// The first option that differs between two option sets, by name.
-    fn first_difference(&self, other: &StoreOptions) -> Option<&'static str> {
-        if self.read_only != other.read_only {
-            Some("read_only")
-        } else if self.trusted != other.trusted {
-            Some("trusted")
-        } else if self.limits != other.limits {
-            Some("limits")
-        } else if self.map_size != other.map_size {
-            Some("map_size")
-        } else if self.max_map_size != other.max_map_size {
-            Some("max_map_size")
-        } else if self.commit_wait != other.commit_wait {
-            Some("commit_wait")
-        } else if self.append_chunk != other.append_chunk {
-            Some("append_chunk")
-        } else {
-            None
-        }
-    }
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            map_size: 1 << 30,
-            max_map_size: 1 << 40,
-            limits: Limits::default(),
-            trusted: false,
-            read_only: false,
-            commit_wait: DEFAULT_COMMIT_WAIT,
-            append_chunk: DEFAULT_APPEND_CHUNK,
-        }
-    }
-}
-
-/// The default [`StoreOptions::commit_wait`]: long enough for a caller woken by its
-/// acknowledgement to hash and send its next event on a busy machine, short beside a
-/// durable commit on most disks.
-const DEFAULT_COMMIT_WAIT: Duration = Duration::from_micros(250);
-
-/// The default [`StoreOptions::append_chunk`].
-const DEFAULT_APPEND_CHUNK: usize = 8_192;
-
-/// Events validated together on one thread: one read transaction looks their ids up.
-/// Small enough that the threads of [`Store::prepare_all`] stay balanced while the
-/// writer shares their cores.
-const PREPARE_BLOCK: usize = 64;
-
-/// An event after validation: ready for the writer, or already in the log.
-#[derive(Debug, Clone)]
-pub enum Prepared {
-    /// Validated and encoded.
-    Ready(PreparedEvent),
-    /// Already stored at this sequence number.
-    Duplicate(u64),
-}
-
-/// A pending acknowledgement from the writer for a submitted batch.
-///
-/// Block on it with [`Ticket::wait`], or `.await` it: the writer thread completes it
-/// after the batch's durable commit and wakes the waiting thread or task. Awaiting
-/// needs no particular async runtime and never blocks the polling thread.
-#[derive(Debug)]
-#[must_use = "the batch is durable only once `wait` (or `.await`) returns Ok"]
-pub struct Ticket(oneshot::Receiver<Result<Vec<AppendOutcome>, StoreError>>);
-
-impl Ticket {
-    /// Blocks until the batch is committed (or failed as a whole).
-    ///
-    /// # Errors
-    ///
-    /// The batch's failure, the same for every caller of its group commit (a full map
-    /// or disk, an I/O or LMDB error); [`StoreError::WriterGone`] if the writer
-    /// stopped first. On error nothing of the batch was written.
-    pub fn wait(self) -> Result<Vec<AppendOutcome>, StoreError> {
-        self.0.recv().ok_or(StoreError::WriterGone)?
-    }
-}
-
-impl std::future::Future for Ticket {
-    type Output = Result<Vec<AppendOutcome>, StoreError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|reply| reply.ok_or(StoreError::WriterGone)?)
-    }
-}
-
-#[derive(Clone, Copy)]
-pub(crate) struct Dbs {
-    pub(crate) meta: Database<Bytes, Bytes>,
-    pub(crate) events: Database<Bytes, Bytes>,
-    pub(crate) ids: Database<Bytes, Bytes>,
-    pub(crate) groups: Database<Bytes, Bytes>,
-    pub(crate) group_index: Database<Bytes, Bytes>,
-    pub(crate) checkpoints: Database<Bytes, Bytes>,
-}
-
-/// State shared by the handle and the writer thread.
-pub(crate) struct Shared {
-    pub(crate) env: Env<WithoutTls>,
-    pub(crate) dbs: Dbs,
-    /// The group table and `head` as of LMDB transaction `seen_txn`: what this process
-    /// knows of the log. Advanced by this process's writer and by tailing other
-    /// processes' commits (`follow`), both under `sync`.
-    pub(crate) groups: GroupTable,
-    pub(crate) head: AtomicU64,
-    /// `removed_records` as of `seen_txn`: when a snapshot holds another number, a
-    /// compaction changed group counts and the group table is loaded again.
-    pub(crate) removed: AtomicU64,
-    /// Id of the last LMDB transaction whose events `groups` and `head` include.
-    pub(crate) seen_txn: AtomicU64,
-    /// Serializes changes of `groups`, `head` and `seen_txn`.
-    pub(crate) sync: Mutex<()>,
-    /// Held shared by every read transaction and exclusively while the map is resized:
-    /// LMDB requires that no transaction of this process is active during a resize.
-    pub(crate) resize: RwLock<()>,
-    /// The last committed transaction id as LMDB's lock file holds it, readable without
-    /// `resize` (`None`: read the meta pages instead; see `lockfile`).
-    pub(crate) lock_txn: Option<LockFileTxn>,
-    pub(crate) observers: RwLock<Vec<(u64, Arc<dyn CommitObserver>)>>,
-    pub(crate) map_size: AtomicUsize,
-    pub(crate) max_map_size: usize,
-    /// Opened without LMDB's lock file (read-only on a directory this process cannot
-    /// write): safe only while no other process writes.
-    pub(crate) lockless: bool,
-    /// [`StoreOptions::commit_wait`].
-    pub(crate) commit_wait: Duration,
-    /// How many times the log was tailed for commits this process did not publish
-    /// itself (see `follow::tail_locked`).
-    pub(crate) tails: AtomicU64,
-}
-
-impl Shared {
-    /// Doubles the map, up to the limit. Returns false when it is already at the limit.
-    pub(crate) fn grow_map(&self) -> Result<bool, StoreError> {
-        // Exclusive before anything reads the meta pages: a resize remaps them.
-        let _exclusive = self.resize.write();
-        let current = self
-            .env
-            .info()
-            .map_size
-            .max(self.map_size.load(Ordering::Acquire));
-        if current >= self.max_map_size {
-            return Ok(false);
-        }
-        let page = 1 << 16;
-        let next = current.saturating_mul(2).min(self.max_map_size) / page * page;
-        if next <= current {
-            return Ok(false);
-        }
-        #[expect(unsafe_code, reason = "LMDB map resize; see SAFETY")]
-        // SAFETY: heed requires that no transaction of this process is active. Every
-        // read transaction (and every read of the meta pages) holds `resize` shared, we
-        // hold it exclusively, and write transactions only exist on this (the writer)
-        // thread, between attempts.
-        unsafe { self.env.resize(next) }.map_err(StoreError::lmdb("growing the map"))?;
-        self.map_size.store(next, Ordering::Release);
-        tracing::info!(from = current, to = next, "grew the LMDB map");
-        Ok(true)
-    }
-
-    /// Adopts the map size another process grew the file to (`MDB_MAP_RESIZED`).
-    pub(crate) fn adopt_map_size(&self) -> Result<(), StoreError> {
-        let _exclusive = self.resize.write();
-        #[expect(unsafe_code, reason = "LMDB map resize; see SAFETY")]
-        // SAFETY: as in `grow_map`: `resize` is held exclusively, so no read transaction
-        // of this process is active, and the writer calls this only between attempts.
-        // A size of zero makes LMDB adopt the size recorded in the file.
-        unsafe { self.env.resize(0) }.map_err(StoreError::lmdb("adopting the map size"))?;
-        let size = self.env.info().map_size;
-        self.map_size.store(size, Ordering::Release);
-        tracing::info!(
-            size,
-            "adopted the map size another process grew the database to"
-        );
-        Ok(())
-    }
-}
+use crate::options::StoreOptions;
+use crate::request::{AnyBox, Job, Request};
+use crate::shared::Shared;
+use crate::writer;
 
 struct Inner {
     shared: Arc<Shared>,
@@ -275,48 +49,6 @@ impl Drop for Inner {
                 let _ = handle.join();
             }
         }
-    }
-}
-
-/// An ordered submitter of batches: see [`Store::pipeline`].
-#[derive(Debug, Clone)]
-pub struct Pipeline {
-    store: Store,
-    id: u64,
-}
-
-impl Pipeline {
-    /// Sends prepared events to the writer without waiting, after this pipeline's
-    /// earlier batches. Fails with [`StoreError::Cancelled`] (through the ticket) when an
-    /// earlier batch of this pipeline failed.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::ReadOnly`] on a read-only store, [`StoreError::WriterGone`] when
-    /// the writer has stopped.
-    pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
-        self.store.submit_in(events, Some(self.id), None)
-    }
-
-    /// [`Pipeline::submit`], and sets the application setting `name` (as
-    /// [`Store::set_setting`]) to `value` in the batch's own write transaction: the
-    /// setting is durable exactly when the batch is, never without it. A submitter
-    /// records how far it got this way, so that what it finds after a crash describes
-    /// the log exactly. Of two batches committed together that set one name, the later
-    /// one's value stays.
-    ///
-    /// # Errors
-    ///
-    /// As [`Pipeline::submit`].
-    pub fn submit_with_setting(
-        &self,
-        events: Vec<PreparedEvent>,
-        name: &str,
-        value: Vec<u8>,
-    ) -> Result<Ticket, StoreError> {
-        let key = crate::checkpoints::setting_key(name).into_bytes();
-        self.store
-            .submit_in(events, Some(self.id), Some((key, value)))
     }
 }
 
@@ -608,188 +340,7 @@ impl Store {
         self.inner.shared.groups.len()
     }
 
-    /// Validates an event: limits, group id, id hash, the duplicate index, then the
-    /// signature (unless trusted). Runs on the calling thread.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Rejected`](crate::StoreError::Rejected) for an invalid event
-    /// (nothing is written); a failed LMDB read
-    /// ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
-    /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
-    pub fn prepare(&self, event: &Event) -> Result<Prepared, StoreError> {
-        let prepared = validate::check_and_encode(event, &self.inner.options.limits)?;
-        if let Some(seq) = self.seq_of(&event.id)? {
-            return Ok(Prepared::Duplicate(seq));
-        }
-        if !self.inner.options.trusted {
-            validate::check_signature(event)?;
-        }
-        Ok(Prepared::Ready(prepared))
-    }
-
-    /// Sends prepared events to the writer without waiting. They are committed in the
-    /// order given, after everything submitted before them.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::WriterGone`](crate::StoreError::WriterGone) when the writer has
-    /// stopped.
-    pub fn submit(&self, events: Vec<PreparedEvent>) -> Result<Ticket, StoreError> {
-        self.submit_in(events, None, None)
-    }
-
-    /// A new ordered pipeline: batches submitted through it commit in order, and once
-    /// one fails, every later batch of the same pipeline fails with
-    /// [`StoreError::Cancelled`] instead of committing after the hole. So the log
-    /// always holds a prefix of what the pipeline submitted.
-    pub fn pipeline(&self) -> Pipeline {
-        Pipeline {
-            store: self.clone(),
-            id: self.inner.next_pipeline.fetch_add(1, Ordering::Relaxed),
-        }
-    }
-
-    fn submit_in(
-        &self,
-        events: Vec<PreparedEvent>,
-        pipeline: Option<u64>,
-        setting: Option<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<Ticket, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.sender()?
-            .send(Request::Append(writer::Append {
-                events,
-                pipeline,
-                setting,
-                reply,
-            }))
-            .map_err(|_| StoreError::WriterGone)?;
-        Ok(Ticket(rx))
-    }
-
-    /// Validates and appends one event, returning once it is durable.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Rejected`](crate::StoreError::Rejected) for an invalid event, or a
-    /// failed write transaction: the map or the disk is full, an I/O or LMDB error, or
-    /// the writer has stopped
-    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was
-    /// written.
-    pub fn append(&self, event: &Event) -> Result<AppendOutcome, StoreError> {
-        match self.prepare(event)? {
-            Prepared::Duplicate(seq) => Ok(AppendOutcome::Duplicate(seq)),
-            Prepared::Ready(prepared) => {
-                let outcomes = self.submit(vec![prepared])?.wait()?;
-                outcomes.into_iter().next().ok_or(StoreError::WriterGone)
-            }
-        }
-    }
-
-    /// Validates (on all cores) and appends a batch, in order: in one commit when it
-    /// has at most [`StoreOptions::append_chunk`] events, otherwise in chunks of that
-    /// size through one ordered pipeline ([`Store::pipeline`]), validating chunk *k+1*
-    /// while chunk *k* commits. Inner errors are per-event rejections, which leave the
-    /// rest of the batch unaffected.
-    ///
-    /// # Errors
-    ///
-    /// The outer error is a failed write transaction: the map or the disk is full, an
-    /// I/O or LMDB error, or the writer has stopped
-    /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)). Nothing of the
-    /// failing chunk nor of any later one was written; the chunks before it are durable
-    /// (a retry of the batch reports their events as duplicates). A batch of one chunk
-    /// is all or nothing.
-    pub fn append_batch(
-        &self,
-        events: &[Event],
-    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-        // A read-only store or a stopped writer fails the batch even when every event
-        // turns out to be a duplicate or rejected.
-        self.sender()?;
-        let pipeline = self.inner.next_pipeline.fetch_add(1, Ordering::Relaxed);
-        let mut results = Vec::with_capacity(events.len());
-        // The chunk being committed: its prepared events and the writer's ticket.
-        let mut in_flight: Option<(PreparedChunk, Option<Ticket>)> = None;
-        for chunk in events.chunks(self.inner.options.append_chunk.max(1)) {
-            let mut ready = Vec::new();
-            let prepared: PreparedChunk = self
-                .prepare_all(chunk)
-                .into_iter()
-                .map(|p| match p {
-                    Ok(Prepared::Ready(e)) => {
-                        ready.push(e);
-                        Ok(None)
-                    }
-                    Ok(Prepared::Duplicate(seq)) => Ok(Some(seq)),
-                    Err(e) => Err(e),
-                })
-                .collect();
-            let ticket = if ready.is_empty() {
-                None
-            } else {
-                Some(self.submit_in(ready, Some(pipeline), None)?)
-            };
-            if let Some((prepared, ticket)) = in_flight.replace((prepared, ticket)) {
-                merge_outcomes(prepared, ticket, &mut results)?;
-            }
-        }
-        if let Some((prepared, ticket)) = in_flight {
-            merge_outcomes(prepared, ticket, &mut results)?;
-        }
-        Ok(results)
-    }
-
-    /// [`Store::prepare`] for each event, on all cores: each thread takes blocks of
-    /// events in turn and, per block, checks limits, group ids and id hashes, looks the
-    /// ids up in one read transaction, then verifies the signatures of the events that
-    /// are new (unless trusted). A failed read transaction fails every event.
-    pub fn prepare_all(&self, events: &[Event]) -> Vec<Result<Prepared, StoreError>> {
-        let blocks = par_blocks(events, PREPARE_BLOCK, |block| self.prepare_block(block));
-        let mut out = Vec::with_capacity(events.len());
-        for block in blocks {
-            match block {
-                Ok(block) => out.extend(block),
-                Err(e) => return events.iter().map(|_| Err(e.clone())).collect(),
-            }
-        }
-        out
-    }
-
-    /// One block of [`Store::prepare_all`]; the error is a failed read transaction.
-    fn prepare_block(
-        &self,
-        events: &[Event],
-    ) -> Result<Vec<Result<Prepared, StoreError>>, StoreError> {
-        let limits = self.inner.options.limits;
-        let mut out: Vec<Result<Prepared, StoreError>> = events
-            .iter()
-            .map(|e| validate::check_and_encode(e, &limits).map(Prepared::Ready))
-            .collect();
-        self.read(|txn, dbs| {
-            for p in &mut out {
-                if let Ok(Prepared::Ready(ready)) = p
-                    && let Some(seq) = crate::ids::lookup(txn, dbs, &ready.id)?
-                {
-                    *p = Ok(Prepared::Duplicate(seq));
-                }
-            }
-            Ok(())
-        })?;
-        if !self.inner.options.trusted {
-            for (p, event) in out.iter_mut().zip(events) {
-                if let Ok(Prepared::Ready(_)) = p
-                    && let Err(rejection) = validate::check_signature(event)
-                {
-                    *p = Err(rejection.into());
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn sender(&self) -> Result<&Sender<Request>, StoreError> {
+    pub(crate) fn sender(&self) -> Result<&Sender<Request>, StoreError> {
         if self.inner.options.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -802,8 +353,7 @@ impl Store {
         job: impl Fn(&mut heed::RwTxn<'_>, &Dbs) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
-        let job: writer::Job =
-            Box::new(move |txn, dbs| job(txn, dbs).map(|r| Box::new(r) as AnyBox));
+        let job: Job = Box::new(move |txn, dbs| job(txn, dbs).map(|r| Box::new(r) as AnyBox));
         self.sender()?
             .send(Request::Exec { job, reply })
             .map_err(|_| StoreError::WriterGone)?;
@@ -836,94 +386,23 @@ impl Store {
             .write()
             .retain(|(i, _)| *i != id);
     }
-}
 
-/// One chunk of a batch after [`Store::prepare_all`]: per event, `None` when it went to
-/// the writer, the sequence number of a duplicate, or its rejection.
-type PreparedChunk = Vec<Result<Option<u64>, StoreError>>;
-
-/// Adds one chunk's results to `results`: its prepared events, with the writer's
-/// outcomes (through `ticket`) for those that were ready.
-fn merge_outcomes(
-    prepared: PreparedChunk,
-    ticket: Option<Ticket>,
-    results: &mut Vec<Result<AppendOutcome, StoreError>>,
-) -> Result<(), StoreError> {
-    let mut committed = match ticket {
-        Some(ticket) => ticket.wait()?.into_iter(),
-        None => Vec::new().into_iter(),
-    };
-    results.extend(prepared.into_iter().map(|p| match p {
-        Ok(None) => committed.next().ok_or(StoreError::WriterGone),
-        Ok(Some(seq)) => Ok(AppendOutcome::Duplicate(seq)),
-        Err(e) => Err(e),
-    }));
-    Ok(())
-}
-
-/// `f` over consecutive blocks of `block` items, in order, on the machine's cores: the
-/// calling thread and one helper per further core take the next block in turn, so a
-/// thread slowed by another (the writer shares these cores) takes fewer blocks
-/// instead of holding the others up at the end.
-fn par_blocks<T: Sync, R: Send>(items: &[T], block: usize, f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let blocks: Vec<&[T]> = items.chunks(block.max(1)).collect();
-    if blocks.len() < 2 || threads == 1 {
-        return blocks.into_iter().map(&f).collect();
+    /// A new pipeline number: the writer cancels the later batches of a pipeline
+    /// once one of its batches failed (see `submit`).
+    pub(crate) fn next_pipeline_id(&self) -> u64 {
+        self.inner.next_pipeline.fetch_add(1, Ordering::Relaxed)
     }
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(part) = blocks.get(i) else { break };
-            done.push((i, f(part)));
-        }
-        done
-    };
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
-        // Named, so that a profile tells validation from the writer and the caller.
-        let helpers: Vec<_> = (1..threads.min(blocks.len()))
-            .filter_map(|_| {
-                let helper = std::thread::Builder::new()
-                    .name("highwater-prepare".into())
-                    .spawn_scoped(scope, work);
-                // Without a thread to spare, the calling thread takes its blocks.
-                helper
-                    .map_err(|error| tracing::warn!(%error, "could not start a validation thread"))
-                    .ok()
-            })
-            .collect();
-        let mut done = work();
-        // A panicking helper is a bug in validation; re-raise it rather than return a
-        // result vector that no longer lines up with the input.
-        for helper in helpers {
-            done.extend(
-                helper
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            );
-        }
-        done
-    });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
-}
-
-/// The same error again, for every event of a batch that failed as a whole.
-pub(crate) fn index_corrupted(table: &'static str) -> StoreError {
-    StoreError::Corrupted(Corruption::Index {
-        table,
-        reason: "key or value has the wrong shape".into(),
-    })
 }
 
 #[cfg(test)]
 mod tests {
+    use heed::Database;
+    use heed::types::Bytes;
     use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 
     use super::*;
     use crate::codec;
+    use crate::commit::AppendOutcome;
 
     /// Rewrites (or removes) the stored format version, with the store closed.
     fn set_stored_version(path: &Path, version: Option<u32>) {
@@ -1007,59 +486,5 @@ mod tests {
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         assert_eq!(store.head(), 1);
         assert_eq!(store.get(1).unwrap(), Some(event));
-    }
-
-    /// Runs `par_blocks` over `blocks` one-item blocks with a closure that, on its
-    /// first call on each thread, waits (up to 10 s, once) for a second thread to
-    /// call it too. Returns the results and the names of the threads that ran blocks.
-    fn threads_of(blocks: usize) -> (Vec<usize>, Vec<String>) {
-        use std::sync::{Condvar, Mutex};
-        let seen: (Mutex<(Vec<String>, bool)>, Condvar) =
-            (Mutex::new((Vec::new(), false)), Condvar::new());
-        let items: Vec<usize> = (0..blocks).collect();
-        let out = par_blocks(&items, 1, |block| {
-            let name = std::thread::current().name().unwrap_or("caller").to_owned();
-            let (lock, met) = &seen;
-            let mut s = lock.lock().unwrap();
-            if !s.0.contains(&name) {
-                s.0.push(name);
-                met.notify_all();
-            }
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while s.0.len() < 2 && !s.1 {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                let (next, waited) = met.wait_timeout(s, left).unwrap();
-                s = next;
-                s.1 |= waited.timed_out();
-            }
-            block[0] * 10
-        });
-        let names = seen.0.into_inner().unwrap().0;
-        (out, names)
-    }
-
-    #[test]
-    fn blocks_are_spread_over_the_cores_and_answered_in_order() {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        for blocks in [2, 5] {
-            let (out, names) = threads_of(blocks);
-            assert_eq!(out, (0..blocks).map(|b| b * 10).collect::<Vec<_>>());
-            if cores > 1 {
-                assert_eq!(names.len(), 2, "{blocks} blocks ran on {names:?}");
-                assert!(names.iter().any(|n| n == "highwater-prepare"), "{names:?}");
-            } else {
-                assert_eq!(names.len(), 1, "{names:?}");
-            }
-        }
-        // One block: the calling thread alone, without waiting for a helper.
-        let items = [7];
-        let out = par_blocks(&items, 64, |_| {
-            std::thread::current().name().map(str::to_owned)
-        });
-        assert_ne!(out[0].as_deref(), Some("highwater-prepare"));
-        assert_eq!(
-            par_blocks(&[] as &[u8], 4, <[u8]>::len),
-            Vec::<usize>::new()
-        );
     }
 }

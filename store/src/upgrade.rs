@@ -21,8 +21,8 @@ use heed::{Database, PutFlags, RwTxn};
 
 use crate::codec::{self, GroupEntry};
 use crate::env::{check_file_length, id_prefix_flags, open_env};
-use crate::error::StoreError;
-use crate::store::{StoreOptions, index_corrupted};
+use crate::error::{StoreError, index_corrupted};
+use crate::options::StoreOptions;
 use crate::validate::group_tag_for_kind;
 
 /// What [`upgrade`] did.

@@ -1,0 +1,93 @@
+//! How to open a store: [`StoreOptions`] and their defaults.
+
+use std::time::Duration;
+
+use crate::validate::Limits;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Initial LMDB map size in bytes (sparse; it costs address space, not disk).
+    pub map_size: usize,
+    /// The map grows by doubling up to this size; past it, appends fail with
+    /// [`StoreError::MapFull`](crate::StoreError::MapFull).
+    pub max_map_size: usize,
+    /// Limits on incoming events.
+    pub limits: Limits,
+    /// Skip Schnorr verification (for re-importing the tool's own exports). Ids are
+    /// still hashed and checked.
+    pub trusted: bool,
+    /// Open without a writer: no thread is started and nothing is ever written, so a
+    /// directory the process cannot write works (see
+    /// [`Store::is_lockless`](crate::Store::is_lockless)). Appends, checkpoints and
+    /// settings fail with [`StoreError::ReadOnly`](crate::StoreError::ReadOnly).
+    pub read_only: bool,
+    /// Group commit: how long the writer may wait for more requests before it commits,
+    /// when fewer are queued than it expects — the callers its previous commit answered
+    /// (each may send again at once) and those that were already waiting behind it. So
+    /// many callers that append one event at a time and wait share one fsync instead of
+    /// splitting into cohorts that alternate. A lone caller is never delayed (its
+    /// previous commit answered only it); no request waits longer than this for the
+    /// linger, requests keep their order, and every caller is still acknowledged only
+    /// after the durable commit. Zero disables the wait (the writer then commits what
+    /// is queued as soon as it is free). Default: 250 µs.
+    pub commit_wait: Duration,
+    /// [`Store::append_batch`](crate::Store::append_batch) commits a batch of up to
+    /// this many events in one transaction (all or nothing); a larger batch is split
+    /// into chunks of this size, validated one chunk ahead of the commit. At least 1.
+    /// Default: 8,192.
+    pub append_chunk: usize,
+}
+
+impl StoreOptions {
+    /// Read-only options: see [`StoreOptions::read_only`].
+    pub fn read_only() -> Self {
+        Self {
+            read_only: true,
+            ..Self::default()
+        }
+    }
+
+    /// The first option that differs between two option sets, by name.
+    pub(crate) fn first_difference(&self, other: &StoreOptions) -> Option<&'static str> {
+        if self.read_only != other.read_only {
+            Some("read_only")
+        } else if self.trusted != other.trusted {
+            Some("trusted")
+        } else if self.limits != other.limits {
+            Some("limits")
+        } else if self.map_size != other.map_size {
+            Some("map_size")
+        } else if self.max_map_size != other.max_map_size {
+            Some("max_map_size")
+        } else if self.commit_wait != other.commit_wait {
+            Some("commit_wait")
+        } else if self.append_chunk != other.append_chunk {
+            Some("append_chunk")
+        } else {
+            None
+        }
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            map_size: 1 << 30,
+            max_map_size: 1 << 40,
+            limits: Limits::default(),
+            trusted: false,
+            read_only: false,
+            commit_wait: DEFAULT_COMMIT_WAIT,
+            append_chunk: DEFAULT_APPEND_CHUNK,
+        }
+    }
+}
+
+/// The default [`StoreOptions::commit_wait`]: long enough for a caller woken by its
+/// acknowledgement to hash and send its next event on a busy machine, short beside a
+/// durable commit on most disks.
+const DEFAULT_COMMIT_WAIT: Duration = Duration::from_micros(250);
+
+/// The default [`StoreOptions::append_chunk`].
+const DEFAULT_APPEND_CHUNK: usize = 8_192;
