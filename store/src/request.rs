@@ -29,10 +29,16 @@ pub(crate) struct Append {
     pub(crate) events: Vec<PreparedEvent>,
     /// The ordered pipeline this batch belongs to, if any.
     pub(crate) pipeline: Option<u64>,
-    /// A `meta` entry (full key, value) written in the batch's transaction: durable
-    /// exactly when the batch is.
-    pub(crate) setting: Option<(Vec<u8>, Vec<u8>)>,
+    /// A `meta` entry written in the batch's transaction: durable exactly when the
+    /// batch is.
+    pub(crate) setting: Option<Setting>,
     pub(crate) reply: crate::oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
+}
+
+/// An application setting as a `meta` entry: its full key and its value.
+pub(crate) struct Setting {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
 }
 
 /// What one compaction transaction did, taken into this process's memory by the writer

@@ -9,7 +9,7 @@ use nostr::prelude::Event;
 use crate::commit::AppendOutcome;
 use crate::error::StoreError;
 use crate::oneshot;
-use crate::request::{self, Request};
+use crate::request::{self, Request, Setting};
 use crate::store::Store;
 use crate::validate::{self, PreparedEvent};
 
@@ -100,7 +100,7 @@ impl Pipeline {
     ) -> Result<Ticket, StoreError> {
         let key = crate::checkpoints::setting_key(name).into_bytes();
         self.store
-            .submit_in(events, Some(self.id), Some((key, value)))
+            .submit_in(events, Some(self.id), Some(Setting { key, value }))
     }
 }
 
@@ -151,7 +151,7 @@ impl Store {
         &self,
         events: Vec<PreparedEvent>,
         pipeline: Option<u64>,
-        setting: Option<(Vec<u8>, Vec<u8>)>,
+        setting: Option<Setting>,
     ) -> Result<Ticket, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.sender()?

@@ -21,9 +21,10 @@ use rustc_hash::FxHashSet;
 
 use crate::codec::{self, GroupEntry};
 use crate::commit::{AppendOutcome, Committed};
+use crate::env::Dbs;
 use crate::error::StoreError;
 use crate::event::EventRef;
-use crate::request::{Append, Removed, Request};
+use crate::request::{Append, Removed, Request, Setting};
 use crate::round::{Callers, collect};
 use crate::shared::Shared;
 
@@ -76,21 +77,20 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
                     }
                 }
                 Request::Exec { job, reply } => {
-                    let result =
-                        with_retry(shared, |txn| job(txn, &shared.dbs)).map(|(value, txn_id)| {
-                            // A commit of ours with no events: still "seen".
-                            let _sync = shared.sync.lock();
-                            if let Some(removed) = value.downcast_ref::<Removed>() {
-                                take_in_removal(shared, removed);
-                            }
-                            let _ = shared.seen_txn.compare_exchange(
-                                txn_id - 1,
-                                txn_id,
-                                Ordering::AcqRel,
-                                Ordering::Acquire,
-                            );
-                            value
-                        });
+                    let result = with_retry(shared, |txn| job(txn, &shared.dbs)).map(|done| {
+                        // A commit of ours with no events: still "seen".
+                        let _sync = shared.sync.lock();
+                        if let Some(removed) = done.value.downcast_ref::<Removed>() {
+                            take_in_removal(shared, removed);
+                        }
+                        let _ = shared.seen_txn.compare_exchange(
+                            done.txn_id - 1,
+                            done.txn_id,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                        done.value
+                    });
                     let _ = reply.send(result);
                 }
             }
@@ -118,17 +118,41 @@ struct Written {
     outcomes: Vec<Vec<AppendOutcome>>,
     /// Every group the transaction touched, with its entry after the transaction.
     groups: HashMap<Box<str>, GroupEntry, ahash::RandomState>,
-    /// (request index, event index, seq, group no, previous group head) of every new event.
-    new: Vec<(usize, usize, u64, Option<u32>, u64)>,
+    /// Every new event, in sequence order.
+    new: Vec<NewEvent>,
     /// The first sequence number the transaction could use, and one past its last.
     start: u64,
     next_seq: u64,
 }
 
+/// An event one append transaction wrote (not a duplicate).
+#[derive(Clone, Copy)]
+struct NewEvent {
+    /// Where it was submitted: the index of its request in the commit, and its index in
+    /// that request's events.
+    request: usize,
+    event: usize,
+    /// Its sequence number.
+    seq: u64,
+    /// Its group's number, if it has a group.
+    group_no: Option<u32>,
+    /// Its group's head before it (0 for a group's first event, or no group).
+    prev_head: u64,
+}
+
+/// A committed write transaction: the value its work returned, and its id.
+struct CommittedTxn<T> {
+    value: T,
+    txn_id: u64,
+}
+
 /// Writes and commits one group of requests; returns whether it committed.
 fn commit_appends(shared: &Arc<Shared>, pending: Vec<Append>, failed: &mut FxHashSet<u64>) -> bool {
     let result = with_retry(shared, |txn| write_appends(txn, shared, &pending));
-    let (written, txn_id) = match result {
+    let CommittedTxn {
+        value: written,
+        txn_id,
+    } = match result {
         Ok(done) => done,
         Err(error) => {
             tracing::warn!(%error, requests = pending.len(), "append batch failed; nothing written");
@@ -195,29 +219,7 @@ fn write_appends(
             let mut prev_head = 0;
             if let Some(name) = event.group.as_deref() {
                 if !groups.contains_key(name) {
-                    let stored = dbs
-                        .groups
-                        .get(txn, name.as_bytes())
-                        .map_err(StoreError::lmdb("reading the group table"))?;
-                    let entry = if let Some(bytes) = stored {
-                        GroupEntry::decode(bytes).ok_or_else(|| bad_index("groups"))?
-                    } else {
-                        let no = match next_no {
-                            Some(no) => no,
-                            None => u32::try_from(
-                                dbs.groups
-                                    .len(txn)
-                                    .map_err(StoreError::lmdb("counting groups"))?,
-                            )
-                            .map_err(|_| bad_index("groups"))?,
-                        };
-                        next_no = Some(no + 1);
-                        GroupEntry {
-                            no,
-                            head: 0,
-                            count: 0,
-                        }
-                    };
+                    let entry = group_entry(txn, dbs, name, &mut next_no)?;
                     groups.insert(name.into(), entry);
                 }
                 let entry = groups.get_mut(name).expect("inserted above");
@@ -237,7 +239,13 @@ fn write_appends(
             dbs.events
                 .put_with_flags(txn, PutFlags::APPEND, &key, &record)
                 .map_err(StoreError::lmdb("appending a record"))?;
-            new.push((r, i, seq, group_no, prev_head));
+            new.push(NewEvent {
+                request: r,
+                event: i,
+                seq,
+                group_no,
+                prev_head,
+            });
             out.push(AppendOutcome::Appended(seq));
         }
         outcomes.push(out);
@@ -254,7 +262,7 @@ fn write_appends(
             .map_err(StoreError::lmdb("writing the group table"))?;
     }
     // In submission order: of two batches in one commit setting one key, the later wins.
-    for (key, value) in pending.iter().filter_map(|a| a.setting.as_ref()) {
+    for Setting { key, value } in pending.iter().filter_map(|a| a.setting.as_ref()) {
         dbs.meta
             .put(txn, key, value)
             .map_err(StoreError::lmdb("writing a setting"))?;
@@ -265,6 +273,39 @@ fn write_appends(
         new,
         start,
         next_seq,
+    })
+}
+
+/// The entry of group `name` as this transaction finds it in the group table, or a
+/// new one (no events yet) numbered `next_no`, which starts at the table's length and
+/// counts up for each new group of the transaction.
+fn group_entry(
+    txn: &RwTxn<'_>,
+    dbs: &Dbs,
+    name: &str,
+    next_no: &mut Option<u32>,
+) -> Result<GroupEntry, StoreError> {
+    let stored = dbs
+        .groups
+        .get(txn, name.as_bytes())
+        .map_err(StoreError::lmdb("reading the group table"))?;
+    if let Some(bytes) = stored {
+        return GroupEntry::decode(bytes).ok_or_else(|| bad_index("groups"));
+    }
+    let no = match *next_no {
+        Some(no) => no,
+        None => u32::try_from(
+            dbs.groups
+                .len(txn)
+                .map_err(StoreError::lmdb("counting groups"))?,
+        )
+        .map_err(|_| bad_index("groups"))?,
+    };
+    *next_no = Some(no + 1);
+    Ok(GroupEntry {
+        no,
+        head: 0,
+        count: 0,
     })
 }
 
@@ -350,13 +391,20 @@ fn notify(shared: &Shared, pending: &[Append], written: &Written) {
         return;
     }
     let mut batch = Vec::with_capacity(written.new.len());
-    for &(r, i, seq, no, prev_head) in &written.new {
-        let event = &pending[r].events[i];
+    for &NewEvent {
+        request,
+        event,
+        seq,
+        group_no,
+        prev_head,
+    } in &written.new
+    {
+        let event = &pending[request].events[event];
         // The writer encoded these bytes itself; validation cannot fail short of a bug.
         let Ok(record) = codec::access_record(&event.bytes, seq) else {
             continue;
         };
-        let group = event.group.as_deref().zip(no);
+        let group = event.group.as_deref().zip(group_no);
         batch.push(Committed {
             seq,
             group,
@@ -372,13 +420,13 @@ fn notify(shared: &Shared, pending: &[Append], written: &Written) {
 }
 
 /// Runs `f` in a write transaction and commits it; returns its value and the
-/// transaction's id. A full map is grown (up to the configured limit) and the whole
+/// transaction's id ([`CommittedTxn`]). A full map is grown (up to the configured limit) and the whole
 /// transaction retried; a map grown by another process is adopted and retried; any
 /// other error aborts it.
 fn with_retry<T>(
     shared: &Shared,
     f: impl Fn(&mut RwTxn<'_>) -> Result<T, StoreError>,
-) -> Result<(T, u64), StoreError> {
+) -> Result<CommittedTxn<T>, StoreError> {
     loop {
         let mut txn = match shared.env.write_txn() {
             Ok(txn) => txn,
@@ -402,7 +450,7 @@ fn with_retry<T>(
                     });
                 }
             }
-            other => return other.map(|value| (value, txn_id)),
+            other => return other.map(|value| CommittedTxn { value, txn_id }),
         }
     }
 }
