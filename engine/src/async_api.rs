@@ -12,8 +12,9 @@ use std::sync::Arc;
 use highwater_store::{AppendOutcome, Prepared, StoreError};
 use nostr::prelude::Event;
 
-use crate::engine::{Engine, Handle};
+use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::handle::Handle;
 use crate::projection::Projection;
 
 /// Runs `f` on tokio's blocking pool; a panic in `f` is resumed in the caller, as in

@@ -120,12 +120,17 @@
 
 #[cfg(feature = "tokio")]
 mod async_api;
+mod builder;
+mod checkpoints;
 mod engine;
 mod error;
 mod fold;
+mod handle;
 mod held;
+mod observer;
 mod projection;
 mod rebuild;
+mod registry;
 mod relay_wide;
 mod retention;
 mod runtime;
@@ -134,10 +139,10 @@ mod status;
 mod subscribe;
 mod warmup;
 
-pub use crate::engine::{
-    DEFAULT_SUBSCRIPTION_CAPACITY, Engine, EngineBuilder, EngineOptions, Handle, ResolvedGroup,
-};
+pub use crate::builder::EngineBuilder;
+pub use crate::engine::{DEFAULT_SUBSCRIPTION_CAPACITY, Engine, EngineOptions};
 pub use crate::error::EngineError;
+pub use crate::handle::{Handle, ResolvedGroup};
 pub use crate::projection::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
 pub use crate::rebuild::{RebuildOptions, RebuildWalk};
 pub use crate::relay_wide::{RELAY_WIDE_GROUP, RelayWideHandle, RelayWideProjection};
