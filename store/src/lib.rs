@@ -50,6 +50,7 @@ mod follow;
 mod groups;
 mod ids;
 mod lockfile;
+mod numbers;
 mod oneshot;
 mod options;
 mod reads;

@@ -247,30 +247,6 @@ impl Store {
         self.inner.shared.groups.info_by_name(name)
     }
 
-    /// The group by number.
-    ///
-    /// Internal fast path of the engine (group numbers are a storage detail); not part
-    /// of the supported surface — use [`Store::group`].
-    #[doc(hidden)]
-    pub fn group_by_no(&self, no: u32) -> Option<GroupInfo> {
-        self.inner.shared.groups.info(no)
-    }
-
-    /// The group's number and its head as committed by any process: the hot-path
-    /// lookup of every read.
-    ///
-    /// Internal fast path of the engine; not part of the supported surface — use
-    /// [`Store::group`].
-    ///
-    /// # Errors
-    ///
-    /// When other processes' events cannot be read.
-    #[doc(hidden)]
-    pub fn group_no_head(&self, name: &str) -> Result<Option<(u32, u64)>, StoreError> {
-        self.refresh()?;
-        Ok(self.inner.shared.groups.no_head(name))
-    }
-
     /// Test support: clears the reader slots of dead processes now, returning how many
     /// were cleared (the writer does this every 1,024 commits, and every open).
     ///
@@ -306,26 +282,6 @@ impl Store {
     /// this process).
     pub fn same_store(&self, other: &Store) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
-    /// The group's number as this process last took the log in (no look for other
-    /// processes' commits: for loops that [`Store::refresh`] once before).
-    ///
-    /// Internal fast path of the engine; not part of the supported surface — use
-    /// [`Store::group`].
-    #[doc(hidden)]
-    pub fn group_no(&self, name: &str) -> Option<u32> {
-        self.inner.shared.groups.no(name)
-    }
-
-    /// Head of group `no` (0 if unknown) as this process last took it in; call
-    /// [`Store::refresh`] first for other processes' commits.
-    ///
-    /// Internal fast path of the engine; not part of the supported surface — use
-    /// [`Store::group`].
-    #[doc(hidden)]
-    pub fn group_head(&self, no: u32) -> u64 {
-        self.inner.shared.groups.head(no)
     }
 
     /// Every group, by number.
@@ -385,6 +341,11 @@ impl Store {
             .observers
             .write()
             .retain(|(i, _)| *i != id);
+    }
+
+    /// The state shared with the writer thread.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
     }
 
     /// A new pipeline number: the writer cancels the later batches of a pipeline
