@@ -9,7 +9,7 @@ use std::time::Instant;
 use highwater_store::{Checkpoint, CheckpointWrite, Committed, Store, StoreError};
 use parking_lot::{Mutex, RwLock};
 
-use super::{RELAY_WIDE_GROUP, RelayWideProjection};
+use super::projection::{RELAY_WIDE_GROUP, RelayWideProjection};
 use crate::error::EngineError;
 use crate::fold::{Failure, compare_with_replay, guarded};
 use crate::held;
