@@ -58,6 +58,6 @@ mod tests {
     fn error_is_send_sync() {
         fn check<T: Send + Sync + 'static>() {}
         check::<super::EngineError>();
-        check::<crate::RecvError>();
+        check::<crate::subscribe::RecvError>();
     }
 }
