@@ -5,6 +5,7 @@
 //! cargo build --release -p highwater-replay -p highwater-relay --examples
 //! target/release/examples/replica_bench                       # all three parts
 //! target/release/examples/replica_bench --only catchup --catchup-events 200000
+//! target/release/examples/replica_bench --only catchup --rounds 2 --bin /tmp/new --compare-bin /tmp/old
 //! ```
 //!
 //! (1) lag: `--clients` writers post `--lag-events` kind-9 events to the primary, one at a
@@ -17,8 +18,13 @@
 //! (3) catch-up: `highwater generate --groups 500 --events N`, `import --trusted` into a
 //! primary's database, then a fresh replica is timed until its head equals the
 //! primary's; the baseline is `highwater import --no-policy` of the same file into an
-//! empty database, same run. Every database lives under `--dir` (a temporary
-//! directory by default) and is deleted at the end.
+//! empty database, same run, alternating with the replicas (`--rounds` of import,
+//! replica, … import: the load of a shared machine changes between steps, so each
+//! replica is compared with the imports just before and after it). With
+//! `--compare-bin`, a second fresh replica running that binary (another build) is timed
+//! against the same primary right after the first, in every round. The load average
+//! is printed beside each step. Every database lives
+//! under `--dir` (a temporary directory by default) and is deleted at the end.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -41,6 +47,8 @@ struct Opts {
     bin: PathBuf,
     dir: Option<PathBuf>,
     only: Option<String>,
+    compare_bin: Option<PathBuf>,
+    rounds: usize,
     clients: usize,
     groups: usize,
     lag_events: usize,
@@ -61,6 +69,8 @@ fn parse() -> Result<Opts, String> {
         bin,
         dir: None,
         only: None,
+        compare_bin: None,
+        rounds: 1,
         clients: 64,
         groups: 100,
         lag_events: 5_000,
@@ -77,6 +87,8 @@ fn parse() -> Result<Opts, String> {
             "--bin" => o.bin = PathBuf::from(value),
             "--dir" => o.dir = Some(PathBuf::from(value)),
             "--only" => o.only = Some(value.clone()),
+            "--compare-bin" => o.compare_bin = Some(PathBuf::from(value)),
+            "--rounds" => o.rounds = number()?,
             "--clients" => o.clients = number()?,
             "--groups" => o.groups = number()?,
             "--lag-events" => o.lag_events = number()?,
@@ -132,8 +144,19 @@ impl Relay {
         replica_of: Option<(&str, &Keys)>,
         replica_keys: &[Keys],
     ) -> Result<Self, String> {
+        Self::spawn_bin(&o.bin, db, key, replica_of, replica_keys)
+    }
+
+    /// [`Relay::spawn`] with another `highwater` binary.
+    fn spawn_bin(
+        bin: &Path,
+        db: &Path,
+        key: &Path,
+        replica_of: Option<(&str, &Keys)>,
+        replica_keys: &[Keys],
+    ) -> Result<Self, String> {
         let port = free_port()?;
-        let mut cmd = Command::new(&o.bin);
+        let mut cmd = Command::new(bin);
         cmd.arg("--db")
             .arg(db)
             .args(["relay", "--create", "--bind", &format!("127.0.0.1:{port}")])
@@ -153,7 +176,7 @@ impl Relay {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("{}: {e}", o.bin.display()))?;
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
         let mut relay = Self {
             child,
             url: format!("ws://127.0.0.1:{port}"),
@@ -627,71 +650,71 @@ fn run(o: &Opts, cmd: &mut Command) -> Result<Duration, String> {
     Ok(t.elapsed())
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "the three imports, the replica and the table in one place"
-)]
-fn catchup(o: &Opts, dir: &Path) -> Result<(), String> {
-    let n = o.catchup_events;
-    let relay_keys = keys(2_000_000);
-    let replica_keys = keys(2_000_001);
-    let pubkey = relay_keys.public_key().to_hex();
-    let file = dir.join("events.jsonl");
-    let generating = run(
-        o,
-        Command::new(&o.bin)
-            .args(["generate", "--groups", "500", "--events", &n.to_string()])
-            .args(["--relay-key", &relay_keys.secret_key().to_secret_hex()])
-            .arg(&file),
-    )?;
-    eprintln!("generated {n} events in {:.1} s", generating.as_secs_f64());
-    let baseline_db = dir.join("baseline.lmdb");
-    let baseline = run(
+/// The load average over the last minute, as `uptime` prints it.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `highwater import --no-policy` of `file` into a fresh database: the time and the
+/// events imported.
+fn baseline_import(
+    o: &Opts,
+    dir: &Path,
+    file: &Path,
+    pubkey: &str,
+) -> Result<(Duration, u64), String> {
+    let db = dir.join("baseline.lmdb");
+    let took = run(
         o,
         Command::new(&o.bin)
             .arg("--db")
-            .arg(&baseline_db)
-            .args(["import", "--no-policy", "--relay-pubkey", &pubkey])
-            .arg(&file),
+            .arg(&db)
+            .args(["import", "--no-policy", "--relay-pubkey", pubkey])
+            .arg(file),
     )?;
-    let baseline_head = Store::open(&baseline_db, StoreOptions::default())
+    let head = Store::open(&db, StoreOptions::default())
         .map_err(|e| e.to_string())?
         .head();
-    let _ = std::fs::remove_dir_all(&baseline_db);
+    let _ = std::fs::remove_dir_all(&db);
     eprintln!(
-        "import --no-policy: {baseline_head} events in {:.1} s",
-        baseline.as_secs_f64()
+        "import --no-policy: {head} events in {:.1} s (load {})",
+        took.as_secs_f64(),
+        load()
     );
-    let primary_db = dir.join("catchup-primary.lmdb");
-    let trusted = run(
-        o,
-        Command::new(&o.bin)
-            .arg("--db")
-            .arg(&primary_db)
-            .args(["import", "--trusted", "--relay-pubkey", &pubkey])
-            .arg(&file),
-    )?;
-    let _ = std::fs::remove_file(&file);
-    let key = dir.join("catchup-primary.key");
-    write_key(&key, &relay_keys)?;
-    let primary = Relay::spawn(
-        o,
-        &primary_db,
-        &key,
-        None,
-        std::slice::from_ref(&replica_keys),
-    )?;
-    let head = primary.store()?.head();
-    eprintln!(
-        "import --trusted: {head} events in {:.1} s",
-        trusted.as_secs_f64()
-    );
+    Ok((took, head))
+}
+
+/// One fresh replica's catch-up.
+struct CatchUp {
+    took: Duration,
+    first: Duration,
+    samples: Vec<(Duration, u64)>,
+    cpu_primary: f64,
+    cpu_replica: f64,
+    load: (String, String),
+}
+
+/// Times a fresh replica running `bin` from its spawn until its head is `head`, the
+/// primary's; its database is deleted after.
+fn catch_up(
+    bin: &Path,
+    dir: &Path,
+    primary: &Relay,
+    key: &Path,
+    relay_keys: &Keys,
+    replica_keys: &Keys,
+    head: u64,
+) -> Result<CatchUp, String> {
     let replica_db = dir.join("catchup-replica.lmdb");
     std::fs::create_dir_all(&replica_db).map_err(|e| e.to_string())?;
-    write_key(&replica_db.join("replica-secret.key"), &replica_keys)?;
+    write_key(&replica_db.join("replica-secret.key"), replica_keys)?;
     let cpu_primary = cpu_seconds(primary.pid());
+    let load_before = load();
     let t = Instant::now();
-    let replica = Relay::spawn(o, &replica_db, &key, Some((&primary.url, &relay_keys)), &[])?;
+    let replica = Relay::spawn_bin(bin, &replica_db, key, Some((&primary.url, relay_keys)), &[])?;
     let store = replica.store()?;
     let mut first = None;
     let mut samples = Vec::new();
@@ -714,45 +737,147 @@ fn catchup(o: &Opts, dir: &Path) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let total = t.elapsed();
-    let cpu = (
-        cpu_seconds(primary.pid()) - cpu_primary,
-        cpu_seconds(replica.pid()),
+    let took = t.elapsed();
+    let done = CatchUp {
+        took,
+        first: first.unwrap_or(took),
+        samples,
+        cpu_primary: cpu_seconds(primary.pid()) - cpu_primary,
+        cpu_replica: cpu_seconds(replica.pid()),
+        load: (load_before, load()),
+    };
+    drop(store);
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&replica_db);
+    Ok(done)
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "the imports, the replicas and the table in one place"
+)]
+fn catchup(o: &Opts, dir: &Path) -> Result<(), String> {
+    let n = o.catchup_events;
+    let relay_keys = keys(2_000_000);
+    let replica_keys = keys(2_000_001);
+    let pubkey = relay_keys.public_key().to_hex();
+    let file = dir.join("events.jsonl");
+    let generating = run(
+        o,
+        Command::new(&o.bin)
+            .args(["generate", "--groups", "500", "--events", &n.to_string()])
+            .args(["--relay-key", &relay_keys.secret_key().to_secret_hex()])
+            .arg(&file),
+    )?;
+    eprintln!("generated {n} events in {:.1} s", generating.as_secs_f64());
+    let primary_db = dir.join("catchup-primary.lmdb");
+    let trusted = run(
+        o,
+        Command::new(&o.bin)
+            .arg("--db")
+            .arg(&primary_db)
+            .args(["import", "--trusted", "--relay-pubkey", &pubkey])
+            .arg(&file),
+    )?;
+    let key = dir.join("catchup-primary.key");
+    write_key(&key, &relay_keys)?;
+    let primary = Relay::spawn(
+        o,
+        &primary_db,
+        &key,
+        None,
+        std::slice::from_ref(&replica_keys),
+    )?;
+    let head = primary.store()?.head();
+    eprintln!(
+        "import --trusted: {head} events in {:.1} s",
+        trusted.as_secs_f64()
     );
-    let first = first.unwrap_or(total);
-    let rate = head as f64 / total.as_secs_f64();
-    let import_rate = baseline_head as f64 / baseline.as_secs_f64();
+    // Baselines and replicas alternate: B R [C] B R [C] … B; each replica is compared
+    // with the mean rate of the baselines just before and just after it.
+    let mut baselines = vec![(baseline_import(o, dir, &file, &pubkey)?, load())];
+    let mut replicas = Vec::new();
+    for round in 0..o.rounds.max(1) {
+        let r = catch_up(
+            &o.bin,
+            dir,
+            &primary,
+            &key,
+            &relay_keys,
+            &replica_keys,
+            head,
+        )?;
+        eprintln!("replica: {head} events in {:.1} s", r.took.as_secs_f64());
+        replicas.push((round, "replica catch-up (spawn to head equal)", r));
+        if let Some(other) = &o.compare_bin {
+            let r = catch_up(other, dir, &primary, &key, &relay_keys, &replica_keys, head)?;
+            eprintln!(
+                "--compare-bin replica: {head} events in {:.1} s",
+                r.took.as_secs_f64()
+            );
+            replicas.push((round, "replica catch-up, --compare-bin", r));
+        }
+        baselines.push((baseline_import(o, dir, &file, &pubkey)?, load()));
+    }
+    drop(primary);
+    let _ = std::fs::remove_dir_all(&primary_db);
+    let _ = std::fs::remove_file(&file);
+    let rate = |events: u64, took: Duration| events as f64 / took.as_secs_f64();
     println!(
         "\n(3) catch-up of a fresh replica from a {head}-event primary (generated {n}: \
-         --groups 500); CPU s during it: primary {:.1}, replica {:.1}",
-        cpu.0, cpu.1
-    );
-    println!("| what                                   | events  | seconds | events/s | ratio |");
-    println!("|----------------------------------------|---------|---------|----------|-------|");
-    println!(
-        "| import --no-policy (baseline)          | {baseline_head:>7} | {:>7.1} | {import_rate:>8.0} | 1.00x |",
-        baseline.as_secs_f64()
+         --groups 500), {} round(s); ratio = the replica's rate / the mean rate of the \
+         imports just before and after it; load = the 1-minute load average at the end of \
+         the step (start-end, for a replica)",
+        o.rounds.max(1)
     );
     println!(
-        "| replica catch-up (spawn to head equal) | {head:>7} | {:>7.1} | {rate:>8.0} | {:.2}x |",
-        total.as_secs_f64(),
-        rate / import_rate
+        "| what                                   | events  | seconds | events/s | ratio | load      | CPU s replica, primary |"
     );
     println!(
-        "| import --trusted (the primary, info)   | {head:>7} | {:>7.1} | {:>8.0} | {:.2}x |",
+        "|----------------------------------------|---------|---------|----------|-------|-----------|------------------------|"
+    );
+    let baseline_row = |((took, events), load): &((Duration, u64), String)| {
+        println!(
+            "| import --no-policy (baseline)          | {events:>7} | {:>7.1} | {:>8.0} |       | {load:>9} |                        |",
+            took.as_secs_f64(),
+            rate(*events, *took)
+        );
+    };
+    baseline_row(&baselines[0]);
+    for round in 0..o.rounds.max(1) {
+        let before = &baselines[round].0;
+        let after = &baselines[round + 1].0;
+        let import_rate = f64::midpoint(rate(before.1, before.0), rate(after.1, after.0));
+        for (_, what, r) in replicas.iter().filter(|(k, _, _)| *k == round) {
+            let replica_rate = rate(head, r.took);
+            println!(
+                "| {what:<38} | {head:>7} | {:>7.1} | {replica_rate:>8.0} | {:.2}x | {:>9} | {:>10.1}, {:>9.1} |",
+                r.took.as_secs_f64(),
+                replica_rate / import_rate,
+                format!("{}-{}", r.load.0, r.load.1),
+                r.cpu_replica,
+                r.cpu_primary
+            );
+        }
+        baseline_row(&baselines[round + 1]);
+    }
+    println!(
+        "| import --trusted (the primary, info)   | {head:>7} | {:>7.1} | {:>8.0} |       |           |                        |",
         trusted.as_secs_f64(),
-        head as f64 / trusted.as_secs_f64(),
-        (head as f64 / trusted.as_secs_f64()) / import_rate
+        rate(head, trusted)
     );
-    println!(
-        "first event appended {:.2} s after spawn (start, AUTH, negentropy); head every 5 s: {}",
-        first.as_secs_f64(),
-        samples
-            .iter()
-            .map(|(at, h)| format!("{:.0}s={h}", at.as_secs_f64()))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    for (round, what, r) in &replicas {
+        println!(
+            "{what}, round {}: first event appended {:.2} s after spawn (start, AUTH, negentropy); head every 5 s: {}",
+            round + 1,
+            r.first.as_secs_f64(),
+            r.samples
+                .iter()
+                .map(|(at, h)| format!("{:.0}s={h}", at.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     Ok(())
 }
 

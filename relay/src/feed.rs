@@ -115,6 +115,12 @@ impl Feed {
 /// the groups its old and new 39000 name as parent or children (a re-parented child's
 /// old and new parent, a deleted parent's children) — and delivers those that changed.
 fn republish(shared: &Shared, events: &[(u64, Event)]) {
+    // A replica signs nothing: its renderings never change a signed event (it serves its
+    // primary's, announced by the replica's follower when its own rendering says the
+    // same), so rendering here would only cost it (most of its CPU while catching up).
+    if shared.options.replica_of.is_some() {
+        return;
+    }
     let changed: BTreeSet<&str> = events
         .iter()
         .filter(|(_, e)| {

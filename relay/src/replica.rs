@@ -14,22 +14,25 @@
 //! order, the primary's order being unknown for them.
 //!
 //! Every event is appended with its signature verified and without the write policy:
-//! the primary decided. A lost connection is retried (1 s, doubling to 10 s), and the
-//! next connection reconciles again, so a replica that was away converges without
-//! duplicates (the id index) or holes (negentropy).
+//! the primary decided. Receiving, verifying and committing overlap (`Appender`):
+//! large commits while catching up, an event alone as soon as it arrives when live. A
+//! lost connection is retried (1 s, doubling to 10 s), and the next connection
+//! reconciles again, so a replica that was away converges without duplicates (the id
+//! index) or holes (negentropy).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use highwater_store::{AppendOutcome, Store};
+use highwater_store::{AppendOutcome, Prepared, Store, StoreError, Ticket};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use nostr::prelude::{
     ClientMessage, Event, EventBuilder, EventId, Filter, FinalizeEvent, Kind, PublicKey,
     RelayMessage, SubscriptionId, Tag, Timestamp,
 };
-use tokio::sync::watch;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::shared::Shared;
@@ -122,8 +125,6 @@ impl ReplicaStatus {
 /// Live events held while the stored log is still streaming; past it the replica
 /// reconnects (and resumes from what it appended).
 const MAX_BUFFERED: usize = 100_000;
-/// Events appended in one batch.
-const BATCH: usize = 1_024;
 /// Ids asked for in one `REQ` when fetching what the stream did not bring.
 const FETCH: usize = 500;
 /// How often the replica pings its primary and records its status.
@@ -146,15 +147,27 @@ pub(crate) async fn follow(
         if *shutdown.borrow() {
             break;
         }
-        let mut session = Session {
-            shared: &shared,
-            of: &of,
-            status: &mut status,
-            missing: HashSet::new(),
-            caught_up: false,
+        let missing = Missing::default();
+        let (result, caught_up) = match Appender::start(&shared, &missing) {
+            Ok(appender) => {
+                let mut session = Session {
+                    shared: &shared,
+                    of: &of,
+                    status: &mut status,
+                    missing,
+                    appender,
+                    caught_up: false,
+                };
+                let result = session.run(&mut shutdown).await;
+                let caught_up = session.caught_up;
+                // What was handed over is appended before the next connection looks
+                // at the log.
+                session.appender.finish().await;
+                status.behind = session.missing.lock().len() as u64;
+                (result, caught_up)
+            }
+            Err(error) => (Err(error), false),
         };
-        let result = session.run(&mut shutdown).await;
-        let caught_up = session.caught_up;
         status.connected = false;
         status.save(&shared.store);
         if let Err(error) = result {
@@ -189,8 +202,9 @@ struct Follow {
     phase: Phase,
     /// Live events received while the stored log still streams.
     buffered: Vec<Event>,
-    /// Events to append next, in order.
+    /// Events to hand to the append pipeline next, in order, and about their size.
     pending: Vec<Event>,
+    pending_bytes: usize,
     /// Ids still to fetch one by one.
     fetching: Vec<[u8; 32]>,
     /// A fetch `REQ` is open.
@@ -202,9 +216,13 @@ struct Session<'a> {
     of: &'a ReplicaOf,
     status: &'a mut ReplicaStatus,
     /// Ids negentropy found the primary has and the replica not, not yet appended.
-    missing: HashSet<[u8; 32]>,
+    missing: Missing,
+    appender: Appender,
     caught_up: bool,
 }
+
+/// Ids negentropy found missing, shared by a connection and its append pipeline.
+type Missing = Arc<Mutex<HashSet<[u8; 32]>>>;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -232,7 +250,7 @@ impl Session<'_> {
         )
         .await?;
         self.reconcile(&mut sink, &mut stream).await?;
-        self.status.behind = self.missing.len() as u64;
+        self.status.behind = self.missing.lock().len() as u64;
         self.status.connected = true;
         self.status.save(&self.shared.store);
         send(&mut sink, &log_req("live", "live")).await?;
@@ -241,6 +259,7 @@ impl Session<'_> {
             phase: Phase::CatchingUp,
             buffered: Vec::new(),
             pending: Vec::new(),
+            pending_bytes: 0,
             fetching: Vec::new(),
             awaiting_fetch: false,
         };
@@ -248,9 +267,15 @@ impl Session<'_> {
         loop {
             let mut message = tokio::select! {
                 message = stream.next() => message,
+                report = self.appender.reports.recv() => {
+                    let report = report.ok_or("the append pipeline stopped")?;
+                    self.appender.on_report(report)?;
+                    self.settled(follow.phase);
+                    continue;
+                }
                 _ = tick.tick() => {
                     sink.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?;
-                    if follow.phase == Phase::Live && self.missing.is_empty() {
+                    if follow.phase == Phase::Live && self.missing.lock().is_empty() {
                         self.status.caught_up_at = Timestamp::now().as_secs();
                     }
                     self.status.save(&self.shared.store);
@@ -258,10 +283,12 @@ impl Session<'_> {
                 }
                 _ = shutdown.changed() => return Ok(()),
             };
-            // What is already received is appended in one batch.
+            // What is already received is handed to the append pipeline together, a
+            // chunk at most at a time.
             loop {
                 let Some(received) = message else {
-                    self.flush(&mut follow.pending).await?;
+                    self.hand(&mut follow).await?;
+                    self.appender.drain().await?;
                     return Err("the primary closed the connection".into());
                 };
                 let received = received.map_err(|e| e.to_string())?;
@@ -269,7 +296,7 @@ impl Session<'_> {
                 if let Message::Text(text) = received {
                     self.on_text(&mut sink, &mut follow, text.as_str()).await?;
                 }
-                if follow.pending.len() >= BATCH {
+                if follow.pending.len() >= CHUNK_EVENTS || follow.pending_bytes >= CHUNK_BYTES {
                     break;
                 }
                 match stream.next().now_or_never() {
@@ -277,13 +304,22 @@ impl Session<'_> {
                     None => break,
                 }
             }
-            self.flush(&mut follow.pending).await?;
-            if follow.phase == Phase::Live {
-                self.status.behind = self.missing.len() as u64;
-                if self.missing.is_empty() {
-                    self.status.caught_up_at = Timestamp::now().as_secs();
-                }
-            }
+            self.hand(&mut follow).await?;
+        }
+    }
+
+    /// Hands the pending events to the append pipeline.
+    async fn hand(&mut self, follow: &mut Follow) -> Result<(), String> {
+        follow.pending_bytes = 0;
+        self.appender.hand(&mut follow.pending).await
+    }
+
+    /// After the pipeline settled events: the lag recorded.
+    fn settled(&mut self, phase: Phase) {
+        let missing = self.missing.lock().len() as u64;
+        self.status.behind = missing;
+        if phase == Phase::Live && missing == 0 {
+            self.status.caught_up_at = Timestamp::now().as_secs();
         }
     }
 
@@ -306,12 +342,18 @@ impl Session<'_> {
                         return Err("too many live events while catching up".into());
                     }
                 }
-                ("live" | "catchup" | "fetch", _) => follow.pending.push(event.into_owned()),
+                ("live" | "catchup" | "fetch", _) => {
+                    let event = event.into_owned();
+                    follow.pending_bytes += json_size(&event);
+                    follow.pending.push(event);
+                }
                 _ => {}
             },
             RelayMessage::EndOfStoredEvents(sub) if sub.as_str() == "catchup" => {
-                self.flush(&mut follow.pending).await?;
-                follow.fetching = self.missing.iter().copied().collect();
+                self.hand(follow).await?;
+                self.appender.drain().await?;
+                self.settled(follow.phase);
+                follow.fetching = self.missing.lock().iter().copied().collect();
                 follow.fetching.sort_unstable();
                 follow.phase = Phase::Fetching;
                 if !follow.fetching.is_empty() {
@@ -325,7 +367,9 @@ impl Session<'_> {
             RelayMessage::EndOfStoredEvents(sub) if sub.as_str() == "fetch" => {
                 // Their order in the primary's log is unknown: by date.
                 follow.pending.sort_by_key(|e| (e.created_at, e.id));
-                self.flush(&mut follow.pending).await?;
+                self.hand(follow).await?;
+                self.appender.drain().await?;
+                self.settled(follow.phase);
                 follow.awaiting_fetch = self.fetch_next(sink, &mut follow.fetching).await?;
             }
             RelayMessage::Closed {
@@ -352,11 +396,13 @@ impl Session<'_> {
         if follow.phase == Phase::Fetching && !follow.awaiting_fetch {
             // Everything stored is in; the live events held meanwhile follow.
             follow.pending = std::mem::take(&mut follow.buffered);
+            follow.pending_bytes = follow.pending.iter().map(json_size).sum();
             follow.phase = Phase::Live;
             self.caught_up = true;
-            if !self.missing.is_empty() {
+            let missing = self.missing.lock().len();
+            if missing > 0 {
                 tracing::warn!(
-                    missing = self.missing.len(),
+                    missing,
                     "replica: events negentropy found missing could not be fetched"
                 );
             }
@@ -478,9 +524,10 @@ impl Session<'_> {
                 "replica: this replica holds events its primary does not (was the primary's database replaced?)"
             );
         }
-        self.missing = need.iter().map(|id| *id.as_bytes()).collect();
+        let mut missing = self.missing.lock();
+        *missing = need.iter().map(|id| *id.as_bytes()).collect();
         tracing::info!(
-            missing = self.missing.len(),
+            missing = missing.len(),
             "replica: reconciled with the primary"
         );
         Ok(())
@@ -506,7 +553,10 @@ impl Session<'_> {
         sink: &mut futures_util::stream::SplitSink<Socket, Message>,
         fetching: &mut Vec<[u8; 32]>,
     ) -> Result<bool, String> {
-        fetching.retain(|id| self.missing.contains(id));
+        {
+            let missing = self.missing.lock();
+            fetching.retain(|id| missing.contains(id));
+        }
         if fetching.is_empty() {
             send(sink, &ClientMessage::close(SubscriptionId::new("fetch"))).await?;
             return Ok(false);
@@ -550,69 +600,267 @@ impl Session<'_> {
             shared.hub.broadcast(&shared, &events);
         }
     }
+}
 
-    /// Appends `pending` (signatures verified, no write policy), in order.
-    async fn flush(&mut self, pending: &mut Vec<Event>) -> Result<(), String> {
+/// Events the connection's reader hands to the append pipeline at once: at most this
+/// many …
+const CHUNK_EVENTS: usize = 1_024;
+/// … or about this many bytes (as JSON).
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks queued between the reader and the verifier.
+const QUEUE: usize = 16;
+/// Most events the verifier takes into one commit (whatever is queued, up to this many
+/// events plus one chunk) …
+const COMMIT_EVENTS: usize = 16_384;
+/// … or about this many bytes.
+const COMMIT_BYTES: usize = 16 << 20;
+
+/// About the size of `event` as JSON: what the pipeline's byte bounds count.
+fn json_size(event: &Event) -> usize {
+    // The id, pubkey, sig, created_at, kind and the punctuation.
+    let fixed = 64 + 64 + 128 + 80;
+    let tags: usize = event
+        .tags
+        .iter()
+        .map(|t| t.as_slice().iter().map(|s| s.len() + 3).sum::<usize>() + 2)
+        .sum();
+    fixed + event.content.len() + tags
+}
+
+/// What the verifier hands to the committer: one commit's events, per event what
+/// validation found (`None`: sent to the writer; the sequence number of a duplicate;
+/// the refusal), and the writer's ticket for those sent (none when nothing was).
+struct Verified {
+    events: Vec<Event>,
+    prepared: Vec<Result<Option<u64>, StoreError>>,
+    ticket: Result<Option<Ticket>, StoreError>,
+}
+
+/// The append pipeline's progress, reported to the connection in order.
+enum Report {
+    /// This many more of the events handed over are settled: appended, found in the
+    /// log already, or refused.
+    Settled(usize),
+    /// A commit failed: nothing handed over after it is appended on this connection.
+    Failed(String),
+}
+
+/// One connection's append pipeline: the reader (the connection's task) receives and
+/// parses; a verifier thread takes whatever chunks are queued (up to a commit's worth),
+/// validates them on every core ([`Store::prepare_all`]) and submits them through one
+/// ordered [`highwater_store::Pipeline`]; a committer thread waits for each durable
+/// commit, hands what was appended to the live feed and reports. So receiving,
+/// verifying and committing overlap; during catch-up the queue fills and commits grow
+/// to [`COMMIT_EVENTS`], while a live event arriving alone is committed alone at once.
+/// The log holds a prefix of what was handed over, in order: a failed commit cancels
+/// every later one of the pipeline.
+struct Appender {
+    tx: Option<mpsc::Sender<Vec<Event>>>,
+    reports: mpsc::UnboundedReceiver<Report>,
+    /// Events handed over, and settled, on this connection.
+    sent: usize,
+    settled: usize,
+}
+
+impl Appender {
+    fn start(shared: &Arc<Shared>, missing: &Missing) -> Result<Self, String> {
+        let (tx, rx) = mpsc::channel::<Vec<Event>>(QUEUE);
+        // One verified commit waits while the committer holds another.
+        let (verified_tx, verified_rx) = crossbeam_channel::bounded::<Verified>(1);
+        let (report_tx, reports) = mpsc::unbounded_channel();
+        let store = shared.store.clone();
+        std::thread::Builder::new()
+            .name("highwater-replica-verify".into())
+            .spawn(move || verify(&store, rx, &verified_tx))
+            .map_err(|e| format!("starting the replica's verifier: {e}"))?;
+        let (shared, missing) = (shared.clone(), missing.clone());
+        std::thread::Builder::new()
+            .name("highwater-replica-commit".into())
+            .spawn(move || commit(&shared, &missing, &verified_rx, &report_tx))
+            .map_err(|e| format!("starting the replica's committer: {e}"))?;
+        Ok(Self {
+            tx: Some(tx),
+            reports,
+            sent: 0,
+            settled: 0,
+        })
+    }
+
+    /// Hands `pending` to the pipeline (waiting while its queue is full).
+    async fn hand(&mut self, pending: &mut Vec<Event>) -> Result<(), String> {
         if pending.is_empty() {
             return Ok(());
         }
         let events = std::mem::take(pending);
-        let shared = self.shared.clone();
-        let (events, results) = tokio::task::spawn_blocking(move || {
-            let results = shared.store.append_batch(&events);
-            (events, results)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let results = results.map_err(|e| format!("appending: {e}"))?;
-        let mut groups = std::collections::BTreeSet::new();
-        let mut appended = Vec::new();
-        for (event, result) in events.iter().zip(results) {
-            if let Ok(AppendOutcome::Appended(seq)) = &result {
-                appended.push((*seq, event.clone()));
+        let n = events.len();
+        let tx = self.tx.as_ref().ok_or("the append pipeline is closed")?;
+        if tx.send(events).await.is_err() {
+            // The pipeline stopped: its report says why.
+            while let Some(report) = self.reports.recv().await {
+                self.on_report(report)?;
             }
-            match result {
-                Ok(AppendOutcome::Appended(_) | AppendOutcome::Duplicate(_)) => {
-                    self.missing.remove(event.id.as_bytes());
-                    if let Some(g) = crate::hub::group_of(event) {
-                        groups.insert(g.to_owned());
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(id = %event.id, %error, "replica: an event from the primary was refused");
-                }
-            }
+            return Err("the append pipeline stopped".into());
         }
-        self.status.behind = self.missing.len() as u64;
-        // The replica's own subscribers get what it appended now, not at the feed
-        // follower's next look (up to 100 ms later).
-        if let Some(&(to, _)) = appended.last() {
-            let shared = self.shared.clone();
-            let delivered =
-                tokio::task::spawn_blocking(move || shared.feed.deliver(&shared, appended, to))
-                    .await;
-            if let Ok(Err(error)) = delivered {
-                tracing::warn!(%error, "replica: delivering appended events failed");
+        self.sent += n;
+        Ok(())
+    }
+
+    /// Takes one report into account; a failed commit is an error.
+    fn on_report(&mut self, report: Report) -> Result<(), String> {
+        match report {
+            Report::Settled(n) => {
+                self.settled += n;
+                Ok(())
             }
+            Report::Failed(error) => Err(error),
         }
-        // State events the primary sent before the replica held what they describe.
-        let shared = self.shared.clone();
-        let announced = tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
-            for g in groups {
-                if let Ok(events) = shared.rendered.announce(shared.policy.groups(), &g) {
-                    all.extend(events.into_iter().map(|e| (0, e)));
-                }
-            }
-            (shared, all)
-        })
-        .await;
-        if let Ok((shared, events)) = announced
-            && !events.is_empty()
-        {
-            shared.hub.broadcast(&shared, &events);
+    }
+
+    /// Waits until everything handed over is settled.
+    async fn drain(&mut self) -> Result<(), String> {
+        while self.settled < self.sent {
+            let report = self
+                .reports
+                .recv()
+                .await
+                .ok_or("the append pipeline stopped")?;
+            self.on_report(report)?;
         }
         Ok(())
+    }
+
+    /// Closes the pipeline and waits until its threads are done with what was handed
+    /// over: the next connection starts from the log they leave.
+    async fn finish(mut self) {
+        self.tx = None;
+        while let Some(report) = self.reports.recv().await {
+            if let Report::Failed(error) = report {
+                tracing::warn!(%error, "replica: appending failed");
+            }
+        }
+    }
+}
+
+/// The verifier thread: validates what is queued, a commit's worth at a time, and
+/// submits it in order.
+fn verify(
+    store: &Store,
+    mut rx: mpsc::Receiver<Vec<Event>>,
+    out: &crossbeam_channel::Sender<Verified>,
+) {
+    let pipeline = store.pipeline();
+    while let Some(mut events) = rx.blocking_recv() {
+        let mut bytes: usize = events.iter().map(json_size).sum();
+        while events.len() < COMMIT_EVENTS && bytes < COMMIT_BYTES {
+            let Ok(more) = rx.try_recv() else { break };
+            bytes += more.iter().map(json_size).sum::<usize>();
+            events.extend(more);
+        }
+        let mut ready = Vec::new();
+        let prepared = store
+            .prepare_all(&events)
+            .into_iter()
+            .map(|p| match p {
+                Ok(Prepared::Ready(e)) => {
+                    ready.push(e);
+                    Ok(None)
+                }
+                Ok(Prepared::Duplicate(seq)) => Ok(Some(seq)),
+                Err(e) => Err(e),
+            })
+            .collect();
+        let ticket = if ready.is_empty() {
+            Ok(None)
+        } else {
+            pipeline.submit(ready).map(Some)
+        };
+        let failed = ticket.is_err();
+        if out
+            .send(Verified {
+                events,
+                prepared,
+                ticket,
+            })
+            .is_err()
+            || failed
+        {
+            break;
+        }
+    }
+}
+
+/// The committer thread: waits for each commit, in order; hands what was appended to
+/// the live feed and announces the state events it completes; reports.
+fn commit(
+    shared: &Arc<Shared>,
+    missing: &Missing,
+    rx: &crossbeam_channel::Receiver<Verified>,
+    reports: &mpsc::UnboundedSender<Report>,
+) {
+    for Verified {
+        events,
+        prepared,
+        ticket,
+    } in rx
+    {
+        let outcomes = match ticket {
+            Ok(Some(ticket)) => ticket.wait(),
+            Ok(None) => Ok(Vec::new()),
+            Err(error) => Err(error),
+        };
+        let mut committed = match outcomes {
+            Ok(outcomes) => outcomes.into_iter(),
+            Err(error) => {
+                let _ = reports.send(Report::Failed(format!("appending: {error}")));
+                return;
+            }
+        };
+        let mut groups = BTreeSet::new();
+        let mut appended = Vec::new();
+        {
+            let mut missing = missing.lock();
+            for (event, p) in events.iter().zip(prepared) {
+                let result = match p {
+                    Ok(None) => committed.next().ok_or(StoreError::WriterGone),
+                    Ok(Some(seq)) => Ok(AppendOutcome::Duplicate(seq)),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(outcome) => {
+                        if let AppendOutcome::Appended(seq) = outcome {
+                            appended.push((seq, event.clone()));
+                        }
+                        missing.remove(event.id.as_bytes());
+                        if let Some(g) = crate::hub::group_of(event) {
+                            groups.insert(g.to_owned());
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(id = %event.id, %error, "replica: an event from the primary was refused");
+                    }
+                }
+            }
+        }
+        // The replica's own subscribers get what it appended now, not at the feed
+        // follower's next look (up to 100 ms later).
+        if let Some(&(to, _)) = appended.last()
+            && let Err(error) = shared.feed.deliver(shared, appended, to)
+        {
+            tracing::warn!(%error, "replica: delivering appended events failed");
+        }
+        // State events the primary sent before the replica held what they describe.
+        let mut announced = Vec::new();
+        for g in groups {
+            if let Ok(events) = shared.rendered.announce(shared.policy.groups(), &g) {
+                announced.extend(events.into_iter().map(|e| (0, e)));
+            }
+        }
+        if !announced.is_empty() {
+            shared.hub.broadcast(shared, &announced);
+        }
+        if reports.send(Report::Settled(events.len())).is_err() {
+            return;
+        }
     }
 }
 

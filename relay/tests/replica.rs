@@ -451,3 +451,140 @@ async fn a_negentropy_client_receives_exactly_the_events_it_lacks() {
     syncing.disconnect().await;
     relay.stop().await;
 }
+
+/// The head of the log in `dir` (sharing the handle of a relay serving it).
+fn head_of(dir: &Path) -> u64 {
+    Store::open(dir, StoreOptions::default())
+        .expect("open the store")
+        .head()
+}
+
+/// Waits (bounded) until the log in `dir` holds more than `seq` events; returns its head.
+async fn wait_past(dir: &Path, seq: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    loop {
+        let head = head_of(dir);
+        if head > seq {
+            return head;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} stayed at {head}",
+            dir.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_interrupted_while_catching_up_converges_in_the_primarys_order() {
+    let (dp, dr) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    // A primary's log of many commits' worth (the replica commits up to 16,384 events
+    // at once while catching up), written by another writer: log order is not date
+    // order.
+    let authors: Vec<Keys> = (10..20).map(user).collect();
+    let base = Timestamp::now().as_secs() - 1_000_000;
+    let mut events = Vec::new();
+    for (g, author) in authors.iter().enumerate() {
+        let group = format!("g{g}");
+        events.push(signed(
+            author,
+            9007,
+            &[&["h", &group], &["name", &group]],
+            base,
+        ));
+    }
+    for i in 0..40_000_u64 {
+        let author = &authors[(i % 10) as usize];
+        let group = format!("g{}", i % 10);
+        // Dates go back and forth: every 7th event is dated before the others.
+        let at = if i % 7 == 0 { base + 1 } else { base + 10 + i };
+        events.push(
+            EventBuilder::new(Kind::from(9), format!("post {i}"))
+                .tag(Tag::parse(["h", group.as_str()]).expect("a tag"))
+                .custom_created_at(Timestamp::from_secs(at))
+                .finalize(author)
+                .expect("sign"),
+        );
+    }
+    {
+        let store = Store::open(dp.path(), StoreOptions::default()).expect("open");
+        for result in store.append_batch(&events).expect("append") {
+            result.expect("each event is appended");
+        }
+    }
+    let total = events.len() as u64;
+
+    let k = Keys::generate();
+    let mut primary = serve(
+        dp.path(),
+        "127.0.0.1:0",
+        relay_keys(),
+        primary_options(&[k.public_key()]),
+    )
+    .await;
+    let url = primary.url.clone();
+    let addr = url.trim_start_matches("ws://").to_owned();
+    let replica = serve(dr.path(), "127.0.0.1:0", k.clone(), replica_options(&url)).await;
+
+    // The primary restarts while the replica reads its log: the replica reconnects and
+    // reads on after its last event.
+    let first = wait_past(dr.path(), 0).await;
+    primary.stop().await;
+    primary = serve(
+        dp.path(),
+        &addr,
+        relay_keys(),
+        primary_options(&[k.public_key()]),
+    )
+    .await;
+    // The replica stops (what it received and handed to its pipeline is committed
+    // first) and restarts, a little further on.
+    let second = wait_past(dr.path(), head_of(dr.path())).await;
+    replica.stop().await;
+    let stopped_at = head_of(dr.path());
+    let replica = serve(dr.path(), "127.0.0.1:0", k.clone(), replica_options(&url)).await;
+    // Live writes after it caught up arrive in order too.
+    let alice = sdk_keys(&user(1));
+    let writer = client(&url, &alice, true).await;
+    write(
+        &writer,
+        group_event(&alice, 9007, "live", "", &[&["name", "Live"]]),
+    )
+    .await;
+    let mut last = None;
+    for i in 0..20 {
+        last = Some(
+            write(
+                &writer,
+                group_event(&alice, 9, "live", &format!("live {i}"), &[]),
+            )
+            .await,
+        );
+    }
+    wait_for(&replica.url, last.expect("written")).await;
+    eprintln!(
+        "replica heads: {first} when the primary restarted, {second} and {stopped_at} when it \
+         stopped, of {total} events before the live writes"
+    );
+    writer.disconnect().await;
+    replica.stop().await;
+    primary.stop().await;
+
+    let (log, state) = examine(dp.path());
+    assert_eq!(log.len() as u64, total + 21, "the primary's log");
+    let (replica_log, replica_state) = examine(dr.path());
+    assert_eq!(
+        replica_log.len(),
+        log.len(),
+        "the replica holds as many events as the primary"
+    );
+    assert!(
+        replica_log == log,
+        "the replica's log is the primary's, in order, without duplicates or holes"
+    );
+    assert_eq!(replica_state, state, "every group renders the same");
+}
