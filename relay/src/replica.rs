@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use highwater_store::{AppendOutcome, Prepared, Store, StoreError, Ticket};
+use highwater_store::{AppendOutcome, Store, StoreError, Ticket};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use nostr::prelude::{
     ClientMessage, Event, EventBuilder, EventId, Filter, FinalizeEvent, Kind, PublicKey,
@@ -756,19 +756,7 @@ fn verify(
             bytes += more.iter().map(json_size).sum::<usize>();
             events.extend(more);
         }
-        let mut ready = Vec::new();
-        let prepared = store
-            .prepare_all(&events)
-            .into_iter()
-            .map(|p| match p {
-                Ok(Prepared::Ready(e)) => {
-                    ready.push(e);
-                    Ok(None)
-                }
-                Ok(Prepared::Duplicate(seq)) => Ok(Some(seq)),
-                Err(e) => Err(e),
-            })
-            .collect();
+        let (ready, prepared) = store.prepare_split(&events);
         let ticket = if ready.is_empty() {
             Ok(None)
         } else {

@@ -79,7 +79,7 @@ pub use crate::groups::GroupInfo;
 pub use crate::options::StoreOptions;
 pub use crate::reads::{GroupScan, LogIter};
 pub use crate::store::Store;
-pub use crate::submit::{Pipeline, Prepared, Ticket};
+pub use crate::submit::{Pipeline, Prepared, PreparedChunk, Ticket};
 pub use crate::upgrade::{UpgradeOutcome, upgrade};
 #[cfg(feature = "test-support")]
 pub use crate::upgrade::{content_digest, downgrade_to_v1};

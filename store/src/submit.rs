@@ -210,19 +210,7 @@ impl Store {
         // The chunk being committed: its prepared events and the writer's ticket.
         let mut in_flight: Option<(PreparedChunk, Option<Ticket>)> = None;
         for chunk in events.chunks(self.options().append_chunk.max(1)) {
-            let mut ready = Vec::new();
-            let prepared: PreparedChunk = self
-                .prepare_all(chunk)
-                .into_iter()
-                .map(|p| match p {
-                    Ok(Prepared::Ready(e)) => {
-                        ready.push(e);
-                        Ok(None)
-                    }
-                    Ok(Prepared::Duplicate(seq)) => Ok(Some(seq)),
-                    Err(e) => Err(e),
-                })
-                .collect();
+            let (ready, prepared) = self.prepare_split(chunk);
             let ticket = if ready.is_empty() {
                 None
             } else {
@@ -236,6 +224,26 @@ impl Store {
             merge_outcomes(prepared, ticket, &mut results)?;
         }
         Ok(results)
+    }
+
+    /// [`Store::prepare_all`], split for a submitter: the events ready to submit (in
+    /// order), and per event `None` when it is one of those, the sequence number of a
+    /// stored copy, or its rejection.
+    pub fn prepare_split(&self, events: &[Event]) -> (Vec<PreparedEvent>, PreparedChunk) {
+        let mut ready = Vec::new();
+        let prepared = self
+            .prepare_all(events)
+            .into_iter()
+            .map(|p| match p {
+                Ok(Prepared::Ready(e)) => {
+                    ready.push(e);
+                    Ok(None)
+                }
+                Ok(Prepared::Duplicate(seq)) => Ok(Some(seq)),
+                Err(e) => Err(e),
+            })
+            .collect();
+        (ready, prepared)
     }
 
     /// [`Store::prepare`] for each event, on all cores: each thread takes blocks of
@@ -289,7 +297,7 @@ impl Store {
 
 /// One chunk of a batch after [`Store::prepare_all`]: per event, `None` when it went to
 /// the writer, the sequence number of a duplicate, or its rejection.
-type PreparedChunk = Vec<Result<Option<u64>, StoreError>>;
+pub type PreparedChunk = Vec<Result<Option<u64>, StoreError>>;
 
 /// Adds one chunk's results to `results`: its prepared events, with the writer's
 /// outcomes (through `ticket`) for those that were ready.
