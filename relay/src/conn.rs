@@ -2,41 +2,27 @@
 //! NIP-77 `NEG-*` in `negentropy.rs`),
 //! its subscriptions, its bounded outbox and its writer task.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use futures_util::{SinkExt, StreamExt};
-use highwater_store::{Prepared, StoreError};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use nostr::prelude::{
-    ClientMessage, Event, EventId, Kind, RelayMessage, SubscriptionId, Timestamp,
-};
+use nostr::prelude::{ClientMessage, Event, Kind, RelayMessage, SubscriptionId, Timestamp};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 use crate::filter;
-use crate::http;
+use crate::handoff::{self, Ctx};
 use crate::hub::{Drain, Frame, Outbox, Slot, Sub};
 use crate::reads::{self, Refusal};
-use crate::service::{Admitted, ClientAddr, RelayService, Writes};
-use crate::shared::Shared;
-use crate::writes::{Job, Reply};
-
-/// What a connection task needs.
-#[derive(Clone)]
-pub(crate) struct Ctx {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) writes: Writes,
-    pub(crate) shutdown: watch::Receiver<bool>,
-}
+use crate::stream;
 
 /// Who is on the other end of a WebSocket connection.
 #[derive(Debug, Clone, Copy)]
@@ -52,39 +38,6 @@ pub(crate) struct Peer {
 
 /// Longest wait for a request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves one accepted socket (HTTP/1.1: NIP-11, NIP-86, `/metrics`, `/health`, or a
-/// WebSocket upgrade) until it closes, the client is too slow, or shutdown. The socket
-/// holds one place under `max_connections` from the start; past it, it is answered
-/// `503` without reading the request.
-pub(crate) async fn serve_tcp(service: RelayService, mut stream: TcpStream, peer: SocketAddr) {
-    let span = tracing::info_span!("tcp", %peer);
-    async move {
-        let shared = &service.ctx().shared;
-        let limit = shared.options.limits.max_connections;
-        let Some(slot) = shared.hub.meter.admit(limit) else {
-            tracing::warn!(limit, "too many connections: answering 503");
-            if let Err(e) = http::busy_raw(&mut stream).await {
-                tracing::debug!(error = %e, "answering 503 failed");
-            }
-            return;
-        };
-        let admitted = Admitted(Arc::new(parking_lot::Mutex::new(Some(slot))));
-        let mut shutdown = service.ctx().shutdown.clone();
-        let handler = {
-            let service = service.clone();
-            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                let service = service.clone();
-                request.extensions_mut().insert(ClientAddr(peer));
-                request.extensions_mut().insert(admitted.clone());
-                async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
-            })
-        };
-        serve_http(stream, handler, &mut shutdown).await;
-    }
-    .instrument(span)
-    .await;
-}
 
 /// Serves one HTTP/1.1 connection (upgrades allowed, no keep-alive, a bounded wait
 /// for the request head) with `handler` until it ends, or, once `stop` turns true,
@@ -411,7 +364,7 @@ impl Conn {
         let outbox = self.outbox.clone();
         self.writes.spawn(async move {
             let id = event.id;
-            let reply = write(shared.clone(), writes, event).await;
+            let reply = handoff::write(shared.clone(), writes, event).await;
             shared.metrics.count_reply(reply.accepted, &reply.message);
             outbox.send(RelayMessage::ok(id, reply.accepted, reply.message).as_json());
             drop(permit);
@@ -522,9 +475,10 @@ impl Conn {
                 // EOSE is the last frame of the stored answer: it waits for room like
                 // the events before it (pushed as a live frame, it would find a large
                 // stored event still queued and cut off a client that reads).
-                if self.stream_stored(&id_json, events).await {
-                    self.send_stored(Frame::Text(RelayMessage::eose(id).as_json()))
-                        .await;
+                let (shared, shutdown) = (&self.ctx.shared, &self.ctx.shutdown);
+                if stream::stream_stored(shared, &self.outbox, shutdown, &id_json, events).await {
+                    let eose = Frame::Text(RelayMessage::eose(id).as_json());
+                    stream::send_stored(&self.outbox, shutdown, eose).await;
                 }
             }
             Ok(Err(e)) => self.refuse_query(&id, &e),
@@ -534,84 +488,6 @@ impl Conn {
                 self.subs.remove(id.as_str());
                 self.outbox.send(closed("error: query failed".into()));
             }
-        }
-    }
-
-    /// Streams a `REQ`'s stored events, in order, into the outbox. While the client keeps
-    /// up they go straight from the query's answer; once its queue is half full, the rest
-    /// is kept as ids and read back from the log in batches of about half the queue as
-    /// the client reads, so a client that stops reading pins 32 bytes per stored event,
-    /// not the events. (Rendered state events, which the log may not hold, stay whole.)
-    /// False when the connection ends or the relay shuts down first.
-    async fn stream_stored(&self, sub: &Arc<str>, events: Vec<Event>) -> bool {
-        let frame = |event: &Event| Frame::Event {
-            sub: sub.clone(),
-            event: event.as_json().into(),
-        };
-        let mut events = events.into_iter();
-        let mut paused = None;
-        for event in events.by_ref() {
-            if let Err(back) = self.outbox.try_send_stored(frame(&event)) {
-                paused = Some(back);
-                break;
-            }
-        }
-        let Some(first) = paused else { return true };
-        let mut rest: VecDeque<Pending> = events
-            .map(|event| {
-                if is_rendered_kind(event.kind.as_u16()) {
-                    Pending::Whole(event)
-                } else {
-                    Pending::Stored(event.id)
-                }
-            })
-            .collect();
-        if !self.send_stored(first).await {
-            return false;
-        }
-        let budget = self.ctx.shared.options.limits.max_queue_bytes / 2;
-        while !rest.is_empty() {
-            let shared = self.ctx.shared.clone();
-            let (batch, left) = match tokio::task::spawn_blocking(move || {
-                let batch = read_back(&shared, &mut rest, budget);
-                (batch, rest)
-            })
-            .await
-            {
-                Ok((Ok(batch), left)) => (batch, left),
-                Ok((Err(e), _)) => {
-                    tracing::error!(error = %e, "reading a paused answer back failed");
-                    return false;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reading a paused answer back failed");
-                    return false;
-                }
-            };
-            rest = left;
-            for event in batch {
-                let frame = Frame::Event {
-                    sub: sub.clone(),
-                    event,
-                };
-                if !self.send_stored(frame).await {
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    /// Queues one stored event of a `REQ` answer, waiting for the client to read if its
-    /// queue is half full; false when the connection ends or the relay shuts down first.
-    async fn send_stored(&self, frame: Frame) -> bool {
-        let mut shutdown = self.ctx.shutdown.clone();
-        if *shutdown.borrow_and_update() {
-            return false;
-        }
-        tokio::select! {
-            queued = self.outbox.send_stored(frame) => queued,
-            _ = shutdown.changed() => false,
         }
     }
 
@@ -666,112 +542,4 @@ impl Conn {
         }
         Ok(())
     }
-}
-
-/// An event of a paused `REQ` answer not yet queued.
-enum Pending {
-    /// In the log: read back by id when the client has room.
-    Stored(EventId),
-    /// Rendered by the relay (39000–39005), perhaps never stored.
-    Whole(Event),
-}
-
-fn is_rendered_kind(kind: u16) -> bool {
-    (39_000..=39_005).contains(&kind)
-}
-
-/// Takes events off the front of `rest` until their JSON reaches `budget` bytes (at
-/// least one), reading stored ones back from the log; an event the log no longer finds
-/// is skipped. Returns their JSON.
-fn read_back(
-    shared: &Shared,
-    rest: &mut VecDeque<Pending>,
-    budget: usize,
-) -> Result<Vec<Arc<str>>, StoreError> {
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    while bytes < budget {
-        let Some(next) = rest.pop_front() else { break };
-        let event = match next {
-            Pending::Whole(event) => Some(event),
-            Pending::Stored(id) => match shared.store.seq_of(&id)? {
-                Some(seq) => shared
-                    .store
-                    .with_event(seq, |e| e.to_event(seq))?
-                    .transpose()?,
-                None => None,
-            },
-        };
-        if let Some(event) = event {
-            let json: Arc<str> = event.as_json().into();
-            bytes += json.len();
-            batch.push(json);
-        }
-    }
-    Ok(batch)
-}
-
-/// Validates (on a blocking thread), then hands the event to the sequencer and waits.
-pub(crate) async fn write(shared: Arc<Shared>, writes: Sender<Job>, event: Event) -> Reply {
-    let checked = tokio::task::spawn_blocking(move || {
-        let prepared = shared.store.prepare(&event);
-        (event, prepared)
-    })
-    .await;
-    let (event, prepared) = match checked {
-        Ok(pair) => pair,
-        Err(e) => {
-            return Reply {
-                accepted: false,
-                message: format!("error: {e}"),
-            };
-        }
-    };
-    let prepared = match prepared {
-        Ok(Prepared::Ready(p)) => p,
-        Ok(Prepared::Duplicate(_)) => {
-            return Reply {
-                accepted: true,
-                message: "duplicate: already have this event".into(),
-            };
-        }
-        Err(StoreError::Rejected(r)) => {
-            return Reply {
-                accepted: false,
-                message: r.to_string(),
-            };
-        }
-        Err(e) => {
-            return Reply {
-                accepted: false,
-                message: format!("error: {e}"),
-            };
-        }
-    };
-    let (reply, wait) = oneshot::channel();
-    let job = Job {
-        event,
-        prepared,
-        reply,
-    };
-    // The queue is bounded; a full queue waits on a blocking thread, not the runtime.
-    let sent = match writes.try_send(job) {
-        Ok(()) => true,
-        Err(crossbeam_channel::TrySendError::Full(job)) => {
-            tokio::task::spawn_blocking(move || writes.send(job).is_ok())
-                .await
-                .unwrap_or(false)
-        }
-        Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
-    };
-    if !sent {
-        return Reply {
-            accepted: false,
-            message: "error: the relay is shutting down".into(),
-        };
-    }
-    wait.await.unwrap_or(Reply {
-        accepted: false,
-        message: "error: the relay is shutting down".into(),
-    })
 }

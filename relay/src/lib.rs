@@ -59,6 +59,7 @@ mod conn;
 mod error;
 mod feed;
 mod filter;
+mod handoff;
 mod hosts;
 mod http;
 mod hub;
@@ -76,6 +77,7 @@ mod retention;
 mod service;
 mod shared;
 mod state;
+mod stream;
 mod writes;
 
 use std::future::Future;
@@ -215,7 +217,7 @@ impl Relay {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        service.track(conn::serve_tcp(service.clone(), stream, peer));
+                        service.track(service::serve_tcp(service.clone(), stream, peer));
                     }
                     Err(e) => tracing::warn!(error = %e, "accept failed"),
                 },

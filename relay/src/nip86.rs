@@ -26,7 +26,7 @@ use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, PublicKey, Tag, T
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::conn::Ctx;
+use crate::handoff::{self, Ctx};
 use crate::http;
 
 /// NIP-86's content type, of requests and answers.
@@ -296,7 +296,7 @@ async fn record(
     let Some(writes) = ctx.writes.sender() else {
         return Err(failed("the relay is shutting down".into()));
     };
-    let reply = crate::conn::write(ctx.shared.clone(), writes, event).await;
+    let reply = handoff::write(ctx.shared.clone(), writes, event).await;
     if reply.accepted {
         tracing::info!(%admin, method, ?params, "NIP-86 change recorded");
         Ok(Value::Bool(true))

@@ -18,23 +18,24 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use crossbeam_channel::Sender;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use parking_lot::{Mutex, RwLock};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
-use crate::conn::{self, Ctx};
+use crate::conn;
 use crate::error::RelayError;
+use crate::handoff::{Ctx, Writes};
 use crate::hub::Slot;
 use crate::shared::Shared;
-use crate::writes::Job;
 use crate::{http, nip86};
 
 /// The client's address, as a request extension. [`Relay::serve`](crate::Relay::serve)
@@ -49,16 +50,37 @@ pub struct ClientAddr(pub SocketAddr);
 #[derive(Debug, Clone)]
 pub(crate) struct Admitted(pub(crate) Arc<Mutex<Option<Slot>>>);
 
-/// The sender of the write path's jobs, taken away when the relay stops (so the
-/// sequencer sees its channel close even while clones of the service live on in a
-/// router).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Writes(Arc<RwLock<Option<Sender<Job>>>>);
-
-impl Writes {
-    pub(crate) fn sender(&self) -> Option<Sender<Job>> {
-        self.0.read().clone()
+/// Serves one accepted socket (HTTP/1.1: NIP-11, NIP-86, `/metrics`, `/health`, or a
+/// WebSocket upgrade) until it closes, the client is too slow, or shutdown. The socket
+/// holds one place under `max_connections` from the start; past it, it is answered
+/// `503` without reading the request.
+pub(crate) async fn serve_tcp(service: RelayService, mut stream: TcpStream, peer: SocketAddr) {
+    let span = tracing::info_span!("tcp", %peer);
+    async move {
+        let shared = &service.ctx().shared;
+        let limit = shared.options.limits.max_connections;
+        let Some(slot) = shared.hub.meter.admit(limit) else {
+            tracing::warn!(limit, "too many connections: answering 503");
+            if let Err(e) = http::busy_raw(&mut stream).await {
+                tracing::debug!(error = %e, "answering 503 failed");
+            }
+            return;
+        };
+        let admitted = Admitted(Arc::new(parking_lot::Mutex::new(Some(slot))));
+        let mut shutdown = service.ctx().shutdown.clone();
+        let handler = {
+            let service = service.clone();
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                request.extensions_mut().insert(ClientAddr(peer));
+                request.extensions_mut().insert(admitted.clone());
+                async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+            })
+        };
+        conn::serve_http(stream, handler, &mut shutdown).await;
     }
+    .instrument(span)
+    .await;
 }
 
 /// A running relay as an HTTP service. Clones share the relay.
