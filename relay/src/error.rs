@@ -31,9 +31,20 @@ pub enum RelayError {
     /// A NIP-29 query failed.
     #[error(transparent)]
     Projections(#[from] highwater_projections::Error),
+    /// The relay could not build or sign one of its own events (an answer to a join or
+    /// leave request, a NIP-43 membership event).
+    #[error(transparent)]
+    Sign(Box<dyn std::error::Error + Send + Sync>),
     /// A background thread of the relay could not be started or stopped.
     #[error("relay thread error: {0}")]
     Thread(String),
+}
+
+impl RelayError {
+    /// The error of building or signing one of the relay's own events.
+    pub(crate) fn sign(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Sign(Box::new(error))
+    }
 }
 
 #[cfg(test)]

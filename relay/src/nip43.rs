@@ -24,6 +24,7 @@ use highwater_projections::{
     REMOVE_MEMBER_KIND,
 };
 
+use crate::error::RelayError;
 use crate::shared::Shared;
 
 /// Relay membership options (NIP-43; zooid's `public_join`, `[roles]` `can_invite`).
@@ -254,20 +255,19 @@ fn membership_events(
     who: &PublicKey,
     join: bool,
     now: u64,
-) -> Result<Vec<Event>, String> {
+) -> Result<Vec<Event>, RelayError> {
     let key = who.to_bytes();
     let mut members: Vec<[u8; 32]> = shared
         .policy
         .groups()
         .relay_members_projection()
-        .read(|m| m.members().copied().filter(|k| k != &key).collect())
-        .map_err(|e| e.to_string())?;
+        .read(|m| m.members().copied().filter(|k| k != &key).collect())?;
     if join {
         members.push(key);
         members.sort_unstable();
     }
-    let protected = Tag::parse(["-"]).map_err(|e| e.to_string())?;
-    let p = Tag::parse(["p", who.to_hex().as_str()]).map_err(|e| e.to_string())?;
+    let protected = Tag::parse(["-"]).map_err(RelayError::sign)?;
+    let p = Tag::parse(["p", who.to_hex().as_str()]).map_err(RelayError::sign)?;
     let change = if join {
         ADD_MEMBER_KIND
     } else {
@@ -280,23 +280,22 @@ fn membership_events(
             .policy
             .groups()
             .relay_members_projection()
-            .read(highwater_projections::RelayMembersState::changed_at)
-            .map_err(|e| e.to_string())?
+            .read(highwater_projections::RelayMembersState::changed_at)?
             + 1,
     );
     let change = EventBuilder::new(Kind::Custom(change), "")
         .tags([protected.clone(), p])
         .custom_created_at(Timestamp::from_secs(now))
         .finalize(&shared.keys)
-        .map_err(|e| e.to_string())?;
+        .map_err(RelayError::sign)?;
     let mut tags = vec![protected];
     for m in &members {
-        tags.push(Tag::parse(["member", hex::encode(m).as_str()]).map_err(|e| e.to_string())?);
+        tags.push(Tag::parse(["member", hex::encode(m).as_str()]).map_err(RelayError::sign)?);
     }
     let list = EventBuilder::new(Kind::Custom(MEMBER_LIST_KIND), "")
         .tags(tags)
         .custom_created_at(Timestamp::from_secs(list_at))
         .finalize(&shared.keys)
-        .map_err(|e| e.to_string())?;
+        .map_err(RelayError::sign)?;
     Ok(vec![change, list])
 }

@@ -24,6 +24,7 @@ use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, Tag, Timestamp};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
+use crate::error::RelayError;
 use crate::shared::Shared;
 
 /// The answer to one `EVENT`: accepted or not, and the NIP-01 `OK` message.
@@ -406,7 +407,7 @@ fn fail(batch: Submitted, message: &str) {
 
 /// The relay's own event answering an accepted `event` (a 9000 for a 9021, a 9001 for a
 /// 9022), ready to be committed with it.
-fn answer(shared: &Shared, event: &Event) -> Result<Option<(Event, PreparedEvent)>, String> {
+fn answer(shared: &Shared, event: &Event) -> Result<Option<(Event, PreparedEvent)>, RelayError> {
     let kind = match event.kind.as_u16() {
         // Without `answer_joins` (zooid's `auto_join = false`), a join request waits
         // for a moderator's 9000.
@@ -417,17 +418,17 @@ fn answer(shared: &Shared, event: &Event) -> Result<Option<(Event, PreparedEvent
     let Some(group) = crate::hub::group_of(event) else {
         return Ok(None);
     };
-    let h = Tag::parse(["h", group]).map_err(|e| e.to_string())?;
-    let p = Tag::parse(["p", event.pubkey.to_hex().as_str()]).map_err(|e| e.to_string())?;
+    let h = Tag::parse(["h", group]).map_err(RelayError::sign)?;
+    let p = Tag::parse(["p", event.pubkey.to_hex().as_str()]).map_err(RelayError::sign)?;
     // The request's id makes each answer its own event: a second join by the same key
     // within a second (after a leave) would otherwise sign the first answer again, a
     // duplicate the store would not append.
-    let e = Tag::parse(["e", event.id.to_hex().as_str()]).map_err(|e| e.to_string())?;
+    let e = Tag::parse(["e", event.id.to_hex().as_str()]).map_err(RelayError::sign)?;
     let signed = EventBuilder::new(kind, "")
         .tags([h, p, e])
         .finalize(&shared.keys)
-        .map_err(|e| e.to_string())?;
-    match shared.store.prepare(&signed).map_err(|e| e.to_string())? {
+        .map_err(RelayError::sign)?;
+    match shared.store.prepare(&signed)? {
         Prepared::Ready(prepared) => Ok(Some((signed, prepared))),
         Prepared::Duplicate(_) => Ok(None),
     }
