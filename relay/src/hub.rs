@@ -101,7 +101,7 @@ impl OutboxStats {
     }
 }
 
-/// One open connection's place under `Limits::max_connections`; dropping it frees it.
+/// One open connection's place under `ConnectionLimits::max_connections`; dropping it frees it.
 #[derive(Debug)]
 pub(crate) struct Slot(Arc<Meter>);
 

@@ -91,7 +91,7 @@ use tokio::net::TcpListener;
 pub use crate::error::RelayError;
 pub use crate::hosts::{VirtualRelay, host_name, serve_hosts};
 pub use crate::nip43::{RelayMembership, SPACE_KINDS};
-pub use crate::options::{Limits, Rate, RateLimits, RelayInfo, RelayOptions};
+pub use crate::options::{ConnectionLimits, Rate, RateLimits, RelayInfo, RelayOptions};
 pub use crate::replica::{ReplicaOf, ReplicaStatus};
 pub use crate::retention::RetentionSchedule;
 pub use crate::service::{ClientAddr, RelayService};

@@ -15,7 +15,7 @@ use highwater_projections::Policy;
 /// of at most [`max_message_bytes`](Self::max_message_bytes)). ARCHITECTURE.md states
 /// the relay's total under [`max_connections`](Self::max_connections).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub struct ConnectionLimits {
     /// Largest WebSocket message accepted from a client, in bytes (tungstenite refuses a
     /// larger message or frame and the connection is closed).
     pub max_message_bytes: usize,
@@ -50,7 +50,7 @@ pub struct Limits {
     pub max_inflight_writes: usize,
 }
 
-impl Default for Limits {
+impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             max_message_bytes: 256 * 1024,
@@ -78,8 +78,8 @@ pub struct RelayOptions {
     pub public_url: Option<String>,
     /// The information document's texts (NIP-11).
     pub info: RelayInfo,
-    /// Limits.
-    pub limits: Limits,
+    /// Limits of each connection, and how many may be open.
+    pub limits: ConnectionLimits,
     /// Late publication (NIP-29 "Relays should prevent late publication"): a group
     /// event whose `created_at` is more than this many seconds before the relay's clock
     /// is refused with `invalid:`. `None` accepts any date (a relay open to a group
@@ -139,7 +139,7 @@ impl Default for RelayOptions {
             allow_ungrouped: false,
             public_url: None,
             info: RelayInfo::default(),
-            limits: Limits::default(),
+            limits: ConnectionLimits::default(),
             late_publication_secs: Some(3_600),
             rate_limits: RateLimits::default(),
             trust_proxy: false,

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use highwater_relay::{Limits, OutboxStats, RelayOptions};
+use highwater_relay::{ConnectionLimits, OutboxStats, RelayOptions};
 use nostr_sdk::prelude as sdk;
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
@@ -30,7 +30,7 @@ struct Watched {
     running: support::Running,
 }
 
-async fn start(dir: &std::path::Path, limits: Limits) -> Watched {
+async fn start(dir: &std::path::Path, limits: ConnectionLimits) -> Watched {
     let options = RelayOptions {
         limits,
         ..RelayOptions::default()
@@ -154,8 +154,8 @@ async fn post(relay: &str, author: &sdk::Keys, group: &str, count: usize, size: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_id_past_the_bound_is_closed_as_invalid() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let relay = start(dir.path(), Limits::default()).await;
-    let bound = Limits::default().max_subscription_id_bytes;
+    let relay = start(dir.path(), ConnectionLimits::default()).await;
+    let bound = ConnectionLimits::default().max_subscription_id_bytes;
     let mut raw = Raw::connect(&relay.url).await;
 
     // At the bound: served.
@@ -184,9 +184,9 @@ async fn a_subscriber_that_stops_reading_is_cut_off_at_its_byte_bound_and_writer
     let dir = tempfile::tempdir().expect("temp dir");
     // The message-count queue this replaces held 4,096 messages whatever their size:
     // these 100 posts of 100 KB (10 MB) never reached it.
-    let limits = Limits {
+    let limits = ConnectionLimits {
         max_queue_bytes: 1024 * 1024,
-        ..Limits::default()
+        ..ConnectionLimits::default()
     };
     let bound = limits.max_queue_bytes;
     let relay = start(dir.path(), limits).await;
@@ -255,9 +255,9 @@ async fn a_subscriber_that_stops_reading_is_cut_off_at_its_byte_bound_and_writer
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_answer_larger_than_the_bound_waits_for_the_reader_instead_of_queueing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let limits = Limits {
+    let limits = ConnectionLimits {
         max_queue_bytes: 256 * 1024,
-        ..Limits::default()
+        ..ConnectionLimits::default()
     };
     let bound = limits.max_queue_bytes;
     let relay = start(dir.path(), limits).await;
@@ -309,9 +309,9 @@ async fn a_stored_answer_larger_than_the_bound_waits_for_the_reader_instead_of_q
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_req_returns_at_most_max_limit_stored_events_over_all_its_filters() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let limits = Limits {
+    let limits = ConnectionLimits {
         max_limit: 10,
-        ..Limits::default()
+        ..ConnectionLimits::default()
     };
     let relay = start(dir.path(), limits).await;
     let bob = keys(3);
@@ -352,9 +352,9 @@ async fn one_req_returns_at_most_max_limit_stored_events_over_all_its_filters() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_bound_are_answered_503() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let limits = Limits {
+    let limits = ConnectionLimits {
         max_connections: 2,
-        ..Limits::default()
+        ..ConnectionLimits::default()
     };
     let relay = start(dir.path(), limits).await;
     let mut first = Raw::connect(&relay.url).await;
@@ -388,7 +388,7 @@ async fn connections_past_the_bound_are_answered_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_past_the_byte_bound_of_their_filters_are_closed() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let limits = Limits::default();
+    let limits = ConnectionLimits::default();
     let bound = limits.max_subscription_bytes;
     let relay = start(dir.path(), limits).await;
     let mut raw = Raw::connect(&relay.url).await;
@@ -397,7 +397,7 @@ async fn subscriptions_past_the_byte_bound_of_their_filters_are_closed() {
     let req = |n: usize| json!(["REQ", format!("s{n}"), {"ids": ids, "limit": 0}]);
     let size = req(0).to_string().len();
     let fit = bound / size;
-    assert!((1..Limits::default().max_subscriptions).contains(&fit));
+    assert!((1..ConnectionLimits::default().max_subscriptions).contains(&fit));
     for n in 0..fit {
         raw.send(&req(n)).await;
         assert_eq!(raw.expect("EOSE").await, json!(["EOSE", format!("s{n}")]));

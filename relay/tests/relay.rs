@@ -6,7 +6,7 @@
 
 mod support;
 
-use highwater_relay::{Limits, RelayOptions};
+use highwater_relay::{ConnectionLimits, RelayOptions};
 use nostr_sdk::prelude as sdk;
 use sdk::JsonUtil;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -359,9 +359,9 @@ async fn scripted_session_transcript() {
 async fn a_client_that_stops_reading_is_disconnected() {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = RelayOptions {
-        limits: Limits {
+        limits: ConnectionLimits {
             max_queue_bytes: 8 * 1024,
-            ..Limits::default()
+            ..ConnectionLimits::default()
         },
         ..RelayOptions::default()
     };

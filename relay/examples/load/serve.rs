@@ -61,12 +61,12 @@ async fn highwater(db: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let engine = builder.build().map_err(|e| e.to_string())?;
     let options = RelayOptions {
-        limits: highwater_relay::Limits {
+        limits: highwater_relay::ConnectionLimits {
             // The load clients read everything, in bursts: 1,256 connections, and room
             // for a burst of fan-out per subscriber.
             max_connections: 4_096,
             max_queue_bytes: 32 * 1024 * 1024,
-            ..highwater_relay::Limits::default()
+            ..highwater_relay::ConnectionLimits::default()
         },
         ..RelayOptions::default()
     };

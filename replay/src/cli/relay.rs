@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use highwater_engine::EngineOptions;
 use highwater_relay::{
-    Limits, Relay, RelayControl, RelayInfo, RelayOptions, RetentionSchedule, VirtualRelay,
+    ConnectionLimits, Relay, RelayControl, RelayInfo, RelayOptions, RetentionSchedule, VirtualRelay,
 };
 use highwater_store::Store;
 use nostr::prelude::{Keys, SecretKey, ToBech32};
@@ -77,26 +77,26 @@ pub(crate) struct RelayArgs {
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// Open subscriptions per connection.
-    #[arg(long, default_value_t = Limits::default().max_subscriptions)]
+    #[arg(long, default_value_t = ConnectionLimits::default().max_subscriptions)]
     max_subscriptions: usize,
     /// Filters per REQ.
-    #[arg(long, default_value_t = Limits::default().max_filters)]
+    #[arg(long, default_value_t = ConnectionLimits::default().max_filters)]
     max_filters: usize,
     /// Largest client message in bytes.
-    #[arg(long, default_value_t = Limits::default().max_message_bytes)]
+    #[arg(long, default_value_t = ConnectionLimits::default().max_message_bytes)]
     max_message_bytes: usize,
     /// Bytes queued per connection before a slow client is disconnected (a REQ's stored
     /// events use at most half and otherwise wait for the client to read).
-    #[arg(long, default_value_t = Limits::default().max_queue_bytes)]
+    #[arg(long, default_value_t = ConnectionLimits::default().max_queue_bytes)]
     max_queue_bytes: usize,
     /// Open connections; one more is answered HTTP 503.
-    #[arg(long, default_value_t = Limits::default().max_connections)]
+    #[arg(long, default_value_t = ConnectionLimits::default().max_connections)]
     max_connections: usize,
     /// Longest subscription id in bytes; a longer REQ is answered CLOSED `invalid:`.
-    #[arg(long, default_value_t = Limits::default().max_subscription_id_bytes)]
+    #[arg(long, default_value_t = ConnectionLimits::default().max_subscription_id_bytes)]
     max_subscription_id_bytes: usize,
     /// Bytes of the REQs a connection's open subscriptions came from, together.
-    #[arg(long, default_value_t = Limits::default().max_subscription_bytes)]
+    #[arg(long, default_value_t = ConnectionLimits::default().max_subscription_bytes)]
     max_subscription_bytes: usize,
     /// Refuse group events dated more than this many seconds ago (NIP-29 late
     /// publication); 0 accepts any date, for a group moved from another relay. Imports
@@ -299,7 +299,7 @@ fn open_relay(
             .public_url
             .clone()
             .or_else(|| file.and_then(|f| f.public_url.clone())),
-        limits: Limits {
+        limits: ConnectionLimits {
             max_subscriptions: args.max_subscriptions,
             max_filters: args.max_filters,
             max_message_bytes: args.max_message_bytes,
@@ -307,7 +307,7 @@ fn open_relay(
             max_connections: args.max_connections,
             max_subscription_id_bytes: args.max_subscription_id_bytes,
             max_subscription_bytes: args.max_subscription_bytes,
-            ..Limits::default()
+            ..ConnectionLimits::default()
         },
         late_publication_secs: (args.late_publication_secs > 0)
             .then_some(args.late_publication_secs),
