@@ -294,48 +294,11 @@ fn state_only(filter: &Compiled) -> bool {
         .is_some_and(|k| k.iter().all(|&k| is_state_kind(k)))
 }
 
-/// The rendered state events of the groups `filter` names by `#d` (of every group, else)
-/// that it matches and the reader may see — what a `REQ` with it is offered.
+/// What a `REQ` with `filter` is offered of the rendered state events.
 fn rendered(
     shared: &Shared,
     access: &mut Access<'_>,
     filter: &Compiled,
 ) -> Result<Vec<nostr::prelude::Event>, Walk> {
-    let kinds: Vec<u16> = filter
-        .kinds
-        .as_ref()
-        .map(|k| k.iter().copied().filter(|&k| is_state_kind(k)).collect())
-        .unwrap_or_default();
-    if kinds.is_empty() {
-        return Ok(Vec::new());
-    }
-    let groups: Vec<String> = match filter.tag_values("d") {
-        Some(d) => d.iter().cloned().collect(),
-        None => shared
-            .store
-            .groups()
-            .into_iter()
-            .map(|g| g.name.to_string())
-            .collect(),
-    };
-    let mut out = Vec::new();
-    for g in groups {
-        if !access.can_see_group(&g) {
-            continue;
-        }
-        let current = shared
-            .rendered
-            .current(shared.policy.groups(), &shared.keys, &g, &kinds)
-            .map_err(|e| Walk::Failed(e.to_string()))?;
-        for event in current.events {
-            let kind = event.kind.as_u16();
-            if filter.kind_allowed(kind)
-                && filter.matches_event(&event)
-                && access.can_see_state(kind, &g)
-            {
-                out.push(event);
-            }
-        }
-    }
-    Ok(out)
+    reads::rendered_matching(shared, access, filter).map_err(|e| Walk::Failed(e.to_string()))
 }

@@ -360,14 +360,22 @@ fn offer_rendered_id(
     Ok(())
 }
 
-/// Offers the rendered state events of the groups a filter names by `#d` (or of every
-/// group in the log) that the reader may see.
-fn offer_rendered(
+/// The rendered state events of the groups `filter` names by `#d` (of every group, else)
+/// that it matches and the reader may see — what a `REQ` with it is offered (and what a
+/// NIP-77 view of it holds).
+pub(crate) fn rendered_matching(
     shared: &Shared,
     access: &mut Access<'_>,
     filter: &Compiled,
-    newest: &mut Newest,
-) -> Result<(), RelayError> {
+) -> Result<Vec<Event>, RelayError> {
+    let kinds: Vec<u16> = filter
+        .kinds
+        .as_ref()
+        .map(|k| k.iter().copied().filter(|&k| is_state_kind(k)).collect())
+        .unwrap_or_default();
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
     let groups: Vec<String> = match filter.tag_values("d") {
         Some(d) => d.iter().cloned().collect(),
         None => shared
@@ -377,11 +385,7 @@ fn offer_rendered(
             .map(|g| g.name.to_string())
             .collect(),
     };
-    let kinds: Vec<u16> = filter
-        .kinds
-        .as_ref()
-        .map(|k| k.iter().copied().filter(|&k| is_state_kind(k)).collect())
-        .unwrap_or_default();
+    let mut out = Vec::new();
     for g in groups {
         if !access.can_see_group(&g) {
             continue;
@@ -395,9 +399,22 @@ fn offer_rendered(
                 && filter.matches_event(&event)
                 && access.can_see_state(kind, &g)
             {
-                newest.offer(RENDERED, event);
+                out.push(event);
             }
         }
+    }
+    Ok(out)
+}
+
+/// Offers [`rendered_matching`]'s events.
+fn offer_rendered(
+    shared: &Shared,
+    access: &mut Access<'_>,
+    filter: &Compiled,
+    newest: &mut Newest,
+) -> Result<(), RelayError> {
+    for event in rendered_matching(shared, access, filter)? {
+        newest.offer(RENDERED, event);
     }
     Ok(())
 }
