@@ -12,10 +12,8 @@ use nostr::prelude::{Event, PublicKey};
 use parking_lot::RwLock;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::access::Access;
 use crate::filter::Compiled;
 use crate::index::is_state_kind;
-use crate::shared::Shared;
 
 /// Counted per queued frame on top of its text: the channel slot and the allocation.
 const FRAME_OVERHEAD: usize = 64;
@@ -426,45 +424,15 @@ impl Hub {
         inner.others.len() + inner.groups_of.len()
     }
 
-    /// Delivers committed events to the subscriptions they match, in order.
-    pub(crate) fn broadcast(&self, shared: &Shared, events: &[(u64, Event)]) {
-        for (_, event) in events {
-            // The relay's management events (NIP-86) are its own records, never served.
-            if event.kind.as_u16() == highwater_projections::MANAGEMENT_KIND {
-                continue;
-            }
-            let group = group_of(event);
-            let targets: Vec<Arc<Sub>> = {
-                let inner = self.inner.read();
-                let grouped = group
-                    .and_then(|g| inner.by_group.get(g))
-                    .into_iter()
-                    .flat_map(|m| m.values());
-                grouped.chain(inner.others.values()).cloned().collect()
-            };
-            if targets.is_empty() {
-                continue;
-            }
-            // Shared by every subscriber's queue; each writer adds its subscription id.
-            let json: Arc<str> = event.as_json().into();
-            // Whether anyone may see it decides most deliveries at once.
-            let mut anonymous = Access::new(shared, None);
-            let public = anonymous.visible(event.kind.as_u16(), group);
-            for sub in targets {
-                if sub.outbox.is_killed() || !sub.filters.iter().any(|f| f.matches_event(event)) {
-                    continue;
-                }
-                if !public {
-                    let reader = sub.outbox.reader();
-                    if reader.is_none()
-                        || !Access::new(shared, reader).visible(event.kind.as_u16(), group)
-                    {
-                        continue;
-                    }
-                }
-                sub.outbox.send_event(&sub.id_json, &json);
-            }
-        }
+    /// The subscriptions an event of `group` may match: those confined to `group`, and
+    /// those not confined to groups.
+    pub(crate) fn candidates(&self, group: Option<&str>) -> Vec<Arc<Sub>> {
+        let inner = self.inner.read();
+        let grouped = group
+            .and_then(|g| inner.by_group.get(g))
+            .into_iter()
+            .flat_map(|m| m.values());
+        grouped.chain(inner.others.values()).cloned().collect()
     }
 }
 

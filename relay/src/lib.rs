@@ -55,6 +55,7 @@
 #![warn(missing_docs, clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 mod access;
+mod broadcast;
 mod conn;
 mod error;
 mod feed;
