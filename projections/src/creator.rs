@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use highwater_engine::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
+use highwater_engine::{CodecError, decode_rkyv, encode_rkyv};
 use highwater_store::EventRef;
 
-use crate::config::{Nip29Config, kind};
 use crate::dict::{Dictionary, Id};
 use crate::life::{Lifecycle, Step};
+use crate::nip29::{Nip29, Nip29Fold};
 use crate::parse::Hex;
 
 /// Bumped whenever the fold or the state layout changes.
@@ -85,63 +85,39 @@ struct CreatorRecord {
 }
 
 /// The `creator` projection.
-#[derive(Debug, Clone)]
-pub struct Creator {
-    config: Nip29Config,
-    dict: Arc<Dictionary>,
-}
+pub type Creator = Nip29<CreatorState>;
 
-impl Creator {
-    /// The projection for the relay in `config`, with a pubkey dictionary of its own.
-    pub fn new(config: Nip29Config) -> Self {
-        Self::with_dictionary(config, Arc::default())
+impl Nip29Fold for CreatorState {
+    const NAME: &'static str = "creator";
+    const BASE_VERSION: u32 = BASE_VERSION;
+    const TYPE_NAME: &'static str = "Creator";
+
+    fn init(shell: &Creator) -> Self {
+        Self::new(shell.dict.clone())
     }
 
-    /// The projection numbering pubkeys in `dict`, shared with the other projections
-    /// of one registration.
-    pub(crate) fn with_dictionary(config: Nip29Config, dict: Arc<Dictionary>) -> Self {
-        Self { config, dict }
-    }
-}
-
-impl Projection for Creator {
-    type State = CreatorState;
-
-    fn name(&self) -> &'static str {
-        "creator"
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle {
+        &mut self.lifecycle
     }
 
-    fn version(&self) -> u64 {
-        self.config.version(BASE_VERSION)
-    }
-
-    fn kinds(&self) -> Kinds {
-        Kinds::Only(kind::life_and(&[]))
-    }
-
-    fn init(&self) -> CreatorState {
-        CreatorState::new(self.dict.clone())
-    }
-
-    fn apply(&self, state: &mut CreatorState, event: &EventRef<'_>) -> Result<(), ApplyError> {
-        match state.lifecycle.step(*event, self.config.relay_bytes()) {
-            Step::Create => state.creator = Some(self.dict.intern(event.pubkey())),
-            Step::Delete => state.creator = None,
+    fn fold(&mut self, step: Step, event: EventRef<'_>, shell: &Creator) {
+        match step {
+            Step::Create => self.creator = Some(shell.dict.intern(event.pubkey())),
+            Step::Delete => self.creator = None,
             Step::Ignore | Step::Moderate { .. } | Step::Snapshot | Step::Other { .. } => {}
         }
-        Ok(())
     }
 
-    fn encode(&self, state: &CreatorState) -> Result<Vec<u8>, CodecError> {
-        encode_rkyv(&state.record())
+    fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        encode_rkyv(&self.record())
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<CreatorState, CodecError> {
+    fn decode(bytes: &[u8], shell: &Creator) -> Result<Self, CodecError> {
         let record: CreatorRecord = decode_rkyv(bytes)?;
         Ok(CreatorState {
-            dict: self.dict.clone(),
+            dict: shell.dict.clone(),
             lifecycle: record.lifecycle,
-            creator: record.creator.map(|k| self.dict.intern(&k)),
+            creator: record.creator.map(|k| shell.dict.intern(&k)),
         })
     }
 }

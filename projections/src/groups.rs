@@ -26,9 +26,9 @@ use crate::life::{Life, Lifecycle};
 use crate::links::Links;
 use crate::management::Management;
 use crate::membership::{Membership, MembershipState};
-use crate::metadata::{Metadata, MetadataState};
+use crate::metadata::Metadata;
 use crate::relay_members::RelayMembers;
-use crate::roles::{RoleDefinition, Roles, RolesState};
+use crate::roles::{RoleDefinition, Roles};
 
 /// The role the creator of a group is listed with in a rendered 39001, by default.
 pub const DEFAULT_CREATOR_ROLE: &str = "admin";
@@ -82,6 +82,37 @@ fn read_query<P: Projection, R>(
     }
 }
 
+/// A per-group projection [`Groups`] registers: where its handle is, for the one
+/// generic read ([`Groups::with_in`]).
+pub(crate) trait Registered: Projection + Sized {
+    /// The projection's handle in `groups`.
+    fn handle(groups: &Groups) -> &Handle<Self>;
+}
+
+impl Registered for Membership {
+    fn handle(groups: &Groups) -> &Handle<Self> {
+        &groups.membership
+    }
+}
+
+impl Registered for Roles {
+    fn handle(groups: &Groups) -> &Handle<Self> {
+        &groups.roles
+    }
+}
+
+impl Registered for Metadata {
+    fn handle(groups: &Groups) -> &Handle<Self> {
+        &groups.metadata
+    }
+}
+
+impl Registered for Creator {
+    fn handle(groups: &Groups) -> &Handle<Self> {
+        &groups.creator
+    }
+}
+
 impl Groups {
     /// Registers the `membership`, `roles`, `metadata` and `creator` projections, and
     /// the relay-wide `links` (subgroup candidates) and `deletions` (9005 targets, 9008
@@ -99,7 +130,7 @@ impl Groups {
             config,
             membership: builder.add(Membership::with_dictionary(config, dict.clone()))?,
             roles: builder.add(Roles::with_dictionary(config, dict.clone()))?,
-            metadata: builder.add(Metadata::new(config))?,
+            metadata: builder.add(Metadata::with_dictionary(config, dict.clone()))?,
             creator: builder.add(Creator::with_dictionary(config, dict))?,
             store: builder.store().clone(),
             links: Links::register(builder)?,
@@ -110,8 +141,22 @@ impl Groups {
             oracle: false,
             kinds: Arc::new(KindTable::empty()),
         };
-        groups.kinds = Arc::new(KindTable::of(&groups));
+        groups.kinds = Arc::new(groups.kind_table());
         Ok(groups)
+    }
+
+    /// The kinds of every projection registered above, as writers need them.
+    fn kind_table(&self) -> KindTable {
+        let mut table = KindTable::empty();
+        table.add_group(self.membership.projection());
+        table.add_group(self.roles.projection());
+        table.add_group(self.metadata.projection());
+        table.add_group(self.creator.projection());
+        table.add_relay_wide(self.links.handle().projection());
+        table.add_relay_wide(self.deletions.projection());
+        table.add_relay_wide(self.management.projection());
+        table.add_relay_wide(self.relay_members.projection());
+        table.finish()
     }
 
     /// Which kinds change what a write decision reads, and which only the relay signs.
@@ -214,68 +259,24 @@ impl Groups {
         })
     }
 
-    pub(crate) fn with_membership_in<R>(
+    /// Reads `P`'s state of a resolved group (see [`Groups::resolve`]), fully loaded,
+    /// or by full replay in oracle mode.
+    pub(crate) fn with_in<P: Registered, R>(
         &self,
         query: Query<'_>,
-        f: impl FnOnce(&MembershipState) -> R,
+        f: impl FnOnce(&P::State) -> R,
     ) -> Result<R, Error> {
-        read_query(&self.membership, self.oracle, query, f)
+        read_query(P::handle(self), self.oracle, query, f)
     }
 
-    pub(crate) fn with_roles_in<R>(
-        &self,
-        query: Query<'_>,
-        f: impl FnOnce(&RolesState) -> R,
-    ) -> Result<R, Error> {
-        read_query(&self.roles, self.oracle, query, f)
-    }
-
-    pub(crate) fn with_metadata_in<R>(
-        &self,
-        query: Query<'_>,
-        f: impl FnOnce(&MetadataState) -> R,
-    ) -> Result<R, Error> {
-        read_query(&self.metadata, self.oracle, query, f)
-    }
-
-    pub(crate) fn with_creator_in<R>(
-        &self,
-        query: Query<'_>,
-        f: impl FnOnce(&CreatorState) -> R,
-    ) -> Result<R, Error> {
-        read_query(&self.creator, self.oracle, query, f)
-    }
-
-    pub(crate) fn with_membership<R>(
+    /// Reads `P`'s state of `group` (one projection: [`Groups::resolve`], then
+    /// [`Groups::with_in`]).
+    pub(crate) fn with<P: Registered, R>(
         &self,
         group: &str,
-        f: impl FnOnce(&MembershipState) -> R,
+        f: impl FnOnce(&P::State) -> R,
     ) -> Result<R, Error> {
-        self.with_membership_in(self.resolve(group)?, f)
-    }
-
-    pub(crate) fn with_roles<R>(
-        &self,
-        group: &str,
-        f: impl FnOnce(&RolesState) -> R,
-    ) -> Result<R, Error> {
-        self.with_roles_in(self.resolve(group)?, f)
-    }
-
-    pub(crate) fn with_metadata<R>(
-        &self,
-        group: &str,
-        f: impl FnOnce(&MetadataState) -> R,
-    ) -> Result<R, Error> {
-        self.with_metadata_in(self.resolve(group)?, f)
-    }
-
-    pub(crate) fn with_creator<R>(
-        &self,
-        group: &str,
-        f: impl FnOnce(&CreatorState) -> R,
-    ) -> Result<R, Error> {
-        self.with_creator_in(self.resolve(group)?, f)
+        self.with_in::<P, R>(self.resolve(group)?, f)
     }
 
     /// Whether `pubkey` is a member of `group`.
@@ -285,7 +286,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn is_member(&self, group: &str, pubkey: &PublicKey) -> Result<bool, Error> {
-        self.with_membership(group, |s| s.is_member(pubkey.as_bytes()))
+        self.with::<Membership, _>(group, |s| s.is_member(pubkey.as_bytes()))
     }
 
     /// The members of `group`, sorted by pubkey.
@@ -295,7 +296,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn members(&self, group: &str) -> Result<Vec<PublicKey>, Error> {
-        self.with_membership(group, |s| {
+        self.with::<Membership, _>(group, |s| {
             s.members()
                 .into_iter()
                 .map(PublicKey::from_byte_array)
@@ -310,7 +311,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn member_count(&self, group: &str) -> Result<usize, Error> {
-        self.with_membership(group, MembershipState::member_count)
+        self.with::<Membership, _>(group, MembershipState::member_count)
     }
 
     /// The members of `group` with their roles, sorted by pubkey (two reads).
@@ -321,8 +322,8 @@ impl Groups {
     /// fold failed).
     pub fn members_with_roles(&self, group: &str) -> Result<Vec<Member>, Error> {
         let query = self.resolve(group)?;
-        let members = self.with_membership_in(query, MembershipState::members)?;
-        self.with_roles_in(query, |r| {
+        let members = self.with_in::<Membership, _>(query, MembershipState::members)?;
+        self.with_in::<Roles, _>(query, |r| {
             members
                 .into_iter()
                 .map(|key| {
@@ -341,7 +342,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn has_role(&self, group: &str, pubkey: &PublicKey, role: &str) -> Result<bool, Error> {
-        self.with_roles(group, |s| s.has_role(pubkey.as_bytes(), role))
+        self.with::<Roles, _>(group, |s| s.has_role(pubkey.as_bytes(), role))
     }
 
     /// The roles of `pubkey` in `group`, sorted (empty for non-members).
@@ -351,7 +352,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn roles(&self, group: &str, pubkey: &PublicKey) -> Result<Vec<String>, Error> {
-        self.with_roles(group, |s| {
+        self.with::<Roles, _>(group, |s| {
             s.roles(pubkey.as_bytes()).map(str::to_owned).collect()
         })
     }
@@ -363,7 +364,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn role_definitions(&self, group: &str) -> Result<Vec<RoleDefinition>, Error> {
-        self.with_roles(group, |s| s.definitions().collect())
+        self.with::<Roles, _>(group, |s| s.definitions().collect())
     }
 
     /// The metadata of `group` (default, all flags false, when it does not exist), with
@@ -374,7 +375,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn metadata(&self, group: &str) -> Result<GroupMetadata, Error> {
-        let mut metadata = self.with_metadata(group, |s| s.metadata().clone())?;
+        let mut metadata = self.with::<Metadata, _>(group, |s| s.metadata().clone())?;
         if metadata.parent.is_some() {
             metadata.parent = self.parent(group)?;
         }
@@ -388,7 +389,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn pinned(&self, group: &str) -> Result<Vec<String>, Error> {
-        self.with_metadata(group, |s| {
+        self.with::<Metadata, _>(group, |s| {
             s.pins().iter().map(|p| p.value.clone()).collect()
         })
     }
@@ -400,7 +401,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn pins(&self, group: &str) -> Result<Vec<Pin>, Error> {
-        self.with_metadata(group, |s| s.pins().to_vec())
+        self.with::<Metadata, _>(group, |s| s.pins().to_vec())
     }
 
     /// Whether `group` is private (only members read).
@@ -410,7 +411,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn is_private(&self, group: &str) -> Result<bool, Error> {
-        self.with_metadata(group, |s| s.metadata().private)
+        self.with::<Metadata, _>(group, |s| s.metadata().private)
     }
 
     /// Whether `group` is closed (joining needs an invite code).
@@ -420,7 +421,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn is_closed(&self, group: &str) -> Result<bool, Error> {
-        self.with_metadata(group, |s| s.metadata().closed)
+        self.with::<Metadata, _>(group, |s| s.metadata().closed)
     }
 
     /// Whether `group` is hidden (invisible to non-members).
@@ -430,7 +431,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn is_hidden(&self, group: &str) -> Result<bool, Error> {
-        self.with_metadata(group, |s| s.metadata().hidden)
+        self.with::<Metadata, _>(group, |s| s.metadata().hidden)
     }
 
     /// Whether `group` is `restricted` (NIP-29: only members write).
@@ -440,7 +441,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn is_restricted(&self, group: &str) -> Result<bool, Error> {
-        self.with_metadata(group, |s| s.metadata().restricted)
+        self.with::<Metadata, _>(group, |s| s.metadata().restricted)
     }
 
     /// Whether `group` is write-restricted (the seed relay's flag: only `writer` role
@@ -451,7 +452,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn is_write_restricted(&self, group: &str) -> Result<bool, Error> {
-        self.with_metadata(group, |s| s.metadata().write_restricted)
+        self.with::<Metadata, _>(group, |s| s.metadata().write_restricted)
     }
 
     /// The invite codes of `group`, sorted.
@@ -461,7 +462,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn invite_codes(&self, group: &str) -> Result<Vec<String>, Error> {
-        self.with_metadata(group, |s| s.invite_codes().map(str::to_owned).collect())
+        self.with::<Metadata, _>(group, |s| s.invite_codes().map(str::to_owned).collect())
     }
 
     /// Whether `code` is a valid invite code of `group`.
@@ -471,7 +472,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn has_invite(&self, group: &str, code: &str) -> Result<bool, Error> {
-        self.with_metadata(group, |s| s.has_invite(code))
+        self.with::<Metadata, _>(group, |s| s.has_invite(code))
     }
 
     /// The creator of `group`'s current life.
@@ -481,7 +482,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn creator(&self, group: &str) -> Result<Option<PublicKey>, Error> {
-        self.with_creator(group, |s| s.creator().map(PublicKey::from_byte_array))
+        self.with::<Creator, _>(group, |s| s.creator().map(PublicKey::from_byte_array))
     }
 
     /// Whether `pubkey` created `group`'s current life.
@@ -491,7 +492,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn is_creator(&self, group: &str, pubkey: &PublicKey) -> Result<bool, Error> {
-        self.with_creator(group, |s| s.is_creator(pubkey.as_bytes()))
+        self.with::<Creator, _>(group, |s| s.is_creator(pubkey.as_bytes()))
     }
 
     /// Whether `group` exists (created, moderated or seeded, and not deleted).
@@ -522,6 +523,6 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn lifecycle(&self, group: &str) -> Result<Lifecycle, Error> {
-        self.with_creator(group, CreatorState::lifecycle)
+        self.with::<Creator, _>(group, CreatorState::lifecycle)
     }
 }

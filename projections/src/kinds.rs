@@ -1,18 +1,18 @@
 //! [`KindTable`]: which event kinds change what a write decision reads, and which only
-//! the relay's key may sign — one table, derived from the projections [`Groups`]
-//! registers, that every writer (the relay, an import) decides with.
+//! the relay's key may sign — one table, derived from the projections
+//! [`Groups`](crate::Groups) registers, that every writer (the relay, an import)
+//! decides with.
 //!
 //! A new projection adds its kinds here by declaring them
 //! ([`Projection::kinds`](highwater_engine::Projection::kinds),
 //! [`relay_signed`](highwater_engine::Projection::relay_signed),
 //! [`read_by_writes`](highwater_engine::RelayWideProjection::read_by_writes)); no
-//! writer lists kinds of its own.
+//! writer lists kinds of its own, and this file lists no projection: `groups.rs` adds
+//! each one it registers.
 
 use std::collections::BTreeSet;
 
 use highwater_engine::{Kinds, Projection, RelayWideProjection};
-
-use crate::groups::Groups;
 
 /// The kinds of the registered projections, as writers need them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct KindTable {
 }
 
 impl KindTable {
-    /// No kinds: a placeholder while [`Groups::register`] builds the real table.
+    /// No kinds: a placeholder while [`Groups::register`](crate::Groups::register) builds the real table.
     pub(crate) fn empty() -> Self {
         Self {
             group: Some(BTreeSet::new()),
@@ -35,24 +35,8 @@ impl KindTable {
         }
     }
 
-    /// The table of `groups`' projections.
-    pub(crate) fn of(groups: &Groups) -> Self {
-        let mut table = Self::empty();
-        table.add_group(groups.membership_projection().projection());
-        table.add_group(groups.roles_projection().projection());
-        table.add_group(groups.metadata_projection().projection());
-        table.add_group(groups.creator_projection().projection());
-        table.add_relay_wide(groups.links_projection().projection());
-        table.add_relay_wide(groups.deletions_projection().projection());
-        table.add_relay_wide(groups.management_projection().projection());
-        table.add_relay_wide(groups.relay_members_projection().projection());
-        if let Some(group) = &table.group {
-            table.relay_wide.retain(|kind| !group.contains(kind));
-        }
-        table
-    }
-
-    fn add_group<P: Projection>(&mut self, projection: &P) {
+    /// Takes the kinds of a per-group projection.
+    pub(crate) fn add_group<P: Projection>(&mut self, projection: &P) {
         match projection.kinds() {
             Kinds::All => self.group = None,
             Kinds::Only(kinds) => {
@@ -64,7 +48,8 @@ impl KindTable {
         self.relay_signed.extend(projection.relay_signed());
     }
 
-    fn add_relay_wide<P: RelayWideProjection>(&mut self, projection: &P) {
+    /// Takes the kinds of a relay-wide projection.
+    pub(crate) fn add_relay_wide<P: RelayWideProjection>(&mut self, projection: &P) {
         if projection.read_by_writes() {
             match projection.kinds() {
                 // Every event changes what decisions read: none is decided early.
@@ -73,6 +58,15 @@ impl KindTable {
             }
         }
         self.relay_signed.extend(projection.relay_signed());
+    }
+
+    /// The table, once every projection is added: a kind a per-group projection folds
+    /// is a group kind, not a relay-wide one.
+    pub(crate) fn finish(mut self) -> Self {
+        if let Some(group) = &self.group {
+            self.relay_wide.retain(|kind| !group.contains(kind));
+        }
+        self
     }
 
     /// Whether an event of `kind` changes a group's state (a per-group projection

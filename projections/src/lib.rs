@@ -73,6 +73,7 @@ mod links;
 mod management;
 mod membership;
 mod metadata;
+mod nip29;
 mod parse;
 mod policy;
 mod relay_members;
@@ -94,6 +95,7 @@ pub use crate::links::{LinksState, ParentLinks};
 pub use crate::management::{Listed, MANAGEMENT_KIND, Management, ManagementState};
 pub use crate::membership::{Membership, MembershipState};
 pub use crate::metadata::{Metadata, MetadataState};
+pub use crate::nip29::Nip29;
 pub use crate::parse::parse_hex32;
 pub use crate::policy::{AccessPolicy, Policy, Rejection};
 pub use crate::relay_members::{

@@ -85,8 +85,11 @@ pub struct Lifecycle {
 }
 
 /// What one event means for a projection, after the lifecycle has advanced.
+///
+/// `pub` only because [`Nip29Fold::fold`](crate::nip29::Nip29Fold::fold) takes it;
+/// this module is private and the crate does not export it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
+pub enum Step {
     /// Changes nothing.
     Ignore,
     /// A 9007 started a fresh life: clear everything, then apply the creation.

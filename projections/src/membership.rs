@@ -10,12 +10,13 @@
 
 use std::sync::Arc;
 
-use highwater_engine::{ApplyError, CodecError, Kinds, Projection, encode_rkyv};
+use highwater_engine::{CodecError, encode_rkyv};
 use highwater_store::EventRef;
 
-use crate::config::{Nip29Config, kind};
+use crate::config::kind;
 use crate::dict::{self, Dictionary, Id};
 use crate::life::{Lifecycle, Stamp, Step};
+use crate::nip29::{Nip29, Nip29Fold};
 use crate::parse::{self, Hex};
 
 /// Bumped whenever the fold or the state layout changes.
@@ -183,65 +184,43 @@ fn offer(dict: &Dictionary, slot: &mut Option<KeySnapshot>, event: EventRef<'_>)
 }
 
 /// The `membership` projection.
-#[derive(Debug, Clone)]
-pub struct Membership {
-    config: Nip29Config,
-    dict: Arc<Dictionary>,
-}
+pub type Membership = Nip29<MembershipState>;
 
-impl Membership {
-    /// The projection for the relay in `config`, with a pubkey dictionary of its own.
-    pub fn new(config: Nip29Config) -> Self {
-        Self::with_dictionary(config, Arc::default())
+impl Nip29Fold for MembershipState {
+    const NAME: &'static str = "membership";
+    const BASE_VERSION: u32 = BASE_VERSION;
+    const TYPE_NAME: &'static str = "Membership";
+
+    fn init(shell: &Membership) -> Self {
+        Self::new(shell.dict.clone())
     }
 
-    /// The projection numbering pubkeys in `dict`, shared with the other projections
-    /// of one registration.
-    pub(crate) fn with_dictionary(config: Nip29Config, dict: Arc<Dictionary>) -> Self {
-        Self { config, dict }
-    }
-}
-
-impl Projection for Membership {
-    type State = MembershipState;
-
-    fn name(&self) -> &'static str {
-        "membership"
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle {
+        &mut self.lifecycle
     }
 
-    fn version(&self) -> u64 {
-        self.config.version(BASE_VERSION)
-    }
-
-    fn kinds(&self) -> Kinds {
-        Kinds::Only(kind::life_and(&[]))
-    }
-
-    fn init(&self) -> MembershipState {
-        MembershipState::new(self.dict.clone())
-    }
-
-    fn apply(&self, state: &mut MembershipState, event: &EventRef<'_>) -> Result<(), ApplyError> {
-        match state.lifecycle.step(*event, self.config.relay_bytes()) {
+    fn fold(&mut self, step: Step, event: EventRef<'_>, shell: &Membership) {
+        let dict = &shell.dict;
+        match step {
             Step::Ignore | Step::Other { .. } => {}
             Step::Create => {
-                state.clear();
-                state.members.push(self.dict.intern(event.pubkey()));
+                self.clear();
+                self.members.push(dict.intern(event.pubkey()));
             }
-            Step::Delete => state.clear(),
+            Step::Delete => self.clear(),
             Step::Moderate { was_seeded } => {
                 if was_seeded {
-                    state.members_snapshot = None;
-                    state.admins_snapshot = None;
+                    self.members_snapshot = None;
+                    self.admins_snapshot = None;
                 }
                 match event.kind() {
                     kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, _| {
-                        dict::insert(&mut state.members, self.dict.intern(&pubkey));
+                        dict::insert(&mut self.members, dict.intern(&pubkey));
                     }),
                     kind::REMOVE_USER => {
                         parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
-                            if let Some(id) = self.dict.get(&pubkey) {
-                                dict::remove(&mut state.members, id);
+                            if let Some(id) = dict.get(&pubkey) {
+                                dict::remove(&mut self.members, id);
                             }
                         });
                     }
@@ -250,25 +229,25 @@ impl Projection for Membership {
             }
             Step::Snapshot => {
                 let changed = match event.kind() {
-                    kind::MEMBERS => offer(&self.dict, &mut state.members_snapshot, *event),
-                    kind::ADMINS => offer(&self.dict, &mut state.admins_snapshot, *event),
+                    kind::MEMBERS => offer(dict, &mut self.members_snapshot, event),
+                    kind::ADMINS => offer(dict, &mut self.admins_snapshot, event),
                     _ => false,
                 };
                 if changed {
-                    state.reseed();
+                    self.reseed();
                 }
             }
         }
-        Ok(())
     }
 
-    fn encode(&self, state: &MembershipState) -> Result<Vec<u8>, CodecError> {
-        encode_rkyv(&state.record())
+    fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        encode_rkyv(&self.record())
     }
 
     /// Validates the archive, then numbers its pubkeys in place (no owned copy of the
     /// archived lists): a cold first read of a big group is mostly this decode.
-    fn decode(&self, bytes: &[u8]) -> Result<MembershipState, CodecError> {
+    fn decode(bytes: &[u8], shell: &Membership) -> Result<Self, CodecError> {
+        let dict = &shell.dict;
         let codec = |e: rkyv::rancor::Error| CodecError(e.to_string());
         let archived =
             rkyv::access::<ArchivedMembershipRecord, rkyv::rancor::Error>(bytes).map_err(codec)?;
@@ -278,15 +257,15 @@ impl Projection for Membership {
                     Ok(KeySnapshot {
                         stamp: rkyv::deserialize::<Stamp, rkyv::rancor::Error>(&s.stamp)
                             .map_err(codec)?,
-                        keys: dict::sorted_ids(&self.dict, s.keys.iter()),
+                        keys: dict::sorted_ids(dict, s.keys.iter()),
                     })
                 })
                 .transpose()
         };
-        let mut members = dict::sorted_ids(&self.dict, archived.members.iter());
+        let mut members = dict::sorted_ids(dict, archived.members.iter());
         members.shrink_to_fit();
         Ok(MembershipState {
-            dict: self.dict.clone(),
+            dict: dict.clone(),
             lifecycle: rkyv::deserialize::<Lifecycle, rkyv::rancor::Error>(&archived.lifecycle)
                 .map_err(codec)?,
             members,
@@ -298,7 +277,10 @@ impl Projection for Membership {
 
 #[cfg(test)]
 mod tests {
+    use highwater_engine::Projection;
+
     use super::*;
+    use crate::config::Nip29Config;
 
     fn key(n: u8) -> [u8; 32] {
         let mut k = [n.wrapping_mul(37); 32];

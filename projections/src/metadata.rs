@@ -25,12 +25,13 @@
 
 use std::collections::BTreeSet;
 
-use highwater_engine::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
+use highwater_engine::{CodecError, decode_rkyv, encode_rkyv};
 use highwater_store::EventRef;
 
-use crate::config::{Nip29Config, kind};
+use crate::config::kind;
 use crate::fields::{self, GroupMetadata, Pin};
 use crate::life::{Lifecycle, Stamp, Step};
+use crate::nip29::{Nip29, Nip29Fold};
 use crate::parse;
 
 /// Bumped whenever the fold or the state layout changes.
@@ -135,92 +136,76 @@ impl MetadataState {
 }
 
 /// The `metadata` projection.
-#[derive(Debug, Clone)]
-pub struct Metadata {
-    config: Nip29Config,
-}
+pub type Metadata = Nip29<MetadataState>;
 
-impl Metadata {
-    /// The projection for the relay in `config`.
-    pub fn new(config: Nip29Config) -> Self {
-        Self { config }
-    }
-}
-
-impl Projection for Metadata {
-    type State = MetadataState;
-
-    fn name(&self) -> &'static str {
-        "metadata"
-    }
-
-    fn version(&self) -> u64 {
-        self.config.version(BASE_VERSION)
-    }
-
-    fn kinds(&self) -> Kinds {
-        Kinds::Only(kind::life_and(&[kind::CREATE_INVITE, kind::PIN_LIST]))
-    }
+impl Nip29Fold for MetadataState {
+    const NAME: &'static str = "metadata";
+    const BASE_VERSION: u32 = BASE_VERSION;
+    const EXTRA_KINDS: &'static [u16] = &[kind::CREATE_INVITE, kind::PIN_LIST];
+    const TYPE_NAME: &'static str = "Metadata";
+    const NUMBERS_KEYS: bool = false;
 
     /// NIP-29's relay kinds, 39000–39009 ("MUST be created by the relay master key
     /// only"), declared here for the four NIP-29 projections.
-    fn relay_signed(&self) -> Vec<u16> {
+    fn relay_signed() -> Vec<u16> {
         (kind::METADATA..=kind::RELAY_LAST).collect()
     }
 
-    fn init(&self) -> MetadataState {
+    fn init(_: &Metadata) -> Self {
         MetadataState::default()
     }
 
-    fn apply(&self, state: &mut MetadataState, event: &EventRef<'_>) -> Result<(), ApplyError> {
-        match state.lifecycle.step(*event, self.config.relay_bytes()) {
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle {
+        &mut self.lifecycle
+    }
+
+    fn fold(&mut self, step: Step, event: EventRef<'_>, _: &Metadata) {
+        match step {
             Step::Ignore => {}
             Step::Create => {
-                *state = MetadataState {
-                    lifecycle: state.lifecycle,
-                    deleted_by: state.deleted_by,
+                *self = MetadataState {
+                    lifecycle: self.lifecycle,
+                    deleted_by: self.deleted_by,
                     ..MetadataState::default()
                 };
-                state.set_metadata(*event);
+                self.set_metadata(event);
             }
             Step::Delete => {
-                *state = MetadataState {
-                    lifecycle: state.lifecycle,
+                *self = MetadataState {
+                    lifecycle: self.lifecycle,
                     deleted_by: Some(*event.id()),
                     ..MetadataState::default()
                 }
             }
             Step::Moderate { .. } => {
-                state.snapshot = None;
+                self.snapshot = None;
                 if event.kind() == kind::EDIT_METADATA {
-                    state.set_metadata(*event);
+                    self.set_metadata(event);
                 }
             }
             Step::Snapshot => {
-                let stamp = Stamp::of(*event);
-                if event.kind() == kind::METADATA && stamp.replaces(state.snapshot) {
-                    state.set_metadata(*event);
-                    state.snapshot = Some(stamp);
+                let stamp = Stamp::of(event);
+                if event.kind() == kind::METADATA && stamp.replaces(self.snapshot) {
+                    self.set_metadata(event);
+                    self.snapshot = Some(stamp);
                 }
             }
             Step::Other { active } => match event.kind() {
                 kind::CREATE_INVITE if active => {
-                    state
-                        .invite_codes
+                    self.invite_codes
                         .extend(parse::codes(event.tags()).map(str::to_owned));
                 }
-                kind::PIN_LIST if active => state.pins = fields::pins(event.tags()),
+                kind::PIN_LIST if active => self.pins = fields::pins(event.tags()),
                 _ => {}
             },
         }
-        Ok(())
     }
 
-    fn encode(&self, state: &MetadataState) -> Result<Vec<u8>, CodecError> {
-        encode_rkyv(state)
+    fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        encode_rkyv(self)
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<MetadataState, CodecError> {
+    fn decode(bytes: &[u8], _: &Metadata) -> Result<Self, CodecError> {
         decode_rkyv(bytes)
     }
 }

@@ -47,11 +47,15 @@ use std::collections::BTreeSet;
 use nostr::prelude::{Event, PublicKey};
 
 use crate::config::kind;
+use crate::creator::Creator;
 use crate::error::Error;
 use crate::fields::{self, GroupMetadata};
 use crate::groups::Groups;
 use crate::life::Life;
+use crate::membership::Membership;
+use crate::metadata::Metadata;
 use crate::parse;
+use crate::roles::Roles;
 
 /// Access-policy configuration. The default is NIP-29's text: anyone reads and posts to
 /// a group without `private` / `restricted`, and joins are honoured unless `closed`;
@@ -295,7 +299,7 @@ impl AccessPolicy {
     ) -> Result<Facts, Error> {
         let groups = &self.groups;
         let query = groups.resolve(group)?;
-        let (life, metadata, valid_code) = groups.with_metadata_in(query, |s| {
+        let (life, metadata, valid_code) = groups.with_in::<Metadata, _>(query, |s| {
             (
                 s.lifecycle().life,
                 Flags::of(s.metadata()),
@@ -313,8 +317,8 @@ impl AccessPolicy {
                 valid_code,
             });
         };
-        let member = groups.with_membership_in(query, |s| s.is_member(pubkey.as_bytes()))?;
-        let (group_admin, writer) = groups.with_roles_in(query, |r| {
+        let member = groups.with_in::<Membership, _>(query, |s| s.is_member(pubkey.as_bytes()))?;
+        let (group_admin, writer) = groups.with_in::<Roles, _>(query, |r| {
             (
                 self.policy
                     .group_admin_roles
@@ -323,7 +327,7 @@ impl AccessPolicy {
                 r.has_role(pubkey.as_bytes(), "writer"),
             )
         })?;
-        let creator = groups.with_creator_in(query, |s| s.is_creator(pubkey.as_bytes()))?;
+        let creator = groups.with_in::<Creator, _>(query, |s| s.is_creator(pubkey.as_bytes()))?;
         Ok(Facts {
             life,
             metadata,
@@ -396,8 +400,8 @@ impl AccessPolicy {
     pub fn can_write(&self, group: &str, pubkey: &PublicKey) -> Result<bool, Error> {
         let groups = &self.groups;
         let query = groups.resolve(group)?;
-        let (life, m) =
-            groups.with_metadata_in(query, |s| (s.lifecycle().life, Flags::of(s.metadata())))?;
+        let (life, m) = groups
+            .with_in::<Metadata, _>(query, |s| (s.lifecycle().life, Flags::of(s.metadata())))?;
         if life != Life::Active {
             return Ok(false);
         }
@@ -405,11 +409,11 @@ impl AccessPolicy {
             return Ok(true);
         }
         let key = pubkey.as_bytes();
-        let is_member = || groups.with_membership_in(query, |s| s.is_member(key));
+        let is_member = || groups.with_in::<Membership, _>(query, |s| s.is_member(key));
         if m.write_restricted {
-            return Ok(groups.with_creator_in(query, |s| s.is_creator(key))?
+            return Ok(groups.with_in::<Creator, _>(query, |s| s.is_creator(key))?
                 || (is_member()?
-                    && groups.with_roles_in(query, |s| s.has_role(key, "writer"))?));
+                    && groups.with_in::<Roles, _>(query, |s| s.has_role(key, "writer"))?));
         }
         if !self.members_only(m) {
             return Ok(true);
@@ -616,7 +620,7 @@ impl AccessPolicy {
             }
             _ if !self
                 .groups
-                .with_metadata(group, |s| s.metadata().supports_kind(k))? =>
+                .with::<Metadata, _>(group, |s| s.metadata().supports_kind(k))? =>
             {
                 Err(Rejection::UnsupportedKind(k))
             }

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::fields::{GroupMetadata, Pin};
 use crate::groups::Groups;
 use crate::life::Life;
-use crate::roles::RoleDefinition;
+use crate::roles::{RoleDefinition, Roles};
 
 fn flag(name: &str) -> Tag {
     Tag::custom(name, std::iter::empty::<String>())
@@ -177,12 +177,13 @@ impl Groups {
     /// Every pubkey with moderation power and its roles: the role holders, and the
     /// creator of the current life with the creator role.
     fn admins(&self, group: &str) -> Result<BTreeMap<PublicKey, BTreeSet<String>>, Error> {
-        let mut admins: BTreeMap<PublicKey, BTreeSet<String>> = self.with_roles(group, |r| {
-            r.holders()
-                .into_iter()
-                .map(|(pk, roles)| (PublicKey::from_byte_array(pk), roles))
-                .collect()
-        })?;
+        let mut admins: BTreeMap<PublicKey, BTreeSet<String>> =
+            self.with::<Roles, _>(group, |r| {
+                r.holders()
+                    .into_iter()
+                    .map(|(pk, roles)| (PublicKey::from_byte_array(pk), roles))
+                    .collect()
+            })?;
         if let Some(creator) = self.creator(group)? {
             admins
                 .entry(creator)

@@ -15,13 +15,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use highwater_engine::{ApplyError, CodecError, Kinds, Projection, decode_rkyv, encode_rkyv};
+use highwater_engine::{CodecError, decode_rkyv, encode_rkyv};
 use highwater_store::EventRef;
 use serde::Serialize;
 
-use crate::config::{Nip29Config, kind};
+use crate::config::kind;
 use crate::dict::{Dictionary, Id, Reader};
 use crate::life::{Lifecycle, Stamp, Step};
+use crate::nip29::{Nip29, Nip29Fold};
 use crate::parse::{self, Hex};
 
 /// Bumped whenever the fold or the state layout changes.
@@ -312,69 +313,48 @@ fn offer(dict: &Dictionary, slot: &mut Option<RosterSnapshot>, event: EventRef<'
 }
 
 /// The `roles` projection.
-#[derive(Debug, Clone)]
-pub struct Roles {
-    config: Nip29Config,
-    dict: Arc<Dictionary>,
-}
+pub type Roles = Nip29<RolesState>;
 
-impl Roles {
-    /// The projection for the relay in `config`, with a pubkey dictionary of its own.
-    pub fn new(config: Nip29Config) -> Self {
-        Self::with_dictionary(config, Arc::default())
+impl Nip29Fold for RolesState {
+    const NAME: &'static str = "roles";
+    const BASE_VERSION: u32 = BASE_VERSION;
+    const EXTRA_KINDS: &'static [u16] = &[kind::ROLES];
+    const TYPE_NAME: &'static str = "Roles";
+
+    fn init(shell: &Roles) -> Self {
+        Self::new(shell.dict.clone())
     }
 
-    /// The projection numbering pubkeys in `dict`, shared with the other projections
-    /// of one registration.
-    pub(crate) fn with_dictionary(config: Nip29Config, dict: Arc<Dictionary>) -> Self {
-        Self { config, dict }
-    }
-}
-
-impl Projection for Roles {
-    type State = RolesState;
-
-    fn name(&self) -> &'static str {
-        "roles"
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle {
+        &mut self.lifecycle
     }
 
-    fn version(&self) -> u64 {
-        self.config.version(BASE_VERSION)
-    }
-
-    fn kinds(&self) -> Kinds {
-        Kinds::Only(kind::life_and(&[kind::ROLES]))
-    }
-
-    fn init(&self) -> RolesState {
-        RolesState::new(self.dict.clone())
-    }
-
-    fn apply(&self, state: &mut RolesState, event: &EventRef<'_>) -> Result<(), ApplyError> {
-        match state.lifecycle.step(*event, self.config.relay_bytes()) {
+    fn fold(&mut self, step: Step, event: EventRef<'_>, shell: &Roles) {
+        let dict = &shell.dict;
+        match step {
             Step::Ignore => {}
-            Step::Create | Step::Delete => state.clear(),
+            Step::Create | Step::Delete => self.clear(),
             Step::Moderate { was_seeded } => {
                 if was_seeded {
-                    state.members_snapshot = None;
-                    state.admins_snapshot = None;
+                    self.members_snapshot = None;
+                    self.admins_snapshot = None;
                 }
                 match event.kind() {
                     kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, tag| {
                         let roles = parse::roles_of(tag);
                         if roles.is_empty() {
                             // Clearing needs no number: an unnumbered key holds nothing.
-                            if let Some(id) = self.dict.get(&pubkey) {
-                                state.set(id, RoleSet::default());
+                            if let Some(id) = dict.get(&pubkey) {
+                                self.set(id, RoleSet::default());
                             }
                         } else {
-                            state.set(self.dict.intern(&pubkey), role_set(roles));
+                            self.set(dict.intern(&pubkey), role_set(roles));
                         }
                     }),
                     kind::REMOVE_USER => {
                         parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
-                            if let Some(id) = self.dict.get(&pubkey) {
-                                state.set(id, RoleSet::default());
+                            if let Some(id) = dict.get(&pubkey) {
+                                self.set(id, RoleSet::default());
                             }
                         });
                     }
@@ -383,44 +363,43 @@ impl Projection for Roles {
             }
             Step::Snapshot => {
                 let changed = match event.kind() {
-                    kind::MEMBERS => offer(&self.dict, &mut state.members_snapshot, *event),
-                    kind::ADMINS => offer(&self.dict, &mut state.admins_snapshot, *event),
+                    kind::MEMBERS => offer(dict, &mut self.members_snapshot, event),
+                    kind::ADMINS => offer(dict, &mut self.admins_snapshot, event),
                     _ => false,
                 };
                 if changed {
-                    state.reseed();
+                    self.reseed();
                 }
             }
             Step::Other { .. } => {
-                let stamp = Stamp::of(*event);
+                let stamp = Stamp::of(event);
                 if event.kind() == kind::ROLES
-                    && event.pubkey() == self.config.relay_bytes()
-                    && stamp.replaces(state.definitions_from)
+                    && event.pubkey() == shell.relay_bytes()
+                    && stamp.replaces(self.definitions_from)
                 {
-                    state.definitions = parse::role_definitions(event.tags());
-                    state.definitions_from = Some(stamp);
+                    self.definitions = parse::role_definitions(event.tags());
+                    self.definitions_from = Some(stamp);
                 }
             }
         }
-        Ok(())
     }
 
-    fn encode(&self, state: &RolesState) -> Result<Vec<u8>, CodecError> {
-        encode_rkyv(&state.record())
+    fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        encode_rkyv(&self.record())
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<RolesState, CodecError> {
+    fn decode(bytes: &[u8], shell: &Roles) -> Result<Self, CodecError> {
         let record: RolesRecord = decode_rkyv(bytes)?;
         let snapshot = |s: Option<RosterRecord>| {
             s.map(|s| RosterSnapshot {
                 stamp: s.stamp,
-                roster: roster_from(&self.dict, s.roster),
+                roster: roster_from(&shell.dict, s.roster),
             })
         };
-        let mut roles = roster_from(&self.dict, record.roles);
+        let mut roles = roster_from(&shell.dict, record.roles);
         roles.retain(|(_, set)| !set.is_empty());
         Ok(RolesState {
-            dict: self.dict.clone(),
+            dict: shell.dict.clone(),
             lifecycle: record.lifecycle,
             roles,
             definitions: record.definitions,

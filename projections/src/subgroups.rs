@@ -24,6 +24,7 @@ use nostr::prelude::EventId;
 use crate::error::Error;
 use crate::groups::Groups;
 use crate::links::Links;
+use crate::metadata::Metadata;
 
 /// The effective link of a child to its parent.
 struct Link {
@@ -43,7 +44,7 @@ impl Groups {
     }
 
     fn link(&self, child: &str) -> Result<Option<Link>, Error> {
-        let (declared, naming) = self.with_metadata(child, |s| {
+        let (declared, naming) = self.with::<Metadata, _>(child, |s| {
             (s.metadata().parent.clone(), s.naming().to_vec())
         })?;
         let Some(parent) = declared else {
@@ -52,7 +53,7 @@ impl Groups {
         if parent == child || naming.is_empty() {
             return Ok(None);
         }
-        let (exists, deleted_by) = self.with_metadata(&parent, |s| {
+        let (exists, deleted_by) = self.with::<Metadata, _>(&parent, |s| {
             (s.lifecycle().exists(), s.deleted_by().copied())
         })?;
         if !exists {
@@ -99,7 +100,7 @@ impl Groups {
     /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
     /// reading the relay-wide parent links from the log fails.
     pub fn children(&self, group: &str) -> Result<Vec<String>, Error> {
-        let (exists, order, order_by, by_snapshot) = self.with_metadata(group, |s| {
+        let (exists, order, order_by, by_snapshot) = self.with::<Metadata, _>(group, |s| {
             let (order, by) = s.child_order();
             (
                 s.lifecycle().exists(),

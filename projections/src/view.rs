@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::fields::GroupMetadata;
 use crate::groups::Groups;
 use crate::life::{Life, Source};
+use crate::metadata::Metadata;
 use crate::roles::RoleDefinition;
 
 /// One member and their roles.
@@ -62,7 +63,7 @@ impl Groups {
     pub fn view(&self, engine: &Engine, group: &str) -> Result<GroupView, Error> {
         let lifecycle = self.lifecycle(group)?;
         let creator = self.creator(group)?.map(|k| k.to_hex());
-        let (metadata, invite_codes, pinned) = self.with_metadata(group, |s| {
+        let (metadata, invite_codes, pinned) = self.with::<Metadata, _>(group, |s| {
             (
                 s.metadata().clone(),
                 s.invite_codes().map(str::to_owned).collect(),

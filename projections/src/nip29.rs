@@ -1,0 +1,143 @@
+//! The shell every per-group NIP-29 projection shares, written once: [`Nip29`] holds
+//! the configuration and the registration's pubkey dictionary, and implements the
+//! engine's [`Projection`] for any state that knows its own fold ([`Nip29Fold`]).
+//!
+//! A projection supplies its name, base version, extra kinds, state and checkpoint
+//! record, and what each lifecycle [`Step`] does to its state; the shell supplies the
+//! version (the base with the relay key), the kinds (`kind::LIFE` plus the extra ones),
+//! the lifecycle step, the dictionary wiring and the `Projection` methods.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use highwater_engine::{ApplyError, CodecError, Kinds, Projection};
+use highwater_store::EventRef;
+
+use crate::config::{Nip29Config, kind};
+use crate::dict::Dictionary;
+use crate::life::{Lifecycle, Step};
+
+/// What a per-group NIP-29 projection supplies: implemented by its state.
+///
+/// Public in a private module, so that `Nip29<S>` can be a public projection while no
+/// one outside the crate can implement or name this trait.
+pub trait Nip29Fold: Clone + PartialEq + std::fmt::Debug + Send + Sync + Sized + 'static {
+    /// The projection's name: it keys the checkpoints.
+    const NAME: &'static str;
+    /// Bumped whenever the fold or the state layout changes.
+    const BASE_VERSION: u32;
+    /// The kinds folded beyond `kind::LIFE`.
+    const EXTRA_KINDS: &'static [u16] = &[];
+    /// The name of the projection type, as `Debug` prints it.
+    const TYPE_NAME: &'static str;
+    /// Whether the state numbers pubkeys in the dictionary (`Debug` then prints it).
+    const NUMBERS_KEYS: bool = true;
+
+    /// The kinds only the relay's key may sign (none by default).
+    fn relay_signed() -> Vec<u16> {
+        Vec::new()
+    }
+
+    /// The state of a group before any event.
+    fn init(shell: &Nip29<Self>) -> Self;
+
+    /// The group's lifecycle, which the shell advances before [`Nip29Fold::fold`].
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle;
+
+    /// What `event` does to the state, given the lifecycle `step` it made.
+    fn fold(&mut self, step: Step, event: EventRef<'_>, shell: &Nip29<Self>);
+
+    /// The checkpoint bytes of the state (rkyv).
+    ///
+    /// # Errors
+    ///
+    /// A [`CodecError`] when rkyv fails.
+    fn encode(&self) -> Result<Vec<u8>, CodecError>;
+
+    /// A state from checkpoint bytes, numbering its pubkeys in the shell's dictionary.
+    ///
+    /// # Errors
+    ///
+    /// A [`CodecError`] when the bytes are not a valid checkpoint.
+    fn decode(bytes: &[u8], shell: &Nip29<Self>) -> Result<Self, CodecError>;
+}
+
+/// A per-group NIP-29 projection whose state is `S` (see [`Membership`](crate::Membership),
+/// [`Roles`](crate::Roles), [`Metadata`](crate::Metadata), [`Creator`](crate::Creator)).
+#[derive(Clone)]
+pub struct Nip29<S> {
+    pub(crate) config: Nip29Config,
+    pub(crate) dict: Arc<Dictionary>,
+    state: PhantomData<fn() -> S>,
+}
+
+impl<S: Nip29Fold> Nip29<S> {
+    /// The projection for the relay in `config`, with a pubkey dictionary of its own.
+    pub fn new(config: Nip29Config) -> Self {
+        Self::with_dictionary(config, Arc::default())
+    }
+
+    /// The projection numbering pubkeys in `dict`, shared with the other projections
+    /// of one registration.
+    pub(crate) fn with_dictionary(config: Nip29Config, dict: Arc<Dictionary>) -> Self {
+        Self {
+            config,
+            dict,
+            state: PhantomData,
+        }
+    }
+
+    /// The relay key's raw bytes, as the folds compare them.
+    pub(crate) fn relay_bytes(&self) -> &[u8; 32] {
+        self.config.relay_bytes()
+    }
+}
+
+impl<S: Nip29Fold> std::fmt::Debug for Nip29<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct(S::TYPE_NAME);
+        d.field("config", &self.config);
+        if S::NUMBERS_KEYS {
+            d.field("dict", &self.dict);
+        }
+        d.finish()
+    }
+}
+
+impl<S: Nip29Fold> Projection for Nip29<S> {
+    type State = S;
+
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn version(&self) -> u64 {
+        self.config.version(S::BASE_VERSION)
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::Only(kind::life_and(S::EXTRA_KINDS))
+    }
+
+    fn relay_signed(&self) -> Vec<u16> {
+        S::relay_signed()
+    }
+
+    fn init(&self) -> S {
+        S::init(self)
+    }
+
+    fn apply(&self, state: &mut S, event: &EventRef<'_>) -> Result<(), ApplyError> {
+        let step = state.lifecycle_mut().step(*event, self.relay_bytes());
+        state.fold(step, *event, self);
+        Ok(())
+    }
+
+    fn encode(&self, state: &S) -> Result<Vec<u8>, CodecError> {
+        state.encode()
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<S, CodecError> {
+        S::decode(bytes, self)
+    }
+}
