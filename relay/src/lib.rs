@@ -91,8 +91,10 @@ use tokio::net::TcpListener;
 
 pub use crate::error::RelayError;
 pub use crate::hosts::{VirtualRelay, host_name, serve_hosts};
-pub use crate::nip43::{RelayMembership, SPACE_KINDS};
-pub use crate::options::{ConnectionLimits, Rate, RateLimits, RelayInfo, RelayOptions};
+pub use crate::nip43::SPACE_KINDS;
+pub use crate::options::{
+    ConnectionLimits, Rate, RateLimits, RelayInfo, RelayMembership, RelayOptions,
+};
 pub use crate::replica::{ReplicaOf, ReplicaStatus};
 pub use crate::retention::RetentionSchedule;
 pub use crate::service::{ClientAddr, RelayService};

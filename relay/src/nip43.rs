@@ -3,7 +3,7 @@
 //! Membership is the relay-wide `relay_members` projection (the relay key's 8000, 8001
 //! and 13534 events, in log order); this module decides the requests that change it.
 //! A join request (28934) is honoured when it carries a valid invite (`claim`) or the
-//! relay admits anyone ([`RelayMembership::public_join`]); the relay then writes its
+//! relay admits anyone ([`RelayMembership::public_join`](crate::RelayMembership::public_join)); the relay then writes its
 //! 8000 and its new 13534 list in one transaction. A leave request (28936) writes an
 //! 8001 and the new list. The requests themselves are ephemeral and never stored.
 //!
@@ -26,33 +26,6 @@ use highwater_projections::{
 
 use crate::error::RelayError;
 use crate::shared::Shared;
-
-/// Relay membership options (NIP-43; zooid's `public_join`, `[roles]` `can_invite`).
-///
-/// The default keeps NIP-29's relay: anyone may join (a 28934 without a code is
-/// honoured) and membership is needed for nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelayMembership {
-    /// A join request without a valid invite is honoured (zooid's `public_join`). Off,
-    /// the relay admits by invitation only.
-    pub public_join: bool,
-    /// Creating groups (9007) and storing [`SPACE_KINDS`] need relay membership (zooid's
-    /// members-only relay). Relay admins are never asked.
-    pub members_only: bool,
-    /// Keys that may ask for invite codes (zooid's roles with `can_invite`), besides
-    /// the relay key and relay admins.
-    pub inviters: Vec<PublicKey>,
-}
-
-impl Default for RelayMembership {
-    fn default() -> Self {
-        Self {
-            public_join: true,
-            members_only: false,
-            inviters: Vec::new(),
-        }
-    }
-}
 
 /// Kinds a relay stores outside groups for its members: profile (0), follows (3),
 /// mutes (10000), relay list (10002), simple groups list (10009, where Flotilla keeps

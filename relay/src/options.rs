@@ -103,7 +103,7 @@ pub struct RelayOptions {
     pub replica_of: Option<crate::replica::ReplicaOf>,
     /// Relay membership (NIP-43): who may join, and what membership is needed for.
     /// The default admits anyone and asks membership for nothing.
-    pub membership: crate::nip43::RelayMembership,
+    pub membership: RelayMembership,
     /// Retention: compact the log on an interval while serving (`highwater relay
     /// --retention-every`, zooid's `[groups.retention]`). `None`, the default: the
     /// relay removes nothing (`highwater compact` can, from another process).
@@ -145,7 +145,7 @@ impl Default for RelayOptions {
             trust_proxy: false,
             replicas: Vec::new(),
             replica_of: None,
-            membership: crate::nip43::RelayMembership::default(),
+            membership: RelayMembership::default(),
             retention: None,
         }
     }
@@ -180,6 +180,33 @@ impl Default for RelayInfo {
             icon: None,
             banner: None,
             terms_of_service: None,
+        }
+    }
+}
+
+/// Relay membership options (NIP-43; zooid's `public_join`, `[roles]` `can_invite`).
+///
+/// The default keeps NIP-29's relay: anyone may join (a 28934 without a code is
+/// honoured) and membership is needed for nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayMembership {
+    /// A join request without a valid invite is honoured (zooid's `public_join`). Off,
+    /// the relay admits by invitation only.
+    pub public_join: bool,
+    /// Creating groups (9007) and storing [`SPACE_KINDS`](crate::SPACE_KINDS) need relay membership (zooid's
+    /// members-only relay). Relay admins are never asked.
+    pub members_only: bool,
+    /// Keys that may ask for invite codes (zooid's roles with `can_invite`), besides
+    /// the relay key and relay admins.
+    pub inviters: Vec<nostr::prelude::PublicKey>,
+}
+
+impl Default for RelayMembership {
+    fn default() -> Self {
+        Self {
+            public_join: true,
+            members_only: false,
+            inviters: Vec::new(),
         }
     }
 }
