@@ -5,14 +5,11 @@
 //! the log head, checkpoint lag) are read when scraped, so nothing is counted twice.
 //! Each relay has its own registry: two relays in one process do not mix their counts.
 
-use std::sync::atomic::Ordering;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-
-use crate::shared::Shared;
 
 /// The relay's metrics.
 #[derive(Debug)]
@@ -148,34 +145,44 @@ impl Metrics {
         self.nip86.with_label_values(&[outcome]).inc();
     }
 
-    /// The metrics in Prometheus' text format, with the gauges read now. `healthy` is
-    /// what `/health` would answer.
-    pub(crate) fn render(&self, shared: &Shared, healthy: bool) -> String {
-        let meter = &shared.hub.meter;
-        self.connections
-            .set(gauge(meter.connections.load(Ordering::Relaxed)));
-        self.subscriptions.set(gauge(shared.hub.len()));
-        self.queued.set(gauge(meter.queued.load(Ordering::Relaxed)));
-        self.groups.set(gauge(shared.store.groups().len()));
-        let head = shared.store.head();
-        self.head.set(i64::try_from(head).unwrap_or(i64::MAX));
-        if let Ok(statuses) = shared.engine.relay_wide_status() {
-            for status in statuses {
-                let lag = status
-                    .head
-                    .saturating_sub(status.checkpoint.unwrap_or_default());
-                self.lag
-                    .with_label_values(&[status.name.as_str()])
-                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
-            }
+    /// The metrics in Prometheus' text format, with the gauges set to `now`.
+    pub(crate) fn render(&self, now: &Gauges) -> String {
+        self.connections.set(gauge(now.connections));
+        self.subscriptions.set(gauge(now.subscriptions));
+        self.queued.set(gauge(now.queued));
+        self.groups.set(gauge(now.groups));
+        self.head.set(i64::try_from(now.head).unwrap_or(i64::MAX));
+        for (name, lag) in &now.lags {
+            self.lag
+                .with_label_values(&[name.as_str()])
+                .set(i64::try_from(*lag).unwrap_or(i64::MAX));
         }
-        self.up.set(i64::from(healthy));
+        self.up.set(i64::from(now.healthy));
         let mut out = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(%error, "encoding the metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// What the gauges show, read when the metrics are scraped (`Shared::gauges`).
+pub(crate) struct Gauges {
+    /// Open connections.
+    pub(crate) connections: usize,
+    /// Open subscriptions.
+    pub(crate) subscriptions: usize,
+    /// Bytes queued in every outbox.
+    pub(crate) queued: usize,
+    /// Groups in the store.
+    pub(crate) groups: usize,
+    /// The log head.
+    pub(crate) head: u64,
+    /// Each relay-wide projection's name and how far its checkpoint is behind the head
+    /// (none when their status cannot be read: the gauges keep their values).
+    pub(crate) lags: Vec<(String, u64)>,
+    /// What `/health` would answer.
+    pub(crate) healthy: bool,
 }
 
 fn gauge(n: usize) -> i64 {

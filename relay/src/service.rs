@@ -241,7 +241,7 @@ impl RelayService {
             }
             "/metrics" => {
                 let healthy = self.is_healthy().await;
-                http::metrics(shared.metrics.render(shared, healthy))
+                http::metrics(shared.metrics.render(&shared.gauges(healthy)))
             }
             _ if http::wants_nip11(&request) => http::nip11_response(shared),
             "/" => http::text(

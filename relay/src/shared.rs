@@ -1,7 +1,7 @@
 //! What every connection and the write path share.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use highwater_engine::Engine;
 use highwater_projections::{AccessPolicy, Error, Groups, Policy};
@@ -12,6 +12,7 @@ use parking_lot::RwLock;
 use crate::feed::Feed;
 use crate::hub::Hub;
 use crate::index::ServedIndex;
+use crate::metrics::Gauges;
 use crate::options::{RelayInfo, RelayOptions};
 use crate::state::Rendered;
 
@@ -46,6 +47,36 @@ pub(crate) struct Shared {
     /// The retention schedule, replaced when the configuration is reloaded
     /// (`options.retention` is what the relay started with).
     pub(crate) retention: crate::retention::LiveRetention,
+}
+
+impl Shared {
+    /// What the metrics' gauges show now; `healthy` is what `/health` would answer.
+    pub(crate) fn gauges(&self, healthy: bool) -> Gauges {
+        let meter = &self.hub.meter;
+        let lags = self.engine.relay_wide_status().map_or_else(
+            |_| Vec::new(),
+            |statuses| {
+                statuses
+                    .into_iter()
+                    .map(|s| {
+                        (
+                            s.name,
+                            s.head.saturating_sub(s.checkpoint.unwrap_or_default()),
+                        )
+                    })
+                    .collect()
+            },
+        );
+        Gauges {
+            connections: meter.connections.load(Ordering::Relaxed),
+            subscriptions: self.hub.len(),
+            queued: meter.queued.load(Ordering::Relaxed),
+            groups: self.store.groups().len(),
+            head: self.store.head(),
+            lags,
+            healthy,
+        }
+    }
 }
 
 /// The access policy the relay decides with, replaceable while it serves. Each call
