@@ -5,7 +5,6 @@
 //! the log head, checkpoint lag) are read when scraped, so nothing is counted twice.
 //! Each relay has its own registry: two relays in one process do not mix their counts.
 
-
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
