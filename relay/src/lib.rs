@@ -92,10 +92,11 @@ use tokio::net::TcpListener;
 pub use crate::error::RelayError;
 pub use crate::hosts::{VirtualRelay, host_name, serve_hosts};
 pub use crate::nip43::SPACE_KINDS;
+pub use crate::options::ReplicaOf;
 pub use crate::options::{
     ConnectionLimits, Rate, RateLimits, RelayInfo, RelayMembership, RelayOptions,
 };
-pub use crate::replica::{ReplicaOf, ReplicaStatus};
+pub use crate::replica::ReplicaStatus;
 pub use crate::retention::RetentionSchedule;
 pub use crate::service::{ClientAddr, RelayService};
 

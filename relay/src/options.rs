@@ -100,7 +100,7 @@ pub struct RelayOptions {
     pub replicas: Vec<nostr::prelude::PublicKey>,
     /// Makes this relay a read replica of another (`highwater relay --replica-of`): it
     /// follows the primary's log, serves reads and refuses writes naming the primary.
-    pub replica_of: Option<crate::replica::ReplicaOf>,
+    pub replica_of: Option<ReplicaOf>,
     /// Relay membership (NIP-43): who may join, and what membership is needed for.
     /// The default admits anyone and asks membership for nothing.
     pub membership: RelayMembership,
@@ -209,4 +209,13 @@ impl Default for RelayMembership {
             inviters: Vec::new(),
         }
     }
+}
+
+/// The primary a replica follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaOf {
+    /// The primary's WebSocket URL (`ws://…` or `wss://…`).
+    pub url: String,
+    /// The primary's relay key (public): its state events and answers are signed with it.
+    pub primary: nostr::prelude::PublicKey,
 }

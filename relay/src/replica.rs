@@ -28,23 +28,15 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use highwater_store::{AppendOutcome, Store, StoreError, Ticket};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use nostr::prelude::{
-    ClientMessage, Event, EventBuilder, EventId, Filter, FinalizeEvent, Kind, PublicKey,
-    RelayMessage, SubscriptionId, Tag, Timestamp,
+    ClientMessage, Event, EventBuilder, EventId, Filter, FinalizeEvent, Kind, RelayMessage,
+    SubscriptionId, Tag, Timestamp,
 };
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::options::ReplicaOf;
 use crate::shared::Shared;
-
-/// The primary a replica follows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplicaOf {
-    /// The primary's WebSocket URL (`ws://…` or `wss://…`).
-    pub url: String,
-    /// The primary's relay key (public): its state events and answers are signed with it.
-    pub primary: PublicKey,
-}
 
 /// The store setting holding a replica's last known lag (JSON; see [`ReplicaStatus`]).
 pub(crate) const STATUS_SETTING: &str = "replica.status";
