@@ -99,8 +99,8 @@ pub use crate::nip29::Nip29;
 pub use crate::parse::parse_hex32;
 pub use crate::policy::{AccessPolicy, Policy, Rejection};
 pub use crate::relay_members::{
-    ADD_MEMBER_KIND, INVITE_KIND, JOIN_REQUEST_KIND, LEAVE_REQUEST_KIND, MEMBER_LIST_KIND,
-    REMOVE_MEMBER_KIND, RelayMembers, RelayMembersState,
+    ADD_MEMBER_KIND, INVITE_KIND, JOIN_REQUEST_KIND, LEAVE_REQUEST_KIND, MEMBER_EVENT_KINDS,
+    MEMBER_LIST_KIND, REMOVE_MEMBER_KIND, RelayMembers, RelayMembersState,
 };
 pub use crate::render::RENDERED_KINDS;
 pub use crate::roles::{RoleDefinition, Roles, RolesState};

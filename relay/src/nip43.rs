@@ -20,8 +20,8 @@ use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Kind, PublicKey, Tag, T
 use sha2::{Digest, Sha256};
 
 use highwater_projections::{
-    ADD_MEMBER_KIND, INVITE_KIND, JOIN_REQUEST_KIND, LEAVE_REQUEST_KIND, MEMBER_LIST_KIND,
-    REMOVE_MEMBER_KIND,
+    ADD_MEMBER_KIND, INVITE_KIND, JOIN_REQUEST_KIND, LEAVE_REQUEST_KIND, MEMBER_EVENT_KINDS,
+    MEMBER_LIST_KIND, REMOVE_MEMBER_KIND,
 };
 
 use crate::error::RelayError;
@@ -104,13 +104,8 @@ pub(crate) fn members_only_refusal(
 /// The refusal of the relay's own NIP-43 kinds from anyone else.
 pub(crate) fn relay_kind_refusal(shared: &Shared, event: &Event) -> Option<String> {
     let kind = event.kind.as_u16();
-    let relay_only = [
-        ADD_MEMBER_KIND,
-        REMOVE_MEMBER_KIND,
-        MEMBER_LIST_KIND,
-        INVITE_KIND,
-    ];
-    (relay_only.contains(&kind) && event.pubkey != shared.keys.public_key())
+    let relay_only = MEMBER_EVENT_KINDS.contains(&kind) || kind == INVITE_KIND;
+    (relay_only && event.pubkey != shared.keys.public_key())
         .then(|| format!("restricted: kind {kind} is signed by the relay itself (NIP-43)"))
 }
 
