@@ -156,7 +156,7 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`EngineError::Store`]: the event was rejected ([`StoreError::Rejected`](highwater_store::StoreError::Rejected)) or its
+    /// [`EngineError::Store`]: the event was rejected ([`StoreError::Invalid`](highwater_store::StoreError::Invalid)) or its
     /// commit failed (map or disk full, I/O); nothing was written.
     pub fn append(&self, event: &Event) -> Result<AppendOutcome, EngineError> {
         Ok(self.shared.store.append(event)?)

@@ -27,7 +27,7 @@ use arbitrary::{Result as ArbitraryResult, Unstructured};
 use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{AccessPolicy, Groups, Nip29Config, Policy};
 use highwater_store::{
-    AppendOutcome, Corruption, Prepared, Rejection, Store, StoreError, StoreOptions, group_of,
+    AppendOutcome, Corruption, InvalidEvent, Prepared, Store, StoreError, StoreOptions, group_of,
 };
 use nostr::prelude::{
     Event, EventId, FinalizeEvent, Keys, Kind, PublicKey, SecretKey, Signature, Tag, Tags,
@@ -200,15 +200,15 @@ fn prepare_checked(store: &Store, event: &Event) -> Option<highwater_store::Prep
             assert_eq!(stored.id, event.id);
             None
         }
-        Err(StoreError::Rejected(rejection)) => {
+        Err(StoreError::Invalid(rejection)) => {
             match rejection {
-                Rejection::BadId => assert!(!event.verify_id()),
-                Rejection::BadSignature => assert!(!event.verify_signature()),
-                Rejection::TooManyTags { count, limit } => assert!(count > limit),
-                Rejection::TooLarge { size, limit } => assert!(size > limit),
-                Rejection::MissingGroup { .. }
-                | Rejection::BadGroupId { .. }
-                | Rejection::ManyGroupTags { .. } => {
+                InvalidEvent::BadId => assert!(!event.verify_id()),
+                InvalidEvent::BadSignature => assert!(!event.verify_signature()),
+                InvalidEvent::TooManyTags { count, limit } => assert!(count > limit),
+                InvalidEvent::TooLarge { size, limit } => assert!(size > limit),
+                InvalidEvent::MissingGroup { .. }
+                | InvalidEvent::BadGroupId { .. }
+                | InvalidEvent::ManyGroupTags { .. } => {
                     assert!(group_of(event, &limits).is_err());
                 }
                 other => panic!("unknown rejection {other}"),

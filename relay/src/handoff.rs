@@ -57,7 +57,7 @@ pub(crate) async fn write(shared: Arc<Shared>, writes: Sender<Job>, event: Event
                 message: "duplicate: already have this event".into(),
             };
         }
-        Err(StoreError::Rejected(r)) => {
+        Err(StoreError::Invalid(r)) => {
             return Reply {
                 accepted: false,
                 message: r.to_string(),

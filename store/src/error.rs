@@ -6,7 +6,7 @@ use std::sync::Arc;
 /// Why an event was refused before anything was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Rejection {
+pub enum InvalidEvent {
     /// The id is not the NIP-01 hash of the event.
     #[error("invalid: event id does not match its content (NIP-01 hash)")]
     BadId,
@@ -95,9 +95,9 @@ pub enum Corruption {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The event was refused; nothing was written.
+    /// The event itself is invalid (id, signature, limits, group tag); nothing was written.
     #[error(transparent)]
-    Rejected(#[from] Rejection),
+    Invalid(#[from] InvalidEvent),
     /// Bytes read back from LMDB failed validation.
     #[error("corrupted: {0}")]
     Corrupted(#[from] Corruption),
@@ -347,7 +347,7 @@ mod tests {
     fn errors_are_send_sync_static() {
         fn check<T: Send + Sync + 'static>() {}
         check::<StoreError>();
-        check::<Rejection>();
+        check::<InvalidEvent>();
         check::<Corruption>();
     }
 

@@ -71,7 +71,7 @@ pub use crate::codec::RecordHeader;
 pub use crate::codec::{RECORD_HEADER_LEN, seal_record};
 pub use crate::commit::{AppendOutcome, CommitObserver, Committed};
 pub use crate::compact::{CompactReport, ExpiryRule};
-pub use crate::error::{Corruption, Rejection, StoreError};
+pub use crate::error::{Corruption, InvalidEvent, StoreError};
 pub use crate::event::{EventRef, TagRef};
 #[cfg(feature = "test-support")]
 pub use crate::follow::read_transactions_on_this_thread;

@@ -110,7 +110,7 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Rejected`](crate::StoreError::Rejected) for an invalid event
+    /// [`StoreError::Invalid`](crate::StoreError::Invalid) for an invalid event
     /// (nothing is written); a failed LMDB read
     /// ([`StoreError::Lmdb`](crate::StoreError::Lmdb),
     /// [`StoreError::ReadersFull`](crate::StoreError::ReadersFull), …).
@@ -169,7 +169,7 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Rejected`](crate::StoreError::Rejected) for an invalid event, or a
+    /// [`StoreError::Invalid`](crate::StoreError::Invalid) for an invalid event, or a
     /// failed write transaction: the map or the disk is full, an I/O or LMDB error, or
     /// the writer has stopped
     /// ([`StoreError::WriterGone`](crate::StoreError::WriterGone)); nothing was

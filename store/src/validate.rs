@@ -3,7 +3,7 @@
 use nostr::prelude::Event;
 
 use crate::codec::{self, Record};
-use crate::error::{Rejection, StoreError};
+use crate::error::{InvalidEvent, StoreError};
 
 /// Limits applied to every incoming event. The defaults are those of common relays for
 /// ordinary events; the relay's group state events (39000–39003) have their own, larger
@@ -107,9 +107,9 @@ pub fn group_tag_for_kind(kind: u16) -> (&'static str, bool) {
 ///
 /// # Errors
 ///
-/// A [`Rejection`](crate::Rejection) when the kind needs a group id and the tag is
+/// A [`InvalidEvent`](crate::InvalidEvent) when the kind needs a group id and the tag is
 /// missing, empty or too long, or when there is more than one group tag.
-pub fn group_of(event: &Event, limits: &Limits) -> Result<Option<Box<str>>, Rejection> {
+pub fn group_of(event: &Event, limits: &Limits) -> Result<Option<Box<str>>, InvalidEvent> {
     let kind = event.kind.as_u16();
     let (tag, required) = group_tag_for_kind(kind);
     let mut named = event
@@ -120,7 +120,7 @@ pub fn group_of(event: &Event, limits: &Limits) -> Result<Option<Box<str>>, Reje
     let first = named.next();
     let more = named.count();
     if more > 0 {
-        return Err(Rejection::ManyGroupTags {
+        return Err(InvalidEvent::ManyGroupTags {
             tag,
             count: more + 1,
         });
@@ -128,13 +128,13 @@ pub fn group_of(event: &Event, limits: &Limits) -> Result<Option<Box<str>>, Reje
     let value = first.and_then(|t| t.get(1));
     match value {
         Some(id) if id.is_empty() || id.len() > limits.max_group_id_bytes => {
-            Err(Rejection::BadGroupId {
+            Err(InvalidEvent::BadGroupId {
                 len: id.len(),
                 limit: limits.max_group_id_bytes,
             })
         }
         Some(id) => Ok(Some(id.as_str().into())),
-        None if required => Err(Rejection::MissingGroup { kind, tag }),
+        None if required => Err(InvalidEvent::MissingGroup { kind, tag }),
         None => Ok(None),
     }
 }
@@ -148,7 +148,7 @@ pub(crate) fn check_and_encode(
     let (max_bytes, max_tags) = limits.for_kind(event.kind.as_u16());
     let tags = event.tags.len();
     if tags > max_tags {
-        return Err(Rejection::TooManyTags {
+        return Err(InvalidEvent::TooManyTags {
             count: tags,
             limit: max_tags,
         }
@@ -162,7 +162,7 @@ pub(crate) fn check_and_encode(
             .map(|t| t.as_slice().iter().map(String::len).sum::<usize>())
             .sum::<usize>();
     if approx > max_bytes {
-        return Err(Rejection::TooLarge {
+        return Err(InvalidEvent::TooLarge {
             size: approx,
             limit: max_bytes,
         }
@@ -170,7 +170,7 @@ pub(crate) fn check_and_encode(
     }
     let group = group_of(event, limits)?;
     if !event.verify_id() {
-        return Err(Rejection::BadId.into());
+        return Err(InvalidEvent::BadId.into());
     }
     let record = Record {
         id: event.id.to_bytes(),
@@ -183,7 +183,7 @@ pub(crate) fn check_and_encode(
     };
     let bytes = codec::encode_record(&record)?;
     if bytes.len() > max_bytes {
-        return Err(Rejection::TooLarge {
+        return Err(InvalidEvent::TooLarge {
             size: bytes.len(),
             limit: max_bytes,
         }
@@ -198,10 +198,10 @@ pub(crate) fn check_and_encode(
 }
 
 /// Verifies the Schnorr signature.
-pub(crate) fn check_signature(event: &Event) -> Result<(), Rejection> {
+pub(crate) fn check_signature(event: &Event) -> Result<(), InvalidEvent> {
     if event.verify_signature() {
         Ok(())
     } else {
-        Err(Rejection::BadSignature)
+        Err(InvalidEvent::BadSignature)
     }
 }

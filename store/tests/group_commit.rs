@@ -10,7 +10,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use highwater_store::{
-    AppendOutcome, CommitObserver, Committed, Prepared, Rejection, Store, StoreError, StoreOptions,
+    AppendOutcome, CommitObserver, Committed, InvalidEvent, Prepared, Store, StoreError,
+    StoreOptions,
 };
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 
@@ -212,7 +213,7 @@ fn a_batch_over_many_chunks_gives_the_outcomes_of_one_commit() {
             .iter()
             .map(|o| match o {
                 Ok(outcome) => format!("{outcome:?}"),
-                Err(StoreError::Rejected(rejection)) => format!("{rejection:?}"),
+                Err(StoreError::Invalid(rejection)) => format!("{rejection:?}"),
                 Err(other) => panic!("chunk {chunk}: {other}"),
             })
             .collect();
@@ -226,7 +227,7 @@ fn a_batch_over_many_chunks_gives_the_outcomes_of_one_commit() {
         assert_eq!(appended, (2..=24).collect::<Vec<_>>(), "chunk {chunk}");
         let matched = matches!(
             outcomes[17],
-            Err(StoreError::Rejected(Rejection::BadSignature))
+            Err(StoreError::Invalid(InvalidEvent::BadSignature))
         );
         assert!(matched, "chunk {chunk}: {:?}", outcomes[17]);
         assert_eq!(

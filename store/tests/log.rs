@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use highwater_store::{
-    AppendOutcome, Checkpoint, CheckpointWrite, Corruption, Limits, Prepared, Rejection, Store,
+    AppendOutcome, Checkpoint, CheckpointWrite, Corruption, InvalidEvent, Limits, Prepared, Store,
     StoreError, StoreOptions,
 };
 use nostr::prelude::{Event, EventBuilder, EventId, FinalizeEvent, Keys, Kind, Tag, Timestamp};
@@ -45,9 +45,9 @@ fn appended(outcome: AppendOutcome) -> u64 {
     }
 }
 
-fn rejection(result: Result<AppendOutcome, StoreError>) -> Rejection {
+fn rejection(result: Result<AppendOutcome, StoreError>) -> InvalidEvent {
     match result {
-        Err(StoreError::Rejected(rejection)) => rejection,
+        Err(StoreError::Invalid(rejection)) => rejection,
         other => panic!("expected a rejection, got {other:?}"),
     }
 }
@@ -287,17 +287,21 @@ fn every_rejection_is_typed_and_leaves_the_log_unchanged() {
     let too_large = chat(&keys, "g", &"x".repeat(3_000));
     // Under the cheap content+tags bound but over the limit once encoded.
     let too_large_encoded = chat(&keys, "g", &"y".repeat(1_950));
-    let cases: Vec<(&str, Event, Rejection)> = vec![
-        ("content changed after signing", tampered, Rejection::BadId),
+    let cases: Vec<(&str, Event, InvalidEvent)> = vec![
+        (
+            "content changed after signing",
+            tampered,
+            InvalidEvent::BadId,
+        ),
         (
             "signature of another event",
             wrong_sig,
-            Rejection::BadSignature,
+            InvalidEvent::BadSignature,
         ),
         (
             "eleven tags",
             too_many_tags,
-            Rejection::TooManyTags {
+            InvalidEvent::TooManyTags {
                 count: 11,
                 limit: 10,
             },
@@ -310,7 +314,7 @@ fn every_rejection_is_typed_and_leaves_the_log_unchanged() {
                 "",
                 vec![tag(&["p", &keys.public_key().to_hex()])],
             ),
-            Rejection::MissingGroup {
+            InvalidEvent::MissingGroup {
                 kind: 9000,
                 tag: "h",
             },
@@ -318,7 +322,7 @@ fn every_rejection_is_typed_and_leaves_the_log_unchanged() {
         (
             "9022 without h",
             sign(&keys, 9022, "", vec![]),
-            Rejection::MissingGroup {
+            InvalidEvent::MissingGroup {
                 kind: 9022,
                 tag: "h",
             },
@@ -326,7 +330,7 @@ fn every_rejection_is_typed_and_leaves_the_log_unchanged() {
         (
             "39000 with h but without d",
             sign(&keys, 39_000, "", vec![tag(&["h", "g"])]),
-            Rejection::MissingGroup {
+            InvalidEvent::MissingGroup {
                 kind: 39_000,
                 tag: "d",
             },
@@ -334,17 +338,17 @@ fn every_rejection_is_typed_and_leaves_the_log_unchanged() {
         (
             "empty h",
             sign(&keys, 9000, "", vec![tag(&["h", ""])]),
-            Rejection::BadGroupId { len: 0, limit: 16 },
+            InvalidEvent::BadGroupId { len: 0, limit: 16 },
         ),
         (
             "h too long",
             chat(&keys, &"g".repeat(17), ""),
-            Rejection::BadGroupId { len: 17, limit: 16 },
+            InvalidEvent::BadGroupId { len: 17, limit: 16 },
         ),
         (
             "empty d",
             sign(&keys, 39_001, "", vec![tag(&["d", ""])]),
-            Rejection::BadGroupId { len: 0, limit: 16 },
+            InvalidEvent::BadGroupId { len: 0, limit: 16 },
         ),
     ];
     for (name, event, expected) in &cases {
@@ -356,7 +360,7 @@ fn every_rejection_is_typed_and_leaves_the_log_unchanged() {
     }
     for (name, event) in [("content", too_large), ("encoded", too_large_encoded)] {
         match rejection(store.append(&event)) {
-            Rejection::TooLarge { size, limit } => {
+            InvalidEvent::TooLarge { size, limit } => {
                 assert_eq!(limit, 2_000, "{name}");
                 assert!(size > limit, "{name}: {size}");
             }
@@ -390,13 +394,13 @@ fn rejections_in_a_batch_are_per_event() {
     assert_eq!(results.len(), 4);
     assert!(matches!(
         results[0],
-        Err(StoreError::Rejected(Rejection::BadId))
+        Err(StoreError::Invalid(InvalidEvent::BadId))
     ));
     assert_eq!(results[1].as_ref().unwrap(), &AppendOutcome::Appended(2));
     // Same id as `other`, which is not stored yet when the batch is prepared.
     assert!(matches!(
         results[2],
-        Err(StoreError::Rejected(Rejection::BadSignature))
+        Err(StoreError::Invalid(InvalidEvent::BadSignature))
     ));
     assert_eq!(results[3].as_ref().unwrap(), &AppendOutcome::Appended(3));
     assert_eq!(store.head(), 3);
@@ -427,7 +431,7 @@ fn trusted_mode_skips_signatures_but_not_ids() {
     assert_readable(&store, 1, &wrong_sig);
 
     let tampered = forged(&b, "changed", &b);
-    assert_eq!(rejection(store.append(&tampered)), Rejection::BadId);
+    assert_eq!(rejection(store.append(&tampered)), InvalidEvent::BadId);
     assert_eq!(store.head(), 1);
 }
 
@@ -1053,9 +1057,9 @@ fn the_map_grows_while_readers_read() {
 fn errors_are_send_sync_and_display_their_cause() {
     fn check<T: Send + Sync + 'static + std::error::Error>() {}
     check::<StoreError>();
-    check::<Rejection>();
+    check::<InvalidEvent>();
     check::<Corruption>();
     let boxed: Box<dyn std::error::Error + Send + Sync> =
-        Box::new(StoreError::from(Rejection::BadSignature));
+        Box::new(StoreError::from(InvalidEvent::BadSignature));
     assert_eq!(boxed.to_string(), "invalid: bad signature");
 }

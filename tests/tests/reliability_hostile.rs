@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use harness::Harness;
 use highwater_engine::EngineOptions;
-use highwater_projections::{AccessPolicy, Groups, Life, Policy, Rejection as PolicyRejection};
+use highwater_projections::{AccessPolicy, Groups, Life, Policy, Rejection};
 use highwater_replay::generate::{WorkloadSpec, generate};
-use highwater_store::{Rejection, StoreError, StoreOptions};
+use highwater_store::{InvalidEvent, StoreError, StoreOptions};
 use nostr::prelude::{Event, EventId, Keys, Kind, PublicKey, Signature, Tag, Timestamp};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -441,7 +441,7 @@ fn snapshot_events_signed_by_another_key_change_nothing() {
             ),
         ];
         for event in &forged {
-            assert_eq!(policy.check_write(event), Err(PolicyRejection::RelayOnly));
+            assert_eq!(policy.check_write(event), Err(Rejection::RelayOnly));
         }
         // Stored (they are valid events), but folded by no projection.
         append_all(&engine, &forged);
@@ -490,19 +490,19 @@ fn an_event_whose_id_or_signature_does_not_match_is_never_stored() {
         (
             "tampered content",
             with(good.id, "tampered", good.sig, good.pubkey),
-            Rejection::BadId,
+            InvalidEvent::BadId,
         ),
         // An arbitrary id.
         (
             "random id",
             with(EventId::from_byte_array([7; 32]), "", good.sig, good.pubkey),
-            Rejection::BadId,
+            InvalidEvent::BadId,
         ),
         // A correct id with another event's signature.
         (
             "borrowed signature",
             with(good.id, "", other.sig, good.pubkey),
-            Rejection::BadSignature,
+            InvalidEvent::BadSignature,
         ),
         // A correct id with a signature by someone else, claiming alice.
         (
@@ -511,7 +511,7 @@ fn an_event_whose_id_or_signature_does_not_match_is_never_stored() {
                 let mallory = signed(&key(3), 9007, &[tag(&["h", "g"])], "", 1_700_000_000);
                 with(good.id, "", mallory.sig, good.pubkey)
             },
-            Rejection::BadSignature,
+            InvalidEvent::BadSignature,
         ),
         (
             "zero signature",
@@ -521,17 +521,17 @@ fn an_event_whose_id_or_signature_does_not_match_is_never_stored() {
                 Signature::from_byte_array([0; 64]),
                 good.pubkey,
             ),
-            Rejection::BadSignature,
+            InvalidEvent::BadSignature,
         ),
     ];
     for (what, event, expected) in cases {
         match engine.append(&event) {
-            Err(highwater_engine::EngineError::Store(StoreError::Rejected(r))) => {
+            Err(highwater_engine::EngineError::Store(StoreError::Invalid(r))) => {
                 assert_eq!(r, expected, "{what}");
             }
             other => panic!("{what}: {other:?}"),
         }
-        let ok = matches!(store.prepare(&event), Err(StoreError::Rejected(r)) if r == expected);
+        let ok = matches!(store.prepare(&event), Err(StoreError::Invalid(r)) if r == expected);
         assert!(ok, "{what}");
         assert_eq!(store.head(), 0, "{what}: something was written");
         assert_eq!(store.get_by_id(&event.id).unwrap(), None, "{what}");
@@ -698,7 +698,7 @@ fn outsiders_learn_nothing_of_a_hidden_group() {
         let answer = policy.check_write(hidden);
         assert_eq!(
             answer,
-            Err(PolicyRejection::GroupNotFound),
+            Err(Rejection::GroupNotFound),
             "kind {}",
             hidden.kind
         );
@@ -717,7 +717,7 @@ fn outsiders_learn_nothing_of_a_hidden_group() {
     // refused (as for any existing group); nothing else about it is revealed.
     assert_eq!(
         policy.check_write(&signed(&bob, 9007, &[tag(&["h", "secret"])], "", at + 3)),
-        Err(PolicyRejection::AlreadyExists)
+        Err(Rejection::AlreadyExists)
     );
     // Members, and outsiders with a valid invite code, do get through.
     let carol_pk = carol.public_key();

@@ -1,4 +1,5 @@
-//! Shared by the `mutants_*` tests: a projection whose fold depends on its version
+//! Shared by the engine's edge tests (accelerators, catch-up in place, checkpoint
+//! trust): a projection whose fold depends on its version
 //! and which counts the events it applied, so a test can tell a state that was
 //! decoded from a checkpoint from one folded from the log.
 

@@ -1,4 +1,4 @@
-//! Shared by the projections' `mutants_*` tests: an engine with the four NIP-29
+//! Shared by the `state_and_policy` tests: an engine with the four NIP-29
 //! projections over a fresh store, and NIP-29 events built from tag lists.
 //!
 //! Public keys reach the queries through [`key`] only, so a change of the queries' key

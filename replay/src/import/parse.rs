@@ -2,7 +2,7 @@
 //! `["EVENT", {…}]` / `["EVENT", "<subscription>", {…}]`. And the words for why a
 //! record is refused, naming the limit (and its `import` flag) it exceeded.
 
-use highwater_store::{Limits, Rejection as StoreRejection, StoreError, is_state_kind};
+use highwater_store::{InvalidEvent, Limits, StoreError, is_state_kind};
 use nostr::prelude::Event;
 use serde_json::Value;
 
@@ -112,7 +112,7 @@ pub(crate) fn oversized(size: u64, limits: &Limits) -> Refusal {
 pub(crate) fn store_refusal(error: &StoreError, kind: u16) -> Refusal {
     let state = is_state_kind(kind);
     match error {
-        StoreError::Rejected(StoreRejection::TooLarge { size, limit }) => {
+        StoreError::Invalid(InvalidEvent::TooLarge { size, limit }) => {
             let flag = if state {
                 "--max-state-event-bytes"
             } else {
@@ -127,7 +127,7 @@ pub(crate) fn store_refusal(error: &StoreError, kind: u16) -> Refusal {
                 ),
             )
         }
-        StoreError::Rejected(StoreRejection::TooManyTags { count, limit }) => {
+        StoreError::Invalid(InvalidEvent::TooManyTags { count, limit }) => {
             let flag = if state {
                 "--max-state-tags"
             } else {
@@ -138,16 +138,16 @@ pub(crate) fn store_refusal(error: &StoreError, kind: u16) -> Refusal {
                 format!("invalid: event has {count} tags, more than {flag} {limit} (kind {kind})"),
             )
         }
-        StoreError::Rejected(StoreRejection::BadGroupId { len, limit }) => Refusal::new(
+        StoreError::Invalid(InvalidEvent::BadGroupId { len, limit }) => Refusal::new(
             "bad group id",
             format!("invalid: group id of {len} bytes (allowed 1 to --max-group-id-bytes {limit})"),
         ),
-        StoreError::Rejected(rejection) => {
+        StoreError::Invalid(rejection) => {
             let category = match rejection {
-                StoreRejection::BadId => "bad id",
-                StoreRejection::BadSignature => "bad signature",
-                StoreRejection::MissingGroup { .. } => "missing group tag",
-                StoreRejection::ManyGroupTags { .. } => "more than one group tag",
+                InvalidEvent::BadId => "bad id",
+                InvalidEvent::BadSignature => "bad signature",
+                InvalidEvent::MissingGroup { .. } => "missing group tag",
+                InvalidEvent::ManyGroupTags { .. } => "more than one group tag",
                 _ => "invalid",
             };
             Refusal::new(category, rejection.to_string())

@@ -1,4 +1,4 @@
-//! Shared by the store's `mutants_*` tests: events, checkpoints, child processes that
+//! Shared by the `store_edges` tests: events, checkpoints, child processes that
 //! write to the same database, and a reader table filled with held read transactions.
 
 use std::io::{BufRead, BufReader};
