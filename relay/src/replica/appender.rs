@@ -9,6 +9,7 @@ use nostr::prelude::Event;
 use tokio::sync::mpsc;
 
 use super::Missing;
+use super::error::ReplicaError;
 use crate::shared::Shared;
 
 /// Events the connection's reader hands to the append pipeline at once: at most this
@@ -51,7 +52,7 @@ pub(super) enum Report {
     /// log already, or refused.
     Settled(usize),
     /// A commit failed: nothing handed over after it is appended on this connection.
-    Failed(String),
+    Failed(StoreError),
 }
 
 /// One connection's append pipeline: the reader (the connection's task) receives and
@@ -72,7 +73,7 @@ pub(super) struct Appender {
 }
 
 impl Appender {
-    pub(super) fn start(shared: &Arc<Shared>, missing: &Missing) -> Result<Self, String> {
+    pub(super) fn start(shared: &Arc<Shared>, missing: &Missing) -> Result<Self, ReplicaError> {
         let (tx, rx) = mpsc::channel::<Vec<Event>>(QUEUE);
         // One verified commit waits while the committer holds another.
         let (verified_tx, verified_rx) = crossbeam_channel::bounded::<Verified>(1);
@@ -81,12 +82,18 @@ impl Appender {
         std::thread::Builder::new()
             .name("highwater-replica-verify".into())
             .spawn(move || verify(&store, rx, &verified_tx))
-            .map_err(|e| format!("starting the replica's verifier: {e}"))?;
+            .map_err(|source| ReplicaError::Thread {
+                what: "verifier",
+                source,
+            })?;
         let (shared, missing) = (shared.clone(), missing.clone());
         std::thread::Builder::new()
             .name("highwater-replica-commit".into())
             .spawn(move || commit(&shared, &missing, &verified_rx, &report_tx))
-            .map_err(|e| format!("starting the replica's committer: {e}"))?;
+            .map_err(|source| ReplicaError::Thread {
+                what: "committer",
+                source,
+            })?;
         Ok(Self {
             tx: Some(tx),
             reports,
@@ -96,43 +103,43 @@ impl Appender {
     }
 
     /// Hands `pending` to the pipeline (waiting while its queue is full).
-    pub(super) async fn hand(&mut self, pending: &mut Vec<Event>) -> Result<(), String> {
+    pub(super) async fn hand(&mut self, pending: &mut Vec<Event>) -> Result<(), ReplicaError> {
         if pending.is_empty() {
             return Ok(());
         }
         let events = std::mem::take(pending);
         let n = events.len();
-        let tx = self.tx.as_ref().ok_or("the append pipeline is closed")?;
+        let tx = self.tx.as_ref().ok_or(ReplicaError::PipelineStopped)?;
         if tx.send(events).await.is_err() {
             // The pipeline stopped: its report says why.
             while let Some(report) = self.reports.recv().await {
                 self.on_report(report)?;
             }
-            return Err("the append pipeline stopped".into());
+            return Err(ReplicaError::PipelineStopped);
         }
         self.sent += n;
         Ok(())
     }
 
     /// Takes one report into account; a failed commit is an error.
-    pub(super) fn on_report(&mut self, report: Report) -> Result<(), String> {
+    pub(super) fn on_report(&mut self, report: Report) -> Result<(), ReplicaError> {
         match report {
             Report::Settled(n) => {
                 self.settled += n;
                 Ok(())
             }
-            Report::Failed(error) => Err(error),
+            Report::Failed(error) => Err(ReplicaError::Append(error)),
         }
     }
 
     /// Waits until everything handed over is settled.
-    pub(super) async fn drain(&mut self) -> Result<(), String> {
+    pub(super) async fn drain(&mut self) -> Result<(), ReplicaError> {
         while self.settled < self.sent {
             let report = self
                 .reports
                 .recv()
                 .await
-                .ok_or("the append pipeline stopped")?;
+                .ok_or(ReplicaError::PipelineStopped)?;
             self.on_report(report)?;
         }
         Ok(())
@@ -208,7 +215,7 @@ fn commit(
         let mut committed = match outcomes {
             Ok(outcomes) => outcomes.into_iter(),
             Err(error) => {
-                let _ = reports.send(Report::Failed(format!("appending: {error}")));
+                let _ = reports.send(Report::Failed(error));
                 return;
             }
         };

@@ -21,6 +21,7 @@
 //! index) or holes (negentropy).
 
 mod appender;
+mod error;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use self::appender::{Appender, CHUNK_BYTES, CHUNK_EVENTS, json_size};
+use self::error::ReplicaError;
 use crate::options::ReplicaOf;
 use crate::shared::Shared;
 
@@ -124,6 +126,9 @@ const MAX_BUFFERED: usize = 100_000;
 const FETCH: usize = 500;
 /// How often the replica pings its primary and records its status.
 const TICK: Duration = Duration::from_secs(2);
+/// How long the replica waits for an answer the protocol expects (the NIP-42 challenge
+/// and `OK`, NIP-77 messages).
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 /// Follows the primary until `shutdown`.
 pub(crate) async fn follow(
@@ -223,10 +228,13 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 impl Session<'_> {
-    async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {
+    async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), ReplicaError> {
         let (ws, _) = tokio_tungstenite::connect_async(self.of.url.as_str())
             .await
-            .map_err(|e| format!("connecting to {}: {e}", self.of.url))?;
+            .map_err(|e| ReplicaError::Connect {
+                url: self.of.url.clone(),
+                source: Box::new(e),
+            })?;
         let (mut sink, mut stream) = ws.split();
         self.contact();
         self.authenticate(&mut sink, &mut stream).await?;
@@ -263,13 +271,13 @@ impl Session<'_> {
             let mut message = tokio::select! {
                 message = stream.next() => message,
                 report = self.appender.reports.recv() => {
-                    let report = report.ok_or("the append pipeline stopped")?;
+                    let report = report.ok_or(ReplicaError::PipelineStopped)?;
                     self.appender.on_report(report)?;
                     self.settled(follow.phase);
                     continue;
                 }
                 _ = tick.tick() => {
-                    sink.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?;
+                    sink.send(Message::Ping(Vec::new().into())).await.map_err(ReplicaError::connection)?;
                     if follow.phase == Phase::Live && self.missing.lock().is_empty() {
                         self.status.caught_up_at = Timestamp::now().as_secs();
                     }
@@ -284,9 +292,9 @@ impl Session<'_> {
                 let Some(received) = message else {
                     self.hand(&mut follow).await?;
                     self.appender.drain().await?;
-                    return Err("the primary closed the connection".into());
+                    return Err(ReplicaError::Closed);
                 };
-                let received = received.map_err(|e| e.to_string())?;
+                let received = received.map_err(ReplicaError::connection)?;
                 self.contact();
                 if let Message::Text(text) = received {
                     self.on_text(&mut sink, &mut follow, text.as_str()).await?;
@@ -304,7 +312,7 @@ impl Session<'_> {
     }
 
     /// Hands the pending events to the append pipeline.
-    async fn hand(&mut self, follow: &mut Follow) -> Result<(), String> {
+    async fn hand(&mut self, follow: &mut Follow) -> Result<(), ReplicaError> {
         follow.pending_bytes = 0;
         self.appender.hand(&mut follow.pending).await
     }
@@ -324,8 +332,8 @@ impl Session<'_> {
         sink: &mut futures_util::stream::SplitSink<Socket, Message>,
         follow: &mut Follow,
         text: &str,
-    ) -> Result<(), String> {
-        match RelayMessage::from_json(text).map_err(|e| e.to_string())? {
+    ) -> Result<(), ReplicaError> {
+        match RelayMessage::from_json(text).map_err(ReplicaError::Message)? {
             RelayMessage::Event {
                 subscription_id,
                 event,
@@ -334,7 +342,7 @@ impl Session<'_> {
                 ("live", Phase::CatchingUp | Phase::Fetching) => {
                     follow.buffered.push(event.into_owned());
                     if follow.buffered.len() > MAX_BUFFERED {
-                        return Err("too many live events while catching up".into());
+                        return Err(ReplicaError::TooManyBuffered(MAX_BUFFERED));
                     }
                 }
                 ("live" | "catchup" | "fetch", _) => {
@@ -377,10 +385,10 @@ impl Session<'_> {
                     );
                     send(sink, &log_req("catchup", "start")).await?;
                 } else {
-                    return Err(format!(
-                        "the primary closed {}: {message}",
-                        subscription_id.as_str()
-                    ));
+                    return Err(ReplicaError::SubscriptionClosed {
+                        subscription: subscription_id.as_str().to_owned(),
+                        message: message.into_owned(),
+                    });
                 }
             }
             RelayMessage::Notice(notice) => {
@@ -414,7 +422,7 @@ impl Session<'_> {
         &mut self,
         sink: &mut futures_util::stream::SplitSink<Socket, Message>,
         stream: &mut futures_util::stream::SplitStream<Socket>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReplicaError> {
         let challenge = loop {
             if let RelayMessage::Auth { challenge } = recv(stream).await? {
                 break challenge.into_owned();
@@ -422,11 +430,11 @@ impl Session<'_> {
         };
         let auth = EventBuilder::new(Kind::Authentication, "")
             .tags([
-                Tag::parse(["relay", self.of.url.as_str()]).map_err(|e| e.to_string())?,
-                Tag::parse(["challenge", challenge.as_str()]).map_err(|e| e.to_string())?,
+                Tag::parse(["relay", self.of.url.as_str()]).map_err(ReplicaError::Sign)?,
+                Tag::parse(["challenge", challenge.as_str()]).map_err(ReplicaError::Sign)?,
             ])
             .finalize(&self.shared.keys)
-            .map_err(|e| e.to_string())?;
+            .map_err(ReplicaError::Sign)?;
         let id = auth.id;
         send(sink, &ClientMessage::auth(auth)).await?;
         loop {
@@ -440,9 +448,7 @@ impl Session<'_> {
                 if status {
                     return Ok(());
                 }
-                return Err(format!(
-                    "the primary refused this replica's authentication: {message}"
-                ));
+                return Err(ReplicaError::AuthRefused(message.into_owned()));
             }
         }
     }
@@ -452,13 +458,11 @@ impl Session<'_> {
         &mut self,
         sink: &mut futures_util::stream::SplitSink<Socket, Message>,
         stream: &mut futures_util::stream::SplitStream<Socket>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReplicaError> {
         let store = self.shared.store.clone();
-        let items = tokio::task::spawn_blocking(move || own_items(&store))
-            .await
-            .map_err(|e| e.to_string())??;
-        let mut session = Negentropy::owned(items, 60_000).map_err(|e| e.to_string())?;
-        let first = session.initiate().map_err(|e| e.to_string())?;
+        let items = tokio::task::spawn_blocking(move || own_items(&store)).await??;
+        let mut session = Negentropy::owned(items, 60_000).map_err(ReplicaError::Negentropy)?;
+        let first = session.initiate().map_err(ReplicaError::Negentropy)?;
         let sub = SubscriptionId::new("neg");
         send(
             sink,
@@ -473,10 +477,10 @@ impl Session<'_> {
                     subscription_id,
                     message,
                 } if subscription_id.as_str() == "neg" => {
-                    let query = hex::decode(message.as_ref()).map_err(|e| e.to_string())?;
+                    let query = hex::decode(message.as_ref())?;
                     match session
                         .reconcile_with_ids(&query, &mut have, &mut need)
-                        .map_err(|e| e.to_string())?
+                        .map_err(ReplicaError::Negentropy)?
                     {
                         Some(next) => {
                             send(
@@ -495,7 +499,7 @@ impl Session<'_> {
                     subscription_id,
                     message,
                 } if subscription_id.as_str() == "neg" => {
-                    return Err(format!("the primary refused to reconcile: {message}"));
+                    return Err(ReplicaError::ReconcileRefused(message.into_owned()));
                 }
                 RelayMessage::Event {
                     subscription_id,
@@ -530,13 +534,13 @@ impl Session<'_> {
 
     /// Where the primary's stored log is to be read from: after the replica's last
     /// event, or from the start.
-    fn position(&self) -> Result<String, String> {
+    fn position(&self) -> Result<String, ReplicaError> {
         let store = &self.shared.store;
         let head = store.head();
         if head == 0 {
             return Ok("start".into());
         }
-        match store.get(head).map_err(|e| e.to_string())? {
+        match store.get(head)? {
             Some(event) => Ok(format!("after:{}", event.id.to_hex())),
             None => Ok("start".into()),
         }
@@ -547,7 +551,7 @@ impl Session<'_> {
         &mut self,
         sink: &mut futures_util::stream::SplitSink<Socket, Message>,
         fetching: &mut Vec<[u8; 32]>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, ReplicaError> {
         {
             let missing = self.missing.lock();
             fetching.retain(|id| missing.contains(id));
@@ -598,15 +602,13 @@ impl Session<'_> {
 }
 
 /// The replica's own log as negentropy items: (`created_at`, id), 40 bytes an event.
-fn own_items(store: &Store) -> Result<NegentropyStorageVector, String> {
+fn own_items(store: &Store) -> Result<NegentropyStorageVector, ReplicaError> {
     let mut items = NegentropyStorageVector::new();
-    store
-        .scan(1, |_, event| {
-            let _ = items.insert(event.created_at(), Id::from_byte_array(*event.id()));
-            std::ops::ControlFlow::Continue(())
-        })
-        .map_err(|e| e.to_string())?;
-    items.seal().map_err(|e| e.to_string())?;
+    store.scan(1, |_, event| {
+        let _ = items.insert(event.created_at(), Id::from_byte_array(*event.id()));
+        std::ops::ControlFlow::Continue(())
+    })?;
+    items.seal().map_err(ReplicaError::Negentropy)?;
     Ok(items)
 }
 
@@ -620,23 +622,23 @@ fn log_req(sub: &str, what: &str) -> ClientMessage<'static> {
 async fn send(
     sink: &mut futures_util::stream::SplitSink<Socket, Message>,
     message: &ClientMessage<'_>,
-) -> Result<(), String> {
+) -> Result<(), ReplicaError> {
     sink.send(Message::text(message.as_json()))
         .await
-        .map_err(|e| format!("sending to the primary: {e}"))
+        .map_err(ReplicaError::connection)
 }
 
 async fn recv(
     stream: &mut futures_util::stream::SplitStream<Socket>,
-) -> Result<RelayMessage<'static>, String> {
+) -> Result<RelayMessage<'static>, ReplicaError> {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), stream.next())
+        let message = tokio::time::timeout(ANSWER_WITHIN, stream.next())
             .await
-            .map_err(|_| "the primary did not answer for 30 s".to_owned())?
-            .ok_or("the primary closed the connection")?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| ReplicaError::Silent(ANSWER_WITHIN))?
+            .ok_or(ReplicaError::Closed)?
+            .map_err(ReplicaError::connection)?;
         if let Message::Text(text) = message {
-            return RelayMessage::from_json(text.as_str()).map_err(|e| e.to_string());
+            return RelayMessage::from_json(text.as_str()).map_err(ReplicaError::Message);
         }
     }
 }
