@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nostr::prelude::Event;
 
+use crate::codec;
 use crate::commit::AppendOutcome;
 use crate::error::StoreError;
+use crate::event::EventRef;
 use crate::oneshot;
 use crate::request::{self, Request, Setting};
 use crate::store::Store;
@@ -17,6 +19,20 @@ use crate::validate::{self, PreparedEvent};
 /// Small enough that the threads of [`Store::prepare_all`] stay balanced while the
 /// writer shares their cores.
 const PREPARE_BLOCK: usize = 64;
+
+impl PreparedEvent {
+    /// The encoded record as folds read it from the log: a writer folds an event it
+    /// accepted into a speculative state before the log holds it. The record is checked
+    /// as a stored one is (checksums, rkyv validation); it borrows this event.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) if the encoding does not
+    /// read back (never for a record [`Store::prepare`] encoded).
+    pub fn event_ref(&self) -> Result<EventRef<'_>, StoreError> {
+        codec::access_record(&self.bytes, 0).map(EventRef::new)
+    }
+}
 
 /// An event after validation: ready for the writer, or already in the log.
 #[derive(Debug, Clone)]
@@ -400,6 +416,32 @@ mod tests {
         });
         let names = seen.0.into_inner().unwrap().0;
         (out, names)
+    }
+
+    #[test]
+    fn a_prepared_event_reads_back_as_the_log_will_hold_it() {
+        use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), crate::StoreOptions::default()).unwrap();
+        let event = EventBuilder::new(Kind::from(9000u16), "hello")
+            .tags([
+                Tag::parse(["h", "pizza"]).unwrap(),
+                Tag::parse(["p", &Keys::generate().public_key().to_hex(), "admin"]).unwrap(),
+            ])
+            .finalize(&Keys::generate())
+            .unwrap();
+        let Prepared::Ready(prepared) = store.prepare(&event).unwrap() else {
+            panic!("a new event is ready");
+        };
+        let view = prepared.event_ref().unwrap();
+        assert_eq!(view.to_event(0).unwrap(), event);
+        assert_eq!(view.group_id(), Some("pizza"));
+        // The same bytes the writer appends: read back from the log, equal.
+        let seq = match store.submit(vec![prepared]).unwrap().wait().unwrap()[0] {
+            AppendOutcome::Appended(seq) => seq,
+            AppendOutcome::Duplicate(_) => panic!("a new event is appended"),
+        };
+        assert_eq!(store.get(seq).unwrap(), Some(event));
     }
 
     #[test]
