@@ -57,6 +57,7 @@
 mod access;
 mod broadcast;
 mod conn;
+mod delivery;
 mod error;
 mod feed;
 mod filter;
@@ -65,6 +66,7 @@ mod hosts;
 mod http;
 mod hub;
 mod index;
+mod log_streams;
 mod metrics;
 mod negentropy;
 mod nip43;
@@ -92,12 +94,11 @@ use tokio::net::TcpListener;
 pub use crate::error::RelayError;
 pub use crate::hosts::{VirtualRelay, host_name, serve_hosts};
 pub use crate::nip43::SPACE_KINDS;
-pub use crate::options::ReplicaOf;
 pub use crate::options::{
-    ConnectionLimits, Rate, RateLimits, RelayInfo, RelayMembership, RelayOptions,
+    ConnectionLimits, Rate, RateLimits, RelayInfo, RelayMembership, RelayOptions, ReplicaOf,
+    RetentionSchedule,
 };
 pub use crate::replica::ReplicaStatus;
-pub use crate::retention::RetentionSchedule;
 pub use crate::service::{ClientAddr, RelayService};
 
 #[cfg(feature = "test-support")]
@@ -105,7 +106,7 @@ pub use crate::hub::OutboxStats;
 
 use crate::hub::Hub;
 use crate::index::ServedIndex;
-use crate::shared::{LivePolicy, Shared};
+use crate::shared::{LivePolicy, LiveRetention, Shared};
 
 /// A NIP-29 relay over an engine with the NIP-29 projections registered.
 #[derive(Debug)]
@@ -147,7 +148,7 @@ impl Relay {
         let policy = LivePolicy::new(AccessPolicy::new(groups, options.policy.clone()));
         let info = parking_lot::RwLock::new(Arc::new(options.info.clone()));
         let limiters = ratelimit::Limiters::new(options.rate_limits);
-        let retention = retention::LiveRetention::new(options.retention.clone());
+        let retention = LiveRetention::new(options.retention.clone());
         Ok(Self {
             shared: Arc::new(Shared {
                 store,
@@ -164,7 +165,7 @@ impl Relay {
                 metrics: metrics::Metrics::default(),
                 limiters,
                 writer_failed: std::sync::atomic::AtomicBool::new(false),
-                log_streams: replication::LogStreams::default(),
+                log_streams: log_streams::LogStreams::default(),
                 retention,
             }),
         })

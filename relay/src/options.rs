@@ -1,5 +1,9 @@
-//! Relay configuration: policy, limits and the information document's texts.
+//! Relay configuration: policy, limits, the information document's texts, replication,
+//! relay membership and the retention schedule.
 
+use std::time::Duration;
+
+use highwater_engine::RetentionPolicy;
 use highwater_projections::Policy;
 
 /// Per-connection and per-request limits.
@@ -107,7 +111,7 @@ pub struct RelayOptions {
     /// Retention: compact the log on an interval while serving (`highwater relay
     /// --retention-every`, zooid's `[groups.retention]`). `None`, the default: the
     /// relay removes nothing (`highwater compact` can, from another process).
-    pub retention: Option<crate::retention::RetentionSchedule>,
+    pub retention: Option<RetentionSchedule>,
 }
 
 /// A token bucket: `per_second` tokens a second, at most `burst` saved up.
@@ -218,4 +222,16 @@ pub struct ReplicaOf {
     pub url: String,
     /// The primary's relay key (public): its state events and answers are signed with it.
     pub primary: nostr::prelude::PublicKey,
+}
+
+/// How often the relay compacts its log, and what expires
+/// ([`RelayOptions::retention`](crate::RelayOptions::retention)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionSchedule {
+    /// Time between the end of one compaction and the start of the next (the first
+    /// runs one interval after the relay starts, or after the schedule is replaced).
+    pub every: Duration,
+    /// The durations: a group's own, else the default; see
+    /// [`Engine::compact`](highwater_engine::Engine::compact).
+    pub policy: RetentionPolicy,
 }

@@ -16,14 +16,14 @@
 //!
 //! The stored stream waits for the replica to read, as any `REQ` answer does; the live
 //! stream is queued like any live event, so a replica that falls a whole outbox behind
-//! is disconnected and catches up again when it reconnects.
+//! is disconnected and catches up again when it reconnects. The live streams open are
+//! held in the shared state (`log_streams.rs`'s `LogStreams`); the live feed
+//! (`delivery.rs`) hands them each committed event.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use nostr::prelude::{EventId, Filter, PublicKey, RelayMessage, SubscriptionId};
-use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::hub::{Frame, Outbox};
@@ -59,49 +59,6 @@ pub(crate) fn log_request(filters: &[Filter]) -> Option<Result<LogRequest, Strin
             .map(|id| LogRequest::After(Some(id)))
             .ok_or_else(|| format!("invalid: unknown log request {other:?}")),
     })
-}
-
-/// One live log stream: its connection's outbox and its subscription id as JSON.
-type Stream = (Arc<Outbox>, Arc<str>);
-
-/// The live log streams open on this relay, by (connection, subscription id).
-#[derive(Debug, Default)]
-pub(crate) struct LogStreams {
-    open: Mutex<BTreeMap<(u64, String), Stream>>,
-}
-
-impl LogStreams {
-    /// Opens (or replaces) the live stream `sub` of the outbox's connection.
-    pub(crate) fn add(&self, sub: &SubscriptionId, outbox: Arc<Outbox>) {
-        let id_json: Arc<str> = serde_json::Value::String(sub.as_str().to_owned())
-            .to_string()
-            .into();
-        self.open
-            .lock()
-            .insert((outbox.id, sub.as_str().to_owned()), (outbox, id_json));
-    }
-
-    /// Closes stream `sub` of connection `conn`.
-    pub(crate) fn remove(&self, conn: u64, sub: &str) {
-        self.open.lock().remove(&(conn, sub.to_owned()));
-    }
-
-    /// Sends committed events (sequence number, event; in log order) to every live
-    /// stream; rendered events (sequence number 0) are not the log's. A stream whose
-    /// connection ended is dropped.
-    pub(crate) fn deliver(&self, events: &[(u64, nostr::prelude::Event)]) {
-        let mut open = self.open.lock();
-        if open.is_empty() {
-            return;
-        }
-        for (seq, event) in events {
-            if *seq == 0 {
-                continue;
-            }
-            let json: Arc<str> = event.as_json().into();
-            open.retain(|_, (outbox, sub)| outbox.send_event(sub, &json));
-        }
-    }
 }
 
 /// Most bytes of events read from the log at once for a stored stream.

@@ -1,5 +1,6 @@
 //! Retention while the relay serves: a task that compacts the log on an interval
-//! ([`RetentionSchedule`]), on a blocking thread so connections are never held up. The
+//! ([`RetentionSchedule`](crate::RetentionSchedule), held in the shared state as
+//! `LiveRetention`), on a blocking thread so connections are never held up. The
 //! schedule is replaceable while the relay serves
 //! ([`RelayControl::set_retention`](crate::RelayControl::set_retention), a reloaded
 //! configuration): the task takes a new one at once, its first compaction one interval
@@ -11,55 +12,19 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use highwater_engine::{DEFAULT_COMPACT_CHUNK, RetentionPolicy};
+use highwater_engine::DEFAULT_COMPACT_CHUNK;
 use tokio::sync::watch;
 
 use crate::shared::Shared;
-
-/// How often the relay compacts its log, and what expires
-/// ([`RelayOptions::retention`](crate::RelayOptions::retention)).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetentionSchedule {
-    /// Time between the end of one compaction and the start of the next (the first
-    /// runs one interval after the relay starts, or after the schedule is replaced).
-    pub every: Duration,
-    /// The durations: a group's own, else the default; see
-    /// [`Engine::compact`](highwater_engine::Engine::compact).
-    pub policy: RetentionPolicy,
-}
-
-/// The retention schedule in force (`None`: the relay removes nothing), replaced when
-/// the configuration is reloaded; the compaction task watches it.
-#[derive(Debug)]
-pub(crate) struct LiveRetention(watch::Sender<Option<RetentionSchedule>>);
-
-impl LiveRetention {
-    pub(crate) fn new(schedule: Option<RetentionSchedule>) -> Self {
-        Self(watch::Sender::new(schedule))
-    }
-
-    pub(crate) fn get(&self) -> Option<RetentionSchedule> {
-        self.0.borrow().clone()
-    }
-
-    /// Replaces the schedule; the task wakes only when it differs.
-    pub(crate) fn set(&self, schedule: Option<RetentionSchedule>) {
-        self.0.send_if_modified(|current| {
-            let changed = *current != schedule;
-            *current = schedule;
-            changed
-        });
-    }
-}
 
 /// Compacts every `every` of the schedule in force until `shutdown` (idle while the
 /// schedule expires nothing); a replaced schedule starts its interval again. A
 /// compaction under way stops at its next transaction boundary when the relay stops
 /// (what it committed stays removed, and the next run finishes the rest).
 pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut schedules = shared.retention.0.subscribe();
+    let mut schedules = shared.retention.subscribe();
     loop {
         let schedule = schedules
             .borrow_and_update()

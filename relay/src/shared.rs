@@ -1,4 +1,10 @@
-//! What every connection and the write path share.
+//! What every connection and the write path share: the state each part of the relay
+//! keeps (its type comes from that part's module) and the settings a reloaded
+//! configuration replaces while the relay serves ([`LivePolicy`], [`LiveRetention`]).
+//!
+//! This module uses only the modules of the state it holds; the work that reads the whole
+//! of [`Shared`] (delivering the live feed, serving a replica's log, compacting) lives in
+//! modules of its own that use this one, so no two modules import each other.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,12 +14,15 @@ use highwater_projections::{AccessPolicy, Error, Groups, Policy};
 use highwater_store::Store;
 use nostr::prelude::{Keys, PublicKey};
 use parking_lot::RwLock;
+use tokio::sync::watch;
 
 use crate::feed::Feed;
 use crate::hub::Hub;
 use crate::index::ServedIndex;
-use crate::metrics::Gauges;
-use crate::options::{RelayInfo, RelayOptions};
+use crate::log_streams::LogStreams;
+use crate::metrics::{Gauges, Metrics};
+use crate::options::{RelayInfo, RelayOptions, RetentionSchedule};
+use crate::ratelimit::Limiters;
 use crate::state::Rendered;
 
 /// The relay's shared state.
@@ -36,17 +45,17 @@ pub(crate) struct Shared {
     /// Set when the relay stops: background threads return.
     pub(crate) stopping: AtomicBool,
     /// Prometheus metrics (`GET /metrics`).
-    pub(crate) metrics: crate::metrics::Metrics,
+    pub(crate) metrics: Metrics,
     /// Per-IP and per-pubkey rate limits.
-    pub(crate) limiters: crate::ratelimit::Limiters,
+    pub(crate) limiters: Limiters,
     /// Set when a commit failed because the store's writer is gone: `/health` then
     /// answers 503.
     pub(crate) writer_failed: AtomicBool,
     /// Configured replicas' live log streams.
-    pub(crate) log_streams: crate::replication::LogStreams,
+    pub(crate) log_streams: LogStreams,
     /// The retention schedule, replaced when the configuration is reloaded
     /// (`options.retention` is what the relay started with).
-    pub(crate) retention: crate::retention::LiveRetention,
+    pub(crate) retention: LiveRetention,
 }
 
 impl Shared {
@@ -143,5 +152,34 @@ impl LivePolicy {
         group: &str,
     ) -> Result<bool, Error> {
         self.current().has_access(pubkey, group)
+    }
+}
+
+/// The retention schedule in force (`None`: the relay removes nothing), replaced when
+/// the configuration is reloaded; the compaction task (`retention.rs`) watches it.
+#[derive(Debug)]
+pub(crate) struct LiveRetention(watch::Sender<Option<RetentionSchedule>>);
+
+impl LiveRetention {
+    pub(crate) fn new(schedule: Option<RetentionSchedule>) -> Self {
+        Self(watch::Sender::new(schedule))
+    }
+
+    pub(crate) fn get(&self) -> Option<RetentionSchedule> {
+        self.0.borrow().clone()
+    }
+
+    /// Replaces the schedule; the task wakes only when it differs.
+    pub(crate) fn set(&self, schedule: Option<RetentionSchedule>) {
+        self.0.send_if_modified(|current| {
+            let changed = *current != schedule;
+            *current = schedule;
+            changed
+        });
+    }
+
+    /// Watches the schedule in force (the compaction task).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Option<RetentionSchedule>> {
+        self.0.subscribe()
     }
 }
