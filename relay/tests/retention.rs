@@ -64,6 +64,31 @@ async fn ids(raw: &mut Raw, filter: &str) -> Vec<String> {
     ids
 }
 
+/// Which of `wanted` the relay serves, looked up by id (sorted).
+async fn ids_among(raw: &mut Raw, wanted: &[String]) -> Vec<String> {
+    let filter = format!(
+        r#"{{"ids":{}}}"#,
+        serde_json::to_string(wanted).expect("json")
+    );
+    ids(raw, &filter).await
+}
+
+/// Waits (with a bound) until none of `gone` is served.
+async fn wait_until_gone(raw: &mut Raw, gone: &[String]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let found = ids_among(raw, gone).await;
+        if found.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expired posts still served: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Every group's state as the relay renders it: kind and `d` → tags (the signature
 /// and date of a rendered event are not the state).
 async fn state(raw: &mut Raw) -> BTreeMap<String, String> {
@@ -136,32 +161,63 @@ async fn write_groups(a: &sdk::Client, alice: &sdk::Keys, bob: &sdk::Keys) -> Wr
     Written { old_chat, kept }
 }
 
+/// A served relay with both groups written (by alice, with bob a member), a raw
+/// connection to read it, and every group's state before any compaction.
+struct Served {
+    a: sdk::Client,
+    bob: sdk::Keys,
+    written: Written,
+    raw: Raw,
+    before: BTreeMap<String, String>,
+}
+
+async fn write_and_read(url: &str) -> Served {
+    let alice =
+        sdk::Keys::parse("0000000000000000000000000000000000000000000000000000000000000a11")
+            .expect("alice");
+    let bob = sdk::Keys::generate();
+    let a = client(url, &alice, true).await;
+    let written = write_groups(&a, &alice, &bob).await;
+    let mut raw = Raw::connect(url).await;
+    let before = state(&mut raw).await;
+    Served {
+        a,
+        bob,
+        written,
+        raw,
+        before,
+    }
+}
+
+/// Compacts every 50 ms: records older than a week expire, except in `archive`.
+fn week_but_archive() -> RetentionSchedule {
+    RetentionSchedule {
+        every: Duration::from_millis(50),
+        policy: RetentionPolicy {
+            default: Some(Duration::from_secs(7 * DAY)),
+            per_group: [("archive".to_owned(), Duration::MAX)].into(),
+            kinds: None,
+        },
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_chat_leaves_the_answers_while_state_and_recent_chat_stay() {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = RelayOptions {
         late_publication_secs: None,
-        retention: Some(RetentionSchedule {
-            every: Duration::from_millis(50),
-            policy: RetentionPolicy {
-                default: Some(Duration::from_secs(7 * DAY)),
-                per_group: [("archive".to_owned(), Duration::MAX)].into(),
-                kinds: None,
-            },
-        }),
+        retention: Some(week_but_archive()),
         ..RelayOptions::default()
     };
     let relay = start(dir.path(), options).await;
-    let alice =
-        sdk::Keys::parse("0000000000000000000000000000000000000000000000000000000000000a11")
-            .expect("alice");
-    let bob = sdk::Keys::generate();
-    let a = client(&relay.url, &alice, true).await;
+    let Served {
+        a,
+        bob,
+        written: Written { old_chat, kept },
+        mut raw,
+        before,
+    } = write_and_read(&relay.url).await;
 
-    let Written { old_chat, kept } = write_groups(&a, &alice, &bob).await;
-
-    let mut raw = Raw::connect(&relay.url).await;
-    let before = state(&mut raw).await;
     assert_eq!(before.len(), 6, "39000–39002 of both groups: {before:?}");
     assert!(
         before.values().any(|tags| tags.contains("pizza, renamed")),
@@ -175,19 +231,7 @@ async fn expired_chat_leaves_the_answers_while_state_and_recent_chat_stay() {
     );
 
     // The compaction runs on its own; wait (with a bound) for the expired posts to go.
-    let old_ids = serde_json::to_string(&old_chat).expect("json");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let found = ids(&mut raw, &format!(r#"{{"ids":{old_ids}}}"#)).await;
-        if found.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expired posts still served: {found:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_gone(&mut raw, &old_chat).await;
 
     let pizza_chat = ids(&mut raw, r##"{"kinds":[9],"#h":["pizza"]}"##).await;
     assert_eq!(pizza_chat.len(), 1, "only the recent post: {pizza_chat:?}");
@@ -199,11 +243,10 @@ async fn expired_chat_leaves_the_answers_while_state_and_recent_chat_stay() {
         "archive keeps its posts: {archive_chat:?}"
     );
 
-    let kept_ids = serde_json::to_string(&kept).expect("json");
-    let found = ids(&mut raw, &format!(r#"{{"ids":{kept_ids}}}"#)).await;
+    let found = ids_among(&mut raw, &kept).await;
     assert_eq!(found, kept, "moderation, archive and recent posts by id");
     for id in &old_chat {
-        let found = ids(&mut raw, &format!(r#"{{"ids":["{id}"]}}"#)).await;
+        let found = ids_among(&mut raw, std::slice::from_ref(id)).await;
         assert!(found.is_empty(), "{id} by id: {found:?}");
     }
 
@@ -215,26 +258,6 @@ async fn expired_chat_leaves_the_answers_while_state_and_recent_chat_stay() {
     drop(raw);
     a.disconnect().await;
     relay.stop().await;
-}
-
-/// Waits (with a bound) until none of `ids` is served.
-async fn wait_until_gone(raw: &mut Raw, ids_gone: &[String]) {
-    let filter = format!(
-        r#"{{"ids":{}}}"#,
-        serde_json::to_string(ids_gone).expect("json")
-    );
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let found = ids(raw, &filter).await;
-        if found.is_empty() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expired posts still served: {found:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,44 +272,25 @@ async fn a_schedule_set_while_serving_takes_effect_without_a_restart() {
     let control = relay.control();
     assert_eq!(control.retention(), None);
     let relay = serve(relay, "127.0.0.1:0").await;
-    let alice =
-        sdk::Keys::parse("0000000000000000000000000000000000000000000000000000000000000a11")
-            .expect("alice");
-    let bob = sdk::Keys::generate();
-    let a = client(&relay.url, &alice, true).await;
-    let Written { old_chat, kept } = write_groups(&a, &alice, &bob).await;
-    let mut raw = Raw::connect(&relay.url).await;
-    let before = state(&mut raw).await;
+    let Served {
+        a,
+        written: Written { old_chat, kept },
+        mut raw,
+        before,
+        ..
+    } = write_and_read(&relay.url).await;
     assert_eq!(
-        ids(
-            &mut raw,
-            &format!(
-                r#"{{"ids":{}}}"#,
-                serde_json::to_string(&old_chat).expect("json")
-            )
-        )
-        .await,
+        ids_among(&mut raw, &old_chat).await,
         old_chat,
         "without a schedule the old posts are served"
     );
 
     // A schedule set on the running relay (what a reload does): the old posts go.
-    let schedule = RetentionSchedule {
-        every: Duration::from_millis(50),
-        policy: RetentionPolicy {
-            default: Some(Duration::from_secs(7 * DAY)),
-            per_group: [("archive".to_owned(), Duration::MAX)].into(),
-            kinds: None,
-        },
-    };
+    let schedule = week_but_archive();
     control.set_retention(Some(schedule.clone()));
     assert_eq!(control.retention(), Some(schedule));
     wait_until_gone(&mut raw, &old_chat).await;
-    let kept_ids = serde_json::to_string(&kept).expect("json");
-    assert_eq!(
-        ids(&mut raw, &format!(r#"{{"ids":{kept_ids}}}"#)).await,
-        kept
-    );
+    assert_eq!(ids_among(&mut raw, &kept).await, kept);
 
     // Replaced again: `archive` no longer kept forever, and its old posts go too.
     let archive_old: Vec<String> = req(&mut raw, r##"{"kinds":[9],"#h":["archive"]}"##)
