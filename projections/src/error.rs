@@ -21,6 +21,10 @@ pub enum Error {
     /// Signing a rendered state event failed.
     #[error("signing a state event failed: {0}")]
     Sign(String),
+    /// A writer's speculative state of a group (its accepted, unacknowledged changes
+    /// folded into a copy) could not be read or folded.
+    #[error("the group's pending state: {0}")]
+    Pending(String),
 }
 
 #[cfg(test)]

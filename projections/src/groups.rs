@@ -10,9 +10,9 @@
 use std::sync::Arc;
 
 use highwater_engine::{
-    EngineBuilder, EngineError, Handle, Projection, RelayWideHandle, ResolvedGroup,
+    EngineBuilder, EngineError, Handle, Kinds, Projection, RelayWideHandle, ResolvedGroup,
 };
-use highwater_store::Store;
+use highwater_store::{EventRef, Store};
 use nostr::prelude::PublicKey;
 
 use crate::config::Nip29Config;
@@ -26,9 +26,9 @@ use crate::life::{Life, Lifecycle};
 use crate::links::Links;
 use crate::management::Management;
 use crate::membership::{Membership, MembershipState};
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, MetadataState};
 use crate::relay_members::RelayMembers;
-use crate::roles::{RoleDefinition, Roles};
+use crate::roles::{RoleDefinition, Roles, RolesState};
 
 /// The role the creator of a group is listed with in a rendered 39001, by default.
 pub const DEFAULT_CREATOR_ROLE: &str = "admin";
@@ -65,33 +65,50 @@ pub struct Groups {
 #[derive(Clone, Copy)]
 pub(crate) struct Query<'a> {
     group: &'a str,
-    at: ResolvedGroup<'a>,
+    at: At<'a>,
+}
+
+/// Where a query's reads answer from.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    /// The engine's states, folded at least to this head.
+    Committed(ResolvedGroup<'a>),
+    /// A writer's speculative copy (see `overlay.rs`).
+    Pending(&'a GroupStates),
 }
 
 /// Reads a resolved group's state fully loaded, or by full replay in oracle mode.
 fn read_query<P: Projection, R>(
     handle: &Handle<P>,
     oracle: bool,
-    query: Query<'_>,
+    group: &str,
+    at: ResolvedGroup<'_>,
     f: impl FnOnce(&P::State) -> R,
 ) -> Result<R, Error> {
     if oracle {
-        Ok(f(&handle.replay(query.group)?))
+        Ok(f(&handle.replay(group)?))
     } else {
-        Ok(handle.read_resolved(query.at, f)?)
+        Ok(handle.read_resolved(at, f)?)
     }
 }
 
 /// A per-group projection [`Groups`] registers: where its handle is, for the one
-/// generic read ([`Groups::with_in`]).
+/// generic read ([`Groups::with_in`]), and where its state is in a [`GroupStates`].
 pub(crate) trait Registered: Projection + Sized {
     /// The projection's handle in `groups`.
     fn handle(groups: &Groups) -> &Handle<Self>;
+
+    /// The projection's state in `states`.
+    fn state(states: &GroupStates) -> &Self::State;
 }
 
 impl Registered for Membership {
     fn handle(groups: &Groups) -> &Handle<Self> {
         &groups.membership
+    }
+
+    fn state(states: &GroupStates) -> &Self::State {
+        &states.membership
     }
 }
 
@@ -99,11 +116,19 @@ impl Registered for Roles {
     fn handle(groups: &Groups) -> &Handle<Self> {
         &groups.roles
     }
+
+    fn state(states: &GroupStates) -> &Self::State {
+        &states.roles
+    }
 }
 
 impl Registered for Metadata {
     fn handle(groups: &Groups) -> &Handle<Self> {
         &groups.metadata
+    }
+
+    fn state(states: &GroupStates) -> &Self::State {
+        &states.metadata
     }
 }
 
@@ -111,6 +136,57 @@ impl Registered for Creator {
     fn handle(groups: &Groups) -> &Handle<Self> {
         &groups.creator
     }
+
+    fn state(states: &GroupStates) -> &Self::State {
+        &states.creator
+    }
+}
+
+/// Every per-group state [`Groups`] registers, of one group, owned: the base of a
+/// writer's overlay, folded forward with the projections' own `apply`.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupStates {
+    membership: MembershipState,
+    roles: RolesState,
+    metadata: MetadataState,
+    creator: CreatorState,
+}
+
+impl GroupStates {
+    /// Folds `event` (of this group) into each state whose projection folds its kind,
+    /// as the engine does when the log holds it.
+    pub(crate) fn apply(&mut self, groups: &Groups, event: EventRef<'_>) -> Result<(), Error> {
+        fold(&groups.membership, &mut self.membership, event)?;
+        fold(&groups.roles, &mut self.roles, event)?;
+        fold(&groups.metadata, &mut self.metadata, event)?;
+        fold(&groups.creator, &mut self.creator, event)
+    }
+}
+
+/// One projection's fold of one event not yet in the log; a failed fold answers as a
+/// failed group would.
+fn fold<P: Projection>(
+    handle: &Handle<P>,
+    state: &mut P::State,
+    event: EventRef<'_>,
+) -> Result<(), Error> {
+    let projection = handle.projection();
+    let folds = match projection.kinds() {
+        Kinds::All => true,
+        Kinds::Only(kinds) => kinds.contains(&event.kind()),
+    };
+    if !folds {
+        return Ok(());
+    }
+    projection.apply(state, &event).map_err(|e| {
+        Error::Engine(EngineError::Failed {
+            projection: projection.name().to_owned(),
+            group: event.group_id().unwrap_or_default().to_owned(),
+            // Not yet in the log: no sequence number.
+            seq: 0,
+            message: e.0,
+        })
+    })
 }
 
 impl Groups {
@@ -255,7 +331,26 @@ impl Groups {
     pub(crate) fn resolve<'a>(&'a self, group: &'a str) -> Result<Query<'a>, Error> {
         Ok(Query {
             group,
-            at: self.membership.resolve(group)?,
+            at: At::Committed(self.membership.resolve(group)?),
+        })
+    }
+
+    /// A query of `group` whose reads answer from `states` (a writer's overlay).
+    pub(crate) fn resolve_pending<'a>(group: &'a str, states: &'a GroupStates) -> Query<'a> {
+        Query {
+            group,
+            at: At::Pending(states),
+        }
+    }
+
+    /// Copies every per-group state of `group`, as committed now.
+    pub(crate) fn states(&self, group: &str) -> Result<GroupStates, Error> {
+        let query = self.resolve(group)?;
+        Ok(GroupStates {
+            membership: self.with_in::<Membership, _>(query, Clone::clone)?,
+            roles: self.with_in::<Roles, _>(query, Clone::clone)?,
+            metadata: self.with_in::<Metadata, _>(query, Clone::clone)?,
+            creator: self.with_in::<Creator, _>(query, Clone::clone)?,
         })
     }
 
@@ -266,7 +361,10 @@ impl Groups {
         query: Query<'_>,
         f: impl FnOnce(&P::State) -> R,
     ) -> Result<R, Error> {
-        read_query(P::handle(self), self.oracle, query, f)
+        match query.at {
+            At::Committed(at) => read_query(P::handle(self), self.oracle, query.group, at, f),
+            At::Pending(states) => Ok(f(P::state(states))),
+        }
     }
 
     /// Reads `P`'s state of `group` (one projection: [`Groups::resolve`], then

@@ -54,7 +54,9 @@ use crate::groups::Groups;
 use crate::life::Life;
 use crate::membership::Membership;
 use crate::metadata::Metadata;
+use crate::overlay::Overlay;
 use crate::parse;
+use crate::reads::Reads;
 use crate::roles::Roles;
 
 /// Access-policy configuration. The default is NIP-29's text: anyone reads and posts to
@@ -293,12 +295,13 @@ impl AccessPolicy {
 
     fn facts(
         &self,
+        reads: &Reads<'_>,
         group: &str,
         pubkey: Option<&PublicKey>,
         codes: &[&str],
     ) -> Result<Facts, Error> {
-        let groups = &self.groups;
-        let query = groups.resolve(group)?;
+        let groups = reads.groups();
+        let query = reads.resolve(group)?;
         let (life, metadata, valid_code) = groups.with_in::<Metadata, _>(query, |s| {
             (
                 s.lifecycle().life,
@@ -364,7 +367,7 @@ impl AccessPolicy {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn can_read(&self, pubkey: Option<&PublicKey>, group: &str) -> Result<bool, Error> {
-        let facts = self.facts(group, pubkey, &[])?;
+        let facts = self.facts(&Reads::committed(&self.groups), group, pubkey, &[])?;
         if facts.life != Life::Active {
             return Ok(false);
         }
@@ -380,7 +383,7 @@ impl AccessPolicy {
     /// [`Error::Engine`] when a group involved cannot be fully loaded (a log read or a
     /// fold failed).
     pub fn has_access(&self, pubkey: Option<&PublicKey>, group: &str) -> Result<bool, Error> {
-        let facts = self.facts(group, pubkey, &[])?;
+        let facts = self.facts(&Reads::committed(&self.groups), group, pubkey, &[])?;
         Ok(facts.life == Life::Active
             && (!facts.metadata.hidden || self.privileged(&facts, pubkey)))
     }
@@ -449,8 +452,13 @@ impl AccessPolicy {
 
     /// Whether `pubkey` may moderate `group` (creator, relay admin, or member holding
     /// `admin`).
-    fn is_admin_of(&self, group: &str, pubkey: &PublicKey) -> Result<bool, Error> {
-        let facts = self.facts(group, Some(pubkey), &[])?;
+    fn is_admin_of(
+        &self,
+        reads: &Reads<'_>,
+        group: &str,
+        pubkey: &PublicKey,
+    ) -> Result<bool, Error> {
+        let facts = self.facts(reads, group, Some(pubkey), &[])?;
         Ok(facts.life == Life::Active
             && (facts.creator
                 || facts.group_admin
@@ -460,6 +468,7 @@ impl AccessPolicy {
     /// The subgroup rules of a 9002 or 9007 on `group`.
     fn check_subgroup(
         &self,
+        reads: &Reads<'_>,
         event: &Event,
         group: &str,
         author: &PublicKey,
@@ -469,19 +478,19 @@ impl AccessPolicy {
         }
         let wanted = GroupMetadata::from_event(event);
         if let Some(parent) = &wanted.parent {
-            if parent == group || self.groups.would_cycle(group, parent)? {
+            if parent == group || reads.would_cycle(group, parent)? {
                 return Err(Rejection::ParentCycle);
             }
-            if !self.groups.group_exists(parent)? {
+            if !reads.group_exists(parent)? {
                 return Err(Rejection::ParentNotFound);
             }
-            if !self.is_admin_of(parent, author)? {
+            if !self.is_admin_of(reads, parent, author)? {
                 return Err(Rejection::NotParentAdmin);
             }
         }
         if event.kind.as_u16() == kind::EDIT_METADATA {
             let listed = fields::child_tags(event.tags.iter());
-            let children = self.groups.children(group)?;
+            let children = reads.children(group)?;
             if children.iter().any(|c| !listed.contains(c)) {
                 return Err(Rejection::ChildrenOmitted);
             }
@@ -492,14 +501,10 @@ impl AccessPolicy {
     /// Every `previous` value of `event` must name an event in the log (NIP-29
     /// "Relays are expected to reject any events that contain timeline references to
     /// events not found in their own database").
-    fn check_previous(&self, event: &Event) -> Result<(), Rejection> {
+    fn check_previous(reads: &Reads<'_>, event: &Event) -> Result<(), Rejection> {
         for value in parse::previous(event.tags.iter()) {
             let known = match parse::id_prefix(value) {
-                Some(prefix) => self
-                    .groups
-                    .store()
-                    .has_id_prefix(&prefix)
-                    .map_err(Error::from)?,
+                Some(prefix) => reads.has_id_prefix(&prefix)?,
                 None => false,
             };
             if !known {
@@ -530,6 +535,20 @@ impl AccessPolicy {
     /// The refusal, as a [`Rejection`] whose text is the NIP-01 `OK` message; also
     /// [`Rejection::Unavailable`] when a group involved cannot be fully loaded.
     pub fn check_write(&self, event: &Event) -> Result<(), Rejection> {
+        self.check_write_in(&Reads::committed(&self.groups), event)
+    }
+
+    /// [`AccessPolicy::check_write`] against the committed state with a writer's
+    /// accepted, unacknowledged changes folded in.
+    pub(crate) fn check_write_pending(
+        &self,
+        event: &Event,
+        overlay: &Overlay,
+    ) -> Result<(), Rejection> {
+        self.check_write_in(&Reads::pending(&self.groups, overlay), event)
+    }
+
+    fn check_write_in(&self, reads: &Reads<'_>, event: &Event) -> Result<(), Rejection> {
         let k = event.kind.as_u16();
         let author = event.pubkey;
         if self.groups.kinds().is_relay_signed(k) {
@@ -548,13 +567,13 @@ impl AccessPolicy {
                 Ok(())
             };
         };
-        self.check_previous(event)?;
+        Self::check_previous(reads, event)?;
         let codes: Vec<&str> = if k == kind::JOIN_REQUEST {
             parse::codes(event.tags.iter()).collect()
         } else {
             Vec::new()
         };
-        let facts = self.facts(group, Some(&author), &codes)?;
+        let facts = self.facts(reads, group, Some(&author), &codes)?;
         if k == kind::CREATE_GROUP {
             if facts.life == Life::Active {
                 return Err(Rejection::AlreadyExists);
@@ -570,7 +589,7 @@ impl AccessPolicy {
             if wanted.write_restricted && !self.relay_power(Some(&author), wanted.private) {
                 return Err(Rejection::RestrictedFlag);
             }
-            return self.check_subgroup(event, group, &author);
+            return self.check_subgroup(reads, event, group, &author);
         }
         if facts.life != Life::Active {
             return Err(Rejection::GroupNotFound);
@@ -614,14 +633,11 @@ impl AccessPolicy {
                     {
                         return Err(Rejection::RestrictedFlag);
                     }
-                    self.check_subgroup(event, group, &author)?;
+                    self.check_subgroup(reads, event, group, &author)?;
                 }
                 Ok(())
             }
-            _ if !self
-                .groups
-                .with::<Metadata, _>(group, |s| s.metadata().supports_kind(k))? =>
-            {
+            _ if !reads.with::<Metadata, _>(group, |s| s.metadata().supports_kind(k))? => {
                 Err(Rejection::UnsupportedKind(k))
             }
             _ if self.may_post(&facts, &author) => Ok(()),

@@ -15,16 +15,16 @@
 //!   the others come after, by attachment.
 //!
 //! Log positions are compared through the store's id index (`seq_of`), so the folds
-//! only record event ids.
+//! only record event ids. The rules are written once, over [`Reads`]: a write decision
+//! reads them with a writer's overlay (its pending events count as logged, after every
+//! committed one), every other query from the committed state.
 
 use std::collections::BTreeSet;
 
-use nostr::prelude::EventId;
-
 use crate::error::Error;
 use crate::groups::Groups;
-use crate::links::Links;
 use crate::metadata::Metadata;
+use crate::reads::Reads;
 
 /// The effective link of a child to its parent.
 struct Link {
@@ -33,16 +33,7 @@ struct Link {
     attached_at: u64,
 }
 
-impl Groups {
-    /// The log position of a folded event (0 if the id index does not know it, which a
-    /// folded event never is).
-    fn position(&self, id: &[u8; 32]) -> Result<u64, Error> {
-        Ok(self
-            .store()
-            .seq_of(&EventId::from_byte_array(*id))?
-            .unwrap_or(0))
-    }
-
+impl Reads<'_> {
     fn link(&self, child: &str) -> Result<Option<Link>, Error> {
         let (declared, naming) = self.with::<Metadata, _>(child, |s| {
             (s.metadata().parent.clone(), s.naming().to_vec())
@@ -89,7 +80,7 @@ impl Groups {
     ///
     /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
     /// reading the relay-wide parent links from the log fails.
-    pub fn parent(&self, group: &str) -> Result<Option<String>, Error> {
+    pub(crate) fn parent(&self, group: &str) -> Result<Option<String>, Error> {
         Ok(self.link(group)?.map(|l| l.parent))
     }
 
@@ -99,7 +90,7 @@ impl Groups {
     ///
     /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
     /// reading the relay-wide parent links from the log fails.
-    pub fn children(&self, group: &str) -> Result<Vec<String>, Error> {
+    pub(crate) fn children(&self, group: &str) -> Result<Vec<String>, Error> {
         let (exists, order, order_by, by_snapshot) = self.with::<Metadata, _>(group, |s| {
             let (order, by) = s.child_order();
             (
@@ -112,11 +103,7 @@ impl Groups {
         if !exists {
             return Ok(Vec::new());
         }
-        let candidates = if self.is_oracle() {
-            Links::candidates_by_full_scan(self.store(), group)?
-        } else {
-            self.links().candidates(self.store(), group)?
-        };
+        let candidates = self.candidates(group)?;
         let mut children = Vec::new();
         for candidate in candidates {
             if let Some(link) = self.link(&candidate)?
@@ -147,7 +134,7 @@ impl Groups {
     ///
     /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
     /// reading the relay-wide parent links from the log fails.
-    pub fn would_cycle(&self, group: &str, parent: &str) -> Result<bool, Error> {
+    pub(crate) fn would_cycle(&self, group: &str, parent: &str) -> Result<bool, Error> {
         let mut seen = BTreeSet::new();
         let mut current = Some(parent.to_owned());
         while let Some(ancestor) = current {
@@ -162,5 +149,38 @@ impl Groups {
             current = self.parent(&ancestor)?;
         }
         Ok(false)
+    }
+}
+
+impl Groups {
+    /// The effective parent of `group` (`None` for a root, an unknown or deleted group).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
+    /// reading the relay-wide parent links from the log fails.
+    pub fn parent(&self, group: &str) -> Result<Option<String>, Error> {
+        Reads::committed(self).parent(group)
+    }
+
+    /// The children of `group`, in order (empty when it does not exist).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
+    /// reading the relay-wide parent links from the log fails.
+    pub fn children(&self, group: &str) -> Result<Vec<String>, Error> {
+        Reads::committed(self).children(group)
+    }
+
+    /// Whether making `parent` the parent of `group` would close a cycle: `parent` is
+    /// `group` itself or has `group` among its effective ancestors.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when a group involved cannot be fully loaded, [`Error::Store`] when
+    /// reading the relay-wide parent links from the log fails.
+    pub fn would_cycle(&self, group: &str, parent: &str) -> Result<bool, Error> {
+        Reads::committed(self).would_cycle(group, parent)
     }
 }

@@ -4,13 +4,15 @@
 //! waits for each durable commit, answers `OK`, and wakes the matching subscribers
 //! with the state events of every group the commit changed, rendered anew.
 //!
-//! Events are decided against the committed state and submitted in batches without
-//! waiting, so many commits are in flight and the store commits them together (group
-//! commit). An accepted event that changes what later decisions read (a kind of the
-//! engine's [`KindTable`](highwater_projections::KindTable): moderation, the relay's
-//! NIP-43 and NIP-86 records) holds back only the events that read it: before one of
-//! those is decided, the sequencer submits what is queued and waits until the
-//! acknowledger has seen it committed. What the relay adds is its own: refusals by
+//! Events are decided against the committed state plus the sequencer's overlay of what
+//! is accepted and not yet committed (moderation folded into a copy of its group's
+//! state), and submitted in batches through one ordered pipeline without waiting, so
+//! many commits are in flight and the store commits them together (group commit).
+//! Only a relay-wide change (the relay's NIP-43 and NIP-86 records) holds back the
+//! decisions after it: the sequencer submits what is queued and waits until the
+//! acknowledger has seen it committed. A failed batch fails every later one with it;
+//! the sequencer then drops its overlay and decides again from the committed state.
+//! What the relay adds is its own: refusals by
 //! its ban list, NIP-43 membership and clock, and its answers — a 9000 for an accepted
 //! 9021, a 9001 for a 9022, the 8000/13534 for a NIP-43 join — queued in the same
 //! batch as the request, so one transaction holds both: a crash leaves both or neither.
@@ -71,6 +73,8 @@ struct Submitted {
 #[derive(Debug, Default)]
 struct Acknowledged {
     batch: Mutex<u64>,
+    /// The newest batch that failed (0: none).
+    failed: std::sync::atomic::AtomicU64,
     /// Set when the acknowledger's thread ends (however it ends).
     stopped: std::sync::atomic::AtomicBool,
     changed: Condvar,
@@ -84,6 +88,16 @@ impl Acknowledged {
     fn set(&self, batch: u64) {
         *self.batch.lock() = batch;
         self.changed.notify_all();
+    }
+
+    /// Records that `batch` failed, before it is [`Acknowledged::set`].
+    fn set_failed(&self, batch: u64) {
+        self.failed
+            .store(batch, std::sync::atomic::Ordering::Release);
+    }
+
+    fn failed(&self) -> u64 {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Waits until `batch` is acknowledged; false if the acknowledger stopped first.
@@ -145,6 +159,11 @@ struct Writer<'a> {
     acks: Sender<Submitted>,
     acknowledged: Arc<Acknowledged>,
     sequencer: Sequencer,
+    /// The ordered submitter: once a batch fails, every later batch of it fails too,
+    /// so no decision made on top of a failed change is committed.
+    pipeline: highwater_store::Pipeline,
+    /// The newest failed batch the sequencer has been told of.
+    failure_seen: u64,
     /// Decided, not yet submitted, with their authors' replies.
     queued: Vec<(PreparedEvent, Event, Option<oneshot::Sender<Reply>>)>,
     answers: Vec<(oneshot::Sender<Reply>, Reply)>,
@@ -163,6 +182,8 @@ impl<'a> Writer<'a> {
             acks,
             acknowledged,
             sequencer: Sequencer::new(),
+            pipeline: shared.store.pipeline(),
+            failure_seen: 0,
             queued: Vec::new(),
             answers: Vec::new(),
             submitted: 0,
@@ -180,8 +201,20 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// Takes note of the batches acknowledged so far, without waiting.
+    /// Takes note of the batches acknowledged so far, without waiting — unless one
+    /// failed: then every batch submitted after it fails with it (one ordered
+    /// pipeline); once they are all acknowledged, decisions start again from the
+    /// committed state, on a new pipeline. (Nothing is queued when this runs.)
     fn catch_up(&mut self) {
+        let failed = self.acknowledged.failed();
+        if failed > self.failure_seen {
+            if !self.acknowledged.wait_for(self.submitted) {
+                tracing::error!("the relay's acknowledger stopped");
+            }
+            self.failure_seen = failed;
+            self.sequencer.failed();
+            self.pipeline = self.shared.store.pipeline();
+        }
         let acked = self.acknowledged.get();
         self.sequencer.acknowledged(acked);
         // Each job's duplicate check read the index before it was decided; the store
@@ -203,8 +236,7 @@ impl<'a> Writer<'a> {
 
     fn decide(&mut self, job: Job) {
         let shared = self.shared;
-        let group = job.prepared.group().map(str::to_owned);
-        if self.sequencer.must_wait(&job.event, group.as_deref()) {
+        if self.sequencer.must_wait() {
             self.flush();
         }
         if let Some(refusal) =
@@ -245,11 +277,7 @@ impl<'a> Writer<'a> {
                 return;
             }
         };
-        let id = *job.prepared.id();
-        match self
-            .sequencer
-            .decide(&policy, &job.event, &id, group.as_deref())
-        {
+        match self.sequencer.decide(&policy, &job.event, &job.prepared) {
             Verdict::Accepted => {
                 self.queued.push((job.prepared, job.event, Some(job.reply)));
                 if let Some((event, prepared)) = answer {
@@ -274,8 +302,7 @@ impl<'a> Writer<'a> {
         prepared: PreparedEvent,
         reply: Option<oneshot::Sender<Reply>>,
     ) {
-        self.sequencer
-            .record(policy, &event, prepared.id(), prepared.group());
+        self.sequencer.record(policy, &event, &prepared);
         self.queued.push((prepared, event, reply));
     }
 
@@ -329,7 +356,7 @@ impl<'a> Writer<'a> {
         let batch = Submitted {
             number,
             at: std::time::Instant::now(),
-            ticket: self.shared.store.submit(prepared),
+            ticket: self.pipeline.submit(prepared),
             events,
             replies,
             answers: std::mem::take(&mut self.answers),
@@ -495,7 +522,9 @@ fn acknowledge(shared: &Arc<Shared>, batches: &Receiver<Submitted>, acknowledged
                 }
                 tracing::error!(error = %error, "a batch could not be stored");
                 fail(batch, &format!("error: could not store the event: {error}"));
-                // Nothing of it was written: the committed state is exact again.
+                // Nothing of it (nor of any later batch of the pipeline) was written:
+                // the sequencer drops the decisions made on top of it.
+                acknowledged.set_failed(number);
                 acknowledged.set(number);
             }
         }

@@ -238,22 +238,23 @@ fn log_ids(dir: &Path) -> Vec<String> {
     ids
 }
 
-/// One group, changed by its creator again and again (each 9002 toggles `closed`, so
-/// the next event of the group must wait for it to commit) between chat messages she
-/// posts: every forced commit ends just before an accepted event. The content pads the
-/// events so that a small map fills after a few commits.
+/// The relay's NIP-43 member list changed again and again (a relay-wide change: the
+/// next event must wait for it to commit) between chat messages its creator posts in
+/// one group: every forced commit ends just before an accepted event. The content pads
+/// the events so that a small map fills after a few commits.
 fn alternating(n: u64) -> Vec<Event> {
     let alice = key(1);
     let pad = "x".repeat(6_000);
     let at = 1_800_000_000;
     let mut events = vec![sign(&alice, 9007, &[&["h", "g"]], "", at)];
     for i in 0..n {
-        let closed: &[&[&str]] = if i % 2 == 0 {
-            &[&["h", "g"], &["closed"]]
+        let bob = key(2).public_key().to_hex();
+        let (kind, tags): (u16, &[&[&str]]) = if i % 2 == 0 {
+            (8000, &[&["-"], &["p", &bob]])
         } else {
-            &[&["h", "g"]]
+            (8001, &[&["-"], &["p", &bob]])
         };
-        events.push(sign(&alice, 9002, closed, "", at + 2 * i + 1));
+        events.push(sign(&relay(), kind, tags, "", at + 2 * i + 1));
         events.push(sign(
             &alice,
             9,

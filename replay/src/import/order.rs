@@ -3,10 +3,11 @@
 //!
 //! Validation (parsing, id hashes, signatures, the duplicate index) runs on all cores
 //! per batch. Then each event is decided in file order by the sequencer against the
-//! committed state and queued for the writer. Before an event that reads a change
-//! still in flight is decided, what is queued is committed first (a *flush*), so the
-//! decision sees every event before it — exactly what one-at-a-time `check_write` +
-//! append would answer. Events that read nothing pending never wait.
+//! committed state and the sequencer's overlay of what is accepted and not yet
+//! committed, and queued for the writer: the decision sees every event before it —
+//! exactly what one-at-a-time `check_write` + append would answer. Only after a
+//! relay-wide change (which the overlay does not cover) is what is queued committed
+//! first (a *flush*).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -145,11 +146,11 @@ impl<'a> Pipeline<'a> {
             return Ok(Decision::Duplicate);
         }
         if let Some(policy) = self.policy {
-            if self.sequencer.must_wait(event, prepared.group()) {
+            if self.sequencer.must_wait() {
                 self.flush()?;
                 self.flushes += 1;
             }
-            match self.sequencer.decide(policy, event, &id, prepared.group()) {
+            match self.sequencer.decide(policy, event, &prepared) {
                 Verdict::Accepted => {}
                 Verdict::Duplicate => return Ok(Decision::Duplicate),
                 Verdict::Refused(rejection) => {
