@@ -16,19 +16,11 @@ use highwater_store::EventRef;
 use crate::config::kind;
 use crate::dict::{self, Dictionary, Id};
 use crate::life::{Lifecycle, Stamp, Step};
-use crate::nip29::{Nip29, Nip29Fold};
+use crate::nip29::{Nip29, Nip29Fold, Seed, Snapshot};
 use crate::parse::{self, Hex};
 
 /// Bumped whenever the fold or the state layout changes.
 const BASE_VERSION: u32 = 3;
-
-/// The pubkeys of one relay snapshot (39001 or 39002) and when it was made.
-#[derive(Clone, PartialEq, Eq)]
-struct KeySnapshot {
-    stamp: Stamp,
-    /// Sorted by id.
-    keys: Vec<Id>,
-}
 
 /// The membership of one group: member ids of the registration's pubkey dictionary,
 /// sorted by id. It compares, prints and encodes through the pubkeys, so two states
@@ -38,9 +30,8 @@ pub struct MembershipState {
     dict: Arc<Dictionary>,
     lifecycle: Lifecycle,
     members: Vec<Id>,
-    /// Raw snapshots, kept while the group is seeded from them (`Source::Snapshots`).
-    members_snapshot: Option<KeySnapshot>,
-    admins_snapshot: Option<KeySnapshot>,
+    /// The snapshots' pubkeys (ids sorted), kept while the group is seeded from them.
+    seed: Seed<Vec<Id>>,
 }
 
 impl MembershipState {
@@ -49,8 +40,7 @@ impl MembershipState {
             dict,
             lifecycle: Lifecycle::default(),
             members: Vec::new(),
-            members_snapshot: None,
-            admins_snapshot: None,
+            seed: Seed::default(),
         }
     }
 
@@ -77,24 +67,14 @@ impl MembershipState {
         self.members.len()
     }
 
-    fn clear(&mut self) {
-        self.members.clear();
-        self.members_snapshot = None;
-        self.admins_snapshot = None;
-    }
-
+    /// The members the snapshots list: the 39002's, with the 39001's admins when
+    /// [`Seed::lists`] counts them.
     fn reseed(&mut self) {
-        let members = self.members_snapshot.as_ref();
-        let admins = self.admins_snapshot.as_ref();
-        let admins_newer = match (admins, members) {
-            (Some(a), Some(m)) => a.stamp.created_at >= m.stamp.created_at,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        let listed = members.map_or(&[][..], |m| &m.keys);
+        let (listed, admins) = self.seed.lists();
+        let listed = listed.map_or(&[][..], Vec::as_slice);
         self.members = match admins {
-            Some(a) if admins_newer => dict::union(listed, &a.keys),
-            _ => listed.to_vec(),
+            Some(admins) => dict::union(listed, admins),
+            None => listed.to_vec(),
         };
     }
 
@@ -102,17 +82,17 @@ impl MembershipState {
     /// see.
     fn record(&self) -> MembershipRecord {
         let reader = self.dict.reader();
-        let keys = |snapshot: &Option<KeySnapshot>| {
+        let keys = |snapshot: &Option<Snapshot<Vec<Id>>>| {
             snapshot.as_ref().map(|s| KeysRecord {
                 stamp: s.stamp,
-                keys: reader.sorted_keys(s.keys.iter().copied()),
+                keys: reader.sorted_keys(s.list.iter().copied()),
             })
         };
         MembershipRecord {
             lifecycle: self.lifecycle,
             members: reader.sorted_keys(self.members.iter().copied()),
-            members_snapshot: keys(&self.members_snapshot),
-            admins_snapshot: keys(&self.admins_snapshot),
+            members_snapshot: keys(&self.seed.members),
+            admins_snapshot: keys(&self.seed.admins),
         }
     }
 }
@@ -122,8 +102,7 @@ impl PartialEq for MembershipState {
         if Arc::ptr_eq(&self.dict, &other.dict) {
             self.lifecycle == other.lifecycle
                 && self.members == other.members
-                && self.members_snapshot == other.members_snapshot
-                && self.admins_snapshot == other.admins_snapshot
+                && self.seed == other.seed
         } else {
             self.record() == other.record()
         }
@@ -167,20 +146,15 @@ struct MembershipRecord {
     admins_snapshot: Option<KeysRecord>,
 }
 
-/// Replaces `slot` with the snapshot in `event` if it supersedes the stored one.
-fn offer(dict: &Dictionary, slot: &mut Option<KeySnapshot>, event: EventRef<'_>) -> bool {
-    let stamp = Stamp::of(event);
-    if !stamp.replaces(slot.as_ref().map(|s| s.stamp)) {
-        return false;
-    }
+/// The pubkeys a relay snapshot lists, numbered in `dict`, sorted by id, each once.
+fn snapshot_keys(dict: &Dictionary, event: EventRef<'_>) -> Vec<Id> {
     let mut keys = Vec::new();
     parse::each_p(event.kind(), event.tags(), |pubkey, _| {
         keys.push(dict.intern(&pubkey));
     });
     keys.sort_unstable();
     keys.dedup();
-    *slot = Some(KeySnapshot { stamp, keys });
-    true
+    keys
 }
 
 /// The `membership` projection.
@@ -201,42 +175,29 @@ impl Nip29Fold for MembershipState {
 
     fn fold(&mut self, step: Step, event: EventRef<'_>, shell: &Membership) {
         let dict = &shell.dict;
+        if self.seed.step(step, event, |e| snapshot_keys(dict, e)) {
+            self.reseed();
+        }
         match step {
-            Step::Ignore | Step::Other { .. } => {}
+            Step::Ignore | Step::Other { .. } | Step::Snapshot => {}
             Step::Create => {
-                self.clear();
+                self.members.clear();
                 self.members.push(dict.intern(event.pubkey()));
             }
-            Step::Delete => self.clear(),
-            Step::Moderate { was_seeded } => {
-                if was_seeded {
-                    self.members_snapshot = None;
-                    self.admins_snapshot = None;
+            Step::Delete => self.members.clear(),
+            Step::Moderate { .. } => match event.kind() {
+                kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, _| {
+                    dict::insert(&mut self.members, dict.intern(&pubkey));
+                }),
+                kind::REMOVE_USER => {
+                    parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
+                        if let Some(id) = dict.get(&pubkey) {
+                            dict::remove(&mut self.members, id);
+                        }
+                    });
                 }
-                match event.kind() {
-                    kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, _| {
-                        dict::insert(&mut self.members, dict.intern(&pubkey));
-                    }),
-                    kind::REMOVE_USER => {
-                        parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
-                            if let Some(id) = dict.get(&pubkey) {
-                                dict::remove(&mut self.members, id);
-                            }
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            Step::Snapshot => {
-                let changed = match event.kind() {
-                    kind::MEMBERS => offer(dict, &mut self.members_snapshot, event),
-                    kind::ADMINS => offer(dict, &mut self.admins_snapshot, event),
-                    _ => false,
-                };
-                if changed {
-                    self.reseed();
-                }
-            }
+                _ => {}
+            },
         }
     }
 
@@ -253,11 +214,11 @@ impl Nip29Fold for MembershipState {
             rkyv::access::<ArchivedMembershipRecord, rkyv::rancor::Error>(bytes).map_err(codec)?;
         let snapshot = |s: &rkyv::option::ArchivedOption<ArchivedKeysRecord>| {
             s.as_ref()
-                .map(|s| -> Result<KeySnapshot, CodecError> {
-                    Ok(KeySnapshot {
+                .map(|s| -> Result<Snapshot<Vec<Id>>, CodecError> {
+                    Ok(Snapshot {
                         stamp: rkyv::deserialize::<Stamp, rkyv::rancor::Error>(&s.stamp)
                             .map_err(codec)?,
-                        keys: dict::sorted_ids(dict, s.keys.iter()),
+                        list: dict::sorted_ids(dict, s.keys.iter()),
                     })
                 })
                 .transpose()
@@ -269,8 +230,10 @@ impl Nip29Fold for MembershipState {
             lifecycle: rkyv::deserialize::<Lifecycle, rkyv::rancor::Error>(&archived.lifecycle)
                 .map_err(codec)?,
             members,
-            members_snapshot: snapshot(&archived.members_snapshot)?,
-            admins_snapshot: snapshot(&archived.admins_snapshot)?,
+            seed: Seed {
+                members: snapshot(&archived.members_snapshot)?,
+                admins: snapshot(&archived.admins_snapshot)?,
+            },
         })
     }
 }

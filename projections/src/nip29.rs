@@ -6,6 +6,12 @@
 //! record, and what each lifecycle [`Step`] does to its state; the shell supplies the
 //! version (the base with the relay key), the kinds (`kind::LIFE` plus the extra ones),
 //! the lifecycle step, the dictionary wiring and the `Projection` methods.
+//!
+//! [`Seed`] is the seeding from relay snapshots written once: a projection whose state
+//! a group's 39001 and 39002 seed while it has no history (`membership`, `roles`) keeps
+//! one, feeds it each lifecycle step, and derives its state from [`Seed::lists`]
+//! whenever it changed. (`metadata` is seeded by the 39000 alone and keeps only its
+//! [`Stamp`].)
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use highwater_store::EventRef;
 
 use crate::config::{Nip29Config, kind};
 use crate::dict::Dictionary;
-use crate::life::{Lifecycle, Step};
+use crate::life::{Lifecycle, Stamp, Step};
 
 /// What a per-group NIP-29 projection supplies: implemented by its state.
 ///
@@ -139,5 +145,88 @@ impl<S: Nip29Fold> Projection for Nip29<S> {
 
     fn decode(&self, bytes: &[u8]) -> Result<S, CodecError> {
         S::decode(bytes, self)
+    }
+}
+
+/// One kind's newest relay snapshot (39001 or 39002): when it was made and what the
+/// projection keeps of it (`T`: member ids, or members with their roles).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Snapshot<T> {
+    pub(crate) stamp: Stamp,
+    pub(crate) list: T,
+}
+
+/// The relay snapshots a group's state is seeded from while it has no history
+/// (`Source::Snapshots`), kept raw so every new one recomputes: the newest 39002
+/// (members) and the newest 39001 (admins), each chosen the NIP-01 way (newest
+/// `created_at`, then the lowest id, whatever the log order).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Seed<T> {
+    pub(crate) members: Option<Snapshot<T>>,
+    pub(crate) admins: Option<Snapshot<T>>,
+}
+
+impl<T> Default for Seed<T> {
+    fn default() -> Self {
+        Self {
+            members: None,
+            admins: None,
+        }
+    }
+}
+
+impl<T> Seed<T> {
+    /// What a lifecycle `step` does to the seed: a new life, a deletion or the first
+    /// moderation of a seeded group drops it (history counts from then on); a snapshot
+    /// replaces its kind's if it is not older, `read` making what the projection keeps
+    /// of it. Whether the seed changed, so the state must be derived again from
+    /// [`Seed::lists`].
+    pub(crate) fn step(
+        &mut self,
+        step: Step,
+        event: EventRef<'_>,
+        read: impl FnOnce(EventRef<'_>) -> T,
+    ) -> bool {
+        match step {
+            Step::Create | Step::Delete | Step::Moderate { was_seeded: true } => {
+                *self = Self::default();
+                false
+            }
+            Step::Snapshot => {
+                let slot = match event.kind() {
+                    kind::MEMBERS => &mut self.members,
+                    kind::ADMINS => &mut self.admins,
+                    _ => return false,
+                };
+                let stamp = Stamp::of(event);
+                if !stamp.replaces(slot.as_ref().map(|s| s.stamp)) {
+                    return false;
+                }
+                *slot = Some(Snapshot {
+                    stamp,
+                    list: read(event),
+                });
+                true
+            }
+            Step::Ignore | Step::Moderate { was_seeded: false } | Step::Other { .. } => false,
+        }
+    }
+
+    /// What the state is seeded from: the 39002's list, and the 39001's when it is as
+    /// new as the 39002 or newer (relays publish both in one second) or there is no
+    /// 39002 yet.
+    pub(crate) fn lists(&self) -> (Option<&T>, Option<&T>) {
+        let admins_newer = match (&self.admins, &self.members) {
+            (Some(a), Some(m)) => a.stamp.created_at >= m.stamp.created_at,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        (
+            self.members.as_ref().map(|m| &m.list),
+            self.admins
+                .as_ref()
+                .filter(|_| admins_newer)
+                .map(|a| &a.list),
+        )
     }
 }

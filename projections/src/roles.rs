@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::config::kind;
 use crate::dict::{Dictionary, Id, Reader};
 use crate::life::{Lifecycle, Stamp, Step};
-use crate::nip29::{Nip29, Nip29Fold};
+use crate::nip29::{Nip29, Nip29Fold, Seed, Snapshot};
 use crate::parse::{self, Hex};
 
 /// Bumped whenever the fold or the state layout changes.
@@ -55,14 +55,6 @@ pub struct RoleDefinition {
     pub description: Option<String>,
 }
 
-/// One relay snapshot roster (39001 or 39002) and when it was made.
-#[derive(Clone, PartialEq, Eq)]
-struct RosterSnapshot {
-    stamp: Stamp,
-    /// Every listed member, with its roles (maybe none).
-    roster: Roster,
-}
-
 /// The roles of one group: role sets by member id of the registration's pubkey
 /// dictionary. It compares, prints and encodes through the pubkeys.
 #[derive(Clone)]
@@ -75,9 +67,9 @@ pub struct RolesState {
     definitions: BTreeMap<String, Option<String>>,
     /// The 39003 the definitions come from.
     definitions_from: Option<Stamp>,
-    /// Raw snapshots, kept while the group is seeded from them (`Source::Snapshots`).
-    members_snapshot: Option<RosterSnapshot>,
-    admins_snapshot: Option<RosterSnapshot>,
+    /// The snapshots' rosters (every listed member, with its roles, maybe none), kept
+    /// while the group is seeded from them.
+    seed: Seed<Roster>,
 }
 
 /// Where `id` is in `roster`.
@@ -98,8 +90,7 @@ impl RolesState {
             roles: Vec::new(),
             definitions: BTreeMap::new(),
             definitions_from: None,
-            members_snapshot: None,
-            admins_snapshot: None,
+            seed: Seed::default(),
         }
     }
 
@@ -170,21 +161,15 @@ impl RolesState {
         }
     }
 
+    /// The roles the snapshots list: the 39002's, each replaced by the 39001's for the
+    /// members it lists when [`Seed::lists`] counts it.
     fn reseed(&mut self) {
-        let members = self.members_snapshot.as_ref();
-        let admins = self.admins_snapshot.as_ref();
-        let admins_newer = match (admins, members) {
-            (Some(a), Some(m)) => a.stamp.created_at >= m.stamp.created_at,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        let mut roles: Roster = members.map(|m| m.roster.clone()).unwrap_or_default();
-        if admins_newer {
-            for (id, set) in admins.iter().flat_map(|a| a.roster.iter()) {
-                match position(&roles, *id) {
-                    Ok(at) => roles[at].1.clone_from(set),
-                    Err(at) => roles.insert(at, (*id, set.clone())),
-                }
+        let (listed, admins) = self.seed.lists();
+        let mut roles: Roster = listed.cloned().unwrap_or_default();
+        for (id, set) in admins.into_iter().flatten() {
+            match position(&roles, *id) {
+                Ok(at) => roles[at].1.clone_from(set),
+                Err(at) => roles.insert(at, (*id, set.clone())),
             }
         }
         roles.retain(|(_, set)| !set.is_empty());
@@ -195,10 +180,10 @@ impl RolesState {
     /// checkpoints see.
     fn record(&self) -> RolesRecord {
         let reader = self.dict.reader();
-        let snapshot = |s: &Option<RosterSnapshot>| {
+        let snapshot = |s: &Option<Snapshot<Roster>>| {
             s.as_ref().map(|s| RosterRecord {
                 stamp: s.stamp,
-                roster: roster_record(&reader, &s.roster),
+                roster: roster_record(&reader, &s.list),
             })
         };
         RolesRecord {
@@ -206,8 +191,8 @@ impl RolesState {
             roles: roster_record(&reader, &self.roles),
             definitions: self.definitions.clone(),
             definitions_from: self.definitions_from,
-            members_snapshot: snapshot(&self.members_snapshot),
-            admins_snapshot: snapshot(&self.admins_snapshot),
+            members_snapshot: snapshot(&self.seed.members),
+            admins_snapshot: snapshot(&self.seed.admins),
         }
     }
 }
@@ -249,8 +234,7 @@ impl PartialEq for RolesState {
                 && self.roles == other.roles
                 && self.definitions == other.definitions
                 && self.definitions_from == other.definitions_from
-                && self.members_snapshot == other.members_snapshot
-                && self.admins_snapshot == other.admins_snapshot
+                && self.seed == other.seed
         } else {
             self.record() == other.record()
         }
@@ -297,19 +281,14 @@ struct RolesRecord {
     admins_snapshot: Option<RosterRecord>,
 }
 
-/// Replaces `slot` with the snapshot in `event` if it supersedes the stored one.
-fn offer(dict: &Dictionary, slot: &mut Option<RosterSnapshot>, event: EventRef<'_>) -> bool {
-    let stamp = Stamp::of(event);
-    if !stamp.replaces(slot.as_ref().map(|s| s.stamp)) {
-        return false;
-    }
+/// The roster a relay snapshot lists, numbered in `dict`, sorted by id.
+fn snapshot_roster(dict: &Dictionary, event: EventRef<'_>) -> Roster {
     let mut roster: Roster = parse::roster(event.kind(), event.tags())
         .into_iter()
         .map(|(key, roles)| (dict.intern(&key), role_set(roles)))
         .collect();
     roster.sort_unstable_by_key(|(id, _)| *id);
-    *slot = Some(RosterSnapshot { stamp, roster });
-    true
+    roster
 }
 
 /// The `roles` projection.
@@ -331,46 +310,33 @@ impl Nip29Fold for RolesState {
 
     fn fold(&mut self, step: Step, event: EventRef<'_>, shell: &Roles) {
         let dict = &shell.dict;
+        if self.seed.step(step, event, |e| snapshot_roster(dict, e)) {
+            self.reseed();
+        }
         match step {
-            Step::Ignore => {}
+            Step::Ignore | Step::Snapshot => {}
             Step::Create | Step::Delete => self.clear(),
-            Step::Moderate { was_seeded } => {
-                if was_seeded {
-                    self.members_snapshot = None;
-                    self.admins_snapshot = None;
-                }
-                match event.kind() {
-                    kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, tag| {
-                        let roles = parse::roles_of(tag);
-                        if roles.is_empty() {
-                            // Clearing needs no number: an unnumbered key holds nothing.
-                            if let Some(id) = dict.get(&pubkey) {
-                                self.set(id, RoleSet::default());
-                            }
-                        } else {
-                            self.set(dict.intern(&pubkey), role_set(roles));
+            Step::Moderate { .. } => match event.kind() {
+                kind::PUT_USER => parse::each_p(kind::PUT_USER, event.tags(), |pubkey, tag| {
+                    let roles = parse::roles_of(tag);
+                    if roles.is_empty() {
+                        // Clearing needs no number: an unnumbered key holds nothing.
+                        if let Some(id) = dict.get(&pubkey) {
+                            self.set(id, RoleSet::default());
                         }
-                    }),
-                    kind::REMOVE_USER => {
-                        parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
-                            if let Some(id) = dict.get(&pubkey) {
-                                self.set(id, RoleSet::default());
-                            }
-                        });
+                    } else {
+                        self.set(dict.intern(&pubkey), role_set(roles));
                     }
-                    _ => {}
+                }),
+                kind::REMOVE_USER => {
+                    parse::each_p(kind::REMOVE_USER, event.tags(), |pubkey, _| {
+                        if let Some(id) = dict.get(&pubkey) {
+                            self.set(id, RoleSet::default());
+                        }
+                    });
                 }
-            }
-            Step::Snapshot => {
-                let changed = match event.kind() {
-                    kind::MEMBERS => offer(dict, &mut self.members_snapshot, event),
-                    kind::ADMINS => offer(dict, &mut self.admins_snapshot, event),
-                    _ => false,
-                };
-                if changed {
-                    self.reseed();
-                }
-            }
+                _ => {}
+            },
             Step::Other { .. } => {
                 let stamp = Stamp::of(event);
                 if event.kind() == kind::ROLES
@@ -391,9 +357,9 @@ impl Nip29Fold for RolesState {
     fn decode(bytes: &[u8], shell: &Roles) -> Result<Self, CodecError> {
         let record: RolesRecord = decode_rkyv(bytes)?;
         let snapshot = |s: Option<RosterRecord>| {
-            s.map(|s| RosterSnapshot {
+            s.map(|s| Snapshot {
                 stamp: s.stamp,
-                roster: roster_from(&shell.dict, s.roster),
+                list: roster_from(&shell.dict, s.roster),
             })
         };
         let mut roles = roster_from(&shell.dict, record.roles);
@@ -404,8 +370,10 @@ impl Nip29Fold for RolesState {
             roles,
             definitions: record.definitions,
             definitions_from: record.definitions_from,
-            members_snapshot: snapshot(record.members_snapshot),
-            admins_snapshot: snapshot(record.admins_snapshot),
+            seed: Seed {
+                members: snapshot(record.members_snapshot),
+                admins: snapshot(record.admins_snapshot),
+            },
         })
     }
 }
