@@ -190,9 +190,10 @@ fn one_at_a_time(dir: &std::path::Path, events: &[Event]) -> Outcome {
     for (i, event) in events.iter().enumerate() {
         match store.prepare(event).expect("prepare") {
             Prepared::Duplicate(_) => {}
-            Prepared::Ready(prepared) => match policy.check_write(event) {
-                Err(rejection) => refused.push((i, rejection.to_string())),
-                Ok(()) => {
+            Prepared::Ready(prepared) => {
+                if let Err(rejection) = policy.check_write(event) {
+                    refused.push((i, rejection.to_string()));
+                } else {
                     store
                         .submit(vec![prepared])
                         .expect("submit")
@@ -200,7 +201,7 @@ fn one_at_a_time(dir: &std::path::Path, events: &[Event]) -> Outcome {
                         .expect("commit");
                     log.push(event.id.to_hex());
                 }
-            },
+            }
         }
     }
     (log, refused)
