@@ -3,7 +3,7 @@
 //! callers goes.
 //!
 //! ```text
-//! cargo run --release -p highwater-replay --example durable_appends -- WORKLOAD.jsonl DIR [CALLERS] [EVENTS] [COMMIT_WAIT_US]
+//! cargo run --release -p highwater-bench --example durable_appends -- WORKLOAD.jsonl DIR [CALLERS] [EVENTS] [COMMIT_WAIT_US]
 //! ```
 //!
 //! Creates a fresh trusted store in `DIR/store` (removed first), then `CALLERS` threads
@@ -59,7 +59,7 @@ fn main() -> Result<()> {
     let commits = Arc::new(Commits::default());
     store.add_observer(commits.clone());
     let started = Instant::now();
-    highwater_replay::bench::append_concurrently(&store, &events, callers)?;
+    highwater_bench::append_concurrently(&store, &events, callers)?;
     let elapsed = started.elapsed();
     let commits = commits.0.load(Ordering::Relaxed).max(1);
     #[expect(clippy::cast_precision_loss, reason = "a rate")]
@@ -84,7 +84,7 @@ fn raw_baseline(dir: &str, events: &[Event]) -> Result<()> {
         let _ = std::fs::remove_dir_all(path);
     }
     let records =
-        highwater_replay::bench::encode(&Store::open(&scratch, StoreOptions::default())?, events)?;
+        highwater_bench::encode(&Store::open(&scratch, StoreOptions::default())?, events)?;
     std::fs::create_dir_all(&raw)?;
     let mut log = RawLog::create(&raw, 1 << 30)?;
     let started = Instant::now();

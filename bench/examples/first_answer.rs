@@ -2,7 +2,7 @@
 //! times over, so a profiler can see where a restart's first answer goes.
 //!
 //! ```text
-//! cargo run --release -p highwater-replay --example first_answer -- DB RELAY_PUBKEY_HEX [ROUNDS]
+//! cargo run --release -p highwater-bench --example first_answer -- DB RELAY_PUBKEY_HEX [ROUNDS]
 //! ```
 //!
 //! Opens the database, asks whether the first member of the busiest group is a member,

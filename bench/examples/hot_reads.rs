@@ -2,7 +2,7 @@
 //! alone and for as long as asked, so a profiler can watch it.
 //!
 //! ```text
-//! cargo run --release -p highwater-replay --example hot_reads -- DB RELAY_PUBKEY_HEX [SECONDS] [is_member|can_write]
+//! cargo run --release -p highwater-bench --example hot_reads -- DB RELAY_PUBKEY_HEX [SECONDS] [is_member|can_write]
 //! ```
 //!
 //! Prints the median nanoseconds per call of 1,000-call rounds.
@@ -34,7 +34,7 @@ fn main() -> Result<()> {
     let _engine = builder.build()?;
     let policy = AccessPolicy::new(groups.clone(), Policy::default());
 
-    let queries = highwater_replay::bench::hot_queries(&store, &groups)?;
+    let queries = highwater_bench::hot_queries(&store, &groups)?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut rounds = Vec::new();
     let mut next = 0;

@@ -4,7 +4,7 @@
 //! Also the read side alone (no fold): a validated log scan against index walks.
 //!
 //! ```text
-//! cargo run --release -p highwater-replay --example rebuild_walks -- DB RELAY_PUBKEY_HEX [ROUNDS]
+//! cargo run --release -p highwater-bench --example rebuild_walks -- DB RELAY_PUBKEY_HEX [ROUNDS]
 //! ```
 //!
 //! Per variant: the best wall time of ROUNDS rebuilds (default 10), the mean wall time,

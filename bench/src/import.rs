@@ -23,9 +23,9 @@ use nostr::prelude::Event;
 use rayon::prelude::*;
 
 use super::peer::{self, Peer};
+use super::policed::PolicedImporter;
 use super::say;
 use super::workload::{TARGET_EVENTS, TARGET_TAIL, Workload};
-use crate::import::{Pipeline, import_events};
 
 /// Events validated and submitted together.
 pub(super) const BATCH: usize = 16_384;
@@ -109,6 +109,7 @@ pub(super) fn import_pass(
     log: &Path,
     workload: &Workload,
     target: &[Event],
+    importer: PolicedImporter,
     mut peer: Option<&mut Peer>,
 ) -> Result<ImportPass> {
     let mut pass = ImportPass::default();
@@ -129,7 +130,7 @@ pub(super) fn import_pass(
     )?;
     let policed = policed_db.store.clone();
     let policy = AccessPolicy::new(policed_db.groups.clone(), Policy::default());
-    let mut pipeline = Pipeline::new(&policed, Some(&policy), IN_FLIGHT - 1);
+    let mut pipeline = importer(&policed, &policy, IN_FLIGHT - 1);
     let head = &target[..TARGET_EVENTS - TARGET_TAIL];
     let total = workload.events + head.len() as u64;
     let mut done = 0u64;
@@ -157,7 +158,7 @@ pub(super) fn import_pass(
         pass.verified.add(window.len(), started.elapsed());
 
         let started = Instant::now();
-        pass.policy_refused += import_policed(&policed, &mut pipeline, &window)?;
+        pass.policy_refused += pipeline.import(&window)?;
         pass.policy.add(window.len(), started.elapsed());
 
         let started = Instant::now();
@@ -209,7 +210,7 @@ pub(super) fn import_pass(
         to_f64(appended) / to_f64(pass.trusted_commits.max(1) as u64),
         pass.encode.rate()
     ));
-    pass.policy_flushes = pipeline.flushes;
+    pass.policy_flushes = pipeline.forced_commits();
     say(format_args!(
         "  with the write policy: {} of {} events refused, {} commits forced by state changes",
         pass.policy_refused, total, pass.policy_flushes
@@ -222,12 +223,6 @@ pub(super) fn import_pass(
         std::fs::remove_dir_all(work.join(dir)).with_context(|| format!("removing {dir}"))?;
     }
     Ok(pass)
-}
-
-/// Imports `events` through the write policy, as `highwater import` does, and waits
-/// until it is durable. Returns how many were refused.
-fn import_policed(store: &Store, pipeline: &mut Pipeline<'_>, events: &[Event]) -> Result<u64> {
-    import_events(store, pipeline, events, BATCH)
 }
 
 /// Imports a window into the peer. Only its first events are timed (it is slow); of the

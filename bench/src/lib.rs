@@ -13,19 +13,21 @@ mod import;
 mod memory;
 mod peer;
 mod plot;
+mod policed;
 mod reads;
 mod report;
 mod workload;
 
 pub use import::{append_concurrently, encode};
+pub use policed::{PolicedImport, PolicedImporter};
 pub use reads::hot_queries;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::generate::WorkloadSpec;
 use anyhow::{Context, Result, bail};
+use highwater_workload::WorkloadSpec;
 use nostr::prelude::{Event, PublicKey};
 
 use self::import::to_f64;
@@ -54,6 +56,8 @@ pub struct Options {
     pub growth_only: bool,
     /// Also draw the rows against their goals as an SVG chart in this file.
     pub plot: Option<PathBuf>,
+    /// The tool's import through the write policy, timed by the policy row.
+    pub importer: PolicedImporter,
 }
 
 static START: OnceLock<Instant> = OnceLock::new();
@@ -189,6 +193,7 @@ struct Bench<'a> {
     /// The log every read row uses: the workload imported trusted.
     log: PathBuf,
     seed: u64,
+    importer: PolicedImporter,
 }
 
 /// Rows measured on the main log with the engine open.
@@ -226,6 +231,7 @@ fn measure(args: &Options, work: &Path) -> Result<Vec<Row>> {
         target: workload::target_events(args.seed)?,
         log: work.join("log"),
         seed: args.seed,
+        importer: args.importer,
     };
     let mut peer = open_peer(work)?;
     let (trusted, verified, pass) = bench.import_rows(peer.as_mut())?;
@@ -279,7 +285,14 @@ impl Bench<'_> {
             "bulk import: trusted, raw puts, verified, raw verification{}",
             if peer.is_some() { ", nostr-lmdb" } else { "" }
         ));
-        let pass = import::import_pass(self.work, &self.log, &self.workload, &self.target, peer)?;
+        let pass = import::import_pass(
+            self.work,
+            &self.log,
+            &self.workload,
+            &self.target,
+            self.importer,
+            peer,
+        )?;
         let trusted = Row::new(
             ROW_NAMES[0],
             pass.trusted.rate(),

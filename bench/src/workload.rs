@@ -7,8 +7,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
-use crate::generate::{self, WorkloadSpec};
 use anyhow::{Context, Result};
+use highwater_workload::{self as generate, WorkloadSpec};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nostr::prelude::{
     Event, EventBuilder, FinalizeEvent, Keys, Kind, PublicKey, SecretKey, Tag, Timestamp,
 };
@@ -17,7 +18,6 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::say;
-use crate::progress;
 
 /// Events parsed and handed over together (one raw-baseline commit). About 1 KB each in
 /// memory, so a window is tens of megabytes whatever the size of the workload.
@@ -31,6 +31,17 @@ pub(super) const TARGET: &str = "highwater-bench-target";
 /// checkpoint, so the cold read folds a checkpoint plus a tail.
 pub(super) const TARGET_EVENTS: usize = 1_000;
 pub(super) const TARGET_TAIL: usize = 100;
+
+/// A progress bar over `len` events on stderr (hidden when stderr is not a terminal).
+fn bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} events ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
 
 /// The generated workload on disk.
 #[derive(Debug)]
@@ -64,7 +75,7 @@ impl Workload {
         let partial = path.with_extension("partial");
         let file =
             File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-        let bar = progress::bar(spec.events as u64, "events");
+        let bar = bar(spec.events as u64);
         bar.set_message("generating the workload");
         let summary = generate::write_jsonl(
             spec,

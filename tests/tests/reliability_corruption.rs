@@ -21,8 +21,8 @@ use std::path::Path;
 
 use highwater_engine::{EngineError, Handle, Projection};
 use highwater_projections::Groups;
-use highwater_replay::generate::WorkloadSpec;
 use highwater_store::{Checkpoint, CheckpointWrite, Corruption, StoreError, StoreOptions};
+use highwater_workload::WorkloadSpec;
 use nostr::prelude::PublicKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use highwater_engine::EngineOptions;
-use highwater_replay::generate::{WorkloadSpec, generate};
 use highwater_store::{AppendOutcome, StoreOptions};
+use highwater_workload::{WorkloadSpec, generate};
 use nostr::prelude::{Event, EventId, Keys, PublicKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -33,8 +33,8 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use highwater_replay::generate::{WorkloadSpec, generate};
 use highwater_store::{Store, StoreOptions};
+use highwater_workload::{WorkloadSpec, generate};
 use nostr::prelude::EventId;
 use processes_support::{
     Disk, Phase, Proc, Round, STALL_BOUND, Source, Stopped, fill, has_cap_sys_admin, highwater,

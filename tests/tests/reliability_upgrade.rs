@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 
 use highwater_engine::{Engine, EngineOptions, Handle, Projection};
 use highwater_projections::Groups;
-use highwater_replay::generate::{WorkloadSpec, generate};
 use highwater_store::{Store, StoreError, StoreOptions, UpgradeOutcome};
+use highwater_workload::{WorkloadSpec, generate};
 use nostr::prelude::{Event, EventId, Keys, Kind, PublicKey, SecretKey, Tag, Tags, Timestamp};
 use reliability_support::{open_engine, signed, tag};
 

@@ -1,12 +1,16 @@
-//! `highwater bench`: the arguments; the harness itself is the library's
-//! [`highwater_replay::bench`].
+//! `highwater bench`: the arguments, and the importer the harness times in its policy
+//! row; the harness itself is the `highwater-bench` crate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use highwater_replay::bench::{self, Options};
+use highwater_bench::{self as bench, Options, PolicedImport};
+use highwater_projections::AccessPolicy;
+use highwater_replay::import::{self, Pipeline};
+use highwater_store::Store;
+use nostr::prelude::Event;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -62,7 +66,36 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
             workload: args.workload.clone(),
             growth_only: args.growth_only,
             plot: args.plot.clone(),
+            importer: policed,
         })?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `highwater import`'s ordered pipeline, fed events instead of a file.
+struct Policed<'a> {
+    store: &'a Store,
+    pipeline: Pipeline<'a>,
+}
+
+impl PolicedImport for Policed<'_> {
+    fn import(&mut self, events: &[Event]) -> Result<u64> {
+        let batch = import::Options::default().batch;
+        import::import_events(self.store, &mut self.pipeline, events, batch)
+    }
+
+    fn forced_commits(&self) -> u64 {
+        self.pipeline.flushes
+    }
+}
+
+fn policed<'a>(
+    store: &'a Store,
+    policy: &'a AccessPolicy,
+    in_flight: usize,
+) -> Box<dyn PolicedImport + 'a> {
+    Box::new(Policed {
+        store,
+        pipeline: Pipeline::new(store, Some(policy), in_flight),
+    })
 }

@@ -39,7 +39,7 @@ pub(crate) fn write(args: &GenerateArgs) -> Result<(String, usize)> {
                 .map(|k| k.to_secret_bytes())
         })
         .transpose()?;
-    let spec = highwater_replay::generate::WorkloadSpec {
+    let spec = highwater_workload::WorkloadSpec {
         groups: args.groups,
         events: args.events,
         seed: args.seed,
@@ -56,12 +56,11 @@ pub(crate) fn write(args: &GenerateArgs) -> Result<(String, usize)> {
     };
     let bar = progress::bar(args.events as u64, "events");
     bar.set_message("signing");
-    let summary = highwater_replay::generate::generate(
-        &spec,
-        &|n| bar.set_position(n as u64),
-        &mut |event| writeln!(out, "{}", event.as_json()),
-    )
-    .context("writing the workload")?;
+    let summary =
+        highwater_workload::generate(&spec, &|n| bar.set_position(n as u64), &mut |event| {
+            writeln!(out, "{}", event.as_json())
+        })
+        .context("writing the workload")?;
     out.flush().context("flushing the workload")?;
     bar.finish_and_clear();
     Ok((summary.relay_pubkey.to_hex(), args.events))

@@ -23,8 +23,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use highwater_engine::{Engine, EngineOptions};
 use highwater_projections::{Groups, Nip29Config};
-use highwater_replay::generate::{WorkloadSpec, generate};
 use highwater_store::{AppendOutcome, Prepared, Store, StoreOptions};
+use highwater_workload::{WorkloadSpec, generate};
 use nostr::prelude::{Event, Keys, PublicKey};
 use serde_json::{Value, json};
 

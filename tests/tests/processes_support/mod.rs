@@ -71,7 +71,15 @@ pub fn highwater_bin() -> PathBuf {
         .parent()
         .expect("the workspace");
     let mut newest = SystemTime::UNIX_EPOCH;
-    for krate in ["store", "engine", "projections", "relay", "replay"] {
+    for krate in [
+        "store",
+        "engine",
+        "projections",
+        "relay",
+        "workload",
+        "bench",
+        "replay",
+    ] {
         newest = newest.max(newest_mtime(&workspace.join(krate).join("src")));
         newest = newest.max(mtime(&workspace.join(krate).join("Cargo.toml")));
     }

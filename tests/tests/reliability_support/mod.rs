@@ -237,10 +237,7 @@ pub(crate) fn check_checkpoints<P: Projection>(store: &Store, handle: &Handle<P>
 
 /// Appends the deterministic workload `spec` (real signed events) in batches; returns
 /// the relay's public key.
-pub(crate) fn populate(
-    engine: &Engine,
-    spec: &highwater_replay::generate::WorkloadSpec,
-) -> PublicKey {
+pub(crate) fn populate(engine: &Engine, spec: &highwater_workload::WorkloadSpec) -> PublicKey {
     let mut batch = Vec::new();
     let flush = |batch: &mut Vec<Event>| {
         for outcome in engine.append_batch(batch).expect("append a batch") {
@@ -248,7 +245,7 @@ pub(crate) fn populate(
         }
         batch.clear();
     };
-    highwater_replay::generate::generate(spec, &|_| {}, &mut |event| {
+    highwater_workload::generate(spec, &|_| {}, &mut |event| {
         batch.push(event.clone());
         if batch.len() == 256 {
             flush(&mut batch);
