@@ -17,7 +17,7 @@ use highwater_projections::{Groups, Nip29Config};
 use highwater_store::{Store, StoreOptions};
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, PublicKey, Tag};
 
-use super::say;
+use super::progress::say;
 
 /// Events the writer appends after the group's creation.
 pub(super) const EVENTS: usize = 300;

@@ -24,8 +24,9 @@ use rayon::prelude::*;
 
 use super::peer::{self, Peer};
 use super::policed::PolicedImporter;
-use super::say;
+use super::progress::say;
 use super::workload::{TARGET_EVENTS, TARGET_TAIL, Workload};
+use super::written::Written;
 
 /// Events validated and submitted together.
 pub(super) const BATCH: usize = 16_384;
@@ -312,8 +313,12 @@ const APPEND_ROUNDS: usize = 5;
 pub(super) struct AppendRow {
     pub(super) callers: usize,
     pub(super) meter: Meter,
+    /// Group commits of the timed appends.
+    pub(super) commits: u64,
     /// Mean events per group commit.
     pub(super) per_commit: f64,
+    /// What the process wrote during the timed appends (`None` without `/proc/self/io`).
+    pub(super) written: Option<Written>,
 }
 
 /// (one row per entry of [`APPEND_CALLERS`]: that many threads appending one event at
@@ -341,7 +346,14 @@ pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Vec<A
         let rounds: Vec<&[Event]> = mine
             .chunks(mine.len().div_ceil(APPEND_ROUNDS).max(1))
             .collect();
-        stores.push((callers, store, commits, rounds, Meter::default()));
+        stores.push(AppendStore {
+            callers,
+            store,
+            commits,
+            rounds,
+            meter: Meter::default(),
+            written: Some(Written::default()),
+        });
     }
 
     let mut baseline = Meter::default();
@@ -353,22 +365,34 @@ pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Vec<A
         }
         baseline.add(records.len(), started.elapsed());
 
-        for (callers, store, _, rounds, meter) in &mut stores {
-            let Some(events) = rounds.get(round) else {
+        for s in &mut stores {
+            let Some(events) = s.rounds.get(round) else {
                 continue;
             };
+            let before = Written::now();
             let started = Instant::now();
-            append_concurrently(store, events, *callers)?;
-            meter.add(events.len(), started.elapsed());
+            append_concurrently(&s.store, events, s.callers)?;
+            s.meter.add(events.len(), started.elapsed());
+            s.written = match (s.written, before, Written::now()) {
+                (Some(mut sum), Some(before), Some(after)) => {
+                    sum.add(after.since(before));
+                    Some(sum)
+                }
+                _ => None,
+            };
         }
     }
     let rows = stores
         .iter()
-        .map(|(callers, _, commits, _, meter)| AppendRow {
-            callers: *callers,
-            meter: *meter,
-            per_commit: to_f64(meter.events)
-                / to_f64(commits.0.load(Ordering::Relaxed).max(1) as u64),
+        .map(|s| {
+            let commits = s.commits.0.load(Ordering::Relaxed) as u64;
+            AppendRow {
+                callers: s.callers,
+                meter: s.meter,
+                commits,
+                per_commit: to_f64(s.meter.events) / to_f64(commits.max(1)),
+                written: s.written,
+            }
         })
         .collect();
     drop((scratch, raw, stores));
@@ -378,6 +402,16 @@ pub(super) fn durable_appends(work: &Path, workload: &Workload) -> Result<(Vec<A
         std::fs::remove_dir_all(work.join(&dir)).with_context(|| format!("removing {dir}"))?;
     }
     Ok((rows, baseline))
+}
+
+/// A store of the durable-append rows and what its timed appends measured.
+struct AppendStore<'a> {
+    callers: usize,
+    store: Store,
+    commits: Arc<Commits>,
+    rounds: Vec<&'a [Event]>,
+    meter: Meter,
+    written: Option<Written>,
 }
 
 /// `callers` threads, each appending its share of `events` one at a time and waiting

@@ -12,8 +12,8 @@ use nostr::prelude::PublicKey;
 use serde::{Deserialize, Serialize};
 
 use super::import::{self, Meter};
+use super::progress::say;
 use super::reads::{self, read_only};
-use super::say;
 use super::workload::roster_events;
 
 /// Groups, and memberships per group, of the synthetic roster.

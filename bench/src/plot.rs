@@ -29,6 +29,7 @@ fn bar(row: &Row) -> Option<Bar> {
             (row.ratio()?, x, "×".to_owned())
         }
         Goal::AtMost(x) => (row.value?, x, format!(" {}", row.unit)),
+        Goal::Reported => return None,
     };
     Some(Bar {
         measured,
@@ -63,6 +64,15 @@ pub(super) fn svg(rows: &[Row], title: &str) -> String {
             escape(&row.name)
         );
         let Some(bar) = bar(row) else {
+            if let (Goal::Reported, Some(value)) = (row.goal, row.value) {
+                let _ = writeln!(
+                    out,
+                    r#"<text x="{BARS_X}" y="{middle:.1}">{} {} (no goal)</text>"#,
+                    number(value),
+                    escape(&row.unit)
+                );
+                continue;
+            }
             let why = row.skipped.as_deref().unwrap_or("no value");
             let _ = writeln!(
                 out,

@@ -14,7 +14,7 @@ use highwater_store::{Store, StoreOptions};
 use nostr::prelude::{Event, PublicKey};
 
 use super::import::{self, Meter};
-use super::say;
+use super::progress::say;
 use super::workload::{TARGET, TARGET_EVENTS, TARGET_TAIL, Workload};
 
 /// The store, the engine and the NIP-29 queries over one database.
@@ -103,7 +103,7 @@ fn rebuild(db: &Db, projection: Option<&str>, threads: usize) -> Result<()> {
 /// as the baseline: three rounds of the five, alternating, best of each.
 pub(super) fn rebuilds(db: &Db) -> Result<Rebuilds> {
     let events = db.store.head();
-    let cores = super::cores();
+    let cores = super::progress::cores();
     let mut best = [Duration::MAX; 5];
     for _ in 0..3 {
         best[0] = best[0].min(best_of(1, || rebuild(db, None, cores))?);

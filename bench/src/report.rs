@@ -1,11 +1,12 @@
 //! The rows of the benchmark table, their goals, and how they are printed: a Markdown
-//! table, or one JSON object per row.
+//! table, or one JSON object per row. Public so that a benchmark measured elsewhere (the
+//! relay's load example) prints its rows in the same table.
 
 use std::fmt::Write as _;
 
 /// What a row must reach, and how its ratio is computed.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Goal {
+pub enum Goal {
     /// `value / baseline` at least this (both rates: higher is better).
     RatioAtLeast(f64),
     /// `baseline / value` at least this (both durations: lower is better).
@@ -14,6 +15,8 @@ pub(super) enum Goal {
     RatioAtMost(f64),
     /// `value` itself at most this (no baseline).
     AtMost(f64),
+    /// No goal: the value is reported for what it says about the others.
+    Reported,
 }
 
 impl Goal {
@@ -23,13 +26,14 @@ impl Goal {
             Goal::FasterBy(x) => format!("≥ {}× faster", trim(x)),
             Goal::RatioAtMost(x) => format!("≤ {}×", trim(x)),
             Goal::AtMost(x) => format!("≤ {} {unit}", trim(x)),
+            Goal::Reported => "-".to_owned(),
         }
     }
 }
 
 /// One line of the table.
 #[derive(Debug, Clone)]
-pub(super) struct Row {
+pub struct Row {
     pub(super) name: String,
     pub(super) value: Option<f64>,
     pub(super) unit: String,
@@ -42,12 +46,8 @@ pub(super) struct Row {
 }
 
 impl Row {
-    pub(super) fn new(
-        name: impl Into<String>,
-        value: f64,
-        unit: impl Into<String>,
-        goal: Goal,
-    ) -> Self {
+    /// A measured row: `value` in `unit`, to meet `goal`.
+    pub fn new(name: impl Into<String>, value: f64, unit: impl Into<String>, goal: Goal) -> Self {
         Self {
             name: name.into(),
             value: Some(value),
@@ -59,13 +59,16 @@ impl Row {
         }
     }
 
-    pub(super) fn against(mut self, baseline: impl Into<String>, value: f64) -> Self {
+    /// The baseline the row's ratio is taken against, in words and measured.
+    #[must_use]
+    pub fn against(mut self, baseline: impl Into<String>, value: f64) -> Self {
         self.baseline = baseline.into();
         self.baseline_value = Some(value);
         self
     }
 
-    pub(super) fn skipped(
+    /// A row that could not be measured in this build or run, and why.
+    pub fn skipped(
         name: impl Into<String>,
         unit: impl Into<String>,
         baseline: impl Into<String>,
@@ -83,31 +86,36 @@ impl Row {
         }
     }
 
-    pub(super) fn ratio(&self) -> Option<f64> {
+    /// The ratio the goal is about, oriented so that a goal "≥ x" reads as more is
+    /// better (`None` without a value or baseline).
+    pub fn ratio(&self) -> Option<f64> {
         let (value, baseline) = (self.value?, self.baseline_value?);
         let ratio = match self.goal {
             Goal::RatioAtLeast(_) | Goal::RatioAtMost(_) => value / baseline,
             Goal::FasterBy(_) => baseline / value,
-            Goal::AtMost(_) => return None,
+            Goal::AtMost(_) | Goal::Reported => return None,
         };
         ratio.is_finite().then_some(ratio)
     }
 
-    pub(super) fn met(&self) -> Option<bool> {
+    /// Whether the goal is met (`None` when the row has no value or no goal).
+    pub fn met(&self) -> Option<bool> {
         let value = self.value?;
         Some(match self.goal {
             Goal::RatioAtLeast(x) | Goal::FasterBy(x) => self.ratio()? >= x,
             Goal::RatioAtMost(x) => self.ratio()? <= x,
             Goal::AtMost(x) => value <= x,
+            Goal::Reported => return None,
         })
     }
 
-    pub(super) fn goal_text(&self) -> String {
+    /// The goal as printed: `≥ 50×`, `≤ 60 ns`, `-`.
+    pub fn goal_text(&self) -> String {
         self.goal.describe(&self.unit)
     }
 
     /// The row as one line of JSON, keys in the documented order.
-    pub(super) fn to_json(&self) -> String {
+    pub fn to_json(&self) -> String {
         let json = Json {
             name: &self.name,
             value: self.value,
@@ -140,7 +148,7 @@ struct Json<'a> {
 
 /// A number with three significant digits, thousands grouped (`1,234,567`, `12.3`,
 /// `0.0123`).
-pub(super) fn number(x: f64) -> String {
+pub fn number(x: f64) -> String {
     if !x.is_finite() {
         return x.to_string();
     }
@@ -182,7 +190,7 @@ fn trim(x: f64) -> String {
 }
 
 /// The rows as a Markdown table.
-pub(super) fn table(rows: &[Row]) -> String {
+pub fn table(rows: &[Row]) -> String {
     let header = [
         "benchmark",
         "value",
@@ -281,6 +289,9 @@ mod tests {
         let absolute = Row::new("a", 201.0, "ns", Goal::AtMost(200.0));
         assert_eq!((absolute.ratio(), absolute.met()), (None, Some(false)));
         assert_eq!(absolute.goal_text(), "≤ 200 ns");
+        let reported = Row::new("p", 12.0, "pages", Goal::Reported);
+        assert_eq!((reported.ratio(), reported.met()), (None, None));
+        assert_eq!(reported.goal_text(), "-");
         let skipped = Row::skipped("s", "s", "b", Goal::FasterBy(10.0), "skipped");
         assert_eq!(skipped.met(), None);
         let json: serde_json::Value = serde_json::from_str(&skipped.to_json()).unwrap();

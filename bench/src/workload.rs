@@ -17,7 +17,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::say;
+use super::progress::say;
 
 /// Events parsed and handed over together (one raw-baseline commit). About 1 KB each in
 /// memory, so a window is tens of megabytes whatever the size of the workload.

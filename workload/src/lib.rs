@@ -41,6 +41,9 @@
 //!   content) from the per-group state it keeps;
 //! - `tests`: unit tests of the whole generator.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod keys;
 mod plan;
 mod vocab;

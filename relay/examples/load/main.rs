@@ -13,6 +13,10 @@
 //! `--fanout-events`; (c) open loop at `--rate` events/s for `--seconds` seconds.
 //! Events are signed before the clock starts; each group is set up first (a 9007 and a
 //! 9000 adding every writer). Both relays verify signatures and write durably.
+//!
+//! After the measurements, the two relay rows of the project's speed goals ((a) ≥ 5×
+//! and (b) ≥ 10× the peer's acknowledged events/s) are printed in `highwater bench`'s
+//! table.
 
 mod client;
 mod serve;
@@ -22,10 +26,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use highwater_bench::report;
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, SecretKey, Tag};
 
 use crate::client::{Target, fanout, open_loop, post_all, setup};
-use crate::stats::{Row, print_table};
+use crate::stats::{Row, goal_rows, print_table};
 
 /// Options, from `--name value` pairs.
 #[derive(Debug, Clone)]
@@ -210,6 +215,15 @@ fn main() -> ExitCode {
         }
     }
     print_table(&o_summary(&o), &rows);
+    println!("\nAgainst the goals:\n");
+    let details = [
+        format!("{} clients, {} events", o.clients, o.events),
+        format!(
+            "{} subscribers, {} writers, {} events",
+            o.subscribers, o.clients, o.fanout_events
+        ),
+    ];
+    print!("{}", report::table(&goal_rows(&rows, details)));
     ExitCode::SUCCESS
 }
 

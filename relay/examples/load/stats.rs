@@ -1,6 +1,9 @@
-//! Percentiles and the result table.
+//! Percentiles, the result table, and the rows against their goals (in `highwater
+//! bench`'s table).
 
 use std::time::Duration;
+
+use highwater_bench::report::{self, Goal};
 
 /// One measured row.
 pub(crate) struct Row {
@@ -94,4 +97,38 @@ pub(crate) fn print_table(summary: &str, rows: &[Row]) {
             );
         }
     }
+}
+
+/// The relay rows of the project's speed goals, highwater against the peer in the same
+/// run: acknowledged events/s of (a) the closed loop and (b) the fan-out. `details` says
+/// what each scenario ran. Without the peer (`--no-peer`) a row has no ratio.
+pub(crate) fn goal_rows(rows: &[Row], details: [String; 2]) -> Vec<report::Row> {
+    let rate = |relay: &str, scenario: &str| {
+        rows.iter()
+            .find(|r| r.relay == relay && r.scenario == scenario)
+            .map(|r| r.acked as f64 / r.seconds)
+    };
+    let goals = [
+        ("(a) closed loop", "relay write, acked events/s", 5.0),
+        ("(b) fan-out", "relay fan-out, acked events/s", 10.0),
+    ];
+    goals
+        .into_iter()
+        .zip(details)
+        .filter_map(|((scenario, name, goal), detail)| {
+            let row = report::Row::new(
+                format!("{name} ({detail})"),
+                rate("highwater", scenario)?,
+                "events/s",
+                Goal::RatioAtLeast(goal),
+            );
+            Some(match rate("nostr-relay-builder", scenario) {
+                Some(peer) => row.against(
+                    "rust-nostr nostr-relay-builder on nostr-lmdb, same clients",
+                    peer,
+                ),
+                None => row,
+            })
+        })
+        .collect()
 }
