@@ -9,11 +9,11 @@
 //!
 //! | database      | key                                   | value                                  |
 //! |---------------|---------------------------------------|----------------------------------------|
-//! | `meta`        | UTF-8 name                            | raw bytes (format version: u32 BE; `removed_records`: u64 BE) |
+//! | `meta`        | UTF-8 name                            | raw bytes (format version: u32 BE; `removed_records`, `index_watermark`: u64 BE) |
 //! | `events`      | seq u64 BE                            | record header (24 bytes) ‖ rkyv `Record` |
-//! | `id_prefix`   | first 8 bytes of the event id (`DUP_SORT`, `DUP_FIXED`) | seq u64 BE (one per event) |
+//! | `id_prefix`   | first 8 bytes of the event id (`DUP_SORT`, `DUP_FIXED`) | seq u64 BE (one per event up to the index watermark) |
 //! | `groups`      | group id, UTF-8, 1..=255 bytes        | group no u32 BE ‖ head u64 BE ‖ count u64 BE |
-//! | `group_index` | group no u32 BE ‖ seq u64 BE          | kind u16 BE                            |
+//! | `group_index` | group no u32 BE ‖ seq u64 BE (up to the index watermark) | kind u16 BE         |
 //! | `checkpoints` | projection name ‖ 0x00 ‖ group no u32 BE | crc32 LE ‖ rkyv `CheckpointRecord`  |
 //!
 //! The record header, little-endian:
@@ -36,20 +36,37 @@ use rkyv::rancor;
 use crate::error::{Corruption, StoreError};
 
 /// Version of every layout in this module. Bump it when any of them changes.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+///
+/// Format 4 is format 3 (format 2's layouts, holes allowed) whose indexes may lag the
+/// log: `id_prefix` and `group_index` hold exactly the records up to `meta`
+/// `index_watermark`, and the records above it are the index tail (see `tail`).
+pub(crate) const FORMAT_VERSION: u32 = 4;
+
+/// The format version of a database whose indexes hold every record and whose log is
+/// dense: `upgrade` converts it by writing the index watermark.
+pub(crate) const FORMAT_VERSION_V2: u32 = 2;
 
 /// The format version `highwater upgrade` upgrades from.
 pub(crate) const FORMAT_VERSION_V1: u32 = 1;
 
-/// Format 2 whose log may have holes: the version a compaction writes in the
-/// transaction that first removes a record. Every layout is format 2's; what differs is
+/// Format 2 whose log may have holes: the version a compaction of format 2 wrote in the
+/// transaction that first removed a record. Every layout is format 2's; what differs is
 /// that sequence numbers are no longer dense, which a highwater reading only format 2
 /// (taking the log head for the number of events) must not see, so it refuses it.
+/// Format 4 allows holes too; `upgrade` converts 3 as it converts 2.
 pub(crate) const FORMAT_VERSION_HOLES: u32 = 3;
 
 /// Whether this build reads and writes a database of this stored format version.
 pub(crate) fn is_current(version: u32) -> bool {
-    version == FORMAT_VERSION || version == FORMAT_VERSION_HOLES
+    version == FORMAT_VERSION
+}
+
+/// Whether `highwater upgrade` converts a database of this stored format version.
+pub(crate) fn is_upgradable(version: u32) -> bool {
+    matches!(
+        version,
+        FORMAT_VERSION_V1 | FORMAT_VERSION_V2 | FORMAT_VERSION_HOLES
+    )
 }
 
 /// Bytes ahead of a record's rkyv body.
@@ -69,6 +86,11 @@ pub(crate) const META_FORMAT_VERSION: &str = "format_version";
 /// is always the log's entries and other processes learn from it that their cached
 /// group counts are stale.
 pub(crate) const META_REMOVED_RECORDS: &str = "removed_records";
+
+/// `meta` key: the index watermark (u64 BE; absent means 0). `id_prefix` and
+/// `group_index` hold the entries of exactly the records up to it; it is written in
+/// the transaction that merges the records above it into both.
+pub(crate) const META_INDEX_WATERMARK: &str = "index_watermark";
 
 pub(crate) fn count_value(count: u64) -> [u8; 8] {
     count.to_be_bytes()

@@ -2,11 +2,13 @@
 //!
 //! A record leaves the log with its `id_prefix` entry and its `group_index` entry, and
 //! its group's count in `groups` goes down by one — all in one write transaction per
-//! chunk of records, together with the `meta` entries `removed_records` (the running
-//! total) and `format_version` 3 (a log with holes). A crash at any point leaves every
-//! chunk either wholly removed or wholly present, and a run starting over finds what is
-//! left: compaction is a walk of record headers from the start of the log, and
-//! removing a record that is already gone is nothing.
+//! chunk of records, together with the `meta` entry `removed_records` (the running
+//! total). Each such transaction first merges the index tail (`merge`), so every record
+//! it may remove is indexed and the records above the index watermark stay dense. A
+//! crash at any point leaves every chunk either wholly removed (and merged) or wholly
+//! present, and a run starting over finds what is left: compaction is a walk of record
+//! headers from the start of the log, and removing a record that is already gone is
+//! nothing.
 //!
 //! Two records are never removed, so that every head is the position of a record that
 //! exists: the last record of the log (the writer takes the next sequence number from
@@ -29,6 +31,7 @@ use crate::error::index_corrupted;
 use crate::error::{Corruption, StoreError};
 use crate::request::Removed;
 use crate::store::Store;
+use crate::tail::Tail;
 
 /// Which records a compaction removes: a record of a removable kind, in a group,
 /// whose `created_at` is before its group's bound.
@@ -176,8 +179,11 @@ impl Store {
             }
             let job_rule = rule.clone();
             let job_bounds = bounds.clone();
-            let removed =
-                self.exec(move |txn, dbs| remove(txn, dbs, &candidates, &job_rule, &job_bounds))?;
+            let tail = self.shared().tail.clone();
+            let removed = self.exec(move |txn, dbs| {
+                remove(txn, dbs, &tail, &candidates, &job_rule, &job_bounds)
+            })?;
+            self.shared().tail.merged(removed.watermark);
             report.removed += removed.after - removed.before;
             report.kept_heads += removed.kept_heads;
             report.transactions += 1;
@@ -219,10 +225,12 @@ impl Store {
 fn remove(
     txn: &mut RwTxn<'_>,
     dbs: &Dbs,
+    tail: &Tail,
     candidates: &[u64],
     rule: &ExpiryRule,
     bounds: &Bounds,
 ) -> Result<Removed, StoreError> {
+    let watermark = crate::merge::merge_all(txn, dbs, tail)?.head;
     let last = crate::env::last_seq(txn, dbs)?;
     let before = crate::env::removed_records(txn, dbs)?;
     let mut groups: HashMap<u32, (Arc<str>, GroupEntry)> = HashMap::new();
@@ -305,18 +313,12 @@ fn remove(
                 &codec::count_value(before + removed),
             )
             .map_err(StoreError::lmdb("writing the removed-records count"))?;
-        dbs.meta
-            .put(
-                txn,
-                codec::META_FORMAT_VERSION.as_bytes(),
-                &codec::FORMAT_VERSION_HOLES.to_be_bytes(),
-            )
-            .map_err(StoreError::lmdb("writing the format version"))?;
     }
     Ok(Removed {
         groups: changed,
         before,
         after: before + removed,
         kept_heads,
+        watermark,
     })
 }

@@ -119,7 +119,7 @@ pub(crate) fn check_file_length(env: &Env<WithoutTls>, path: &Path) -> Result<()
 }
 
 /// The stored format version (0 when none is stored), and refusal of anything but the
-/// current one: a format-1 database gets [`StoreError::UpgradeNeeded`].
+/// current one: a database of format 1, 2 or 3 gets [`StoreError::UpgradeNeeded`].
 fn check_version(
     meta: heed::Database<Bytes, Bytes>,
     txn: &RoTxn<'_, WithoutTls>,
@@ -133,9 +133,9 @@ fn check_version(
     match stored {
         None => Ok(stored),
         Some(version) if codec::is_current(version) => Ok(stored),
-        Some(codec::FORMAT_VERSION_V1) => Err(StoreError::UpgradeNeeded {
+        Some(found) if codec::is_upgradable(found) => Err(StoreError::UpgradeNeeded {
             path: path.to_owned(),
-            found: codec::FORMAT_VERSION_V1,
+            found,
             expected: codec::FORMAT_VERSION,
         }),
         Some(found) => Err(StoreError::FormatVersion {

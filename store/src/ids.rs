@@ -3,19 +3,34 @@
 //! answer: every candidate's record is read and its full 32-byte id compared, so
 //! lookups stay exact when two ids share a prefix.
 //!
-//! The keys are a quarter of the full ids', so four times as many fit a page and an
-//! import rewrites fewer pages per commit; the writer inserts a commit's keys in
-//! sorted order, so neighbours in the same leaf are written together.
+//! The keys are a quarter of the full ids', so four times as many fit a page. The index
+//! holds the records up to the index watermark; a lookup joins it with the snapshot's
+//! tail (`tail`), whose memory holds full ids, so both halves are exact.
 
 use heed::RoTxn;
 
 use crate::codec;
 use crate::env::Dbs;
 use crate::error::{Corruption, StoreError, index_corrupted};
+use crate::tail::TailView;
 
-/// The sequence number of the event with this id, if stored: each candidate under the
-/// id's prefix is checked against its record.
-pub(crate) fn lookup(txn: &RoTxn<'_>, dbs: &Dbs, id: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+/// The sequence number of the event with this id, if stored in `txn`'s snapshot: each
+/// candidate under the id's prefix is checked against its record, then `tail` (the
+/// same snapshot's) is asked.
+pub(crate) fn lookup(
+    txn: &RoTxn<'_>,
+    dbs: &Dbs,
+    tail: &TailView<'_>,
+    id: &[u8; 32],
+) -> Result<Option<u64>, StoreError> {
+    if let Some(seq) = indexed(txn, dbs, id)? {
+        return Ok(Some(seq));
+    }
+    Ok(tail.seq_of(id))
+}
+
+/// The sequence number of the event with this id in the index alone.
+fn indexed(txn: &RoTxn<'_>, dbs: &Dbs, id: &[u8; 32]) -> Result<Option<u64>, StoreError> {
     let prefix = codec::id_prefix(id);
     // The common answers — no candidate, or the first candidate is the event — take one
     // descent and no cursor of our own (`mdb_get`); every event appended asks this.
@@ -50,8 +65,17 @@ pub(crate) fn lookup(txn: &RoTxn<'_>, dbs: &Dbs, id: &[u8; 32]) -> Result<Option
 /// Whether the id index holds an id that starts with `prefix` (at most 32 bytes; an
 /// empty prefix names any stored event): candidates come from the index under the
 /// prefix's first 8 bytes and are checked against their records, as [`lookup`] checks
-/// a whole id.
-pub(crate) fn has_prefix(txn: &RoTxn<'_>, dbs: &Dbs, prefix: &[u8]) -> Result<bool, StoreError> {
+/// a whole id; then `tail` (the same snapshot's) is asked.
+pub(crate) fn has_prefix(
+    txn: &RoTxn<'_>,
+    dbs: &Dbs,
+    tail: &TailView<'_>,
+    prefix: &[u8],
+) -> Result<bool, StoreError> {
+    Ok(indexed_prefix(txn, dbs, prefix)? || tail.has_prefix(prefix))
+}
+
+fn indexed_prefix(txn: &RoTxn<'_>, dbs: &Dbs, prefix: &[u8]) -> Result<bool, StoreError> {
     if prefix.is_empty() {
         // LMDB takes no empty key: any entry will do.
         let first = dbs.ids.first(txn);

@@ -49,7 +49,9 @@ mod event;
 mod follow;
 mod groups;
 mod ids;
+mod indexes;
 mod lockfile;
+mod merge;
 mod numbers;
 mod oneshot;
 mod options;
@@ -59,6 +61,7 @@ mod round;
 mod shared;
 mod store;
 mod submit;
+mod tail;
 mod upgrade;
 mod validate;
 mod writer;
@@ -76,13 +79,16 @@ pub use crate::event::{EventRef, TagRef};
 #[cfg(feature = "test-support")]
 pub use crate::follow::read_transactions_on_this_thread;
 pub use crate::groups::GroupInfo;
+pub use crate::indexes::IndexReport;
+#[cfg(feature = "test-support")]
+pub use crate::merge::on_index_merge;
 pub use crate::options::StoreOptions;
 pub use crate::reads::{GroupScan, LogIter};
 pub use crate::store::Store;
 pub use crate::submit::{Pipeline, Prepared, PreparedChunk, Ticket};
 pub use crate::upgrade::{UpgradeOutcome, upgrade};
 #[cfg(feature = "test-support")]
-pub use crate::upgrade::{content_digest, downgrade_to_v1};
+pub use crate::upgrade::{content_digest, downgrade_to_v1, downgrade_to_v2};
 pub use crate::validate::{Limits, PreparedEvent, group_of, group_tag_for_kind, is_state_kind};
 /// LMDB's error types (from heed), the sources a [`StoreError`] carries.
 pub use heed::{Error as LmdbError, MdbError};

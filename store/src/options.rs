@@ -37,6 +37,14 @@ pub struct StoreOptions {
     /// into chunks of this size, validated one chunk ahead of the commit. At least 1.
     /// Default: 8,192.
     pub append_chunk: usize,
+    /// The writer merges the index tail (the records above the index watermark, whose
+    /// `id_prefix` and `group_index` entries commits leave out) into both indexes in the
+    /// commit that brings it to this many records, so a commit dirties the pages of the
+    /// log and the group table, not pages spread over the whole id index. Bounds the
+    /// tail every process holds in memory (about 150 bytes a record) and reads from the
+    /// log at open; the bound on disk is the largest any writer of the database uses.
+    /// 1 merges in every commit. At least 1. Default: 16,384.
+    pub index_tail: u64,
 }
 
 impl StoreOptions {
@@ -64,6 +72,8 @@ impl StoreOptions {
             Some("commit_wait")
         } else if self.append_chunk != other.append_chunk {
             Some("append_chunk")
+        } else if self.index_tail != other.index_tail {
+            Some("index_tail")
         } else {
             None
         }
@@ -80,6 +90,7 @@ impl Default for StoreOptions {
             read_only: false,
             commit_wait: DEFAULT_COMMIT_WAIT,
             append_chunk: DEFAULT_APPEND_CHUNK,
+            index_tail: DEFAULT_INDEX_TAIL,
         }
     }
 }
@@ -88,6 +99,10 @@ impl Default for StoreOptions {
 /// acknowledgement to hash and send its next event on a busy machine, short beside a
 /// durable commit on most disks.
 const DEFAULT_COMMIT_WAIT: Duration = Duration::from_micros(250);
+
+/// The default [`StoreOptions::index_tail`]: recovering that many records at open
+/// costs a few milliseconds.
+const DEFAULT_INDEX_TAIL: u64 = 16_384;
 
 /// The default [`StoreOptions::append_chunk`].
 const DEFAULT_APPEND_CHUNK: usize = 8_192;

@@ -92,7 +92,10 @@ impl Store {
     /// [`StoreError::Corrupted`](crate::StoreError::Corrupted) for a malformed index
     /// entry.
     pub fn seq_of(&self, id: &EventId) -> Result<Option<u64>, StoreError> {
-        self.read(|txn, dbs| crate::ids::lookup(txn, dbs, id.as_bytes()))
+        self.read(|txn, dbs| {
+            let tail = self.shared().tail.view(txn, dbs)?;
+            crate::ids::lookup(txn, dbs, &tail, id.as_bytes())
+        })
     }
 
     /// Whether the log holds an event whose id starts with `prefix` (at most 32 bytes;
@@ -109,7 +112,10 @@ impl Store {
         if prefix.len() > 32 {
             return Ok(false);
         }
-        self.read(|txn, dbs| crate::ids::has_prefix(txn, dbs, prefix))
+        self.read(|txn, dbs| {
+            let tail = self.shared().tail.view(txn, dbs)?;
+            crate::ids::has_prefix(txn, dbs, &tail, prefix)
+        })
     }
 
     /// The event at `seq`.
@@ -282,7 +288,8 @@ impl Store {
     /// Visits the events of group `no` after `after`, in sequence order, skipping
     /// (without reading them) events whose kind `want` refuses. Returns how far the scan
     /// got: the last sequence number of the group it saw (kept or skipped), and how many
-    /// of the group's events it saw.
+    /// of the group's events it saw. Each read transaction takes the group index up to
+    /// its snapshot's index watermark, then the snapshot's tail.
     ///
     /// # Errors
     ///
@@ -303,6 +310,11 @@ impl Store {
         };
         loop {
             let finished = self.read(|txn, dbs| {
+                // Taken before the callback runs, which may read the store itself.
+                let (tail, watermark) = {
+                    let view = self.shared().tail.view(txn, dbs)?;
+                    (view.group_after(no, scan.last), view.window().watermark)
+                };
                 let start = codec::group_index_key(no, scan.last.saturating_add(1));
                 let end = codec::group_index_key(no, u64::MAX);
                 let range = (Bound::Included(&start[..]), Bound::Included(&end[..]));
@@ -311,12 +323,24 @@ impl Store {
                     .group_index
                     .range(txn, &range)
                     .map_err(StoreError::lmdb("scanning a group"))?;
-                for item in iter {
+                let indexed = iter.map(|item| {
                     let (key, value) = item.map_err(StoreError::lmdb("scanning a group"))?;
                     let (_, seq) = codec::decode_group_index_key(key)
                         .ok_or_else(|| index_corrupted("group_index"))?;
                     let kind =
                         codec::decode_kind(value).ok_or_else(|| index_corrupted("group_index"))?;
+                    if seq > watermark {
+                        return Err(StoreError::Corrupted(Corruption::Index {
+                            table: "group_index",
+                            reason: format!(
+                                "record {seq} is indexed above the index watermark {watermark}"
+                            ),
+                        }));
+                    }
+                    Ok((seq, kind))
+                });
+                for item in indexed.chain(tail.into_iter().map(Ok)) {
+                    let (seq, kind) = item?;
                     if want(kind) {
                         let bytes = dbs
                             .events

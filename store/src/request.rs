@@ -51,4 +51,6 @@ pub(crate) struct Removed {
     pub(crate) after: u64,
     /// Expired records kept as heads.
     pub(crate) kept_heads: u64,
+    /// The index watermark after the transaction, which merged the tail first.
+    pub(crate) watermark: u64,
 }

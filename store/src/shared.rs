@@ -15,6 +15,7 @@ use crate::env::Dbs;
 use crate::error::StoreError;
 use crate::groups::GroupTable;
 use crate::lockfile::LockFileTxn;
+use crate::tail::Tail;
 
 /// State shared by the handle and the writer thread.
 pub(crate) struct Shared {
@@ -30,6 +31,9 @@ pub(crate) struct Shared {
     pub(crate) removed: AtomicU64,
     /// Id of the last LMDB transaction whose events `groups` and `head` include.
     pub(crate) seen_txn: AtomicU64,
+    /// What this process holds of the index tail (the records above the index
+    /// watermark, see `tail`); shared with compaction jobs.
+    pub(crate) tail: Arc<Tail>,
     /// Serializes changes of `groups`, `head` and `seen_txn`.
     pub(crate) sync: Mutex<()>,
     /// Held shared by every read transaction and exclusively while the map is resized:
@@ -46,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) lockless: bool,
     /// [`StoreOptions::commit_wait`](crate::StoreOptions::commit_wait).
     pub(crate) commit_wait: Duration,
+    /// [`StoreOptions::index_tail`](crate::StoreOptions::index_tail), at least 1.
+    pub(crate) index_tail: u64,
     /// How many times the log was tailed for commits this process did not publish
     /// itself (see `follow::tail_locked`).
     pub(crate) tails: AtomicU64,

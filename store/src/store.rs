@@ -25,6 +25,7 @@ use crate::lockfile::LockFileTxn;
 use crate::options::StoreOptions;
 use crate::request::{AnyBox, Job, Request};
 use crate::shared::Shared;
+use crate::tail::Tail;
 use crate::writer;
 
 struct Inner {
@@ -133,11 +134,15 @@ impl Store {
             create_databases(&env, path)?
         };
         let groups = GroupTable::default();
+        let tail = Arc::new(Tail::default());
         let (head, removed, txn_id) = {
             let txn = env
                 .read_txn()
                 .map_err(StoreError::lmdb("reading the group table"))?;
             load_groups(&txn, &dbs, &groups)?;
+            // The index tail, recovered from the log: fewer records than the largest
+            // `index_tail` of the database's writers.
+            drop(tail.view(&txn, &dbs)?);
             (
                 last_seq(&txn, &dbs)?,
                 crate::env::removed_records(&txn, &dbs)?,
@@ -158,6 +163,7 @@ impl Store {
             head: AtomicU64::new(head),
             removed: AtomicU64::new(removed),
             seen_txn: AtomicU64::new(txn_id),
+            tail,
             sync: Mutex::new(()),
             resize,
             lock_txn,
@@ -166,6 +172,7 @@ impl Store {
             max_map_size: options.max_map_size.max(map_size),
             lockless,
             commit_wait: options.commit_wait,
+            index_tail: options.index_tail.max(1),
             tails: AtomicU64::new(0),
         });
         let (tx, writer) = if options.read_only {
@@ -402,7 +409,7 @@ mod tests {
             error,
             StoreError::UpgradeNeeded {
                 found: 1,
-                expected: 2,
+                expected: 4,
                 ..
             }
         );
@@ -411,21 +418,20 @@ mod tests {
         let upgrade = matches!(read_only, StoreError::UpgradeNeeded { found: 1, .. });
         assert!(upgrade, "{read_only:?}");
 
-        // Format 3 (format 2 with holes, written by a compaction) is read like 2.
-        set_stored_version(dir.path(), Some(codec::FORMAT_VERSION_HOLES));
-        assert_eq!(
-            Store::open(dir.path(), StoreOptions::default())
-                .unwrap()
-                .get(1)
-                .unwrap()
-                .as_ref(),
-            Some(&event)
-        );
+        // Formats 2 and 3 (complete indexes, no index watermark) are upgraded too: this
+        // build would otherwise leave records out of their indexes, which a build of
+        // format 2 or 3 takes to be complete.
+        for old in [codec::FORMAT_VERSION_V2, codec::FORMAT_VERSION_HOLES] {
+            set_stored_version(dir.path(), Some(old));
+            let error = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
+            let upgrade = matches!(error, StoreError::UpgradeNeeded { found, expected: 4, .. } if found == old);
+            assert!(upgrade, "{error:?}");
+        }
 
-        set_stored_version(dir.path(), Some(4));
+        set_stored_version(dir.path(), Some(5));
         match Store::open(dir.path(), StoreOptions::default()) {
             Err(StoreError::FormatVersion {
-                found: 4,
+                found: 5,
                 expected,
                 path,
             }) => {

@@ -289,9 +289,10 @@ impl Store {
             .map(|e| validate::check_and_encode(e, &limits).map(Prepared::Ready))
             .collect();
         self.read(|txn, dbs| {
+            let tail = self.shared().tail.view(txn, dbs)?;
             for p in &mut out {
                 if let Ok(Prepared::Ready(ready)) = p
-                    && let Some(seq) = crate::ids::lookup(txn, dbs, &ready.id)?
+                    && let Some(seq) = crate::ids::lookup(txn, dbs, &tail, &ready.id)?
                 {
                     *p = Ok(Prepared::Duplicate(seq));
                 }

@@ -1,5 +1,12 @@
-//! `highwater upgrade`: converts a format-1 database to format 2 in one LMDB write
-//! transaction.
+//! `highwater upgrade`: converts a database of format 1, 2 or 3 to format 4 in one
+//! LMDB write transaction.
+//!
+//! Format 4 keeps every layout of format 3 (format 2's, with holes allowed) and adds
+//! the index watermark (`meta` `index_watermark`): the indexes hold the records up to
+//! it. A format-2 or format-3 database has complete indexes, so its upgrade writes the
+//! watermark at the log head and the version 4, in one transaction, and rewrites
+//! nothing else. A format-1 database is converted as below, with the same two entries
+//! written at the end.
 //!
 //! Format 2 changed two layouts (see `codec`): records gained a 24-byte header ahead
 //! of their body (the body is format 1's archive, byte for byte), and the `ids` index
@@ -51,8 +58,9 @@ const CHUNK: usize = 4_096;
 
 /// Upgrades the database in `dir` to the current format version, in one write
 /// transaction: a crash or kill at any point leaves it as it was. `progress` is called
-/// with (records converted, records in all) after each chunk of records, while the
-/// transaction is still open. No other process may have the database open: a process
+/// with (records converted, records in all) after each chunk of records of a format-1
+/// database, and with (0, 2) and (1, 2) before and after the writes of a format-2 or
+/// format-3 one, while the transaction is still open. No other process may have the database open: a process
 /// of an older highwater would read records it cannot decode after the commit.
 ///
 /// # Errors
@@ -102,6 +110,11 @@ pub fn upgrade(
         .map_or(0, u32::from_be_bytes);
     if codec::is_current(found) {
         return Ok(UpgradeOutcome::AlreadyCurrent { version: found });
+    }
+    if codec::is_upgradable(found) && found != codec::FORMAT_VERSION_V1 {
+        let (events, checkpoints) = (open(&txn, "events")?, open(&txn, "checkpoints")?);
+        let checkpoints = checkpoints.len(&txn).map_err(StoreError::lmdb(ctx))?;
+        return from_indexed(txn, meta, events, found, checkpoints, progress);
     }
     if found != codec::FORMAT_VERSION_V1 {
         return Err(StoreError::FormatVersion {
@@ -155,12 +168,8 @@ pub fn upgrade(
     // `old_ids` is this function's only handle of `ids` (the environment was opened
     // here, and no `Store` of this format opens `ids`), and it is consumed here.
     unsafe { old_ids.remove(&mut txn) }.map_err(StoreError::lmdb("deleting the old id index"))?;
-    meta.put(
-        &mut txn,
-        codec::META_FORMAT_VERSION.as_bytes(),
-        &codec::FORMAT_VERSION.to_be_bytes(),
-    )
-    .map_err(StoreError::lmdb(ctx))?;
+    let head = last_key(&txn, events)?;
+    finish(&mut txn, meta, head)?;
     txn.commit()
         .map_err(StoreError::lmdb("committing the upgrade"))?;
     Ok(UpgradeOutcome::Upgraded {
@@ -169,6 +178,60 @@ pub fn upgrade(
         events: done,
         checkpoints,
     })
+}
+
+/// Upgrades a database of format 2 or 3, whose indexes hold every record: the index
+/// watermark at the log head and the version, in `txn`, which it commits.
+fn from_indexed(
+    mut txn: RwTxn<'_>,
+    meta: Database<Bytes, Bytes>,
+    events: Database<Bytes, Bytes>,
+    found: u32,
+    checkpoints: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<UpgradeOutcome, StoreError> {
+    let head = last_key(&txn, events)?;
+    // Two steps, reported as (step, 2): before the writes and after them.
+    progress(0, 2);
+    finish(&mut txn, meta, head)?;
+    progress(1, 2);
+    txn.commit()
+        .map_err(StoreError::lmdb("committing the upgrade"))?;
+    Ok(UpgradeOutcome::Upgraded {
+        from: found,
+        to: codec::FORMAT_VERSION,
+        events: 0,
+        checkpoints,
+    })
+}
+
+/// Writes the index watermark at `head` (every record is indexed) and the current
+/// format version.
+fn finish(txn: &mut RwTxn<'_>, meta: Database<Bytes, Bytes>, head: u64) -> Result<(), StoreError> {
+    let ctx = "upgrading the database";
+    meta.put(
+        txn,
+        codec::META_INDEX_WATERMARK.as_bytes(),
+        &codec::count_value(head),
+    )
+    .map_err(StoreError::lmdb(ctx))?;
+    meta.put(
+        txn,
+        codec::META_FORMAT_VERSION.as_bytes(),
+        &codec::FORMAT_VERSION.to_be_bytes(),
+    )
+    .map_err(StoreError::lmdb(ctx))
+}
+
+/// The last sequence number of the log (0 when empty).
+fn last_key(txn: &RwTxn<'_>, events: Database<Bytes, Bytes>) -> Result<u64, StoreError> {
+    match events
+        .last(txn)
+        .map_err(StoreError::lmdb("reading the log head"))?
+    {
+        Some((key, _)) => codec::decode_seq(key).ok_or_else(|| index_corrupted("events")),
+        None => Ok(0),
+    }
 }
 
 /// Group id → group number, from the `groups` table.
@@ -254,6 +317,7 @@ pub fn downgrade_to_v1(dir: &Path) -> Result<(), StoreError> {
     let ctx = "writing a format-1 database";
     let mut txn = env.write_txn().map_err(StoreError::lmdb(ctx))?;
     let dbs = crate::env::open_databases_in(&env, &txn, dir)?;
+    complete_indexes(&mut txn, &dbs)?;
     let mut next = 1u64;
     let mut ids = Vec::new();
     loop {
@@ -290,6 +354,61 @@ pub fn downgrade_to_v1(dir: &Path) -> Result<(), StoreError> {
         )
         .map_err(StoreError::lmdb(ctx))?;
     txn.commit().map_err(StoreError::lmdb(ctx))
+}
+
+/// Test support: converts a current database back to format 2 (or 3, when compactions
+/// removed records) in one transaction: the index tail is written into both indexes and
+/// the index watermark deleted, so tests can make format-2 databases of any size.
+///
+/// # Errors
+///
+/// When the database is missing, not of the current format, or a write fails.
+#[cfg(feature = "test-support")]
+pub fn downgrade_to_v2(dir: &Path) -> Result<(), StoreError> {
+    let (env, _) = open_env(dir, &StoreOptions::default())?;
+    let ctx = "writing a format-2 database";
+    let mut txn = env.write_txn().map_err(StoreError::lmdb(ctx))?;
+    let dbs = crate::env::open_databases_in(&env, &txn, dir)?;
+    complete_indexes(&mut txn, &dbs)?;
+    let version = if crate::env::removed_records(&txn, &dbs)? > 0 {
+        codec::FORMAT_VERSION_HOLES
+    } else {
+        codec::FORMAT_VERSION_V2
+    };
+    dbs.meta
+        .put(
+            &mut txn,
+            codec::META_FORMAT_VERSION.as_bytes(),
+            &version.to_be_bytes(),
+        )
+        .map_err(StoreError::lmdb(ctx))?;
+    txn.commit().map_err(StoreError::lmdb(ctx))
+}
+
+/// Writes the index entries of the records above the index watermark into both
+/// indexes and deletes the watermark: the indexes of formats 1 to 3 hold every record.
+#[cfg(feature = "test-support")]
+fn complete_indexes(txn: &mut RwTxn<'_>, dbs: &crate::env::Dbs) -> Result<(), StoreError> {
+    let watermark = crate::tail::index_watermark(txn, dbs)?;
+    let mut entries = crate::merge::IndexEntries::default();
+    let mut next = watermark + 1;
+    loop {
+        let chunk = read_chunk(txn, dbs.events, next)?;
+        let Some(&(last, _)) = chunk.last() else {
+            break;
+        };
+        for (seq, bytes) in &chunk {
+            let header = codec::read_header(bytes, *seq)?;
+            let id = codec::access_body(bytes, &header, *seq)?.id;
+            entries.push(*seq, &id, header.group, header.kind);
+        }
+        next = last + 1;
+    }
+    entries.write(txn, dbs, 0)?;
+    dbs.meta
+        .delete(txn, codec::META_INDEX_WATERMARK.as_bytes())
+        .map_err(StoreError::lmdb("deleting the index watermark"))?;
+    Ok(())
 }
 
 /// Test support: the stored format version and a digest of every entry of every

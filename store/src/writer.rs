@@ -9,6 +9,11 @@
 //! is aborted as a whole, so a batch is either fully committed and acknowledged or not
 //! written — together with the setting it may carry (`Pipeline::submit_with_setting`),
 //! which is put in the same transaction.
+//!
+//! A commit writes the records, the touched `groups` entries and the settings; the
+//! records' `id_prefix` and `group_index` entries stay in the index tail (`tail`) until
+//! the commit that brings the tail to `StoreOptions::index_tail` records merges all of
+//! it into both indexes with the new index watermark (`merge`).
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -24,9 +29,11 @@ use crate::commit::{AppendOutcome, Committed};
 use crate::env::Dbs;
 use crate::error::StoreError;
 use crate::event::EventRef;
+use crate::merge::IndexEntries;
 use crate::request::{Append, Removed, Request, Setting};
 use crate::round::{Callers, collect};
 use crate::shared::Shared;
+use crate::tail::TailEntry;
 
 /// Dead processes' reader slots are cleared every this many commits: a reader killed
 /// mid-transaction pins the pages of its snapshot until its slot is cleared.
@@ -123,6 +130,8 @@ struct Written {
     /// The first sequence number the transaction could use, and one past its last.
     start: u64,
     next_seq: u64,
+    /// The new index watermark when the transaction merged the tail.
+    merged: Option<u64>,
 }
 
 /// An event one append transaction wrote (not a duplicate).
@@ -166,6 +175,7 @@ fn commit_appends(shared: &Arc<Shared>, pending: Vec<Append>, failed: &mut FxHas
             return false;
         }
     };
+    take_in_tail(shared, &pending, &written);
     // Fold into loaded groups first, then publish the heads: a reader never sees a head
     // whose live fold is still pending, so it never clones a state to fold one event.
     notify(shared, &pending, &written);
@@ -186,7 +196,10 @@ fn write_appends(
     pending: &[Append],
 ) -> Result<Written, StoreError> {
     let dbs = &shared.dbs;
-    let start = crate::env::last_seq(txn, dbs)? + 1;
+    // Before anything is written: the tail of the committed log this commit follows.
+    let tail = shared.tail.view(txn, dbs)?;
+    let window = tail.window();
+    let start = window.head + 1;
     // Group ids and event ids come from clients: keyed hashing (aHash), so that a
     // commit of crafted ids cannot pile them up.
     let mut groups: HashMap<Box<str>, GroupEntry, ahash::RandomState> = HashMap::default();
@@ -194,12 +207,9 @@ fn write_appends(
     let mut next_seq = start;
     let mut outcomes = Vec::with_capacity(pending.len());
     let mut new = Vec::new();
-    // This transaction's ids: a repeat inside one commit is found here; the index gets
-    // them all at the end, sorted by key.
+    // This transaction's ids: a repeat inside one commit is found here.
     let mut fresh: HashMap<[u8; 32], u64, ahash::RandomState> = HashMap::default();
     let mut record = Vec::new();
-    // The group index entries of the commit, written sorted at the end.
-    let mut index = Vec::new();
     for (r, Append { events, .. }) in pending.iter().enumerate() {
         let mut out = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
@@ -207,7 +217,7 @@ fn write_appends(
                 out.push(AppendOutcome::Duplicate(seq));
                 continue;
             }
-            if let Some(seq) = crate::ids::lookup(txn, dbs, &event.id)? {
+            if let Some(seq) = crate::ids::lookup(txn, dbs, &tail, &event.id)? {
                 out.push(AppendOutcome::Duplicate(seq));
                 continue;
             }
@@ -227,10 +237,6 @@ fn write_appends(
                 entry.head = seq;
                 entry.count += 1;
                 group_no = Some(entry.no);
-                index.push((
-                    codec::group_index_key(entry.no, seq),
-                    codec::kind_value(event.kind),
-                ));
             }
             // The group number is known only now: it goes into the record's header.
             record.clear();
@@ -250,12 +256,19 @@ fn write_appends(
         }
         outcomes.push(out);
     }
-    let mut keys: Vec<([u8; 8], [u8; 8])> = fresh
-        .iter()
-        .map(|(id, &seq)| (codec::id_prefix(id), codec::seq_key(seq)))
-        .collect();
-    put_sorted(txn, dbs.ids, &mut keys, "writing the id index")?;
-    put_sorted(txn, dbs.group_index, &mut index, "writing the group index")?;
+    let last = next_seq - 1;
+    let merged = if last - window.watermark >= shared.index_tail {
+        let mut entries = IndexEntries::of_tail(&tail);
+        drop(tail);
+        for n in &new {
+            let event = &pending[n.request].events[n.event];
+            entries.push(n.seq, &event.id, n.group_no, event.kind);
+        }
+        entries.write(txn, dbs, last)?;
+        Some(last)
+    } else {
+        None
+    };
     for (name, entry) in &groups {
         dbs.groups
             .put(txn, name.as_bytes(), &entry.encode())
@@ -273,7 +286,25 @@ fn write_appends(
         new,
         start,
         next_seq,
+        merged,
     })
+}
+
+/// Takes a committed transaction's records into this process's memory of the index
+/// tail, and forgets what the transaction merged.
+fn take_in_tail(shared: &Shared, pending: &[Append], written: &Written) {
+    let entries = written.new.iter().map(|n| {
+        let event = &pending[n.request].events[n.event];
+        TailEntry {
+            id: event.id,
+            group: n.group_no,
+            kind: event.kind,
+        }
+    });
+    shared.tail.extend(written.start, entries);
+    if let Some(watermark) = written.merged {
+        shared.tail.merged(watermark);
+    }
 }
 
 /// The entry of group `name` as this transaction finds it in the group table, or a
@@ -307,35 +338,6 @@ fn group_entry(
         head: 0,
         count: 0,
     })
-}
-
-/// Inserts `entries` sorted by key through one cursor. A cursor put first compares the
-/// key with the ends of the leaf the cursor is on, and descends from the root only when
-/// the key is outside it, so consecutive keys of one leaf (a commit's ids that share a
-/// leaf, a group's new entries) cost a search within the page instead of a descent.
-fn put_sorted<K: AsRef<[u8]> + Ord, V: AsRef<[u8]> + Ord>(
-    txn: &mut RwTxn<'_>,
-    db: heed::Database<heed::types::Bytes, heed::types::Bytes>,
-    entries: &mut [(K, V)],
-    context: &'static str,
-) -> Result<(), StoreError> {
-    entries.sort_unstable();
-    let mut cursor = db.iter_mut(txn).map_err(StoreError::lmdb(context))?;
-    for (key, value) in entries.iter() {
-        #[expect(unsafe_code, reason = "heed's cursor put; see SAFETY")]
-        // SAFETY: heed's only condition is that no key or value borrowed from this
-        // database is alive across the write: `key` and `value` are owned by `entries`,
-        // and nothing read through the cursor is kept.
-        unsafe {
-            cursor.put_current_with_options::<heed::types::Bytes>(
-                PutFlags::empty(),
-                key.as_ref(),
-                value.as_ref(),
-            )
-        }
-        .map_err(StoreError::lmdb(context))?;
-    }
-    Ok(())
 }
 
 fn bad_index(table: &'static str) -> StoreError {

@@ -216,7 +216,10 @@ fn the_chunk_size_changes_nothing_but_the_number_of_transactions() {
         (version, removed, digest)
     };
     let one = digest(1);
-    assert_eq!(one.0, 3, "a compacted database is format 3");
+    assert_eq!(
+        one.0, 4,
+        "a compacted database keeps format 4 (holes allowed)"
+    );
     assert!(one.1 > 0);
     assert_eq!(digest(7), one);
     assert_eq!(digest(100_000), one);
@@ -241,7 +244,7 @@ fn nothing_expires_without_a_bound_or_a_removable_kind() {
     drop(store);
     let (version, _, _) = highwater_store::content_digest(dir.path()).unwrap();
     assert_eq!(
-        version, 2,
-        "a database nothing was removed from stays format 2"
+        version, 4,
+        "a database nothing was removed from keeps its format"
     );
 }

@@ -7,3 +7,4 @@ mod checkpoints;
 mod follow;
 mod handle;
 mod support;
+mod tail;

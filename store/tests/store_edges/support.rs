@@ -92,7 +92,7 @@ pub(crate) fn run_child_as_nobody(test: &str, step: &str, dir: &Path) {
 }
 
 /// The arguments and environment of a child doing `step` on `dir`.
-fn child_command(command: &mut Command, test: &str, step: &str, dir: &Path) {
+pub(crate) fn child_command(command: &mut Command, test: &str, step: &str, dir: &Path) {
     command
         .args([test, "--exact", "--test-threads=1", "--nocapture"])
         .env(CHILD_DIR, dir)
