@@ -96,7 +96,7 @@ fn a_killed_upgrade_leaves_format_1_and_a_rerun_upgrades_with_the_same_content()
     let done = db.run(&["upgrade"]).ok();
     assert!(
         done.contains(&format!(
-            "from format version 1 to 2: {head} records rewritten"
+            "from format version 1 to 4: {head} records rewritten"
         )),
         "{done}"
     );

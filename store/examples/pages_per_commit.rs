@@ -89,7 +89,42 @@ fn main() -> Result<(), Failure> {
         );
         drop(store);
     }
+    open_times(&dir.join("store"), old, new)?;
     Ok(())
+}
+
+/// How long `Store::open` takes with an empty index tail and with the largest tail a
+/// writer leaves (`index_tail` - 1 records, read from the log at open).
+fn open_times(path: &std::path::Path, old: &[Event], new: &[Event]) -> Result<(), Failure> {
+    let _ = std::fs::remove_dir_all(path);
+    let options = StoreOptions {
+        trusted: true,
+        ..StoreOptions::default()
+    };
+    let bound = usize::try_from(options.index_tail)? - 1;
+    let store = Store::open(path, options.clone())?;
+    store.append_batch(old)?;
+    store.merge_index_tail()?;
+    drop(store);
+    let time = |label: &str| -> Result<(), Failure> {
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let started = Instant::now();
+            let store = Store::open(path, options.clone())?;
+            best = best.min(started.elapsed().as_secs_f64() * 1e3);
+            drop(store);
+        }
+        println!("open with {label}: {best:.1} ms (best of 5)");
+        Ok(())
+    };
+    time("an empty index tail")?;
+    let store = Store::open(path, options.clone())?;
+    for chunk in new[..bound.min(new.len())].chunks(4_096) {
+        store.append_batch(chunk)?;
+    }
+    let report = store.verify_indexes()?;
+    drop(store);
+    time(&format!("{} records in the index tail", report.tail))
 }
 
 /// Bytes this process has passed to write system calls so far.

@@ -5,7 +5,11 @@
 //! an event-id index for duplicate detection, a per-group index so that "the events of
 //! group G after watermark W" is one range scan, and a checkpoint table for the engine.
 //! A single writer thread owns write transactions and commits whatever callers have
-//! queued in one durable transaction (group commit). This is the only crate that
+//! queued in one durable transaction (group commit). The two indexes follow the log
+//! behind an index watermark: a commit writes its records and group heads, and the
+//! commit that brings the unmerged tail to [`StoreOptions::index_tail`] records merges
+//! it into both in one sorted pass; every lookup joins the index with the tail, which
+//! each process holds in memory, so reads and duplicate checks stay exact. This is the only crate that
 //! touches LMDB or raw stored bytes; layouts live in one module (`codec`).
 //!
 //! Appends acknowledge after the durable commit: [`Store::append`] blocks, and the

@@ -1063,3 +1063,51 @@ fn errors_are_send_sync_and_display_their_cause() {
         Box::new(StoreError::from(InvalidEvent::BadSignature));
     assert_eq!(boxed.to_string(), "invalid: bad signature");
 }
+
+/// A record of the unmerged index tail is read when the store opens (its id is what
+/// duplicate detection needs): a damaged one fails the open, naming it, instead of
+/// leaving lookups that cannot be exact. Once the tail is merged, the same damage is
+/// found only by a read of that record.
+#[test]
+fn a_damaged_record_of_the_index_tail_fails_the_open_and_a_merged_one_its_read() {
+    let keys = Keys::generate();
+    let events: Vec<Event> = (0..3).map(|i| chat(&keys, "g", &format!("{i}"))).collect();
+    for merged in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = {
+            let store = open(dir.path());
+            for event in &events {
+                appended(store.append(event).unwrap());
+            }
+            if merged {
+                assert_eq!(store.merge_index_tail().unwrap(), 3);
+            }
+            let raw = store.raw_record(2).unwrap().unwrap();
+            let mut damaged = raw.clone();
+            let last = damaged.len() - 1;
+            damaged[last] ^= 0x40;
+            store.put_raw_record(2, damaged).unwrap();
+            raw
+        };
+        let opened = Store::open(dir.path(), StoreOptions::default());
+        if merged {
+            let store = opened.unwrap();
+            let error = store.get(2).unwrap_err();
+            let at_2 = matches!(
+                error,
+                StoreError::Corrupted(Corruption::Record { seq: 2, .. })
+            );
+            assert!(at_2, "{error:?}");
+            assert_eq!(store.seq_of(&events[2].id).unwrap(), Some(3));
+            store.put_raw_record(2, raw).unwrap();
+            assert_eq!(store.get(2).unwrap().as_ref(), Some(&events[1]));
+        } else {
+            let error = opened.unwrap_err();
+            let at_2 = matches!(
+                error,
+                StoreError::Corrupted(Corruption::Record { seq: 2, .. })
+            );
+            assert!(at_2, "{error:?}");
+        }
+    }
+}

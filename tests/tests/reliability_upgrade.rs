@@ -302,7 +302,7 @@ fn refused_then_upgraded(copy: &Path, events: u64) {
         outcome,
         UpgradeOutcome::Upgraded {
             from: 1,
-            to: 2,
+            to: 4,
             events,
             checkpoints: 32,
         }
