@@ -257,3 +257,20 @@ fn the_policy_reports_its_configuration_and_queries() {
     assert_eq!(refused, Rejection::Unavailable(message));
     assert_eq!(refused.prefix(), "error");
 }
+
+/// The relay-only kinds are exactly what the registered projections declare: NIP-29's
+/// 39000–39009 (metadata), NIP-43's 8000/8001/13534 (relay members) and NIP-86's 9086
+/// (management) — no other kind of the whole range, so no client kind is refused as
+/// the relay's by a projection that declares none.
+#[test]
+fn the_relay_signed_kinds_are_exactly_the_declared_ones() {
+    let relay = Relay::new();
+    let table = relay.groups.kinds();
+    let signed: Vec<u16> = (0..=u16::MAX)
+        .filter(|&k| table.is_relay_signed(k))
+        .collect();
+    let mut expected: Vec<u16> = (39_000..=39_009).collect();
+    expected.extend([8000, 8001, 9086, 13_534]);
+    expected.sort_unstable();
+    assert_eq!(signed, expected);
+}
