@@ -17,6 +17,7 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use heed::{MdbError, RoTxn, WithoutTls};
 
@@ -99,43 +100,96 @@ pub(crate) fn refresh(shared: &Shared) -> Result<(), StoreError> {
     tail_locked(shared)
 }
 
+/// How long a snapshot that holds fewer records than one this process already saw may
+/// take to be caught up by a later snapshot before the log is reported shrunk. LMDB's
+/// snapshots are not monotonic across processes: a read transaction reads the lock
+/// file's transaction id, then copies the roots of the meta page it names; a writer in
+/// another process that commits twice in between rewrites that page, so the
+/// transaction holds the newer commit's roots (committed, its data pages synced), and
+/// the next one, taken while that commit's meta page is still being synced and the lock
+/// file names the commit before it, holds fewer records (`store/tests/snapshot_order.rs`
+/// watches it happen). The commit's writer publishes it as soon as the sync ends, so a
+/// later snapshot catches up within one meta-page sync; a database really replaced or
+/// truncated stays behind.
+const CATCH_UP_BOUND: Duration = Duration::from_secs(5);
+
 /// Brings the group table and head up to the newest snapshot. The caller holds
 /// `shared.sync`.
 pub(crate) fn tail_locked(shared: &Shared) -> Result<(), StoreError> {
     shared.tails.fetch_add(1, Ordering::Relaxed);
-    with_read(shared, |txn, dbs| {
-        let known = shared.head.load(Ordering::Acquire);
-        let end = last_seq(txn, dbs)?;
-        if end < known {
+    let started = Instant::now();
+    let mut pause = Duration::from_micros(50);
+    loop {
+        let Some(Behind { end, known, txn }) =
+            with_read(shared, |txn, dbs| take_in(shared, txn, dbs))?
+        else {
+            return Ok(());
+        };
+        shared.behind_views.fetch_add(1, Ordering::Relaxed);
+        if started.elapsed() >= CATCH_UP_BOUND {
             return Err(StoreError::Corrupted(Corruption::Index {
                 table: "events",
                 reason: format!(
-                    "the log ends at {end} but this process has seen it reach {known}: the database was replaced or truncated"
+                    "the log ends at {end} but this process has seen it reach {known}, and no snapshot in {CATCH_UP_BOUND:?} caught up: the database was replaced or truncated (the last snapshot is transaction {txn}, the head was seen by transaction {})",
+                    shared.seen_txn.load(Ordering::Acquire),
                 ),
             }));
         }
-        let removed = crate::env::removed_records(txn, dbs)?;
-        if removed != shared.removed.load(Ordering::Acquire) {
-            // A compaction lowered group counts without appending: take the whole
-            // table of this snapshot (heads included, so they stay within `end`).
-            load_groups(txn, dbs, &shared.groups)?;
-            shared.removed.store(removed, Ordering::Release);
-        }
-        if end > known {
-            let touched = touched_groups(txn, dbs, known, end)?;
-            publish_groups(shared, txn, dbs, &touched)?;
-            shared.head.store(end, Ordering::Release);
-            tracing::debug!(
-                from = known,
-                to = end,
-                groups = touched.len(),
-                "took in other processes' commits"
-            );
-        }
-        let id = txn.id() as u64;
-        shared.seen_txn.fetch_max(id, Ordering::AcqRel);
-        Ok(())
-    })
+        tracing::debug!(
+            end,
+            known,
+            txn,
+            "a snapshot holds fewer records than one already seen; taking a newer one"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// A snapshot that ends at `end`, before the head `known` this process has seen.
+struct Behind {
+    end: u64,
+    known: u64,
+    txn: usize,
+}
+
+/// Takes in the events of the snapshot after the known head; `Some` (nothing taken in)
+/// when the snapshot ends before it.
+fn take_in(
+    shared: &Shared,
+    txn: &RoTxn<'_, WithoutTls>,
+    dbs: &Dbs,
+) -> Result<Option<Behind>, StoreError> {
+    let known = shared.head.load(Ordering::Acquire);
+    let end = last_seq(txn, dbs)?;
+    if end < known {
+        return Ok(Some(Behind {
+            end,
+            known,
+            txn: txn.id(),
+        }));
+    }
+    let removed = crate::env::removed_records(txn, dbs)?;
+    if removed != shared.removed.load(Ordering::Acquire) {
+        // A compaction lowered group counts without appending: take the whole
+        // table of this snapshot (heads included, so they stay within `end`).
+        load_groups(txn, dbs, &shared.groups)?;
+        shared.removed.store(removed, Ordering::Release);
+    }
+    if end > known {
+        let touched = touched_groups(txn, dbs, known, end)?;
+        publish_groups(shared, txn, dbs, &touched)?;
+        shared.head.store(end, Ordering::Release);
+        tracing::debug!(
+            from = known,
+            to = end,
+            groups = touched.len(),
+            "took in other processes' commits"
+        );
+    }
+    let id = txn.id() as u64;
+    shared.seen_txn.fetch_max(id, Ordering::AcqRel);
+    Ok(None)
 }
 
 /// Names of the groups of the events in (`after`, `end`].

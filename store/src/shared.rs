@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     /// How many times the log was tailed for commits this process did not publish
     /// itself (see `follow::tail_locked`).
     pub(crate) tails: AtomicU64,
+    /// How many snapshots held fewer records than one this process had already seen
+    /// (see `follow::CATCH_UP_BOUND`).
+    pub(crate) behind_views: AtomicU64,
 }
 
 impl Shared {

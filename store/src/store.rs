@@ -174,6 +174,7 @@ impl Store {
             commit_wait: options.commit_wait,
             index_tail: options.index_tail.max(1),
             tails: AtomicU64::new(0),
+            behind_views: AtomicU64::new(0),
         });
         let (tx, writer) = if options.read_only {
             (None, None)
@@ -268,6 +269,24 @@ impl Store {
             .env
             .clear_stale_readers()
             .map_err(StoreError::lmdb("clearing stale readers"))
+    }
+
+    /// Test support: how many snapshots were found holding fewer records than one this
+    /// process had seen before (each then retried; see `follow::CATCH_UP_BOUND`).
+    #[cfg(feature = "test-support")]
+    pub fn behind_views(&self) -> u64 {
+        self.inner.shared.behind_views.load(Ordering::Relaxed)
+    }
+
+    /// Test support: makes this process believe it has seen the log reach `head`, as a
+    /// snapshot taken during another process's commit can make it (see
+    /// `store/tests/snapshot_order.rs`); the next look at the log then finds it behind.
+    #[cfg(feature = "test-support")]
+    pub fn pretend_seen_head(&self, head: u64) {
+        let shared = &self.inner.shared;
+        let _sync = shared.sync.lock();
+        shared.head.store(head, Ordering::Release);
+        shared.seen_txn.store(0, Ordering::Release);
     }
 
     /// Test support: how many times this store tailed the log for commits it had not
