@@ -185,8 +185,14 @@ where
     }
 }
 
+/// How many queued frames the connection's writer hands the socket in one write.
+const FRAMES_PER_WRITE: usize = 64;
+
 /// The connection's writer: sends queued frames until every sender is gone, then a
-/// close frame. A killed (slow) client gets nothing more, not even what is queued.
+/// close frame. The frames queued when it wakes go out together, up to
+/// `FRAMES_PER_WRITE`, in one flush (one `sendto` where the socket takes them all, not
+/// one per frame: under fan-out a subscriber's deliveries pile up while its task waits
+/// for a core). A killed (slow) client gets nothing more, not even what is queued.
 async fn write_frames<S>(
     mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
     mut drain: Drain,
@@ -196,8 +202,18 @@ async fn write_frames<S>(
 {
     let write = async {
         while let Some(frame) = drain.recv().await {
-            let sent = sink.send(Message::text(frame.into_text())).await;
-            // The frame's bytes are released once the socket took them (or failed).
+            let mut fed = sink.feed(Message::text(frame.into_text())).await;
+            for _ in 1..FRAMES_PER_WRITE {
+                let Some(next) = fed.is_ok().then(|| drain.try_next()).flatten() else {
+                    break;
+                };
+                fed = sink.feed(Message::text(next.into_text())).await;
+            }
+            let sent = match fed {
+                Ok(()) => sink.flush().await,
+                Err(e) => Err(e),
+            };
+            // The frames' bytes are released once the socket took them (or failed).
             drain.written();
             if sent.is_err() {
                 return;

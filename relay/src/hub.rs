@@ -161,7 +161,16 @@ impl Drain {
         Some(frame)
     }
 
-    /// The frame last received was written to the socket (or failed to be).
+    /// The next frame if one is queued now, without waiting; it stays counted, with the
+    /// frames received before it, until [`written`](Self::written).
+    pub(crate) fn try_next(&mut self) -> Option<Frame> {
+        let frame = self.rx.try_recv().ok()?;
+        self.writing += frame.cost();
+        Some(frame)
+    }
+
+    /// The frames received since the last call were written to the socket (or failed
+    /// to be).
     pub(crate) fn written(&mut self) {
         self.finish();
         self.backlog.room.notify_waiters();

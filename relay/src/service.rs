@@ -38,6 +38,15 @@ use crate::hub::Slot;
 use crate::shared::Shared;
 use crate::{http, nip86};
 
+/// What a connection reads from its socket at a time. tungstenite zero-fills this much
+/// of its read buffer before every read (`FrameCodec::read_in`), and keeps it allocated
+/// for the life of the connection; its default, 128 KiB, made that fill about 4 % of the
+/// relay's CPU under the write load (BENCHMARKS.md, "The relay rows"), and 128 MiB for a
+/// thousand idle subscribers. An event is a few hundred bytes to a few KiB; a frame
+/// larger than this is still read whole (the buffer grows to the frame's length, up to
+/// `max_message_bytes`).
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// The client's address, as a request extension. [`Relay::serve`](crate::Relay::serve)
 /// sets it; a server that routes to a [`RelayService`] sets it from its own connection
 /// information (axum's `ConnectInfo`), else per-IP limits do not apply to its clients
@@ -333,6 +342,7 @@ impl RelayService {
             };
             let limits = &ctx.shared.options.limits;
             let mut config = WebSocketConfig::default();
+            config.read_buffer_size = READ_BUFFER_BYTES;
             config.max_message_size = Some(limits.max_message_bytes);
             config.max_frame_size = Some(limits.max_message_bytes);
             let ws = WebSocketStream::from_raw_socket(
