@@ -236,6 +236,22 @@ impl<'a> Writer<'a> {
 
     fn decide(&mut self, job: Job) {
         let shared = self.shared;
+        // A copy of a stored event is answered first, whatever else it would meet (the
+        // connection validated it; the lookup is on this thread, off the runtime).
+        match shared.store.seq_of(&job.event.id) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                let _ = job.reply.send(Reply {
+                    accepted: true,
+                    message: "duplicate: already have this event".into(),
+                });
+                return;
+            }
+            Err(error) => {
+                let _ = job.reply.send(Reply::refused(format!("error: {error}")));
+                return;
+            }
+        }
         if self.sequencer.must_wait() {
             self.flush();
         }

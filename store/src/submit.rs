@@ -121,6 +121,23 @@ impl Pipeline {
 }
 
 impl Store {
+    /// The event's own checks, without reading the database: limits, group id, id
+    /// hash, then the signature (unless trusted). Runs on the calling thread, touches
+    /// no LMDB page, so it may run where blocking on the disk is not allowed; whether
+    /// the log already holds the event is left to [`Store::seq_of`] (the writer finds
+    /// a duplicate at commit either way).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](crate::StoreError::Invalid) for an invalid event.
+    pub fn validate(&self, event: &Event) -> Result<PreparedEvent, StoreError> {
+        let prepared = validate::check_and_encode(event, &self.options().limits)?;
+        if !self.options().trusted {
+            validate::check_signature(event)?;
+        }
+        Ok(prepared)
+    }
+
     /// Validates an event: limits, group id, id hash, the duplicate index, then the
     /// signature (unless trusted). Runs on the calling thread.
     ///

@@ -236,6 +236,39 @@ fn duplicates_are_reported_and_write_nothing() {
     assert_eq!(scan_all(&store).len(), 4);
 }
 
+#[test]
+fn validate_checks_the_event_alone_and_leaves_stored_copies_to_the_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let keys = Keys::generate();
+    let first = chat(&keys, "g", "one");
+    let second = chat(&keys, "g", "two");
+    assert_eq!(store.append(&first).unwrap(), AppendOutcome::Appended(1));
+    // A stored event validates like a new one: `validate` reads nothing of the log.
+    assert!(store.validate(&first).is_ok());
+    assert_eq!(store.seq_of(&first.id).unwrap(), Some(1));
+    assert!(store.validate(&second).is_ok());
+    assert_eq!(store.seq_of(&second.id).unwrap(), None);
+    // A stored event's id with another's signature is refused by `validate`, where
+    // `prepare` answers it from the duplicate index before the signature.
+    let mut resigned = first.clone();
+    resigned.sig = second.sig;
+    assert!(matches!(
+        store.validate(&resigned),
+        Err(StoreError::Invalid(InvalidEvent::BadSignature))
+    ));
+    assert!(matches!(
+        store.prepare(&resigned).unwrap(),
+        Prepared::Duplicate(1)
+    ));
+    // Its own defects first: a changed content no longer hashes to the id.
+    assert!(matches!(
+        store.validate(&forged(&second, "changed", &second)),
+        Err(StoreError::Invalid(InvalidEvent::BadId))
+    ));
+    assert_eq!(store.head(), 1, "validation wrote nothing");
+}
+
 /// A copy of `event` with one field replaced, keeping id and signature as they were.
 fn forged(event: &Event, content: &str, sig_from: &Event) -> Event {
     Event::new(
