@@ -248,3 +248,51 @@ fn nothing_expires_without_a_bound_or_a_removable_kind() {
         "a database nothing was removed from keeps its format"
     );
 }
+
+/// Set in the child: the directory to compact under [`rule`].
+const COMPACT_CHILD: &str = "HIGHWATER_COMPACT_CHILD";
+
+#[test]
+fn another_process_sees_the_counts_a_compaction_left() {
+    const TEST: &str = "another_process_sees_the_counts_a_compaction_left";
+    if let Ok(dir) = std::env::var(COMPACT_CHILD) {
+        let store = Store::open(Path::new(&dir), StoreOptions::default()).unwrap();
+        let report = store.compact(&rule(), 50, |_| ControlFlow::Continue(())).unwrap();
+        println!("child removed {}", report.removed);
+        std::process::exit(0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let (store, log) = filled(dir.path(), &workload(&keys, 400));
+    let kept = model_kept(&log);
+    let before: BTreeMap<String, u64> = store
+        .groups()
+        .into_iter()
+        .map(|g| (g.name.to_string(), g.count))
+        .collect();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(COMPACT_CHILD, dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the compacting process failed: {status}");
+    // Nothing was appended: only the removed-records count tells this process that
+    // its group counts are stale.
+    store.refresh().unwrap();
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for (seq, e) in &log {
+        if let Some(g) = group_id(e)
+            && kept.contains(seq)
+        {
+            *expected.entry(g).or_default() += 1;
+        }
+    }
+    let after: BTreeMap<String, u64> = store
+        .groups()
+        .into_iter()
+        .map(|g| (g.name.to_string(), g.count))
+        .collect();
+    assert_ne!(before, after, "the compaction removed nothing of any group");
+    assert_eq!(after, expected);
+    assert_eq!(all(&store).len(), kept.len());
+}
