@@ -257,7 +257,9 @@ fn another_process_sees_the_counts_a_compaction_left() {
     const TEST: &str = "another_process_sees_the_counts_a_compaction_left";
     if let Ok(dir) = std::env::var(COMPACT_CHILD) {
         let store = Store::open(Path::new(&dir), StoreOptions::default()).unwrap();
-        let report = store.compact(&rule(), 50, |_| ControlFlow::Continue(())).unwrap();
+        let report = store
+            .compact(&rule(), 50, |_| ControlFlow::Continue(()))
+            .unwrap();
         println!("child removed {}", report.removed);
         std::process::exit(0);
     }
