@@ -17,8 +17,9 @@
 //! snapshot, within a bound. The second checks the store: a process following another
 //! process's appends never reports the log as shrunk, and its head never goes back.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -105,12 +106,14 @@ fn store_writer_if_child() {
     std::process::exit(0);
 }
 
-/// In the child: appends two events after 300 ms, then exits.
+/// In the child: opens the store, says `ready`, appends two events 300 ms later, then
+/// exits.
 fn append_later_if_child() {
     let Ok(dir) = std::env::var(APPEND_LATER) else {
         return;
     };
     let store = Store::open(Path::new(&dir), StoreOptions::default()).unwrap();
+    println!("ready");
     std::thread::sleep(Duration::from_millis(300));
     for i in 0..2 {
         store.append(&post(&Keys::generate(), i)).unwrap();
@@ -241,12 +244,27 @@ fn a_snapshot_behind_the_seen_head_is_retried_until_one_catches_up() {
     }
     // As after a snapshot that held another process's commit early: the process has
     // seen two more records than the log now shows. Another process commits them.
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(APPEND_LATER, dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the appender");
+    // Its start-up is not part of the wait: the bound covers the 300 ms pause and two
+    // durable commits.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("ready"));
+    assert!(ready, "the appender never opened the store");
     store.pretend_seen_head(5);
-    let mut child = spawn_child(TEST, APPEND_LATER, dir.path());
     store.refresh().expect("a later snapshot catches up");
     assert_eq!(store.head(), 5);
     assert!(store.behind_views() >= 1, "no snapshot was found behind");
     assert!(child.wait().unwrap().success());
+    // Read to the end only now, so the child never writes to a closed pipe.
+    let _ = lines.count();
 }
 
 #[test]
