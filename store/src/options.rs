@@ -29,8 +29,10 @@ pub struct StoreOptions {
     /// splitting into cohorts that alternate. A lone caller is never delayed (its
     /// previous commit answered only it); no request waits longer than this for the
     /// linger, requests keep their order, and every caller is still acknowledged only
-    /// after the durable commit. Zero disables the wait (the writer then commits what
-    /// is queued as soon as it is free). Default: 250 µs.
+    /// after the durable commit. The writer waits at most an eighth of its last group
+    /// commit's duration, so a fast disk's commits are not delayed by a wait sized for
+    /// a slow one. Zero disables the wait (the writer then commits what is queued as
+    /// soon as it is free). Default: 250 µs.
     pub commit_wait: Duration,
     /// [`Store::append_batch`](crate::Store::append_batch) commits a batch of up to
     /// this many events in one transaction (all or nothing); a larger batch is split

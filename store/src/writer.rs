@@ -2,8 +2,9 @@
 //!
 //! Callers send requests over a crossbeam channel. The writer blocks for one request,
 //! drains whatever else is queued (up to a cap), and — when fewer requests are queued
-//! than it expects (see `round::collect`) — waits up to `StoreOptions::commit_wait` for more,
-//! so that concurrent single-event callers share one fsync. It then writes consecutive
+//! than it expects (see `round::collect`) — waits up to `StoreOptions::commit_wait` for more
+//! (at most an eighth of its last commit, `round::linger`), so that concurrent
+//! single-event callers share one fsync. It then writes consecutive
 //! appends in one transaction with one durable commit, publishes the new heads, tells
 //! the commit observers, and only then acknowledges each caller. A failed transaction
 //! is aborted as a whole, so a batch is either fully committed and acknowledged or not
@@ -19,6 +20,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 use heed::{PutFlags, RwTxn};
@@ -31,7 +33,7 @@ use crate::error::StoreError;
 use crate::event::EventRef;
 use crate::merge::IndexEntries;
 use crate::request::{Append, Removed, Request, Setting};
-use crate::round::{Callers, collect};
+use crate::round::{Callers, collect, linger};
 use crate::shared::Shared;
 use crate::tail::TailEntry;
 
@@ -47,8 +49,11 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
     // (see `collect`).
     let mut answered = Callers::default();
     let mut waiting = 0usize;
+    // How long the last group commit took (`round::linger`).
+    let mut last_commit = None;
     while let Ok(first) = rx.recv() {
-        let queue = collect(rx, first, shared.commit_wait, &answered, waiting);
+        let wait = linger(shared.commit_wait, last_commit);
+        let queue = collect(rx, first, wait, &answered, waiting);
         answered = Callers::default();
         for request in &queue {
             answered.add(request);
@@ -67,9 +72,11 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Request>) {
                     if group.is_empty() {
                         continue;
                     }
+                    let started = Instant::now();
                     if !commit_appends(shared, group, &mut failed) {
                         continue;
                     }
+                    last_commit = Some(started.elapsed());
                     commits += 1;
                     if commits.is_multiple_of(CLEAR_READERS_EVERY) && !shared.lockless {
                         match shared.env.clear_stale_readers() {
