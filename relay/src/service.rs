@@ -298,10 +298,8 @@ impl RelayService {
                 .and_then(highwater_store::Ticket::wait)
                 .is_ok()
         });
-        matches!(
-            tokio::time::timeout(std::time::Duration::from_secs(5), probe).await,
-            Ok(Ok(true))
-        )
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(5), probe).await;
+        answered.is_ok_and(|joined| joined.unwrap_or(false))
     }
 
     /// Accepts a WebSocket upgrade: answers 101 and runs the connection once hyper

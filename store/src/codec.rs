@@ -63,10 +63,7 @@ pub(crate) fn is_current(version: u32) -> bool {
 
 /// Whether `highwater upgrade` converts a database of this stored format version.
 pub(crate) fn is_upgradable(version: u32) -> bool {
-    matches!(
-        version,
-        FORMAT_VERSION_V1 | FORMAT_VERSION_V2 | FORMAT_VERSION_HOLES
-    )
+    [FORMAT_VERSION_V1, FORMAT_VERSION_V2, FORMAT_VERSION_HOLES].contains(&version)
 }
 
 /// Bytes ahead of a record's rkyv body.

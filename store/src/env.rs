@@ -1,6 +1,7 @@
 //! Opening the LMDB environment: its databases, the format-version check, and the
 //! in-memory group table and head loaded at open.
 
+use std::ops::Bound;
 use std::path::Path;
 
 use heed::types::Bytes;
@@ -328,12 +329,52 @@ pub(crate) fn last_seq(txn: &RoTxn<'_, WithoutTls>, dbs: &Dbs) -> Result<u64, St
 
 /// How many records compactions have removed from the log (`meta` `removed_records`).
 pub(crate) fn removed_records(txn: &RoTxn<'_, WithoutTls>, dbs: &Dbs) -> Result<u64, StoreError> {
+    meta_count(
+        txn,
+        dbs,
+        codec::META_REMOVED_RECORDS,
+        "reading the removed-records count",
+    )
+}
+
+/// A count kept in `meta` under `key` (absent: 0).
+pub(crate) fn meta_count(
+    txn: &RoTxn<'_, WithoutTls>,
+    dbs: &Dbs,
+    key: &str,
+    what: &'static str,
+) -> Result<u64, StoreError> {
     match dbs
         .meta
-        .get(txn, codec::META_REMOVED_RECORDS.as_bytes())
-        .map_err(StoreError::lmdb("reading the removed-records count"))?
+        .get(txn, key.as_bytes())
+        .map_err(StoreError::lmdb(what))?
     {
         Some(bytes) => codec::decode_count(bytes).ok_or_else(|| index_corrupted("meta")),
         None => Ok(0),
     }
+}
+
+/// The records of `txn`'s log from sequence number `from` through `to` (`None`: to the
+/// end), in order, as (sequence number, raw value); `what` names the read in errors.
+pub(crate) fn log_range<'txn>(
+    txn: &'txn RoTxn<'_, WithoutTls>,
+    dbs: &Dbs,
+    from: u64,
+    to: Option<u64>,
+    what: &'static str,
+) -> Result<impl Iterator<Item = Result<(u64, &'txn [u8]), StoreError>> + 'txn, StoreError> {
+    let start = codec::seq_key(from);
+    let stop = to.map(codec::seq_key);
+    let end = stop
+        .as_ref()
+        .map_or(Bound::Unbounded, |stop| Bound::Included(&stop[..]));
+    let records = dbs
+        .events
+        .range(txn, &(Bound::Included(&start[..]), end))
+        .map_err(StoreError::lmdb(what))?;
+    Ok(records.map(move |item| {
+        let (key, value) = item.map_err(StoreError::lmdb(what))?;
+        let seq = codec::decode_seq(key).ok_or_else(|| index_corrupted("events"))?;
+        Ok((seq, value))
+    }))
 }

@@ -15,7 +15,6 @@
 //! published is looked at again on the next call.
 
 use std::collections::BTreeSet;
-use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -199,17 +198,9 @@ fn touched_groups(
     after: u64,
     end: u64,
 ) -> Result<BTreeSet<String>, StoreError> {
-    let start = codec::seq_key(after + 1);
-    let stop = codec::seq_key(end);
-    let range = (Bound::Included(&start[..]), Bound::Included(&stop[..]));
     let mut touched = BTreeSet::new();
-    for item in dbs
-        .events
-        .range(txn, &range)
-        .map_err(StoreError::lmdb("tailing the log"))?
-    {
-        let (key, value) = item.map_err(StoreError::lmdb("tailing the log"))?;
-        let seq = codec::decode_seq(key).ok_or_else(|| index_corrupted("events"))?;
+    for item in crate::env::log_range(txn, dbs, after + 1, Some(end), "tailing the log")? {
+        let (seq, value) = item?;
         let record = codec::access_record(value, seq)?;
         if let Some(group) = EventRef::new(record).group_id()
             && !touched.contains(group)

@@ -258,16 +258,9 @@ impl Store {
         let mut next = from.max(1);
         loop {
             let resume = self.read(|txn, dbs| {
-                let start = codec::seq_key(next);
-                let range = (Bound::Included(&start[..]), Bound::Unbounded);
                 let mut seen = 0;
-                for item in dbs
-                    .events
-                    .range(txn, &range)
-                    .map_err(StoreError::lmdb("scanning the log"))?
-                {
-                    let (key, value) = item.map_err(StoreError::lmdb("scanning the log"))?;
-                    let seq = codec::decode_seq(key).ok_or_else(|| index_corrupted("events"))?;
+                for item in crate::env::log_range(txn, dbs, next, None, "scanning the log")? {
+                    let (seq, value) = item?;
                     if f(seq, value)?.is_break() {
                         return Ok(None);
                     }

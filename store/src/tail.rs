@@ -23,14 +23,13 @@
 //! transaction gives no sequence number away.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ops::Bound;
 
 use heed::{RoTxn, WithoutTls};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::codec;
 use crate::env::{Dbs, last_seq};
-use crate::error::{Corruption, StoreError, index_corrupted};
+use crate::error::{Corruption, StoreError};
 
 /// What the tail keeps of one record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,14 +69,12 @@ impl Window {
 
 /// `meta` `index_watermark` (absent: 0, a database that never merged).
 pub(crate) fn index_watermark(txn: &RoTxn<'_, WithoutTls>, dbs: &Dbs) -> Result<u64, StoreError> {
-    match dbs
-        .meta
-        .get(txn, codec::META_INDEX_WATERMARK.as_bytes())
-        .map_err(StoreError::lmdb("reading the index watermark"))?
-    {
-        Some(bytes) => codec::decode_count(bytes).ok_or_else(|| index_corrupted("meta")),
-        None => Ok(0),
-    }
+    crate::env::meta_count(
+        txn,
+        dbs,
+        codec::META_INDEX_WATERMARK,
+        "reading the index watermark",
+    )
 }
 
 /// What this process holds of the tail: the entries of the records `first ..
@@ -185,16 +182,9 @@ fn read_records(
     if to <= after {
         return Ok(out);
     }
-    let (start, stop) = (codec::seq_key(after + 1), codec::seq_key(to));
-    let range = (Bound::Included(&start[..]), Bound::Included(&stop[..]));
     let mut expected = after + 1;
-    for item in dbs
-        .events
-        .range(txn, &range)
-        .map_err(StoreError::lmdb("reading the index tail"))?
-    {
-        let (key, value) = item.map_err(StoreError::lmdb("reading the index tail"))?;
-        let seq = codec::decode_seq(key).ok_or_else(|| index_corrupted("events"))?;
+    for item in crate::env::log_range(txn, dbs, after + 1, Some(to), "reading the index tail")? {
+        let (seq, value) = item?;
         if seq != expected {
             return Err(hole(expected));
         }
