@@ -203,11 +203,11 @@ async fn write_frames<S>(
     let write = async {
         while let Some(frame) = drain.recv().await {
             let mut fed = sink.feed(Message::text(frame.into_text())).await;
-            for _ in 1..FRAMES_PER_WRITE {
-                let Some(next) = fed.is_ok().then(|| drain.try_next()).flatten() else {
-                    break;
-                };
+            let mut frames = 1;
+            while fed.is_ok() && frames < FRAMES_PER_WRITE {
+                let Some(next) = drain.try_next() else { break };
                 fed = sink.feed(Message::text(next.into_text())).await;
+                frames += 1;
             }
             let sent = match fed {
                 Ok(()) => sink.flush().await,
