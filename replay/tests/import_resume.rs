@@ -204,6 +204,7 @@ fn import_library(
             // more two-event batch (pages the first run could not reuse yet), which
             // breaks this test's premise that a full map stays full, not the resume.
             index_tail: 1,
+            index_tail_share: 0,
             ..StoreOptions::default()
         },
     )

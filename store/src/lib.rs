@@ -7,8 +7,9 @@
 //! A single writer thread owns write transactions and commits whatever callers have
 //! queued in one durable transaction (group commit). The two indexes follow the log
 //! behind an index watermark: a commit writes its records and group heads, and the
-//! commit that brings the unmerged tail to [`StoreOptions::index_tail`] records merges
-//! it into both in one sorted pass; every lookup joins the index with the tail, which
+//! commit that brings the unmerged tail to [`StoreOptions::index_tail`] records (or a
+//! [share](StoreOptions::index_tail_share) of the indexed ones, when more) merges it
+//! into both in one sorted pass; every lookup joins the index with the tail, which
 //! each process holds in memory, so reads and duplicate checks stay exact. This is the only crate that
 //! touches LMDB or raw stored bytes; layouts live in one module (`codec`).
 //!

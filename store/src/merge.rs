@@ -2,8 +2,8 @@
 //! above the index watermark, written in one sorted pass with the new watermark, in
 //! one write transaction (a commit's, or a compaction chunk's).
 //!
-//! A commit whose records bring the tail to `StoreOptions::index_tail` records merges
-//! the whole tail, its own records included, before it commits; a compaction chunk
+//! A commit whose records bring the tail to `Shared::merge_at` records (at least
+//! `StoreOptions::index_tail`, growing with the index) merges the whole tail, its own records included, before it commits; a compaction chunk
 //! merges before it removes anything. Either the transaction commits with the entries
 //! and the watermark, or neither is there: a crash leaves the indexes and the watermark
 //! agreeing.

@@ -41,12 +41,22 @@ pub struct StoreOptions {
     pub append_chunk: usize,
     /// The writer merges the index tail (the records above the index watermark, whose
     /// `id_prefix` and `group_index` entries commits leave out) into both indexes in the
-    /// commit that brings it to this many records, so a commit dirties the pages of the
-    /// log and the group table, not pages spread over the whole id index. Bounds the
-    /// tail every process holds in memory (about 150 bytes a record) and reads from the
-    /// log at open; the bound on disk is the largest any writer of the database uses.
-    /// 1 merges in every commit. At least 1. Default: 16,384.
+    /// commit that brings it to this many records (or more, see
+    /// [`StoreOptions::index_tail_share`]), so a commit dirties the pages of the log and
+    /// the group table, not pages spread over the whole id index. Bounds the tail every
+    /// process holds in memory (about 150 bytes a record) and reads from the log at
+    /// open; the bound on disk is the largest any writer of the database uses. 1 (with
+    /// `index_tail_share` 0) merges in every commit. At least 1. Default: 16,384.
     pub index_tail: u64,
+    /// The tail may also grow to this share of the indexed records before it is
+    /// merged: `index_tail_share` 64 lets a log of 10M indexed records keep up to
+    /// 156,250 records in its tail. The index pages a merge rewrites grow with the
+    /// index (its entries land on ever more distinct pages of the random-keyed id
+    /// index), so a tail that grows with the index keeps the pages written per merged
+    /// record about the same at any log size, at the price of a tail (memory in every
+    /// process, records read at open, one longer merge commit) that grows with the log
+    /// too. 0 keeps the tail at `index_tail`. Default: 64.
+    pub index_tail_share: u64,
 }
 
 impl StoreOptions {
@@ -76,6 +86,8 @@ impl StoreOptions {
             Some("append_chunk")
         } else if self.index_tail != other.index_tail {
             Some("index_tail")
+        } else if self.index_tail_share != other.index_tail_share {
+            Some("index_tail_share")
         } else {
             None
         }
@@ -93,6 +105,7 @@ impl Default for StoreOptions {
             commit_wait: DEFAULT_COMMIT_WAIT,
             append_chunk: DEFAULT_APPEND_CHUNK,
             index_tail: DEFAULT_INDEX_TAIL,
+            index_tail_share: DEFAULT_INDEX_TAIL_SHARE,
         }
     }
 }
@@ -105,6 +118,11 @@ const DEFAULT_COMMIT_WAIT: Duration = Duration::from_micros(250);
 /// The default [`StoreOptions::index_tail`]: recovering that many records at open
 /// costs a few milliseconds.
 const DEFAULT_INDEX_TAIL: u64 = 16_384;
+
+/// The default [`StoreOptions::index_tail_share`]: at 1M records the tail stays at
+/// `index_tail`; at 10M, merges of up to 156,250 records doubled the trusted import's
+/// rate in the log's later millions (BENCHMARKS.md, "The 10M growth row, profiled").
+const DEFAULT_INDEX_TAIL_SHARE: u64 = 64;
 
 /// The default [`StoreOptions::append_chunk`].
 const DEFAULT_APPEND_CHUNK: usize = 8_192;

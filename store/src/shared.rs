@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) commit_wait: Duration,
     /// [`StoreOptions::index_tail`](crate::StoreOptions::index_tail), at least 1.
     pub(crate) index_tail: u64,
+    /// [`StoreOptions::index_tail_share`](crate::StoreOptions::index_tail_share).
+    pub(crate) index_tail_share: u64,
     /// How many times the log was tailed for commits this process did not publish
     /// itself (see `follow::tail_locked`).
     pub(crate) tails: AtomicU64,
@@ -61,6 +63,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// How many records the index tail may hold above an index watermark of
+    /// `watermark` before a commit merges it: `index_tail`, or the
+    /// `index_tail_share`-th part of the indexed records when that is more.
+    pub(crate) fn merge_at(&self, watermark: u64) -> u64 {
+        merge_at(self.index_tail, self.index_tail_share, watermark)
+    }
+
     /// Doubles the map, up to the limit. Returns false when it is already at the limit.
     pub(crate) fn grow_map(&self) -> Result<bool, StoreError> {
         // Exclusive before anything reads the meta pages: a resize remaps them.
@@ -104,5 +113,30 @@ impl Shared {
             "adopted the map size another process grew the database to"
         );
         Ok(())
+    }
+}
+
+/// [`Shared::merge_at`] of the given options.
+pub(crate) fn merge_at(index_tail: u64, share: u64, watermark: u64) -> u64 {
+    match watermark.checked_div(share) {
+        Some(part) => index_tail.max(part),
+        None => index_tail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_at;
+
+    #[test]
+    fn the_tail_grows_with_the_index_past_its_floor() {
+        assert_eq!(merge_at(16_384, 64, 0), 16_384);
+        assert_eq!(merge_at(16_384, 64, 1_000_000), 16_384);
+        assert_eq!(merge_at(16_384, 64, 1_048_576), 16_384);
+        assert_eq!(merge_at(16_384, 64, 1_048_640), 16_385);
+        assert_eq!(merge_at(16_384, 64, 10_000_000), 156_250);
+        assert_eq!(merge_at(16_384, 0, 10_000_000), 16_384, "0 keeps the floor");
+        assert_eq!(merge_at(1, 64, 127), 1);
+        assert_eq!(merge_at(1, 64, 640), 10);
     }
 }

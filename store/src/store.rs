@@ -173,6 +173,7 @@ impl Store {
             lockless,
             commit_wait: options.commit_wait,
             index_tail: options.index_tail.max(1),
+            index_tail_share: options.index_tail_share,
             tails: AtomicU64::new(0),
             behind_views: AtomicU64::new(0),
         });

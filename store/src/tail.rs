@@ -4,7 +4,7 @@
 //! Every snapshot of the database has a window: its index watermark `w` (`meta`
 //! `index_watermark`) and its log head `h`. The indexes of that snapshot hold exactly
 //! the records up to `w`; the records in (`w`, `h`] — fewer than
-//! `StoreOptions::index_tail` after any commit — are the tail, and every lookup of that snapshot
+//! `Shared::merge_at` of the largest bound a writer used, after any commit — are the tail, and every lookup of that snapshot
 //! is the index's answer joined with the tail's. The tail is never read from disk per
 //! lookup: each process keeps what it knows of it in memory ([`Tail`]: id → seq and
 //! group → seqs of a dense run of sequence numbers), filled at open from the log,
@@ -384,5 +384,48 @@ mod tests {
             })
             .unwrap();
         assert_eq!(store.verify_indexes().unwrap().watermark, 5);
+    }
+
+    /// The writer merges when the tail reaches its floor or, past it, the given share
+    /// of the indexed records — not before, not after — and every id stays found.
+    #[test]
+    fn the_writer_merges_at_the_bound_that_grows_with_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            index_tail: 3,
+            index_tail_share: 2,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), options).unwrap();
+        let keys = Keys::generate();
+        let mut ids = Vec::new();
+        let mut watermark = 0;
+        let mut merges = Vec::new();
+        for seq in 1..=60u64 {
+            let event = EventBuilder::new(Kind::from(9u16), format!("{seq}"))
+                .tag(Tag::parse(["h", "g"]).unwrap())
+                .finalize(&keys)
+                .unwrap();
+            assert_eq!(store.append(&event).unwrap(), AppendOutcome::Appended(seq));
+            ids.push(event.id.to_bytes());
+            // The bound this commit was held to: 3, or half the indexed records.
+            if seq - watermark >= 3.max(watermark / 2) {
+                watermark = seq;
+                merges.push(seq);
+            }
+            store
+                .read(|txn, dbs| {
+                    assert_eq!(super::index_watermark(txn, dbs)?, watermark, "at {seq}");
+                    let view = store.shared().tail.view(txn, dbs)?;
+                    for (at, id) in (1..).zip(&ids) {
+                        assert_eq!(crate::ids::lookup(txn, dbs, &view, id)?, Some(at));
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+        // A floor of 3 until 6 records are indexed, then half the index each time.
+        assert_eq!(merges, [3, 6, 9, 13, 19, 28, 42]);
+        assert_eq!(store.verify_indexes().unwrap().watermark, 42);
     }
 }

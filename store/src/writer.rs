@@ -13,8 +13,9 @@
 //!
 //! A commit writes the records, the touched `groups` entries and the settings; the
 //! records' `id_prefix` and `group_index` entries stay in the index tail (`tail`) until
-//! the commit that brings the tail to `StoreOptions::index_tail` records merges all of
-//! it into both indexes with the new index watermark (`merge`).
+//! the commit that brings the tail to `StoreOptions::index_tail` records (or the
+//! `StoreOptions::index_tail_share`-th part of the indexed records, when more) merges
+//! all of it into both indexes with the new index watermark (`merge`).
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -264,7 +265,7 @@ fn write_appends(
         outcomes.push(out);
     }
     let last = next_seq - 1;
-    let merged = if last - window.watermark >= shared.index_tail {
+    let merged = if last - window.watermark >= shared.merge_at(window.watermark) {
         let mut entries = IndexEntries::of_tail(&tail);
         drop(tail);
         for n in &new {
