@@ -163,11 +163,39 @@ impl Cover {
             self.prune_below(watermark + 1);
         }
         if self.end() <= head {
-            for (seq, entry) in read_records(txn, dbs, self.end() - 1, head)? {
-                self.push_back(seq, entry);
+            let records = read_records(txn, dbs, self.end() - 1, head)?;
+            if self.entries.is_empty() {
+                self.fill(records);
+            } else {
+                for (seq, entry) in records {
+                    self.push_back(seq, entry);
+                }
             }
         }
         Ok(())
+    }
+
+    /// [`Cover::push_back`] of every record into an empty memory (at open, the whole
+    /// tail): the maps built from sorted runs at once instead of an insertion each.
+    fn fill(&mut self, records: Vec<(u64, TailEntry)>) {
+        debug_assert!(self.entries.is_empty() && self.by_id.is_empty());
+        debug_assert!(records.first().is_none_or(|&(seq, _)| seq == self.first));
+        let mut ids: Vec<([u8; 32], u64)> = records.iter().map(|(seq, e)| (e.id, *seq)).collect();
+        ids.sort_unstable();
+        // Of two records with one id, the later is kept, as inserting in order keeps it.
+        ids.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                *earlier = *later;
+            }
+            same
+        });
+        self.by_id = ids.into_iter().collect();
+        self.by_group = records
+            .iter()
+            .filter_map(|&(seq, e)| Some((e.group?, seq)))
+            .collect();
+        self.entries = records.into_iter().map(|(_, e)| e).collect();
     }
 }
 
@@ -384,6 +412,41 @@ mod tests {
             })
             .unwrap();
         assert_eq!(store.verify_indexes().unwrap().watermark, 5);
+    }
+
+    /// Filling an empty memory at once holds what adding the records one by one holds,
+    /// a repeated id (which the writer never stores; a damaged log might) included.
+    #[test]
+    fn a_memory_filled_at_once_equals_one_filled_record_by_record() {
+        use super::{Cover, TailEntry};
+        let entry = |n: u8, group: Option<u32>| TailEntry {
+            id: [n; 32],
+            group,
+            kind: 9,
+        };
+        let records: Vec<(u64, TailEntry)> = (0..200u8)
+            .map(|n| entry(n.wrapping_mul(37), (n % 3 != 0).then_some(u32::from(n % 5))))
+            .chain([entry(74, Some(1)), entry(3, None)])
+            .zip(11..)
+            .map(|(e, seq)| (seq, e))
+            .collect();
+        let mut one_by_one = Cover::default();
+        one_by_one.clear(11);
+        for &(seq, e) in &records {
+            one_by_one.push_back(seq, e);
+        }
+        let mut at_once = Cover::default();
+        at_once.clear(11);
+        at_once.fill(records);
+        assert_eq!(at_once.first, one_by_one.first);
+        assert_eq!(at_once.entries, one_by_one.entries);
+        assert_eq!(at_once.by_id, one_by_one.by_id);
+        assert_eq!(at_once.by_group, one_by_one.by_group);
+        assert_eq!(
+            at_once.by_id.get(&[74; 32]),
+            Some(&211),
+            "the later copy is kept"
+        );
     }
 
     /// The writer merges when the tail reaches its floor or, past it, the given share
