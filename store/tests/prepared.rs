@@ -32,6 +32,16 @@ fn prepared(store: &Store, events: &[Event]) -> Vec<PreparedEvent> {
     ready
 }
 
+/// A store holding 20 other events, and 50 new events prepared in it (looked up and
+/// not found).
+fn with_prepared(dir: &Path) -> (Store, Vec<Event>, Vec<PreparedEvent>) {
+    let store = Store::open(dir, StoreOptions::default()).unwrap();
+    append_all(&store, &events(20, 1_000));
+    let batch = events(50, 0);
+    let ready = prepared(&store, &batch);
+    (store, batch, ready)
+}
+
 fn submit(store: &Store, ready: Vec<PreparedEvent>) -> Vec<AppendOutcome> {
     store.submit(ready).unwrap().wait().unwrap()
 }
@@ -72,10 +82,7 @@ fn assert_stored_once(store: &Store, expected: usize) {
 #[test]
 fn a_copy_this_process_stored_after_the_lookup_is_found() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    append_all(&store, &events(20, 1_000));
-    let batch = events(50, 0);
-    let ready = prepared(&store, &batch);
+    let (store, batch, ready) = with_prepared(dir.path());
     let seqs = append_all(&store, &batch);
     assert_eq!(submit(&store, ready), duplicates_of(&seqs));
     assert_stored_once(&store, 70);
@@ -84,10 +91,7 @@ fn a_copy_this_process_stored_after_the_lookup_is_found() {
 #[test]
 fn a_copy_merged_into_the_index_after_the_lookup_is_found() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    append_all(&store, &events(20, 1_000));
-    let batch = events(50, 0);
-    let ready = prepared(&store, &batch);
+    let (store, batch, ready) = with_prepared(dir.path());
     let seqs = append_all(&store, &batch);
     // The copies leave the tail for the index: the tail alone no longer holds them.
     assert_eq!(store.merge_index_tail().unwrap(), 70);
@@ -120,10 +124,7 @@ fn a_copy_another_process_stored_after_the_lookup_is_found() {
         std::process::exit(0);
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    append_all(&store, &events(20, 1_000));
-    let batch = events(50, 0);
-    let ready = prepared(&store, &batch);
+    let (store, _, ready) = with_prepared(dir.path());
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir.path())
@@ -138,10 +139,7 @@ fn a_copy_another_process_stored_after_the_lookup_is_found() {
 #[test]
 fn events_looked_up_and_not_stored_since_are_appended() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    append_all(&store, &events(20, 1_000));
-    let batch = events(50, 0);
-    let ready = prepared(&store, &batch);
+    let (store, _, ready) = with_prepared(dir.path());
     // Other events in between, and a merge.
     append_all(&store, &events(30, 2_000));
     store.merge_index_tail().unwrap();
