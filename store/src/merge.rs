@@ -3,10 +3,10 @@
 //! one write transaction (a commit's, or a compaction chunk's).
 //!
 //! A commit whose records bring the tail to `Shared::merge_at` records (at least
-//! `StoreOptions::index_tail`, growing with the index) merges the whole tail, its own records included, before it commits; a compaction chunk
-//! merges before it removes anything. Either the transaction commits with the entries
-//! and the watermark, or neither is there: a crash leaves the indexes and the watermark
-//! agreeing.
+//! `StoreOptions::index_tail`, growing with the index) merges the whole tail, its own
+//! records included, before it commits; a compaction chunk merges before it removes
+//! anything. Either the transaction commits with the entries and the watermark, or
+//! neither is there: a crash leaves the indexes and the watermark agreeing.
 
 use heed::{PutFlags, RwTxn};
 

@@ -3,11 +3,12 @@
 //!
 //! Every snapshot of the database has a window: its index watermark `w` (`meta`
 //! `index_watermark`) and its log head `h`. The indexes of that snapshot hold exactly
-//! the records up to `w`; the records in (`w`, `h`] — fewer than
-//! `Shared::merge_at` of the largest bound a writer used, after any commit — are the tail, and every lookup of that snapshot
-//! is the index's answer joined with the tail's. The tail is never read from disk per
-//! lookup: each process keeps what it knows of it in memory ([`Tail`]: id → seq and
-//! group → seqs of a dense run of sequence numbers), filled at open from the log,
+//! the records up to `w`; the records in (`w`, `h`] — after any commit, fewer than the
+//! largest bound (`Shared::merge_at`) a writer of the database used — are the tail,
+//! and every lookup of that snapshot is the index's answer joined with the tail's. The
+//! tail is never read from disk per lookup: each process keeps what it knows of it in
+//! memory ([`Tail`]: id → seq and group → seqs of a dense run of sequence numbers),
+//! filled at open from the log (its maps built at once from sorted runs),
 //! extended by its own commits and by reading the log past what it holds when a
 //! snapshot shows a longer log (another process's commits), and pruned below the
 //! watermark of the newest snapshot it fitted. A record's id, group and kind never
