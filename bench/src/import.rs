@@ -66,9 +66,11 @@ pub(super) fn to_f64(n: u64) -> f64 {
     n as f64
 }
 
+/// A trusted store as `highwater import --trusted` opens one (a bulk load's merges).
 pub(super) fn trusted() -> StoreOptions {
     StoreOptions {
         trusted: true,
+        index_tail_share: highwater_store::BULK_INDEX_TAIL_SHARE,
         ..StoreOptions::default()
     }
 }

@@ -549,3 +549,23 @@ fn an_import_decides_under_the_relays_configuration_file() {
     let (code, stdout, _) = import(&sandbox.db("plain"), &file, &[]);
     assert_eq!(code, 0, "{stdout}");
 }
+
+#[test]
+fn an_import_leaves_its_records_indexed_and_no_tail() {
+    // Far fewer events than any merge bound: without the import's own merge at its end
+    // every one of them would still be in the index tail.
+    let sandbox = Sandbox::new();
+    let alice = key(1);
+    let mut events = vec![sign(&alice, 9007, &[&["h", "pizza"]], "", AT)];
+    events.extend((1..=20).map(|i| sign(&alice, 9, &[&["h", "pizza"]], "hi", AT + i)));
+    let file = sandbox.path("events.jsonl");
+    write_events(&file, &events);
+    let db = sandbox.db("db");
+    let (code, stdout, stderr) = import(&db, &file, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let store = Store::open(&db.path, StoreOptions::read_only()).expect("open");
+    let report = store.verify_indexes().expect("verify");
+    assert_eq!(report.records, 21, "{report:?}");
+    assert_eq!(report.tail, 0, "{report:?}");
+    assert_eq!(report.watermark, store.head(), "{report:?}");
+}

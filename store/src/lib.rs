@@ -87,7 +87,7 @@ pub use crate::groups::GroupInfo;
 pub use crate::indexes::IndexReport;
 #[cfg(feature = "test-support")]
 pub use crate::merge::on_index_merge;
-pub use crate::options::StoreOptions;
+pub use crate::options::{BULK_INDEX_TAIL_SHARE, StoreOptions};
 pub use crate::reads::{GroupScan, LogIter};
 pub use crate::store::Store;
 pub use crate::submit::{Pipeline, Prepared, PreparedChunk, Ticket};

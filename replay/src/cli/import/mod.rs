@@ -126,6 +126,9 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
         StoreOptions {
             trusted: args.trusted,
             limits,
+            // Fewer, larger merges of the index tail: the import's throughput on a
+            // large log. What it leaves in the tail is merged before it returns.
+            index_tail_share: highwater_store::BULK_INDEX_TAIL_SHARE,
             ..StoreOptions::default()
         },
     )?;
@@ -177,6 +180,13 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<ExitCode> {
     let summary = summary?;
     drop(policy);
     checkpoint_touched(&store, &opened, &heads_before);
+    // The tail a bulk import may leave (up to a 64th of the log), merged now: every
+    // later open reads no tail, and a relay's first commit does not merge it. The
+    // events are committed either way; a failure here leaves the merge to the next
+    // commit of any writer.
+    if let Err(error) = store.merge_index_tail() {
+        eprintln!("warning: the index tail the import left is not merged yet: {error}");
+    }
     drop(opened);
     print_summary(
         &summary,
