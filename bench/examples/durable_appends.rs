@@ -10,12 +10,11 @@
 //! append their share of the first `EVENTS` events of the workload one at a time, each
 //! waiting for its event to be durable. Prints events per second and events per commit.
 
-use std::io::BufRead;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use highwater_store::{CommitObserver, Committed, RawLog, Store, StoreOptions};
 use nostr::prelude::Event;
 
@@ -39,12 +38,7 @@ fn main() -> Result<()> {
         .get(2)
         .map(|s| s.parse().map(Duration::from_micros))
         .transpose()?;
-    let file = std::fs::File::open(workload).context("the workload")?;
-    let events = std::io::BufReader::new(file)
-        .lines()
-        .take(count)
-        .map(|line| Ok(Event::from_json(line?)?))
-        .collect::<Result<Vec<Event>>>()?;
+    let events = highwater_bench::first_events(workload, count)?;
     raw_baseline(dir, &events[..events.len().min(500)])?;
     let path = std::path::Path::new(dir).join("store");
     let _ = std::fs::remove_dir_all(&path);

@@ -10,12 +10,10 @@
 //! merging, then times `Store::merge_index_tail` — one durable write transaction that
 //! writes their `id_prefix` and `group_index` entries.
 
-use std::io::BufRead;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use highwater_store::{Store, StoreOptions};
-use nostr::prelude::Event;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,12 +34,7 @@ fn main() -> Result<()> {
         "the tail found at open merged up to {watermark}: {:.0} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
-    let file = std::fs::File::open(workload).context("the workload")?;
-    let events = std::io::BufReader::new(file)
-        .lines()
-        .take(records)
-        .map(|line| Ok(Event::from_json(line?)?))
-        .collect::<Result<Vec<Event>>>()?;
+    let events = highwater_bench::first_events(workload, records)?;
     let mut new = 0;
     for outcome in store.append_batch(&events)? {
         if let highwater_store::AppendOutcome::Appended(_) = outcome? {

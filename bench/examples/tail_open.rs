@@ -12,13 +12,11 @@
 //! (read-only, as `highwater show` opens) with the tail, and of 9 after
 //! `merge_index_tail` (no tail).
 
-use std::io::BufRead;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use highwater_store::{Store, StoreOptions};
-use nostr::prelude::Event;
 
 /// The median milliseconds of 9 read-only opens of `path`.
 fn open_ms(path: &Path) -> Result<f64> {
@@ -44,12 +42,7 @@ fn main() -> Result<()> {
         rest.iter().map(|s| s.parse()).collect::<Result<_, _>>()?
     };
     let most = sizes.iter().copied().max().unwrap_or(0);
-    let file = std::fs::File::open(workload).context("the workload")?;
-    let events = std::io::BufReader::new(file)
-        .lines()
-        .take(most)
-        .map(|line| Ok(Event::from_json(line?)?))
-        .collect::<Result<Vec<Event>>>()?;
+    let events = highwater_bench::first_events(workload, most)?;
     let path = Path::new(dir).join("store");
     for &size in &sizes {
         let _ = std::fs::remove_dir_all(&path);

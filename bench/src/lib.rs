@@ -37,6 +37,21 @@ use anyhow::{Context, Result, bail};
 
 use self::progress::{cores, say};
 
+/// The first `limit` events of a JSONL workload file (the examples' input).
+///
+/// # Errors
+///
+/// When the file cannot be read or a line is not an event.
+pub fn first_events(path: impl AsRef<Path>, limit: usize) -> Result<Vec<nostr::prelude::Event>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).context("the workload")?;
+    std::io::BufReader::new(file)
+        .lines()
+        .take(limit)
+        .map(|line| Ok(nostr::prelude::Event::from_json(line?)?))
+        .collect()
+}
+
 /// Measures every row and prints the table (or JSON lines) to stdout.
 ///
 /// The memory row re-runs the current executable as `bench --memory-probe DIR` in a
