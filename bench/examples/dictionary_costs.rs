@@ -43,6 +43,19 @@ fn next(key: &[u8], keys: u32) -> u32 {
     u32::from_le_bytes(w) % keys
 }
 
+/// Key `n` of the chunked layout, read in `txn`.
+fn chunked_key<'t>(
+    chunked: Database<Bytes, Bytes>,
+    txn: &'t heed::RoTxn<'_, heed::WithoutTls>,
+    n: u32,
+) -> Result<&'t [u8]> {
+    let chunk = chunked
+        .get(txn, &(n / PER_CHUNK).to_be_bytes())?
+        .context("a chunk")?;
+    let at = (n % PER_CHUNK) as usize * 32;
+    Ok(&chunk[at..at + 32])
+}
+
 fn per_lookup(started: Instant, lookups: u32) -> f64 {
     started.elapsed().as_secs_f64() * 1e9 / f64::from(lookups)
 }
@@ -100,23 +113,14 @@ fn main() -> Result<()> {
 
         let started = Instant::now();
         for _ in 0..lookups {
-            let txn = env.read_txn()?;
-            let chunk = chunked
-                .get(&txn, &(n / PER_CHUNK).to_be_bytes())?
-                .context("a chunk")?;
-            let at = (n % PER_CHUNK) as usize * 32;
-            n = next(black_box(&chunk[at..at + 32]), keys);
+            n = next(black_box(chunked_key(chunked, &env.read_txn()?, n)?), keys);
         }
         let chunks = per_lookup(started, lookups);
 
         let txn = env.read_txn()?;
         let started = Instant::now();
         for _ in 0..lookups {
-            let chunk = chunked
-                .get(&txn, &(n / PER_CHUNK).to_be_bytes())?
-                .context("a chunk")?;
-            let at = (n % PER_CHUNK) as usize * 32;
-            n = next(black_box(&chunk[at..at + 32]), keys);
+            n = next(black_box(chunked_key(chunked, &txn, n)?), keys);
         }
         let chunks_one_txn = per_lookup(started, lookups);
         drop(txn);

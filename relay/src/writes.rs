@@ -43,6 +43,14 @@ impl Reply {
             message: message.into(),
         }
     }
+
+    /// NIP-01's answer to an event the relay already has.
+    fn duplicate() -> Self {
+        Self {
+            accepted: true,
+            message: "duplicate: already have this event".into(),
+        }
+    }
 }
 
 /// An event from a client, validated and encoded, waiting for its decision.
@@ -241,10 +249,7 @@ impl<'a> Writer<'a> {
         match shared.store.seq_of(&job.event.id) {
             Ok(None) => {}
             Ok(Some(_)) => {
-                let _ = job.reply.send(Reply {
-                    accepted: true,
-                    message: "duplicate: already have this event".into(),
-                });
+                let _ = job.reply.send(Reply::duplicate());
                 return;
             }
             Err(error) => {
@@ -515,15 +520,15 @@ fn acknowledge(shared: &Arc<Shared>, batches: &Receiver<Submitted>, acknowledged
                     tracing::error!(%error, "delivering committed events to subscribers failed");
                 }
                 for (reply, outcome) in batch.replies.into_iter().zip(&outcomes) {
-                    let message = match outcome {
-                        AppendOutcome::Appended(_) => String::new(),
-                        AppendOutcome::Duplicate(_) => "duplicate: already have this event".into(),
+                    let answer = match outcome {
+                        AppendOutcome::Appended(_) => Reply {
+                            accepted: true,
+                            message: String::new(),
+                        },
+                        AppendOutcome::Duplicate(_) => Reply::duplicate(),
                     };
                     if let Some(reply) = reply {
-                        let _ = reply.send(Reply {
-                            accepted: true,
-                            message,
-                        });
+                        let _ = reply.send(answer);
                     }
                 }
                 for (reply, answer) in batch.answers {

@@ -55,7 +55,7 @@ pub struct StoreOptions {
     /// tail that grows with the index keeps the pages written per merged record about
     /// the same at any log size — at the price of a tail that grows with the log too:
     /// memory in every process, records read at open, and a merge commit that every
-    /// caller queued behind it waits for (1.3–1.5 s at 10M records with 64, against
+    /// caller queued behind it waits for (0.7–1.5 s at 10M records with 64, against
     /// about 0.2 s for 16,384 records). A bulk load wants the throughput
     /// ([`BULK_INDEX_TAIL_SHARE`], what `highwater import` uses); a relay, whose
     /// callers wait on each commit, wants the short merges. 0 keeps the tail at

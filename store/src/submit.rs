@@ -132,10 +132,16 @@ impl Store {
     /// [`StoreError::Invalid`](crate::StoreError::Invalid) for an invalid event.
     pub fn validate(&self, event: &Event) -> Result<PreparedEvent, StoreError> {
         let prepared = validate::check_and_encode(event, &self.options().limits)?;
-        if !self.options().trusted {
-            validate::check_signature(event)?;
-        }
+        self.check_signature(event)?;
         Ok(prepared)
+    }
+
+    /// The event's Schnorr signature, unless this store is trusted.
+    fn check_signature(&self, event: &Event) -> Result<(), StoreError> {
+        if self.options().trusted {
+            return Ok(());
+        }
+        Ok(validate::check_signature(event)?)
     }
 
     /// Validates an event: limits, group id, id hash, the duplicate index, then the
@@ -152,9 +158,7 @@ impl Store {
         if let Some(seq) = self.seq_of(&event.id)? {
             return Ok(Prepared::Duplicate(seq));
         }
-        if !self.options().trusted {
-            validate::check_signature(event)?;
-        }
+        self.check_signature(event)?;
         Ok(Prepared::Ready(prepared))
     }
 
@@ -316,13 +320,11 @@ impl Store {
             }
             Ok(())
         })?;
-        if !self.options().trusted {
-            for (p, event) in out.iter_mut().zip(events) {
-                if let Ok(Prepared::Ready(_)) = p
-                    && let Err(rejection) = validate::check_signature(event)
-                {
-                    *p = Err(rejection.into());
-                }
+        for (p, event) in out.iter_mut().zip(events) {
+            if let Ok(Prepared::Ready(_)) = p
+                && let Err(rejection) = self.check_signature(event)
+            {
+                *p = Err(rejection);
             }
         }
         Ok(out)

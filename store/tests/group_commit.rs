@@ -395,10 +395,9 @@ fn a_setting_submitted_with_a_batch_is_written_with_it_and_never_without_it() {
         .submit_with_setting(vec![prepared], "progress", vec![0xff])
         .unwrap()
         .wait();
-    assert!(
-        matches!(cancelled, Err(StoreError::Cancelled)),
-        "{cancelled:?}"
-    );
+    let Err(StoreError::Cancelled) = cancelled else {
+        panic!("expected the batch cancelled, got {cancelled:?}");
+    };
     assert_eq!(
         store.setting("progress").unwrap(),
         Some(committed.to_be_bytes().to_vec())
